@@ -1,0 +1,1 @@
+"""The engine: models, matrices, sites, mutations, interventions and decoding. No UI, no SQL."""

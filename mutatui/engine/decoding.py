@@ -1,0 +1,282 @@
+"""Deterministic decoding of a baseline and its mutants in one batched forward pass per step.
+
+Greedy decoding is the default. Seeded sampling draws, at step t, Gumbel noise g_t fixed in
+advance by the seed and takes argmax(logits / T + g_t): a sample from softmax(logits / T) whose
+random draw is the same for every mutant, so sampled outputs compare token by token.
+
+Exactness: a batched pass and a lone pass can differ in the last bits of a logit. A step whose
+winning score beats the runner-up by less than `near_tie_tolerance` could flip, so a row with
+such a step is settled on the naive path (edit the weight, generate alone, restore).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+
+from mutatui.engine.interventions import sample_deltas
+from mutatui.engine.matrices import MatrixCatalog
+from mutatui.engine.models import LoadedModel
+from mutatui.engine.mutations import Mutation, mutated
+from mutatui.errors import MutatuiError
+
+DEFAULT_MAX_NEW_TOKENS = 48
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How continuations are decoded: `greedy`, or `sample` with a temperature and a seed."""
+
+    mode: str = "greedy"
+    temperature: float = 0.7
+    seed: int = 0
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("greedy", "sample"):
+            raise MutatuiError(f"unknown decoding {self.mode!r}; valid: greedy, sample")
+        if self.mode == "sample" and not self.temperature > 0:
+            raise MutatuiError(f"temperature must be > 0, got {self.temperature}")
+        if self.max_new_tokens < 1:
+            raise MutatuiError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+
+    def describe(self) -> str:
+        if self.mode == "greedy":
+            return "greedy"
+        return f"sample(T={self.temperature}, seed={self.seed})"
+
+
+@dataclass
+class Generation:
+    """One decoded continuation. `tokens` excludes the EOS that ended it (`stopped`)."""
+
+    tokens: list[int] = field(default_factory=list)
+    stopped: bool = False
+    min_margin: float = float("inf")
+    nonfinite: bool = False
+    settled_naively: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one decoding step produced: a token per row, `None` for rows already finished."""
+
+    index: int
+    tokens: tuple[int | None, ...]
+
+
+def encode_prompt(lm: LoadedModel, text: str, *, chat: bool = True) -> list[int]:
+    """Token ids of a prompt, through the tokenizer's chat template when it has one."""
+    tokenizer = lm.tokenizer
+    if chat and getattr(tokenizer, "chat_template", None):
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+        )
+        return list(tokenizer(rendered, add_special_tokens=False).input_ids)
+    return list(tokenizer(text).input_ids)
+
+
+def decode_tokens(lm: LoadedModel, tokens: Sequence[int]) -> str:
+    return lm.tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+
+class GumbelNoise:
+    """Gumbel noise per step, drawn from the seed in step order and kept, so step t's noise
+    does not depend on how many rows are decoded or how far anyone else has got."""
+
+    def __init__(self, seed: int, vocab: int) -> None:
+        self._generator = torch.Generator().manual_seed(seed)
+        self._vocab = vocab
+        self._steps: list[torch.Tensor] = []
+
+    def at(self, step: int) -> torch.Tensor:
+        while len(self._steps) <= step:
+            uniform = torch.rand(self._vocab, generator=self._generator, dtype=torch.float64)
+            uniform = uniform.clamp_(min=1e-20, max=1.0 - 1e-16)
+            self._steps.append((-torch.log(-torch.log(uniform))).to(torch.float32))
+        return self._steps[step]
+
+
+def near_tie_tolerance(dtype: torch.dtype) -> float:
+    """Relative score gap below which batched and lone passes may pick different tokens.
+
+    Margins are measured relative to the winning score, `(top1 - top2) / (1 + |top1|)`.
+    """
+    if dtype == torch.float32:
+        return 2048 * torch.finfo(torch.float32).eps
+    return 16 * torch.finfo(dtype).eps
+
+
+class Chooser:
+    """Picks the next token from logits, greedily or by seeded Gumbel-max sampling."""
+
+    def __init__(self, decoding: Decoding, vocab: int) -> None:
+        self.decoding = decoding
+        self._noise = GumbelNoise(decoding.seed, vocab) if decoding.mode == "sample" else None
+
+    def scores(self, logits: torch.Tensor, step: int) -> torch.Tensor:
+        scores = logits.float()
+        if self._noise is None:
+            return scores
+        noise = self._noise.at(step)[: scores.shape[-1]].to(scores.device)
+        return scores / self.decoding.temperature + noise
+
+    def choose(self, logits: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token per row and its relative margin over the runner-up (NaN for non-finite scores)."""
+        scores = self.scores(logits, step)
+        top = scores.topk(2, dim=-1).values
+        tokens = scores.argmax(dim=-1)
+        margin = (top[..., 0] - top[..., 1]) / (1.0 + top[..., 0].abs())
+        return tokens, margin
+
+
+def stream_batch(
+    lm: LoadedModel,
+    catalog: MatrixCatalog,
+    prompt: Sequence[int],
+    mutations: Sequence[Mutation | None],
+    decoding: Decoding,
+    results: list[Generation] | None = None,
+) -> Iterator[Step]:
+    """Decode one prompt for every row of `mutations` (None = the unmutated model) together.
+
+    One forward pass per step for the whole batch; each row's mutation is a per-sample delta on
+    its matrix's output. Yields after every step; `results` (if given) is filled as it goes.
+    """
+    rows = len(mutations)
+    out = results if results is not None else []
+    out[:] = [Generation() for _ in range(rows)]
+    eos = lm.eos_token_ids
+    device = next(lm.model.parameters()).device
+    input_ids = torch.tensor([list(prompt)] * rows, dtype=torch.long, device=device)
+    chooser: Chooser | None = None
+    cache = DynamicCache()
+    finished = [False] * rows
+    assignments = [(row, m) for row, m in enumerate(mutations) if m is not None]
+    with torch.inference_mode(), sample_deltas(catalog, assignments):
+        for step in range(decoding.max_new_tokens):
+            logits = lm.model(input_ids=input_ids, past_key_values=cache, use_cache=True).logits[
+                :, -1, :
+            ]
+            chooser = chooser or Chooser(decoding, logits.shape[-1])
+            tokens, margins = chooser.choose(logits, step)
+            nonfinite = ~torch.isfinite(logits).all(dim=-1)
+            emitted: list[int | None] = []
+            for row in range(rows):
+                if finished[row]:
+                    emitted.append(None)
+                    continue
+                generation, token = out[row], int(tokens[row])
+                margin = float(margins[row])
+                generation.nonfinite |= bool(nonfinite[row])
+                if math.isnan(margin) or margin < generation.min_margin:  # NaN, once seen, stays
+                    generation.min_margin = margin
+                if token in eos:
+                    generation.stopped = finished[row] = True
+                    emitted.append(None)
+                else:
+                    generation.tokens.append(token)
+                    emitted.append(token)
+            yield Step(step, tuple(emitted))
+            if all(finished):
+                return
+            input_ids = tokens.view(rows, 1)
+
+
+def is_near_tie(generation: Generation, dtype: torch.dtype) -> bool:
+    """True when some step of this row was too close to call for a batched pass.
+
+    NaN scores count as a tie: batched and lone passes may put the NaN in different places.
+    """
+    margin = generation.min_margin
+    return margin != margin or margin < near_tie_tolerance(dtype)
+
+
+def naive_generate(
+    lm: LoadedModel,
+    catalog: MatrixCatalog,
+    prompt: Sequence[int],
+    mutation: Mutation | None,
+    decoding: Decoding,
+) -> Generation:
+    """The reference path: edit the weight, generate alone, restore.
+
+    Greedy runs `model.generate`; seeded sampling runs the same sampler alone (batch of one).
+    """
+    if mutation is None:
+        return _generate_alone(lm, catalog, prompt, decoding)
+    with mutated(catalog, mutation):
+        return _generate_alone(lm, catalog, prompt, decoding)
+
+
+def _generate_alone(
+    lm: LoadedModel, catalog: MatrixCatalog, prompt: Sequence[int], decoding: Decoding
+) -> Generation:
+    if decoding.mode == "sample":
+        results: list[Generation] = []
+        for _ in stream_batch(lm, catalog, prompt, [None], decoding, results):
+            pass
+        return results[0]
+    device = next(lm.model.parameters()).device
+    input_ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)
+    eos = sorted(lm.eos_token_ids)
+    with torch.inference_mode():
+        output = lm.model.generate(
+            input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=decoding.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=eos,
+            pad_token_id=eos[0] if eos else 0,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            repetition_penalty=None,
+        )
+    generated = output[0, input_ids.shape[1] :].tolist()
+    result = Generation()
+    for token in generated:
+        if token in lm.eos_token_ids:
+            result.stopped = True
+            break
+        result.tokens.append(token)
+    return result
+
+
+def generate_exact(
+    lm: LoadedModel,
+    catalog: MatrixCatalog,
+    prompt: Sequence[int],
+    mutations: Sequence[Mutation | None],
+    decoding: Decoding,
+) -> list[Generation]:
+    """Batched decoding of all rows, with near-tie rows settled on the naive path."""
+    results: list[Generation] = []
+    for _ in stream_batch(lm, catalog, prompt, mutations, decoding, results):
+        pass
+    return [
+        settle(lm, catalog, prompt, m, decoding, g) for m, g in zip(mutations, results, strict=True)
+    ]
+
+
+def settle(
+    lm: LoadedModel,
+    catalog: MatrixCatalog,
+    prompt: Sequence[int],
+    mutation: Mutation | None,
+    decoding: Decoding,
+    generation: Generation,
+) -> Generation:
+    """Keep a batched result unless a near tie makes it uncertain; then redo it naively."""
+    if not is_near_tie(generation, lm.dtype):
+        return generation
+    redone = naive_generate(lm, catalog, prompt, mutation, decoding)
+    redone.nonfinite = generation.nonfinite
+    redone.min_margin = generation.min_margin
+    redone.settled_naively = True
+    return redone

