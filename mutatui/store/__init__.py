@@ -1,0 +1,1 @@
+"""The store: the one place that speaks SQL (DuckDB). No UI."""
