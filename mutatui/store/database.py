@@ -1,0 +1,118 @@
+"""Opening a mutatui database under DuckDB's single-writer rule.
+
+DuckDB lets one process hold a database file open for writing, and then no other process may
+open it at all. So nobody holds it for long: a screen opens it, appends one batch in one
+transaction, and closes it; the explorer opens it read-only for a query and closes it. Both
+retry while the other holds the file. A screen also holds `<db>.lock` (an flock) for its whole
+run, so a second screen on the same database is refused instead of interleaving.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from mutatui.errors import MutatuiError
+from mutatui.store.schema import SCHEMA_VERSION, TABLES
+
+LOCK_WAIT_SECONDS = 30.0
+
+
+def _is_lock_conflict(error: duckdb.Error) -> bool:
+    text = str(error)
+    return "lock" in text.lower() or "Conflicting" in text
+
+
+@contextmanager
+def connect(
+    path: str | Path, *, read_only: bool, wait: float = LOCK_WAIT_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection, retried while another process holds the file."""
+    target = Path(path)
+    if read_only and not target.is_file():
+        raise MutatuiError(f"no such database: {target}")
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            connection = duckdb.connect(str(target), read_only=read_only)
+            break
+        except duckdb.IOException as error:
+            if not _is_lock_conflict(error) or time.monotonic() > deadline:
+                raise MutatuiError(f"cannot open {target}: {str(error).splitlines()[0]}") from error
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        except duckdb.Error as error:
+            raise MutatuiError(
+                f"{target} is not a mutatui database: {str(error).splitlines()[0]}"
+            ) from error
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def schema_version(connection: duckdb.DuckDBPyConnection) -> int | None:
+    """The database's schema version, or None when it is not a mutatui database."""
+    tables = {
+        row[0]
+        for row in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+    if "meta" not in tables:
+        return None
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
+def check_readable(path: str | Path) -> None:
+    """Raise a one-line error unless `path` is a mutatui database this version can read."""
+    with connect(path, read_only=True) as connection:
+        version = schema_version(connection)
+    if version is None:
+        raise MutatuiError(f"{path} is not a mutatui database (no schema version)")
+    if version > SCHEMA_VERSION:
+        raise MutatuiError(
+            f"{path} has schema version {version}, newer than this mutatui ({SCHEMA_VERSION}); upgrade mutatui"
+        )
+
+
+def initialize(path: str | Path) -> None:
+    """Create the tables of a new database, or check (and migrate) an existing one."""
+    with connect(path, read_only=False) as connection:
+        version = schema_version(connection)
+        if version is None:
+            existing = connection.execute(
+                "SELECT count(*) FROM information_schema.tables"
+            ).fetchone()[0]
+            if existing:
+                raise MutatuiError(
+                    f"{path} is a DuckDB file with other tables, not a mutatui database"
+                )
+            connection.execute(TABLES)
+            connection.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+        elif version > SCHEMA_VERSION:
+            raise MutatuiError(
+                f"{path} has schema version {version}, newer than this mutatui ({SCHEMA_VERSION}); upgrade mutatui"
+            )
+        elif version < SCHEMA_VERSION:
+            migrate(connection, version)
+
+
+MIGRATIONS: dict[int, str] = {}
+"""SQL that takes a database from version N to N+1."""
+
+
+def migrate(connection: duckdb.DuckDBPyConnection, version: int) -> None:
+    for step in range(version, SCHEMA_VERSION):
+        if step not in MIGRATIONS:
+            raise MutatuiError(f"database schema version {step} cannot be migrated; rebuild it")
+        connection.execute(MIGRATIONS[step])
+        connection.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(step + 1)]
+        )
