@@ -23,8 +23,9 @@ LOCK_WAIT_SECONDS = 30.0
 
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
-    text = str(error)
-    return "lock" in text.lower() or "Conflicting" in text
+    """Another process holds the file, or this process has it open in the other mode."""
+    text = str(error).lower()
+    return "lock" in text or "conflicting" in text or "different configuration" in text
 
 
 @contextmanager
@@ -41,15 +42,15 @@ def connect(
         try:
             connection = duckdb.connect(str(target), read_only=read_only)
             break
-        except duckdb.IOException as error:
-            if not _is_lock_conflict(error) or time.monotonic() > deadline:
-                raise MutatuiError(f"cannot open {target}: {str(error).splitlines()[0]}") from error
+        except duckdb.Error as error:
+            if not _is_lock_conflict(error):
+                raise MutatuiError(
+                    f"{target} is not a mutatui database: {str(error).splitlines()[0]}"
+                ) from error
+            if time.monotonic() > deadline:
+                raise MutatuiError(f"{target} is busy: {str(error).splitlines()[0]}") from error
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
-        except duckdb.Error as error:
-            raise MutatuiError(
-                f"{target} is not a mutatui database: {str(error).splitlines()[0]}"
-            ) from error
     try:
         yield connection
     finally:
