@@ -103,6 +103,8 @@ def initialize(path: str | Path) -> None:
             )
         elif version < SCHEMA_VERSION:
             migrate(connection, version)
+        # Tables are created IF NOT EXISTS, so tables added within a version appear here too.
+        connection.execute(TABLES)
 
 
 MIGRATIONS: dict[int, str] = {}
