@@ -106,4 +106,82 @@ CREATE TABLE IF NOT EXISTS tags (
     created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
     PRIMARY KEY (screen_id, mutation_id, tag)
 );
+-- Guided screens (README "Guided screens and super weights"). A prediction is a first-order
+-- estimate, from one backward pass per probe, of how much each mutation would change the
+-- log-likelihood of the baseline continuation: |grad * (target - w)|, averaged over probes.
+-- Stored per matrix and kind as small tile maps plus the top sites, never one row per element.
+CREATE TABLE IF NOT EXISTS predictions (
+    prediction_id INTEGER PRIMARY KEY,
+    name VARCHAR NOT NULL UNIQUE,
+    model VARCHAR NOT NULL,                      -- the --model spec
+    probes JSON NOT NULL,                        -- [{"prompt", "prompt_tokens", "continuation"}]
+    decoding VARCHAR NOT NULL,                   -- how the baseline continuations were decoded
+    max_new_tokens INTEGER NOT NULL,
+    tile_size INTEGER NOT NULL,                  -- edge of the square tiles of prediction_maps
+    top_k INTEGER NOT NULL,                      -- sites kept per matrix and kind
+    created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    elapsed_seconds DOUBLE NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS prediction_maps (
+    prediction_id INTEGER NOT NULL,
+    layer SMALLINT NOT NULL,
+    matrix VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,                       -- 'max' | 'min' | 'zero'
+    rows INTEGER NOT NULL,                       -- the matrix's shape
+    cols INTEGER NOT NULL,
+    tile_rows INTEGER NOT NULL,                  -- ceil(rows / tile_size)
+    tile_cols INTEGER NOT NULL,
+    tile_block FLOAT[] NOT NULL,                 -- row-major per tile: |estimate| of mutating the whole tile
+    tile_sum FLOAT[] NOT NULL,                   -- row-major per tile: sum of the elements' |estimate|
+    tile_max FLOAT[] NOT NULL,                   -- row-major per tile: largest element |estimate|
+    row_sum FLOAT[] NOT NULL,                    -- per matrix row: sum of the elements' |estimate|
+    col_sum FLOAT[] NOT NULL,                    -- per matrix column: sum of the elements' |estimate|
+    PRIMARY KEY (prediction_id, layer, matrix, kind)
+);
+
+CREATE TABLE IF NOT EXISTS prediction_sites (
+    prediction_id INTEGER NOT NULL,
+    layer SMALLINT NOT NULL,
+    matrix VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    rank INTEGER NOT NULL,                       -- 0 = the matrix's most sensitive element
+    row_index INTEGER NOT NULL,
+    col_index INTEGER NOT NULL,
+    score DOUBLE NOT NULL,                       -- the element's |estimate|
+    PRIMARY KEY (prediction_id, layer, matrix, kind, rank)
+);
+
+-- Super weights (Yu et al. 2024): candidates from activation spikes at the down projection,
+-- each verified by zeroing it.
+CREATE TABLE IF NOT EXISTS superweight_runs (
+    run_id INTEGER PRIMARY KEY,
+    model VARCHAR NOT NULL,
+    probe_text VARCHAR NOT NULL,                 -- text whose activations and perplexity are measured
+    prompt VARCHAR NOT NULL,                     -- prompt whose continuation is compared
+    decoding VARCHAR NOT NULL,
+    max_new_tokens INTEGER NOT NULL,
+    baseline_perplexity DOUBLE NOT NULL,
+    baseline_text VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS superweights (
+    run_id INTEGER NOT NULL,
+    rank INTEGER NOT NULL,                       -- by spike ratio, 0 = strongest
+    layer SMALLINT NOT NULL,
+    matrix VARCHAR NOT NULL,                     -- the down projection's name ('down' for Llama)
+    row_index INTEGER NOT NULL,                  -- the weight's storage coordinates
+    col_index INTEGER NOT NULL,
+    weight DOUBLE NOT NULL,                      -- its unmutated value
+    output_activation DOUBLE NOT NULL,           -- the spike at the down projection's output
+    input_activation DOUBLE NOT NULL,            -- the input at the spike's position and column
+    spike_ratio DOUBLE NOT NULL,                 -- output spike / median of all layers' largest output
+    position INTEGER NOT NULL,                   -- token position of the spike in the probe text
+    perplexity DOUBLE NOT NULL,                  -- probe-text perplexity with the weight zeroed
+    changed BOOLEAN NOT NULL,                    -- the prompt's continuation differs when zeroed
+    diverge_at INTEGER,
+    text VARCHAR NOT NULL,                       -- the continuation with the weight zeroed
+    PRIMARY KEY (run_id, rank)
+);
 """
