@@ -1,0 +1,1 @@
+"""Screening: running many mutations against probes, fast and exactly (no UI, no SQL)."""
