@@ -184,4 +184,34 @@ CREATE TABLE IF NOT EXISTS superweights (
     text VARCHAR NOT NULL,                       -- the continuation with the weight zeroed
     PRIMARY KEY (run_id, rank)
 );
+
+-- Live mode: every live run (completed, cancelled or failed) of a live screen (screens.kind =
+-- 'live'). A completed run is also a graded row of mutations/results, so it shows in the grid;
+-- this log keeps the rest (partial texts, timings) and points at that row when there is one.
+CREATE TABLE IF NOT EXISTS live_runs (
+    screen_id INTEGER NOT NULL,
+    run_id BIGINT NOT NULL,                      -- 0, 1, 2... within the live screen
+    layer SMALLINT NOT NULL,
+    matrix VARCHAR NOT NULL,
+    row0 INTEGER NOT NULL,
+    row1 INTEGER NOT NULL,
+    col0 INTEGER NOT NULL,
+    col1 INTEGER NOT NULL,
+    kind VARCHAR NOT NULL,                       -- 'max' | 'min' | 'zero' | 'value'
+    value DOUBLE NOT NULL,                       -- the value written into the site
+    prompt VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,                     -- 'completed' | 'cancelled' | 'failed'
+    steps INTEGER NOT NULL,                      -- decoding steps streamed
+    baseline_text VARCHAR NOT NULL,              -- as far as it got
+    mutant_text VARCHAR NOT NULL,                -- as far as it got
+    diverge_at INTEGER,
+    first_token_seconds DOUBLE,                  -- from the start of the run to the first token
+    tokens_per_second DOUBLE,                    -- streamed decoding steps per second
+    elapsed_seconds DOUBLE NOT NULL,
+    error VARCHAR,                               -- one line, for failed runs
+    mutation_id BIGINT,                          -- the graded row (completed runs only)
+    probe_id INTEGER,
+    created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    PRIMARY KEY (screen_id, run_id)
+);
 """
