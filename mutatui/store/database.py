@@ -9,6 +9,8 @@ run, so a second screen on the same database is refused instead of interleaving.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,7 +68,14 @@ def schema_version(connection: duckdb.DuckDBPyConnection) -> int | None:
     if "meta" not in tables:
         return None
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else None
+    if row is None:
+        return None
+    try:
+        return int(row[0])
+    except ValueError:
+        raise MutatuiError(
+            f"unknown schema version {row[0]!r} (this mutatui reads versions 1..{SCHEMA_VERSION})"
+        ) from None
 
 
 def check_readable(path: str | Path) -> None:
@@ -119,3 +128,49 @@ def migrate(connection: duckdb.DuckDBPyConnection, version: int) -> None:
         connection.execute(
             "UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(step + 1)]
         )
+
+
+def lock_path(path: str | Path) -> Path:
+    """The file a screen holds an flock on while it writes `path`."""
+    target = Path(path)
+    return target.with_name(target.name + ".lock")
+
+
+@contextmanager
+def writer_lock(path: str | Path) -> Iterator[None]:
+    """Hold `<db>.lock` for the block; refuse at once when another screen holds it.
+
+    The kernel drops an flock when its process dies, also on SIGKILL, so a stale lock file
+    never blocks a resume.
+    """
+    target = lock_path(path)
+    descriptor = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip()
+            raise MutatuiError(
+                f"another screen is writing {path} (pid {holder or '?'}); "
+                "wait for it or use another database"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def writer_alive(path: str | Path) -> bool:
+    """True while some process holds the writer lock of `path` (a screen is running)."""
+    target = lock_path(path)
+    if not target.exists():
+        return False
+    descriptor = os.open(target, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False

@@ -1,0 +1,583 @@
+"""All the SQL a screen needs: create or resume one, append batches, merge, export, summarise.
+
+Every function opens a short-lived connection (`store.database.connect`) and closes it before
+returning, so an explorer can read the database between two batches of a running screen.
+A batch is one transaction holding its mutations and their results together: after a crash the
+database holds whole batches only, and a resume continues after the last one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from mutatui.errors import MutatuiError
+from mutatui.store.database import check_readable, connect, initialize, writer_alive
+
+MUTATION_COLUMNS = (
+    "mutation_id",
+    "layer",
+    "matrix",
+    "row0",
+    "row1",
+    "col0",
+    "col1",
+    "kind",
+    "value",
+)
+RESULT_COLUMNS = (
+    "mutation_id",
+    "probe_id",
+    "changed",
+    "diverge_at",
+    "edit_distance",
+    "cosine",
+    "text",
+    "first_word",
+    "empty",
+    "repetitive",
+    "garbage",
+    "nonfinite",
+    "choice_score",
+    "choice_delta",
+    "destructive",
+    "severity",
+    "malignant",
+    "style",
+    "settled_naively",
+)
+RESULT_DEFAULTS: dict[str, object] = {
+    "empty": False,
+    "repetitive": False,
+    "garbage": False,
+    "nonfinite": False,
+    "destructive": False,
+    "severity": 0,
+    "malignant": False,
+    "settled_naively": False,
+}
+PROBE_COLUMNS = (
+    "probe_id",
+    "name",
+    "kind",
+    "style",
+    "prompt",
+    "baseline_text",
+    "baseline_tokens",
+    "baseline_score",
+    "questions",
+)
+MATRIX_COLUMNS = ("layer", "matrix", "module_path", "rows", "cols", "min", "max")
+EXPORT_TABLES = ("screens", "probes", "matrices", "mutations", "results", "tags")
+EXPORT_FORMATS = ("parquet", "csv")
+
+
+@dataclass(frozen=True)
+class NewScreen:
+    """What a screen records about itself when it starts."""
+
+    name: str
+    model: str
+    spec: str
+    spec_hash: str
+    decoding: str
+    max_new_tokens: int
+    shard: str | None
+    planned_mutations: int
+
+
+@dataclass(frozen=True)
+class ScreenRecord:
+    screen_id: int
+    name: str
+    kind: str
+    model: str
+    spec: str
+    spec_hash: str
+    shard: str | None
+    planned_mutations: int | None
+    status: str
+    elapsed_seconds: float
+
+
+_SCREEN_FIELDS = (
+    "screen_id, name, kind, model, spec, spec_hash, shard, planned_mutations, status, "
+    "elapsed_seconds"
+)
+
+
+def _insert(
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+) -> None:
+    """Insert rows; `table` and `columns` are this module's constants, never user input."""
+    if not rows:
+        return
+    placeholders = ", ".join("?" for _ in columns)
+    connection.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+        [list(row) for row in rows],
+    )
+
+
+def _insert_for_screen(
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Sequence[str],
+    screen_id: int,
+    rows: Sequence[Sequence[object]],
+) -> None:
+    _insert(connection, table, ("screen_id", *columns), [(screen_id, *row) for row in rows])
+
+
+def find_screen(path: str | Path, name: str) -> ScreenRecord | None:
+    """The screen called `name`, or None."""
+    with connect(path, read_only=True) as connection:
+        row = connection.execute(
+            f"SELECT {_SCREEN_FIELDS} FROM screens WHERE name = ?", [name]
+        ).fetchone()
+    return ScreenRecord(*row) if row else None
+
+
+def list_screens(path: str | Path) -> list[ScreenRecord]:
+    with connect(path, read_only=True) as connection:
+        rows = connection.execute(
+            f"SELECT {_SCREEN_FIELDS} FROM screens ORDER BY screen_id"
+        ).fetchall()
+    return [ScreenRecord(*row) for row in rows]
+
+
+def create_screen(
+    path: str | Path,
+    screen: NewScreen,
+    probes: Sequence[Mapping[str, object]],
+    matrices: Sequence[Mapping[str, object]],
+) -> int:
+    """Record a new screen with its probes (and baselines) and matrices; return its id."""
+    initialize(path)
+    with connect(path, read_only=False) as connection:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            taken = connection.execute(
+                "SELECT 1 FROM screens WHERE name = ?", [screen.name]
+            ).fetchone()
+            if taken:
+                raise MutatuiError(
+                    f"{path} already has a screen named {screen.name!r}; "
+                    "use --resume to continue it, or --name for a new one"
+                )
+            screen_id = connection.execute(
+                "SELECT coalesce(max(screen_id), 0) + 1 FROM screens"
+            ).fetchone()[0]
+            connection.execute(
+                "INSERT INTO screens (screen_id, name, kind, model, spec, spec_hash, decoding, "
+                "max_new_tokens, shard, planned_mutations, status) "
+                "VALUES (?, ?, 'screen', ?, ?, ?, ?, ?, ?, ?, 'running')",
+                [
+                    screen_id,
+                    screen.name,
+                    screen.model,
+                    screen.spec,
+                    screen.spec_hash,
+                    screen.decoding,
+                    screen.max_new_tokens,
+                    screen.shard,
+                    screen.planned_mutations,
+                ],
+            )
+            _insert_for_screen(
+                connection,
+                "probes",
+                PROBE_COLUMNS,
+                screen_id,
+                [[probe.get(c) for c in PROBE_COLUMNS] for probe in probes],
+            )
+            _insert_for_screen(
+                connection,
+                "matrices",
+                MATRIX_COLUMNS,
+                screen_id,
+                [[matrix[c] for c in MATRIX_COLUMNS] for matrix in matrices],
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return int(screen_id)
+
+
+def load_probes(path: str | Path, screen_id: int) -> list[dict[str, object]]:
+    """The probes of a screen with their baselines, in probe order."""
+    with connect(path, read_only=True) as connection:
+        rows = connection.execute(
+            f"SELECT {', '.join(PROBE_COLUMNS)} FROM probes WHERE screen_id = ? ORDER BY probe_id",
+            [screen_id],
+        ).fetchall()
+    return [dict(zip(PROBE_COLUMNS, row, strict=True)) for row in rows]
+
+
+def resume_point(path: str | Path, screen_id: int) -> int:
+    """The id after the last committed mutation of the screen (0 for a fresh one).
+
+    Batches are committed in id order, each whole or not at all, so everything below this id
+    that the screen (or its shard) owns is already stored.
+    """
+    with connect(path, read_only=True) as connection:
+        row = connection.execute(
+            "SELECT max(mutation_id) FROM mutations WHERE screen_id = ?", [screen_id]
+        ).fetchone()
+    return 0 if row[0] is None else int(row[0]) + 1
+
+
+def set_status(path: str | Path, screen_id: int, status: str) -> None:
+    with connect(path, read_only=False) as connection:
+        connection.execute(
+            "UPDATE screens SET status = ?, updated_at = current_timestamp WHERE screen_id = ?",
+            [status, screen_id],
+        )
+
+
+def result_row(values: Mapping[str, object]) -> list[object]:
+    """A results row in `RESULT_COLUMNS` order; unknown keys are an error, missing ones default."""
+    unknown = set(values) - set(RESULT_COLUMNS)
+    if unknown:
+        raise ValueError(f"not columns of results: {', '.join(sorted(unknown))}")
+    return [values.get(c, RESULT_DEFAULTS.get(c)) for c in RESULT_COLUMNS]
+
+
+def write_batch(
+    path: str | Path,
+    screen_id: int,
+    mutations: Sequence[Sequence[object]],
+    results: Sequence[Mapping[str, object]],
+    seconds: float,
+) -> None:
+    """Append one batch in one transaction: its mutations (rows in `MUTATION_COLUMNS` order),
+    their results (mappings of result columns) and the time it took."""
+    with connect(path, read_only=False) as connection:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            _insert_for_screen(connection, "mutations", MUTATION_COLUMNS, screen_id, mutations)
+            _insert_for_screen(
+                connection,
+                "results",
+                RESULT_COLUMNS,
+                screen_id,
+                [result_row(r) for r in results],
+            )
+            connection.execute(
+                "UPDATE screens SET elapsed_seconds = elapsed_seconds + ?, "
+                "updated_at = current_timestamp WHERE screen_id = ?",
+                [seconds, screen_id],
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def live_status(path: str | Path, status: str) -> str:
+    """A screen marked running whose writer is gone (killed) is shown as interrupted."""
+    if status == "running" and not writer_alive(path):
+        return "interrupted"
+    return status
+
+
+@dataclass(frozen=True)
+class ScreenSummary:
+    screen: ScreenRecord
+    status: str
+    done: int
+    phenotypes: int
+    malignant: int
+    severity: tuple[int, int, int, int]
+    probes: list[str]
+    matrices: int
+
+
+def summarize(path: str | Path) -> list[ScreenSummary]:
+    """Per screen: progress, phenotypes (mutations that changed any probe), severity counts."""
+    check_readable(path)
+    with connect(path, read_only=True) as connection:
+        screens = [
+            ScreenRecord(*row)
+            for row in connection.execute(
+                f"SELECT {_SCREEN_FIELDS} FROM screens ORDER BY screen_id"
+            ).fetchall()
+        ]
+        summaries = []
+        for screen in screens:
+            done = connection.execute(
+                "SELECT count(*) FROM mutations WHERE screen_id = ?", [screen.screen_id]
+            ).fetchone()[0]
+            per_mutation = connection.execute(
+                "SELECT count(*) FILTER (WHERE changed), count(*) FILTER (WHERE malignant), "
+                "count(*) FILTER (WHERE severity = 0), count(*) FILTER (WHERE severity = 1), "
+                "count(*) FILTER (WHERE severity = 2), count(*) FILTER (WHERE severity = 3) "
+                "FROM (SELECT bool_or(changed) AS changed, bool_or(malignant) AS malignant, "
+                "max(severity) AS severity FROM results WHERE screen_id = ? GROUP BY mutation_id)",
+                [screen.screen_id],
+            ).fetchone()
+            probes = [
+                f"{name} ({kind}{', ' + style if style else ''})"
+                for name, kind, style in connection.execute(
+                    "SELECT name, kind, style FROM probes WHERE screen_id = ? ORDER BY probe_id",
+                    [screen.screen_id],
+                ).fetchall()
+            ]
+            matrices = connection.execute(
+                "SELECT count(*) FROM matrices WHERE screen_id = ?", [screen.screen_id]
+            ).fetchone()[0]
+            summaries.append(
+                ScreenSummary(
+                    screen=screen,
+                    status=live_status(path, screen.status),
+                    done=int(done),
+                    phenotypes=int(per_mutation[0]),
+                    malignant=int(per_mutation[1]),
+                    severity=tuple(int(v) for v in per_mutation[2:6]),  # type: ignore[arg-type]
+                    probes=probes,
+                    matrices=int(matrices),
+                )
+            )
+    return summaries
+
+
+def export_table(path: str | Path, table: str, file_format: str, out: str | Path) -> int:
+    """Write one table to a Parquet or CSV file; return its row count."""
+    if table not in EXPORT_TABLES:
+        raise MutatuiError(f"unknown table {table!r}; valid: {', '.join(EXPORT_TABLES)}")
+    if file_format not in EXPORT_FORMATS:
+        raise MutatuiError(f"unknown format {file_format!r}; valid: {', '.join(EXPORT_FORMATS)}")
+    check_readable(path)
+    with connect(path, read_only=True) as connection:
+        relation = connection.table(table).order(
+            "screen_id" if table in ("screens", "tags") else "ALL"
+        )
+        count = relation.count("*").fetchone()[0]
+        if file_format == "parquet":
+            relation.write_parquet(str(out))
+        else:
+            relation.write_csv(str(out), header=True)
+    return int(count)
+
+
+# -- merging --------------------------------------------------------------------------------
+
+_PARTS = re.compile(r"^(\d+(?:,\d+)*)/(\d+)$")
+
+
+def _shard_parts(shard: str | None) -> tuple[frozenset[int], int] | None:
+    """`K/N` or `a,b/N` as (parts, N); None for a whole screen."""
+    if shard is None:
+        return None
+    match = _PARTS.match(shard)
+    if match is None:
+        raise MutatuiError(f"unreadable shard {shard!r} in a screen to merge")
+    return frozenset(int(v) for v in match[1].split(",")), int(match[2])
+
+
+def _union_shards(
+    shards: Sequence[str | None],
+) -> str | None:
+    parts: set[int] = set()
+    total: int | None = None
+    for shard in shards:
+        parsed = _shard_parts(shard)
+        if parsed is None:
+            return None
+        found, count = parsed
+        if total is not None and count != total:
+            raise MutatuiError(f"cannot merge shards of {total} parts with shards of {count}")
+        total = count
+        parts |= found
+    assert total is not None
+    if parts == set(range(1, total + 1)):
+        return None
+    return f"{','.join(str(p) for p in sorted(parts))}/{total}"
+
+
+def _check_same_probes(
+    connection: duckdb.DuckDBPyConnection, target: int, alias: str, source: int, name: str
+) -> None:
+    """Shards of one screen must agree on their probes and baselines, else they disagree on
+    the model or the spec and their results cannot be mixed."""
+    query = (
+        "SELECT probe_id, name, kind, prompt, baseline_tokens, baseline_score, questions "
+        "FROM {} WHERE screen_id = ? ORDER BY probe_id"
+    )
+    mine = connection.execute(query.format("probes"), [target]).fetchall()
+    theirs = connection.execute(query.format(f"{alias}.probes"), [source]).fetchall()
+    if mine != theirs:
+        raise MutatuiError(
+            f"screen {name!r}: the parts to merge disagree on probes or baselines "
+            "(a different model or settings); merge refused"
+        )
+
+
+def merge(out: str | Path, inputs: Sequence[str | Path]) -> list[tuple[str, int]]:
+    """Combine the screens of `inputs` into `out` without duplicates.
+
+    Screens match by name and spec hash (shards of one spec share both); a name with a
+    different spec is refused. Mutations already in `out` are kept, new ones appended in id
+    order. Returns (screen name, mutations added) per screen touched.
+    """
+    if not inputs:
+        raise MutatuiError("nothing to merge; give one or more input databases")
+    out_path = Path(out).resolve()
+    for source in inputs:
+        if Path(source).resolve() == out_path:
+            raise MutatuiError(f"{source} is the output; give inputs other than {out}")
+        check_readable(source)
+    initialize(out)
+    added: list[tuple[str, int]] = []
+    with connect(out, read_only=False) as connection:
+        aliases = []
+        for number, source in enumerate(inputs):
+            alias = f"src{number}"
+            connection.execute(f"ATTACH ? AS {alias} (READ_ONLY)", [str(Path(source).resolve())])
+            aliases.append(alias)
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            groups: dict[tuple[str, str], list[tuple[str, ScreenRecord]]] = {}
+            for alias in aliases:
+                for row in connection.execute(
+                    f"SELECT {_SCREEN_FIELDS} FROM {alias}.screens ORDER BY screen_id"
+                ).fetchall():
+                    record = ScreenRecord(*row)
+                    groups.setdefault((record.name, record.spec_hash), []).append((alias, record))
+            for (name, spec_hash), members in groups.items():
+                added.append((name, _merge_screen(connection, name, spec_hash, members)))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return added
+
+
+def _union_of(members: Sequence[tuple[str, ScreenRecord]], table: str) -> tuple[str, list[object]]:
+    """A subquery over `table` of every member (aliases are ours, ids are parameters)."""
+    parts = [f"SELECT * FROM {alias}.{table} WHERE screen_id = ?" for alias, _ in members]
+    return " UNION ALL ".join(parts), [record.screen_id for _, record in members]
+
+
+def _merged_planned(
+    existing: tuple | None, members: Sequence[tuple[str, ScreenRecord]]
+) -> int | None:
+    """Planned mutations of the parts present, each distinct part counted once."""
+    parts: list[tuple[str | None, int | None]] = []
+    if existing is not None:
+        parts.append((existing[6], existing[7]))
+    parts += [(record.shard, record.planned_mutations) for _, record in members]
+    for shard, planned in parts:
+        if shard is None:
+            return planned
+    covered: set[int] = set()
+    total = 0
+    for shard, planned in parts:
+        found, _ = _shard_parts(shard)  # type: ignore[misc]
+        if found & covered:
+            continue
+        if planned is None:
+            return None
+        covered |= found
+        total += planned
+    return total
+
+
+def _merge_screen(
+    connection: duckdb.DuckDBPyConnection,
+    name: str,
+    spec_hash: str,
+    members: Sequence[tuple[str, ScreenRecord]],
+) -> int:
+    existing = connection.execute(
+        f"SELECT {_SCREEN_FIELDS} FROM screens WHERE name = ?", [name]
+    ).fetchone()
+    if existing is not None and existing[5] != spec_hash:
+        raise MutatuiError(
+            f"screen {name!r} exists in the output with a different spec; merge refused"
+        )
+    first_alias, first = members[0]
+    if existing is None:
+        target = connection.execute(
+            "SELECT coalesce(max(screen_id), 0) + 1 FROM screens"
+        ).fetchone()[0]
+        for table in ("screens", "probes"):
+            connection.execute(
+                f"INSERT INTO {table} SELECT ? AS screen_id, * EXCLUDE (screen_id) "
+                f"FROM {first_alias}.{table} WHERE screen_id = ?",
+                [target, first.screen_id],
+            )
+    else:
+        target = existing[0]
+    for alias, record in members:
+        _check_same_probes(connection, target, alias, record.screen_id, name)
+    before = connection.execute(
+        "SELECT count(*) FROM mutations WHERE screen_id = ?", [target]
+    ).fetchone()[0]
+    not_stored = (
+        "NOT EXISTS (SELECT 1 FROM mutations m WHERE m.screen_id = ? "
+        "AND m.mutation_id = s.mutation_id)"
+    )
+    union, ids = _union_of(members, "matrices")
+    connection.execute(
+        "INSERT INTO matrices SELECT ? AS screen_id, * EXCLUDE (screen_id) FROM "
+        f"(SELECT DISTINCT ON (layer, matrix) * FROM ({union})) s WHERE NOT EXISTS "
+        "(SELECT 1 FROM matrices m WHERE m.screen_id = ? AND m.layer = s.layer "
+        "AND m.matrix = s.matrix) ORDER BY s.layer, s.matrix",
+        [target, *ids, target],
+    )
+    # Results first: they are new exactly when their mutation is not stored yet.
+    union, ids = _union_of(members, "results")
+    connection.execute(
+        "INSERT INTO results SELECT ? AS screen_id, * EXCLUDE (screen_id) FROM "
+        f"(SELECT DISTINCT ON (mutation_id, probe_id) * FROM ({union})) s WHERE {not_stored} "
+        "ORDER BY s.mutation_id, s.probe_id",
+        [target, *ids, target],
+    )
+    union, ids = _union_of(members, "mutations")
+    connection.execute(
+        "INSERT INTO mutations SELECT ? AS screen_id, * EXCLUDE (screen_id) FROM "
+        f"(SELECT DISTINCT ON (mutation_id) * FROM ({union})) s WHERE {not_stored} "
+        "ORDER BY s.mutation_id",
+        [target, *ids, target],
+    )
+    union, ids = _union_of(members, "tags")
+    connection.execute(
+        "INSERT INTO tags SELECT ? AS screen_id, * EXCLUDE (screen_id) FROM "
+        f"(SELECT DISTINCT ON (mutation_id, tag) * FROM ({union})) s WHERE NOT EXISTS "
+        "(SELECT 1 FROM tags t WHERE t.screen_id = ? AND t.mutation_id = s.mutation_id "
+        "AND t.tag = s.tag)",
+        [target, *ids, target],
+    )
+    shards = [record.shard for _, record in members]
+    statuses = [record.status for _, record in members]
+    elapsed = sum(record.elapsed_seconds for _, record in members)
+    if existing is not None:
+        shards.append(existing[6])
+        statuses.append(existing[8])
+        elapsed += float(existing[9])
+    shard = _union_shards(shards)
+    complete = shard is None and all(s == "complete" for s in statuses)
+    connection.execute(
+        "UPDATE screens SET shard = ?, status = ?, planned_mutations = ?, elapsed_seconds = ?, "
+        "updated_at = current_timestamp WHERE screen_id = ?",
+        [
+            shard,
+            "complete" if complete else "interrupted",
+            _merged_planned(existing, members),
+            elapsed,
+            target,
+        ],
+    )
+    after = connection.execute(
+        "SELECT count(*) FROM mutations WHERE screen_id = ?", [target]
+    ).fetchone()[0]
+    return int(after - before)
