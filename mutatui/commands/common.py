@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from mutatui.engine.decoding import DEFAULT_MAX_NEW_TOKENS, Decoding
-from mutatui.engine.models import MODEL_FORMS, LoadedModel, load_model
+from mutatui.engine.forms import MODEL_FORMS
+
+if TYPE_CHECKING:  # torch and transformers load only when a command runs, not for --help
+    from mutatui.engine.decoding import Decoding
+    from mutatui.engine.models import LoadedModel
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -32,13 +36,15 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--decoding", choices=("greedy", "sample"), default="greedy")
     group.add_argument("--temperature", type=float, default=0.7, help="for --decoding sample")
     group.add_argument("--seed", type=int, default=0, help="for --decoding sample")
-    group.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    group.add_argument("--max-new-tokens", type=int, default=48)
     group.add_argument(
         "--no-chat", action="store_true", help="do not wrap prompts in the chat template"
     )
 
 
 def decoding_from_args(args: argparse.Namespace) -> Decoding:
+    from mutatui.engine.decoding import Decoding
+
     return Decoding(
         mode=args.decoding,
         temperature=args.temperature,
@@ -48,6 +54,8 @@ def decoding_from_args(args: argparse.Namespace) -> Decoding:
 
 
 def load_from_args(args: argparse.Namespace, *, quiet: bool = False) -> LoadedModel:
+    from mutatui.engine.models import load_model
+
     def say(message: str) -> None:
         if not quiet:
             print(f"mutatui: {message}", file=sys.stderr)

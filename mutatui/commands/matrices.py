@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from mutatui.commands.common import add_model_arguments, load_from_args
-from mutatui.engine.matrices import MatrixCatalog
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mutatui.engine.matrices import MatrixCatalog
+
     lm = load_from_args(args, quiet=args.json)
     catalog = MatrixCatalog(lm.model)
     if args.json:

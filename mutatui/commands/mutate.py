@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -15,12 +16,11 @@ from mutatui.commands.common import (
     decoding_from_args,
     load_from_args,
 )
-from mutatui.engine.compare import first_divergence
-from mutatui.engine.decoding import decode_tokens, encode_prompt, generate_exact
-from mutatui.engine.matrices import MatrixCatalog
-from mutatui.engine.models import LoadedModel
-from mutatui.engine.mutations import KIND_FORMS, make_mutation
-from mutatui.engine.sites import SITE_FORMS
+from mutatui.engine.forms import KIND_FORMS
+from mutatui.engine.sites import SITE_FORMS, check_site_syntax
+
+if TYPE_CHECKING:
+    from mutatui.engine.models import LoadedModel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _marked(lm: LoadedModel, tokens: list[int], diverge_at: int | None, style: str) -> Text:
     """The continuation with everything from the first diverging token on highlighted."""
+    from mutatui.engine.decoding import decode_tokens
+
     if diverge_at is None:
         return Text(decode_tokens(lm, tokens))
     text = Text(decode_tokens(lm, tokens[:diverge_at]))
@@ -45,10 +47,17 @@ def _marked(lm: LoadedModel, tokens: list[int], diverge_at: int | None, style: s
 
 
 def run(args: argparse.Namespace) -> int:
+    check_site_syntax(args.site)
+    from mutatui.engine.compare import first_divergence
+    from mutatui.engine.decoding import decode_tokens, encode_prompt, generate_exact
+    from mutatui.engine.matrices import MatrixCatalog
+    from mutatui.engine.mutations import make_mutation, parse_kind
+
+    parse_kind(args.kind)
+    decoding = decoding_from_args(args)
     lm = load_from_args(args, quiet=args.json)
     catalog = MatrixCatalog(lm.model)
     mutation = make_mutation(args.site, args.kind, catalog)
-    decoding = decoding_from_args(args)
     info = catalog.get(mutation.site.layer, mutation.site.matrix)
     records = []
     for prompt in args.prompt:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from platformdirs import user_cache_dir
 
+from mutatui.engine.forms import MODEL_FORMS
 from mutatui.errors import MutatuiError
 
 SMOLLM2_ALIAS = "smollm2"
@@ -167,9 +168,6 @@ def _resolve_source(spec: str, progress: Progress) -> Path | str:
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         return _cached_hub_id(spec)
     raise MutatuiError(f"model not found: {spec!r}; valid: {MODEL_FORMS}")
-
-
-MODEL_FORMS = "smollm2, a model folder, a .gguf file, or a Hugging Face id in the local cache"
 
 
 def _cached_hub_id(repo_id: str) -> str:

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 import torch
 
+from mutatui.engine.forms import KIND_FORMS
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.engine.sites import Site, parse_site, validate_site
 from mutatui.errors import MutatuiError
@@ -24,9 +25,6 @@ class Kind(StrEnum):
     MIN = "min"
     ZERO = "zero"
     VALUE = "value"
-
-
-KIND_FORMS = "max, min, zero, or a number"
 
 
 @dataclass(frozen=True)

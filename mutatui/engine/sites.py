@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.errors import MutatuiError
+
+if TYPE_CHECKING:  # the parser itself needs no torch: keep it cheap to import
+    from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 
 SITE_FORMS = "L<layer>.<matrix>[<row>,<col>] or a block L<layer>.<matrix>[r0:r1,c0:c1]"
 
@@ -75,11 +78,9 @@ def _parse_axis(text: str, whole: str) -> tuple[int | None, int | None]:
     return start, stop
 
 
-def parse_site(text: str, catalog: MatrixCatalog | None = None) -> Site:
-    """Parse the text form of a site; with a catalog, also resolve open ranges and validate.
-
-    Every failure is a `MutatuiError` whose one line says what was wrong and what is valid.
-    """
+def _parse_parts(
+    text: str,
+) -> tuple[int, str, tuple[int | None, int | None], tuple[int | None, int | None]]:
     cleaned = text.strip().replace(" ", "")
     match = _SITE_PATTERN.match(cleaned)
     if match is None:
@@ -87,8 +88,21 @@ def parse_site(text: str, catalog: MatrixCatalog | None = None) -> Site:
     parts = match["index"].split(",")
     if len(parts) != 2:
         raise MutatuiError(f"bad site {text!r}: give a row and a column; valid: {SITE_FORMS}")
-    layer, matrix = int(match["layer"]), match["matrix"]
-    (row0, row1), (col0, col1) = _parse_axis(parts[0], "row"), _parse_axis(parts[1], "column")
+    rows, cols = _parse_axis(parts[0], "row"), _parse_axis(parts[1], "column")
+    return int(match["layer"]), match["matrix"], rows, cols
+
+
+def check_site_syntax(text: str) -> None:
+    """Raise the one-line error for malformed site text, before any model is loaded."""
+    _parse_parts(text)
+
+
+def parse_site(text: str, catalog: MatrixCatalog | None = None) -> Site:
+    """Parse the text form of a site; with a catalog, also resolve open ranges and validate.
+
+    Every failure is a `MutatuiError` whose one line says what was wrong and what is valid.
+    """
+    layer, matrix, (row0, row1), (col0, col1) = _parse_parts(text)
     if catalog is None:
         if None in (row0, row1, col0, col1):
             raise MutatuiError(f"site {text!r} has an open range; it needs the model to resolve")
