@@ -235,6 +235,17 @@ def resume_point(path: str | Path, screen_id: int) -> int:
     return 0 if row[0] is None else int(row[0]) + 1
 
 
+def phenotype_count(path: str | Path, screen_id: int) -> int:
+    """Mutations of the screen that changed some probe's output or destroyed its choice score."""
+    with connect(path, read_only=True) as connection:
+        row = connection.execute(
+            "SELECT count(DISTINCT mutation_id) FROM results "
+            "WHERE screen_id = ? AND (changed OR destructive)",
+            [screen_id],
+        ).fetchone()
+    return int(row[0])
+
+
 def set_status(path: str | Path, screen_id: int, status: str) -> None:
     with connect(path, read_only=False) as connection:
         connection.execute(

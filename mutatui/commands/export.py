@@ -1,0 +1,41 @@
+"""`mutatui export DB --format parquet|csv OUT`: a table of a screen database as a file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a screen database's tables to Parquet or CSV",
+        description="With --table, OUT is the file; without, OUT is a folder that receives one "
+        "file per table (screens, probes, matrices, mutations, results, tags).",
+    )
+    parser.add_argument("db", help="the database")
+    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--table", help="export only this table (e.g. results)")
+    parser.add_argument("out", help="the output file (with --table) or folder")
+    parser.add_argument("--quiet", action="store_true", help="print nothing on success")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mutatui.errors import MutatuiError
+    from mutatui.store.screens import EXPORT_TABLES, export_table
+
+    out = Path(args.out)
+    if args.table:
+        targets = [(args.table, out)]
+    else:
+        if out.exists() and not out.is_dir():
+            raise MutatuiError(f"{out} is a file; give a folder, or --table for one file")
+        out.mkdir(parents=True, exist_ok=True)
+        targets = [(table, out / f"{table}.{args.format}") for table in EXPORT_TABLES]
+    for table, path in targets:
+        count = export_table(args.db, table, args.format, path)
+        if not args.quiet:
+            print(f"mutatui: {table}: {count} rows -> {path}", file=sys.stderr)
+    return 0

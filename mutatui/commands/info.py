@@ -1,0 +1,69 @@
+"""`mutatui info DB`: what a screen database holds, screen by screen."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("info", help="summarise the screens in a database")
+    parser.add_argument("db", help="the database")
+    parser.add_argument("--json", action="store_true", help="one JSON object per screen")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mutatui.store.screens import summarize
+
+    summaries = summarize(args.db)
+    if args.json:
+        for s in summaries:
+            print(
+                json.dumps(
+                    {
+                        "name": s.screen.name,
+                        "kind": s.screen.kind,
+                        "model": s.screen.model,
+                        "status": s.status,
+                        "shard": s.screen.shard,
+                        "done": s.done,
+                        "planned": s.screen.planned_mutations,
+                        "phenotypes": s.phenotypes,
+                        "malignant": s.malignant,
+                        "severity": list(s.severity),
+                        "matrices": s.matrices,
+                        "probes": s.probes,
+                        "elapsed_seconds": s.screen.elapsed_seconds,
+                        "spec": json.loads(s.screen.spec),
+                    }
+                )
+            )
+        return 0
+    console = Console()
+    if not summaries:
+        console.print(f"{args.db}: no screens")
+        return 0
+    for s in summaries:
+        planned = s.screen.planned_mutations
+        share = f" ({100 * s.done / planned:.1f}%)" if planned else ""
+        rate = s.done / s.screen.elapsed_seconds if s.screen.elapsed_seconds > 0 else 0.0
+        table = Table(
+            title=f"{s.screen.name} [{s.status}]", show_header=False, title_justify="left"
+        )
+        table.add_column("field", style="bold")
+        table.add_column("value")
+        table.add_row("model", s.screen.model)
+        table.add_row("shard", s.screen.shard or "whole spec")
+        table.add_row("mutations", f"{s.done} of {planned if planned is not None else '?'}{share}")
+        table.add_row("phenotypes", f"{s.phenotypes} mutations changed some probe")
+        table.add_row("severity", "none {} · mild {} · moderate {} · severe {}".format(*s.severity))
+        table.add_row("malignant", str(s.malignant))
+        table.add_row("matrices", str(s.matrices))
+        table.add_row("probes", "; ".join(s.probes))
+        table.add_row("time", f"{s.screen.elapsed_seconds:.0f} s screening, {rate:.2f} mutations/s")
+        console.print(table)
+    return 0

@@ -1,0 +1,155 @@
+"""`mutatui screen`: run a mutagenesis screen from a TOML spec and/or flags into a database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mutatui.commands.common import add_decoding_arguments, add_model_arguments, load_from_args
+
+SITES_HELP = (
+    "site sampler: tiles:64 (default) | tiles:64x32 | random:1000[,seed=S] | stride:16[xC]"
+    "[,offset=R0xC0] | lines:rows|cols|both[,every=K] | region:R0:R1,C0:C1 | full"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "screen",
+        help="run (or resume) a mutagenesis screen into a DuckDB database",
+        description="Flags override the values of --spec FILE. With --resume, the spec is read "
+        "back from the database.",
+    )
+    parser.add_argument("--db", default="screens.db", help="the database (default screens.db)")
+    parser.add_argument("--spec", help="a TOML spec file (see README, section Screens)")
+    parser.add_argument("--name", help="the screen's name (default: from the spec's hash)")
+    add_model_arguments(parser, required=False)
+    probes = parser.add_argument_group("probes")
+    probes.add_argument(
+        "--probe",
+        action="append",
+        metavar="STYLE=PROMPT",
+        help="a text probe with its style label, e.g. 'describe=The life cycle of Drosophila:' "
+        "(repeatable; default: three shipped probes)",
+    )
+    probes.add_argument(
+        "--choice", help="choice probe: default (the shipped questions), none, or a JSONL file"
+    )
+    probes.add_argument(
+        "--choice-only-changed",
+        action="store_true",
+        default=None,
+        help="ask the questions only of mutations that changed some text probe",
+    )
+    sites = parser.add_argument_group("mutations")
+    sites.add_argument("--layers", help="all (default), or e.g. 0-5,9")
+    sites.add_argument("--matrices", help="all (default), or e.g. q,v,down")
+    sites.add_argument("--kinds", help="comma-separated: max,min (default), zero, a number")
+    sites.add_argument("--sites", help=SITES_HELP)
+    sites.add_argument(
+        "--site", action="append", help="an explicit site to screen (repeatable; a list sampler)"
+    )
+    add_decoding_arguments(parser)
+    parser.set_defaults(decoding=None, temperature=None, seed=None, max_new_tokens=None)
+    parser.set_defaults(no_chat=None)
+    running = parser.add_argument_group("running")
+    running.add_argument("--resume", action="store_true", help="continue an interrupted screen")
+    running.add_argument("--shard", help="run part K of N of the spec, e.g. 2/8")
+    running.add_argument("--batch-size", type=int, default=32, help="mutations per batch")
+    running.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(run=run)
+
+
+def spec_table(args: argparse.Namespace) -> dict | None:
+    """The spec's table: the --spec file's, with every given flag written over it.
+
+    None when neither a file nor any spec flag was given (a resume then reads the stored spec).
+    """
+    from mutatui.screening.samplers import parse_sampler
+    from mutatui.screening.spec import load_spec_file
+
+    table: dict = load_spec_file(args.spec) if args.spec else {}
+    given = False
+
+    def put(key: str, value: object) -> None:
+        nonlocal given
+        if value is not None:
+            table[key] = value
+            given = True
+
+    put("name", args.name)
+    put("model", args.model)
+    if args.probe:
+        from mutatui.screening.probes import probe_from_flag
+
+        put("probes", [probe_from_flag(text, i + 1).table() for i, text in enumerate(args.probe)])
+    if args.choice is not None or args.choice_only_changed is not None:
+        choice = dict(table.get("choice", {}))
+        if args.choice is not None:
+            choice["questions"] = args.choice
+        if args.choice_only_changed is not None:
+            choice["only_changed"] = args.choice_only_changed
+        put("choice", choice)
+    put("layers", args.layers)
+    put("matrices", args.matrices)
+    put("kinds", args.kinds)
+    if args.sites and args.site:
+        from mutatui.errors import MutatuiError
+
+        raise MutatuiError("give --sites or --site, not both")
+    if args.sites:
+        put("sites", parse_sampler(args.sites).table())
+    if args.site:
+        put("sites", {"sampler": "list", "sites": args.site})
+    decoding = dict(table.get("decoding", {}))
+    for key in ("decoding", "temperature", "seed"):
+        value = getattr(args, key)
+        if value is not None:
+            decoding["mode" if key == "decoding" else key] = value
+    if decoding:
+        table["decoding"] = decoding
+    if any(getattr(args, k) is not None for k in ("decoding", "temperature", "seed")):
+        given = True
+    put("max_new_tokens", args.max_new_tokens)
+    if args.no_chat:
+        put("chat", False)
+    if args.spec:
+        given = True
+    only_name = given and set(table) == {"name"}
+    return None if not given or (args.resume and only_name) else table
+
+
+def run(args: argparse.Namespace) -> int:
+    from mutatui.errors import MutatuiError
+    from mutatui.screening.plan import WHOLE, parse_shard
+    from mutatui.screening.progress import make_progress
+    from mutatui.screening.runner import ScreenRun, run_screen
+    from mutatui.screening.spec import spec_from_table
+
+    if args.batch_size < 1:
+        raise MutatuiError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.resume and args.shard:
+        raise MutatuiError("a resumed screen keeps its shard; drop --shard")
+    table = spec_table(args)
+    spec = spec_from_table(table, where=args.spec or "flags") if table is not None else None
+    screen_run = ScreenRun(
+        db=Path(args.db),
+        shard=parse_shard(args.shard) if args.shard else WHOLE,
+        resume=args.resume,
+        batch_size=args.batch_size,
+    )
+
+    def load(model: str):
+        return load_from_args(
+            argparse.Namespace(**{**vars(args), "model": model}), quiet=args.quiet
+        )
+
+    report = run_screen(spec, screen_run, load, make_progress(quiet=args.quiet), name=args.name)
+    if not args.quiet:
+        print(
+            f"mutatui: screen {report.name!r} {report.status}: {report.done}/{report.planned} "
+            f"mutations, {report.phenotypes} with a phenotype, in {args.db}",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,361 @@
+"""The screen loop: baselines, then the plan batch by batch, each graded and committed whole.
+
+A run holds the database's writer lock from start to end (a second screen is refused), opens
+the database only to append a batch, and marks the screen complete or interrupted when it
+ends. A resumed run reads its spec back from the database, checks that the model still gives
+the stored baselines, and continues after the last committed batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mutatui.engine.decoding import Generation, decode_tokens, encode_prompt
+from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
+from mutatui.engine.models import LoadedModel
+from mutatui.engine.mutations import Mutation
+from mutatui.errors import MutatuiError
+from mutatui.screening import grading
+from mutatui.screening.choice import naive_choices, score
+from mutatui.screening.fast import Screener
+from mutatui.screening.plan import WHOLE, Plan, Shard, parse_shard
+from mutatui.screening.probes import ChoiceProbe, load_choice_probe
+from mutatui.screening.progress import ScreenProgress, Silent
+from mutatui.screening.spec import ScreenSpec, spec_from_json
+from mutatui.store import screens as store
+from mutatui.store.database import initialize, writer_lock
+
+ModelLoader = Callable[[str], LoadedModel]
+
+
+@dataclass(frozen=True)
+class ScreenRun:
+    """How to run a spec (none of it changes the results)."""
+
+    db: Path
+    shard: Shard = WHOLE
+    resume: bool = False
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class ScreenReport:
+    screen_id: int
+    name: str
+    status: str
+    done: int
+    planned: int
+    phenotypes: int
+
+
+@dataclass
+class Assays:
+    """The probes of a screen as the loop needs them: prompt ids, baselines and questions."""
+
+    prompts: list[list[int]]
+    baselines: list[Generation]
+    baseline_texts: list[str]
+    choice: ChoiceProbe | None
+    baseline_answers: list[int] | None
+
+    @property
+    def choice_probe_id(self) -> int:
+        return len(self.prompts)
+
+    def probe_rows(self, spec: ScreenSpec) -> list[dict[str, object]]:
+        """The `probes` rows: text probes 0..n-1 with their baselines, then the choice probe."""
+        rows: list[dict[str, object]] = [
+            {
+                "probe_id": index,
+                "name": probe.name,
+                "kind": "text",
+                "style": probe.style,
+                "prompt": probe.prompt,
+                "baseline_text": text,
+                "baseline_tokens": baseline.tokens,
+            }
+            for index, (probe, baseline, text) in enumerate(
+                zip(spec.probes, self.baselines, self.baseline_texts, strict=True)
+            )
+        ]
+        if self.choice is not None and self.baseline_answers is not None:
+            rows.append(
+                {
+                    "probe_id": self.choice_probe_id,
+                    "name": self.choice.name,
+                    "kind": "choice",
+                    "prompt": f"{self.choice.source} (sha256 {self.choice.digest})",
+                    "baseline_score": score(self.choice.questions, self.baseline_answers),
+                    "questions": len(self.choice.questions),
+                }
+            )
+        return rows
+
+
+def measure_assays(
+    lm: LoadedModel, catalog: MatrixCatalog, screener: Screener, spec: ScreenSpec
+) -> Assays:
+    prompts = [encode_prompt(lm, probe.prompt, chat=spec.chat) for probe in spec.probes]
+    baselines = [screener.baseline(ids) for ids in prompts]
+    choice = load_choice_probe(spec.choice) if spec.choice else None
+    answers = naive_choices(lm, catalog, choice.questions, None, chat=spec.chat) if choice else None
+    return Assays(
+        prompts=prompts,
+        baselines=baselines,
+        baseline_texts=[decode_tokens(lm, b.tokens) for b in baselines],
+        choice=choice,
+        baseline_answers=answers,
+    )
+
+
+def matrix_rows(matrices: Sequence[MatrixInfo]) -> list[dict[str, object]]:
+    return [
+        {
+            "layer": info.layer,
+            "matrix": info.name,
+            "module_path": info.path,
+            "rows": info.rows,
+            "cols": info.cols,
+            "min": info.min,
+            "max": info.max,
+        }
+        for info in matrices
+    ]
+
+
+def mutation_row(mutation_id: int, mutation: Mutation, info: MatrixInfo) -> list[object]:
+    site = mutation.site
+    return [
+        mutation_id,
+        site.layer,
+        site.matrix,
+        site.row0,
+        site.row1,
+        site.col0,
+        site.col1,
+        mutation.kind.value,
+        mutation.target(info),
+    ]
+
+
+class BatchGrader:
+    """Runs one batch of mutations through every probe and grades the outcomes."""
+
+    def __init__(
+        self,
+        lm: LoadedModel,
+        screener: Screener,
+        spec: ScreenSpec,
+        assays: Assays,
+        embedder: grading.Embedder,
+    ) -> None:
+        self.lm = lm
+        self.screener = screener
+        self.spec = spec
+        self.assays = assays
+        self.embedder = embedder
+
+    def grade(self, mutations: Sequence[Mutation]) -> tuple[list[list[dict[str, object]]], int]:
+        """Result rows per mutation (one per probe run), and how many mutations show a
+        phenotype (changed a text probe or destroyed the choice score)."""
+        assays = self.assays
+        text_grades: list[list[grading.TextGrade]] = [[] for _ in mutations]
+        for prompt, baseline, baseline_text in zip(
+            assays.prompts, assays.baselines, assays.baseline_texts, strict=True
+        ):
+            outcomes = self.screener.screen_text(prompt, baseline, mutations)
+            for index, outcome in enumerate(outcomes):
+                text = (
+                    baseline_text
+                    if outcome.diverge_at is None
+                    else decode_tokens(self.lm, outcome.tokens)
+                )
+                text_grades[index].append(
+                    grading.grade_text(
+                        baseline.tokens,
+                        baseline_text,
+                        outcome.tokens,
+                        text,
+                        stopped=outcome.stopped,
+                        nonfinite=outcome.nonfinite,
+                        settled_naively=outcome.settled_naively,
+                        embedder=self.embedder,
+                    )
+                )
+        choice_grades = self._grade_choice(mutations, text_grades)
+        per_mutation: list[list[dict[str, object]]] = []
+        phenotypes = 0
+        for grades, choice_grade in zip(text_grades, choice_grades, strict=True):
+            rows = [
+                {"probe_id": probe_id, **row}
+                for probe_id, row in enumerate(grading.finalize(grades, choice_grade))
+            ]
+            phenotypes += any(row.get("changed") or row.get("destructive") for row in rows)
+            per_mutation.append(rows)
+        return per_mutation, phenotypes
+
+    def _grade_choice(
+        self, mutations: Sequence[Mutation], text_grades: Sequence[Sequence[grading.TextGrade]]
+    ) -> list[grading.ChoiceGrade | None]:
+        assays = self.assays
+        grades: list[grading.ChoiceGrade | None] = [None] * len(mutations)
+        if assays.choice is None or assays.baseline_answers is None:
+            return grades
+        asked = [
+            index
+            for index in range(len(mutations))
+            if not self.spec.choice_only_changed or any(g.changed for g in text_grades[index])
+        ]
+        if not asked:
+            return grades
+        answers = self.screener.screen_choice(
+            list(assays.choice.questions), [mutations[i] for i in asked]
+        )
+        for index, chosen in zip(asked, answers, strict=True):
+            grades[index] = grading.grade_choice(
+                assays.baseline_answers, chosen, list(assays.choice.questions)
+            )
+        return grades
+
+
+def _stored_spec(
+    run: ScreenRun, spec: ScreenSpec | None, name: str | None
+) -> tuple[ScreenSpec, store.ScreenRecord]:
+    """The screen to resume: by the spec's name, by `name`, or the database's only screen."""
+    if not run.db.is_file():
+        raise MutatuiError(f"nothing to resume: no database {run.db}")
+    wanted = spec.display_name if spec is not None else name
+    if wanted is not None:
+        record = store.find_screen(run.db, wanted)
+        if record is None:
+            raise MutatuiError(f"nothing to resume: {run.db} has no screen {wanted!r}")
+    else:
+        records = [r for r in store.list_screens(run.db) if r.kind == "screen"]
+        if len(records) != 1:
+            names = ", ".join(r.name for r in records) or "none"
+            raise MutatuiError(
+                f"{run.db} holds {len(records)} screens ({names}); say which with --name"
+            )
+        record = records[0]
+    stored = spec_from_json(record.spec)
+    if spec is not None and spec.digest != stored.digest:
+        raise MutatuiError(
+            f"screen {record.name!r} was started with a different spec; resume it without "
+            "spec flags, or start a new screen with --name"
+        )
+    return stored, record
+
+
+def _check_baselines(run: ScreenRun, record: store.ScreenRecord, rows: list[dict]) -> None:
+    stored = store.load_probes(run.db, record.screen_id)
+    keys = ("probe_id", "name", "kind", "baseline_tokens", "baseline_score", "questions")
+    mine = [[row.get(k) for k in keys] for row in rows]
+    theirs = [[row.get(k) for k in keys] for row in stored]
+    if mine != theirs:
+        raise MutatuiError(
+            f"screen {record.name!r}: the model now gives other baselines than when the screen "
+            "began (another model, dtype or device?); resume refused"
+        )
+
+
+def run_screen(
+    spec: ScreenSpec | None,
+    run: ScreenRun,
+    load: ModelLoader,
+    progress: ScreenProgress | None = None,
+    *,
+    name: str | None = None,
+) -> ScreenReport:
+    """Run (or resume) a screen into `run.db`. `spec` may be None only when resuming."""
+    progress = progress or Silent()
+    with writer_lock(run.db):
+        record: store.ScreenRecord | None = None
+        shard = run.shard
+        if run.resume:
+            spec, record = _stored_spec(run, spec, name)
+            shard = parse_shard(record.shard) if record.shard else WHOLE
+        elif spec is None:
+            raise MutatuiError("give a spec (--spec FILE or --model and flags), or --resume")
+        else:
+            initialize(run.db)
+            taken = store.find_screen(run.db, spec.display_name)
+            if taken is not None:
+                raise MutatuiError(
+                    f"{run.db} already has a screen named {spec.display_name!r}; "
+                    "use --resume to continue it, or --name for a new one"
+                )
+        lm = load(spec.model)
+        catalog = MatrixCatalog(lm.model)
+        plan = spec.plan(catalog)
+        screener = Screener(lm, catalog, spec.decoding, batch_size=run.batch_size)
+        assays = measure_assays(lm, catalog, screener, spec)
+        probe_rows = assays.probe_rows(spec)
+        if record is None:
+            screen_id = store.create_screen(
+                run.db,
+                store.NewScreen(
+                    name=spec.display_name,
+                    model=spec.model,
+                    spec=spec.to_json(),
+                    spec_hash=spec.digest,
+                    decoding=spec.decoding.describe(),
+                    max_new_tokens=spec.decoding.max_new_tokens,
+                    shard=None if shard == WHOLE else str(shard),
+                    planned_mutations=shard.size(len(plan)),
+                ),
+                probe_rows,
+                matrix_rows(plan.matrices),
+            )
+            start = 0
+        else:
+            _check_baselines(run, record, probe_rows)
+            screen_id = record.screen_id
+            start = store.resume_point(run.db, screen_id)
+            store.set_status(run.db, screen_id, "running")
+        grader = BatchGrader(lm, screener, spec, assays, grading.Embedder())
+        return _loop(run, spec, plan, shard, screen_id, start, grader, progress)
+
+
+def _loop(
+    run: ScreenRun,
+    spec: ScreenSpec,
+    plan: Plan,
+    shard: Shard,
+    screen_id: int,
+    start: int,
+    grader: BatchGrader,
+    progress: ScreenProgress,
+) -> ScreenReport:
+    total = shard.size(len(plan))
+    done = shard.size(start)
+    phenotypes = store.phenotype_count(run.db, screen_id)
+    progress.start(total, done, phenotypes)
+    status = "interrupted"
+    try:
+        for batch in plan.batches(shard, start=start, size=run.batch_size):
+            began = time.perf_counter()
+            per_mutation, found = grader.grade([mutation for _, mutation in batch])
+            info = plan.matrix_of(batch[0][0])
+            results = [
+                {"mutation_id": mutation_id, **row}
+                for (mutation_id, _), rows in zip(batch, per_mutation, strict=True)
+                for row in rows
+            ]
+            store.write_batch(
+                run.db,
+                screen_id,
+                [mutation_row(i, m, info) for i, m in batch],
+                results,
+                time.perf_counter() - began,
+            )
+            done += len(batch)
+            phenotypes += found
+            progress.advance(len(batch), found)
+        status = "complete"
+    finally:
+        progress.stop()
+        store.set_status(run.db, screen_id, status)
+    return ScreenReport(screen_id, spec.display_name, status, done, total, phenotypes)
