@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from mutatui import __version__
 from mutatui.errors import MutatuiError
 
-COMMANDS = ("mutate", "matrices", "screen", "merge", "export", "info")
+COMMANDS = ("mutate", "matrices", "screen", "merge", "export", "info", "predict")
 """Subcommand modules in `mutatui.commands`, in the order `--help` lists them."""
 
 DEFAULT_COMMAND = "--help"
