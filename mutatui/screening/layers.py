@@ -1,0 +1,191 @@
+"""Running a Llama-family model layer by layer: reuse the baseline's hidden states below a
+mutated layer, and keep every layer's keys and values for decoding on from any position.
+
+A mutation of layer L leaves everything below L unchanged, so a batch of mutations of layer L
+starts from the baseline's residual stream at L's input and runs only layers L and up. The
+decoder layers are called directly with the arguments the model itself passes them (captured
+once from a normal forward pass of the baseline), so masks and rotary embeddings are the model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mutatui.engine.interventions import sample_deltas
+from mutatui.engine.matrices import MatrixCatalog
+from mutatui.engine.mutations import Mutation
+
+LAYERED_MODEL_TYPES = frozenset({"llama"})
+"""Model types whose decoder layers take (hidden, attention_mask, position_ids, past_key_values,
+use_cache, position_embeddings) and whose head is norm then lm_head, with nothing in between."""
+
+
+class KVStore:
+    """Keys and values per layer, shaped (batch, kv_heads, positions, head_dim).
+
+    It has the one method a decoder layer's attention calls on its cache, `update`, which appends
+    the new positions and returns everything stored for that layer.
+    """
+
+    def __init__(self) -> None:
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *_args, **_kw
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if layer_idx in self.keys:
+            key_states = torch.cat([self.keys[layer_idx], key_states], dim=-2)
+            value_states = torch.cat([self.values[layer_idx], value_states], dim=-2)
+        self.keys[layer_idx] = key_states
+        self.values[layer_idx] = value_states
+        return key_states, value_states
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only these batch rows, in this order."""
+        for layer in self.keys:
+            self.keys[layer] = self.keys[layer].index_select(0, rows)
+            self.values[layer] = self.values[layer].index_select(0, rows)
+
+
+@dataclass
+class BaselineTrace:
+    """The unmutated model on one token sequence (batch of one).
+
+    `layer_inputs[l]` is the residual stream entering layer l, (1, positions, hidden); `final`
+    is the output of the final norm, (positions, hidden); `kv` holds every layer's keys and values.
+    """
+
+    layer_inputs: list[torch.Tensor]
+    layer_kwargs: dict
+    final: torch.Tensor
+    kv: KVStore
+
+
+def supports_layers(model: nn.Module) -> bool:
+    """True when the model is of a family whose layers `LayerRunner` can call directly."""
+    config = getattr(model, "config", None)
+    inner = getattr(model, "model", None)
+    return (
+        getattr(config, "model_type", None) in LAYERED_MODEL_TYPES
+        and all(hasattr(inner, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb"))
+        and model.get_output_embeddings() is not None
+    )
+
+
+def _hidden(output: torch.Tensor | tuple) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+class LayerRunner:
+    """Calls the embedding, decoder layers, final norm and head of a Llama-family model."""
+
+    def __init__(self, model: nn.Module, catalog: MatrixCatalog) -> None:
+        self.model = model
+        self.catalog = catalog
+        self.inner = model.model
+        self.layers: nn.ModuleList = self.inner.layers
+        self.head: nn.Module = model.get_output_embeddings()
+
+    @property
+    def head_weight(self) -> torch.Tensor:
+        return self.head.weight
+
+    def trace(self, input_ids: Sequence[int]) -> BaselineTrace:
+        """Run the unmutated model on `input_ids`, keeping what the mutated runs reuse."""
+        device = self.head_weight.device
+        ids = torch.tensor([list(input_ids)], dtype=torch.long, device=device)
+        captured: dict = {}
+
+        def capture(_module, _args, kwargs):
+            captured.update(kwargs)
+
+        handle = self.layers[0].register_forward_pre_hook(capture, with_kwargs=True)
+        try:
+            self.inner(input_ids=ids, use_cache=False)
+        finally:
+            handle.remove()
+        layer_kwargs = {
+            key: value
+            for key, value in captured.items()
+            if key not in ("past_key_values", "use_cache", "hidden_states")
+        }
+        kv = KVStore()
+        layer_inputs: list[torch.Tensor] = []
+        hidden = self.inner.embed_tokens(ids)
+        for layer in self.layers:
+            layer_inputs.append(hidden)
+            hidden = _hidden(layer(hidden, past_key_values=kv, use_cache=True, **layer_kwargs))
+        final = self.inner.norm(hidden)[0]
+        return BaselineTrace(layer_inputs, layer_kwargs, final, kv)
+
+    def run_from(
+        self,
+        trace: BaselineTrace,
+        layer: int,
+        mutations: Sequence[Mutation],
+        positions: slice,
+        *,
+        keep_kv: bool = True,
+    ) -> tuple[torch.Tensor, KVStore]:
+        """Every mutation (one batch row each) from layer `layer` up, on the traced sequence.
+
+        Returns the final-norm output at `positions`, (rows, len(positions), hidden), and (when
+        `keep_kv`) the keys and values of layers `layer` and up.
+        """
+        rows = len(mutations)
+        start = trace.layer_inputs[layer]
+        hidden = start.expand(rows, *start.shape[1:])
+        kv = KVStore()
+        with sample_deltas(self.catalog, list(enumerate(mutations))):
+            for block in self.layers[layer:]:
+                hidden = _hidden(
+                    block(
+                        hidden,
+                        past_key_values=kv if keep_kv else None,
+                        use_cache=keep_kv,
+                        **trace.layer_kwargs,
+                    )
+                )
+        return self.inner.norm(hidden[:, positions]), kv
+
+    def step(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        visible: torch.Tensor,
+        kv: KVStore,
+        mutations: Sequence[Mutation],
+    ) -> torch.Tensor:
+        """One decoding step for rows at different positions: each row's new token `tokens[r]`
+        sits at `positions[r]`, attends to the stored positions where `visible[r]` is True, and
+        to itself. Returns the head's logits, (rows, vocab); appends to `kv`."""
+        rows = tokens.shape[0]
+        hidden = self.inner.embed_tokens(tokens.view(rows, 1))
+        position_ids = positions.view(rows, 1)
+        allowed = torch.cat([visible, visible.new_ones(rows, 1)], dim=1)
+        blocked = torch.finfo(hidden.dtype).min
+        mask = torch.zeros(allowed.shape, dtype=hidden.dtype, device=hidden.device)
+        mask = mask.masked_fill(~allowed, blocked).view(rows, 1, 1, -1)
+        rotary = self.inner.rotary_emb(hidden, position_ids)
+        with sample_deltas(self.catalog, list(enumerate(mutations))):
+            for block in self.layers:
+                hidden = _hidden(
+                    block(
+                        hidden,
+                        attention_mask=mask,
+                        position_ids=position_ids,
+                        past_key_values=kv,
+                        use_cache=True,
+                        position_embeddings=rotary,
+                    )
+                )
+        return self.head(self.inner.norm(hidden[:, -1]))
+
+    def logits(self, final: torch.Tensor) -> torch.Tensor:
+        """The head applied to final-norm outputs."""
+        return self.head(final)

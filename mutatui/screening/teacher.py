@@ -1,0 +1,168 @@
+"""Teacher forcing: where does each mutant first choose differently from the baseline?
+
+The baseline's continuation is fed through the mutated model; at step t the mutant's choice
+(greedy argmax, or the seeded Gumbel-max choice with step t's noise) is compared with the
+baseline's token t. Up to its first differing step a mutant's output is the baseline's.
+
+Most element mutations barely move the final hidden state, so most steps are decided without
+computing the mutant's logits at all: with `dh` the change of the final-norm output and every
+head row of norm at most `N`, each score moves by at most `|dh| * N / T` (T the temperature, 1
+for greedy). When the baseline's winning margin exceeds twice that by more than the near-tie
+tolerance, the mutant's choice is certainly the baseline's token, with a margin that is not a
+near tie. Only the other steps compute logits, through the same `Chooser` as decoding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from mutatui.engine.decoding import Chooser, Decoding, Generation, near_tie_tolerance
+from mutatui.errors import MutatuiError
+
+
+@dataclass
+class Reference:
+    """The baseline's decisions on its own continuation, as the mutants are judged against.
+
+    Step t (0 <= t < steps) is decided at sequence position `prompt_length - 1 + t`; the baseline
+    chose `targets[t]` there. When the baseline stopped, its last step chose an EOS token and any
+    EOS token agrees with it.
+    """
+
+    prompt_length: int
+    steps: int
+    baseline: Generation
+    eos: frozenset[int]
+    final: torch.Tensor  # (steps, hidden): the baseline's final-norm output at each step
+    targets: torch.Tensor  # (steps,)
+    gaps: torch.Tensor  # (steps,) score of the target minus the best other score
+    tops: torch.Tensor  # (steps,) score of the target
+    score_scale: float  # how much a unit change of a logit moves a score
+
+    def agrees(self, step: int, token: int) -> bool:
+        if step < len(self.baseline.tokens):
+            return token == self.baseline.tokens[step]
+        return token in self.eos
+
+
+def teacher_steps(baseline: Generation, decoding: Decoding) -> int:
+    """How many decisions the baseline's continuation holds (its tokens, plus the EOS if any)."""
+    count = len(baseline.tokens)
+    if not baseline.stopped and count != decoding.max_new_tokens:
+        raise MutatuiError(
+            f"the baseline has {count} tokens without stopping, but max_new_tokens is "
+            f"{decoding.max_new_tokens}: it was not decoded with this decoding"
+        )
+    return count + 1 if baseline.stopped else count
+
+
+def teacher_input(prompt: Sequence[int], baseline: Generation, decoding: Decoding) -> list[int]:
+    """The prompt and as much of the continuation as the decisions need (not the last token)."""
+    steps = teacher_steps(baseline, decoding)
+    return [*prompt, *baseline.tokens[: steps - 1]]
+
+
+def make_reference(
+    prompt_length: int,
+    baseline: Generation,
+    eos: frozenset[int],
+    final: torch.Tensor,
+    logits: torch.Tensor,
+    chooser: Chooser,
+) -> Reference:
+    """`final` and `logits` are the baseline's at the decision positions, one row per step."""
+    steps = final.shape[0]
+    targets, gaps, tops = [], [], []
+    for step in range(steps):
+        scores = chooser.scores(logits[step], step)
+        if step < len(baseline.tokens):
+            target = baseline.tokens[step]
+        else:
+            best = int(scores.argmax())
+            target = best if best in eos else min(eos)
+        others = scores.clone()
+        others[target] = -math.inf
+        targets.append(target)
+        tops.append(scores[target])
+        gaps.append(scores[target] - others.max())
+    decoding = chooser.decoding
+    return Reference(
+        prompt_length=prompt_length,
+        steps=steps,
+        baseline=baseline,
+        eos=eos,
+        final=final,
+        targets=torch.tensor(targets),
+        gaps=torch.stack(gaps),
+        tops=torch.stack(tops),
+        score_scale=1.0 / decoding.temperature if decoding.mode == "sample" else 1.0,
+    )
+
+
+@dataclass
+class Verdict:
+    """One mutant under teacher forcing: its first differing step and the token it chose there
+    (None, None when it agrees at every step), the smallest relative margin of its decisions up
+    to that step (NaN once a non-finite score was seen), and whether its logits went non-finite."""
+
+    diverge_at: int | None = None
+    token: int | None = None
+    min_margin: float = math.inf
+    nonfinite: bool = False
+
+    def note(self, margin: float, nonfinite: bool) -> None:
+        if math.isnan(margin) or margin < self.min_margin:  # NaN, once seen, stays
+            self.min_margin = margin
+        self.nonfinite |= nonfinite
+
+    def near_tie(self, tolerance: float) -> bool:
+        return math.isnan(self.min_margin) or self.min_margin < tolerance
+
+
+def certified_steps(
+    reference: Reference, final: torch.Tensor, head_norm: float, tolerance: float
+) -> torch.Tensor:
+    """(rows, steps) True where the mutant surely picks the baseline's token without a near tie.
+
+    `final` is the mutants' final-norm output at the decision positions, (rows, steps, hidden).
+    Comparisons with NaN are False, so non-finite rows are never certified.
+    """
+    moved = (final.float() - reference.final.float()).norm(dim=-1)
+    bound = moved * head_norm * reference.score_scale
+    lower = (reference.gaps - 2 * bound) / (1 + reference.tops.abs() + bound)
+    return lower >= tolerance
+
+
+def judge(
+    reference: Reference,
+    final: torch.Tensor,
+    head: torch.nn.Module,
+    head_norm: float,
+    chooser: Chooser,
+    dtype: torch.dtype,
+) -> list[Verdict]:
+    """Each mutant's first step choosing differently from the baseline, step by step."""
+    rows = final.shape[0]
+    verdicts = [Verdict() for _ in range(rows)]
+    certain = certified_steps(reference, final, head_norm, near_tie_tolerance(dtype))
+    alive = torch.ones(rows, dtype=torch.bool)
+    for step in range(reference.steps):
+        pending = (alive & ~certain[:, step].cpu()).nonzero().flatten().tolist()
+        if not pending:
+            continue
+        logits = head(final[pending, step])
+        tokens, margins = chooser.choose(logits, step)
+        nonfinite = ~torch.isfinite(logits).all(dim=-1)
+        for row, token, margin, bad in zip(
+            pending, tokens.tolist(), margins.tolist(), nonfinite.tolist(), strict=True
+        ):
+            verdict = verdicts[row]
+            verdict.note(margin, bad)
+            if not reference.agrees(step, token):
+                verdict.diverge_at, verdict.token = step, token
+                alive[row] = False
+    return verdicts
