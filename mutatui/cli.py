@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from mutatui import __version__
 from mutatui.errors import MutatuiError
 
-COMMANDS = ("mutate", "matrices", "screen", "merge", "export", "info", "predict")
+COMMANDS = ("mutate", "matrices", "screen", "merge", "export", "info", "predict", "browse")
 """Subcommand modules in `mutatui.commands`, in the order `--help` lists them."""
 
-DEFAULT_COMMAND = "--help"
+DEFAULT_COMMAND = "browse"
+"""With no arguments, `mutatui` opens the explorer on ./screens.db."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,431 @@
+"""Every read the explorer makes, and its tag writes.
+
+The explorer never holds a connection: each function opens a short-lived one (a screen process
+may be writing the file). A screen is read once into `ScreenData`, numpy arrays over all its
+mutations plus its changed results only (phenotypes are a few percent of the results), so that
+moving, zooming, changing layer or filter never touches the database. Texts are read on demand,
+for one mutation at a time, by `mutation_detail`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from mutatui.store.database import connect
+
+KINDS = ("max", "min", "zero", "value")
+TRIAGE_TAGS = ("writer", "poetic", "conversational", "interesting", "junk")
+
+
+@dataclass(frozen=True)
+class ScreenSummary:
+    screen_id: int
+    name: str
+    kind: str
+    model: str
+    status: str
+    decoding: str
+    probes: int
+    planned: int | None
+    mutations: int
+    phenotypes: int
+    created_at: datetime | None
+
+    @property
+    def phenotype_rate(self) -> float:
+        return self.phenotypes / self.mutations if self.mutations else 0.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    probe_id: int
+    name: str
+    kind: str
+    style: str | None
+    prompt: str
+    baseline_text: str | None
+    baseline_score: int | None
+    questions: int | None
+
+
+@dataclass(frozen=True)
+class MatrixShape:
+    layer: int
+    matrix: str
+    rows: int
+    cols: int
+    min: float
+    max: float
+
+    @property
+    def label(self) -> str:
+        return f"L{self.layer}.{self.matrix}"
+
+
+@dataclass
+class ScreenData:
+    """One screen in memory. Mutations are sorted by (layer, matrix, row0, col0);
+    `matrix_slices[i]` is the range of matrix `matrices[i]`."""
+
+    summary: ScreenSummary
+    probes: list[Probe]
+    matrices: list[MatrixShape]
+    matrix_slices: list[slice]
+    mutation_id: np.ndarray
+    matrix_index: np.ndarray
+    row0: np.ndarray
+    row1: np.ndarray
+    col0: np.ndarray
+    col1: np.ndarray
+    kind: np.ndarray
+    """Index into KINDS."""
+    tested: np.ndarray
+    """Number of results the mutation has (0: planned but not run yet)."""
+    phenotype_mutation: np.ndarray
+    """For each changed result: the index of its mutation in the arrays above."""
+    phenotype_probe: np.ndarray
+    phenotype_severity: np.ndarray
+    phenotype_malignant: np.ndarray
+    phenotype_style: np.ndarray
+    """Index into `styles`, -1 for none."""
+    phenotype_word: np.ndarray
+    """Index into `words`, -1 for none."""
+    styles: list[str]
+    words: list[str]
+    tags: dict[int, dict[str, str | None]] = field(default_factory=dict)
+    """mutation index -> {tag: note}."""
+    results: int = 0
+
+    def matrix_position(self, layer: int, matrix: str) -> int | None:
+        for position, shape in enumerate(self.matrices):
+            if shape.layer == layer and shape.matrix == matrix:
+                return position
+        return None
+
+    @property
+    def layers(self) -> list[int]:
+        return sorted({shape.layer for shape in self.matrices})
+
+    @property
+    def matrix_types(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for shape in self.matrices:
+            seen.setdefault(shape.matrix, None)
+        return list(seen)
+
+    def index_of(self, mutation_id: int) -> int | None:
+        hits = np.flatnonzero(self.mutation_id == mutation_id)
+        return int(hits[0]) if len(hits) else None
+
+
+@dataclass(frozen=True)
+class ResultDetail:
+    probe: Probe
+    changed: bool
+    text: str | None
+    first_word: str | None
+    diverge_at: int | None
+    edit_distance: float | None
+    cosine: float | None
+    severity: int
+    malignant: bool
+    style: str | None
+    flags: tuple[str, ...]
+    choice_score: int | None
+    choice_delta: int | None
+
+
+@dataclass(frozen=True)
+class MutationDetail:
+    mutation_id: int
+    layer: int
+    matrix: str
+    row0: int
+    row1: int
+    col0: int
+    col1: int
+    kind: str
+    value: float
+    results: list[ResultDetail]
+    tags: dict[str, str | None]
+
+
+def _quiet(connection) -> None:
+    connection.execute("SET enable_progress_bar = false")
+
+
+def list_screens(path: str | Path) -> list[ScreenSummary]:
+    """Every screen in the database, newest first, with its tested and phenotypic counts."""
+    with connect(path, read_only=True) as connection:
+        _quiet(connection)
+        rows = connection.execute(
+            """
+            WITH per_mutation AS (
+                SELECT screen_id, mutation_id, bool_or(changed) AS phenotype
+                FROM results GROUP BY screen_id, mutation_id
+            )
+            SELECT s.screen_id, s.name, s.kind, s.model, s.status, s.decoding,
+                   (SELECT count(*) FROM probes p WHERE p.screen_id = s.screen_id),
+                   s.planned_mutations,
+                   (SELECT count(*) FROM per_mutation m WHERE m.screen_id = s.screen_id),
+                   (SELECT count(*) FROM per_mutation m
+                     WHERE m.screen_id = s.screen_id AND m.phenotype),
+                   s.created_at
+            FROM screens s ORDER BY s.created_at DESC, s.screen_id DESC
+            """
+        ).fetchall()
+    return [ScreenSummary(*row) for row in rows]
+
+
+def screen_progress(path: str | Path, screen_id: int) -> tuple[str, int]:
+    """(status, number of results): a cheap check whether a running screen has moved on."""
+    with connect(path, read_only=True) as connection:
+        status = connection.execute(
+            "SELECT status FROM screens WHERE screen_id = ?", [screen_id]
+        ).fetchone()
+        count = connection.execute(
+            "SELECT count(*) FROM results WHERE screen_id = ?", [screen_id]
+        ).fetchone()[0]
+    return (status[0] if status else "missing"), int(count)
+
+
+def load_screen(path: str | Path, screen_id: int) -> ScreenData:
+    """Read one screen into memory: all mutations, the changed results, probes and tags."""
+    with connect(path, read_only=True) as connection:
+        _quiet(connection)
+        summary_row = connection.execute(
+            "SELECT screen_id, name, kind, model, status, decoding, planned_mutations, created_at"
+            " FROM screens WHERE screen_id = ?",
+            [screen_id],
+        ).fetchone()
+        probes = [
+            Probe(*row)
+            for row in connection.execute(
+                "SELECT probe_id, name, kind, style, prompt, baseline_text, baseline_score,"
+                " questions FROM probes WHERE screen_id = ? ORDER BY probe_id",
+                [screen_id],
+            ).fetchall()
+        ]
+        matrices = [
+            MatrixShape(*row)
+            for row in connection.execute(
+                "SELECT layer, matrix, rows, cols, min, max FROM matrices WHERE screen_id = ?"
+                " ORDER BY layer, matrix",
+                [screen_id],
+            ).fetchall()
+        ]
+        runs = connection.execute(
+            "SELECT layer, matrix, count(*) FROM mutations WHERE screen_id = ?"
+            " GROUP BY layer, matrix ORDER BY layer, matrix",
+            [screen_id],
+        ).fetchall()
+        # A complete screen has run every mutation on every probe: skip counting its results.
+        complete = summary_row is not None and summary_row[4] == "complete"
+        tested = (
+            "$probes AS tested"
+            if complete
+            else "(SELECT count(*) FROM results r WHERE r.screen_id = $screen"
+            " AND r.mutation_id = m.mutation_id) AS tested"
+        )
+        mutations = connection.execute(
+            f"""
+            SELECT m.mutation_id, m.row0, m.row1, m.col0, m.col1,
+                   coalesce(list_position($kinds, m.kind), 4) - 1 AS kind, {tested}
+            FROM mutations m WHERE m.screen_id = $screen
+            ORDER BY m.layer, m.matrix, m.row0, m.col0, m.mutation_id
+            """,
+            {"screen": screen_id, "kinds": list(KINDS), "probes": len(probes)}
+            if complete
+            else {"screen": screen_id, "kinds": list(KINDS)},
+        ).fetchnumpy()
+        styles, words = (
+            [
+                row[0]
+                for row in connection.execute(
+                    f"SELECT DISTINCT {column} FROM results WHERE screen_id = ? AND changed"
+                    f" AND {column} IS NOT NULL ORDER BY 1",
+                    [screen_id],
+                ).fetchall()
+            ]
+            for column in ("style", "first_word")
+        )
+        changed = connection.execute(
+            "SELECT mutation_id, probe_id, severity, malignant,"
+            " coalesce(list_position($styles, style), 0) - 1 AS style,"
+            " coalesce(list_position($words, first_word), 0) - 1 AS word"
+            " FROM results WHERE screen_id = $screen AND changed ORDER BY mutation_id",
+            {"screen": screen_id, "styles": styles, "words": words},
+        ).fetchnumpy()
+        tag_rows = connection.execute(
+            "SELECT mutation_id, tag, note FROM tags WHERE screen_id = ?", [screen_id]
+        ).fetchall()
+    if summary_row is None:
+        raise LookupError(f"no screen {screen_id}")
+    return _assemble(
+        summary_row, probes, matrices, runs, mutations, changed, styles, words, tag_rows
+    )
+
+
+def _column(frame: dict, name: str, dtype) -> np.ndarray:
+    values = frame[name]
+    if isinstance(values, np.ma.MaskedArray):
+        values = values.filled(0)
+    return np.asarray(values, dtype=dtype)
+
+
+def _assemble(
+    summary_row, probes, matrices, runs, mutations, changed, styles, words, tag_rows
+) -> ScreenData:
+    mutation_id = _column(mutations, "mutation_id", np.int64)
+    shapes = {(shape.layer, shape.matrix): position for position, shape in enumerate(matrices)}
+    matrix_index = np.full(len(mutation_id), -1, dtype=np.int32)
+    slices = [slice(0, 0)] * len(matrices)
+    start = 0
+    for layer, matrix, count in runs:  # the mutations are sorted by (layer, matrix) too
+        position = shapes.get((layer, matrix))
+        if position is not None:
+            matrix_index[start : start + count] = position
+            slices[position] = slice(start, start + count)
+        start += count
+    kind = _column(mutations, "kind", np.int8)
+    changed_ids = _column(changed, "mutation_id", np.int64)
+    order = np.argsort(mutation_id, kind="stable")
+    positions = np.searchsorted(mutation_id[order], changed_ids)
+    positions = np.clip(positions, 0, max(len(order) - 1, 0))
+    phenotype_mutation = order[positions] if len(order) else positions
+    index_of = {int(value): position for position, value in enumerate(mutation_id)}
+    tags: dict[int, dict[str, str | None]] = {}
+    for tagged_id, tag, note in tag_rows:
+        position = index_of.get(int(tagged_id))
+        if position is not None:
+            tags.setdefault(position, {})[tag] = note
+    tested = _column(mutations, "tested", np.int32)
+    phenotypic = np.zeros(len(mutation_id), dtype=bool)
+    phenotypic[phenotype_mutation] = True
+    screen_id, name, kind_name, model, status, decoding, planned, created_at = summary_row
+    summary = ScreenSummary(
+        screen_id,
+        name,
+        kind_name,
+        model,
+        status,
+        decoding,
+        len(probes),
+        planned,
+        int((tested > 0).sum()),
+        int(phenotypic.sum()),
+        created_at,
+    )
+    return ScreenData(
+        summary=summary,
+        probes=probes,
+        matrices=matrices,
+        matrix_slices=slices,
+        mutation_id=mutation_id,
+        matrix_index=matrix_index,
+        row0=_column(mutations, "row0", np.int32),
+        row1=_column(mutations, "row1", np.int32),
+        col0=_column(mutations, "col0", np.int32),
+        col1=_column(mutations, "col1", np.int32),
+        kind=kind,
+        tested=tested,
+        phenotype_mutation=np.asarray(phenotype_mutation, dtype=np.int64),
+        phenotype_probe=_column(changed, "probe_id", np.int32),
+        phenotype_severity=_column(changed, "severity", np.int8),
+        phenotype_malignant=_column(changed, "malignant", bool),
+        phenotype_style=_column(changed, "style", np.int32),
+        phenotype_word=_column(changed, "word", np.int32),
+        styles=styles,
+        words=words,
+        tags=tags,
+        results=int(tested.sum()),
+    )
+
+
+_FLAGS = ("empty", "repetitive", "garbage", "nonfinite", "destructive", "settled_naively")
+
+
+def mutation_detail(path: str | Path, screen_id: int, mutation_id: int) -> MutationDetail:
+    """One mutation with every result (texts included) and its tags."""
+    with connect(path, read_only=True) as connection:
+        site = connection.execute(
+            "SELECT layer, matrix, row0, row1, col0, col1, kind, value FROM mutations"
+            " WHERE screen_id = ? AND mutation_id = ?",
+            [screen_id, mutation_id],
+        ).fetchone()
+        probes = {
+            row[0]: Probe(*row)
+            for row in connection.execute(
+                "SELECT probe_id, name, kind, style, prompt, baseline_text, baseline_score,"
+                " questions FROM probes WHERE screen_id = ?",
+                [screen_id],
+            ).fetchall()
+        }
+        rows = connection.execute(
+            f"SELECT probe_id, changed, text, first_word, diverge_at, edit_distance, cosine,"
+            f" severity, malignant, style, choice_score, choice_delta, {', '.join(_FLAGS)}"
+            f" FROM results WHERE screen_id = ? AND mutation_id = ? ORDER BY probe_id",
+            [screen_id, mutation_id],
+        ).fetchall()
+        tags = dict(
+            connection.execute(
+                "SELECT tag, note FROM tags WHERE screen_id = ? AND mutation_id = ?"
+                " ORDER BY created_at, tag",
+                [screen_id, mutation_id],
+            ).fetchall()
+        )
+    if site is None:
+        raise LookupError(f"no mutation {mutation_id} in screen {screen_id}")
+    results = []
+    for row in rows:
+        probe_id, changed, text, word, diverge, distance, cosine, severity, malignant = row[:9]
+        style, score, delta = row[9:12]
+        flags = tuple(name for name, on in zip(_FLAGS, row[12:], strict=True) if on)
+        probe = probes.get(probe_id) or Probe(
+            probe_id, f"probe {probe_id}", "text", None, "", None, None, None
+        )
+        results.append(
+            ResultDetail(
+                probe,
+                changed,
+                text,
+                word,
+                diverge,
+                distance,
+                cosine,
+                severity,
+                malignant,
+                style,
+                flags,
+                score,
+                delta,
+            )
+        )
+    layer, matrix, row0, row1, col0, col1, kind, value = site
+    return MutationDetail(
+        mutation_id, layer, matrix, row0, row1, col0, col1, kind, value, results, tags
+    )
+
+
+def add_tag(
+    path: str | Path, screen_id: int, mutation_id: int, tag: str, note: str | None = None
+) -> None:
+    """Tag a mutation (or replace the note of an existing tag), written at once."""
+    with connect(path, read_only=False) as connection:
+        connection.execute(
+            "INSERT INTO tags (screen_id, mutation_id, tag, note) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (screen_id, mutation_id, tag) DO UPDATE SET note = excluded.note",
+            [screen_id, mutation_id, tag, note or None],
+        )
+
+
+def remove_tag(path: str | Path, screen_id: int, mutation_id: int, tag: str) -> None:
+    with connect(path, read_only=False) as connection:
+        connection.execute(
+            "DELETE FROM tags WHERE screen_id = ? AND mutation_id = ? AND tag = ?",
+            [screen_id, mutation_id, tag],
+        )

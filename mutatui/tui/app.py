@@ -1,0 +1,176 @@
+"""The explorer app: browse a mutatui database's screens as navigable matrix grids.
+
+The app owns the state every screen shares: the database path, the open screen's data (read
+once into memory by a worker), the filter and the per-mutation phenotypes under it. Screens
+subscribe to `data_changed` and redraw from memory. While a screen is 'running' the app polls
+the database every few seconds (a short read-only connection, off the UI thread) and reloads
+when results have been added, so new phenotypes appear in the grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from mutatui.errors import MutatuiError
+from mutatui.store import queries
+from mutatui.store.queries import ScreenData
+from mutatui.tui.grid_data import Filter, Phenotypes, apply_filter
+from mutatui.tui.keymap import load_keymap
+
+POLL_SECONDS = 3.0
+THEMES = ("textual-dark", "textual-light")
+
+
+class ExplorerApp(App):
+    """`mutatui browse DB`."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "mutatui"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("ctrl+t", "toggle_theme", "Light/dark", show=False, id="app.theme"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        keymap: dict[str, str] | None = None,
+        poll_seconds: float = POLL_SECONDS,
+        open_screen: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.data: ScreenData | None = None
+        self.selection = Filter()
+        self.phenotypes: Phenotypes | None = None
+        self.data_changed: Signal[ScreenData] = Signal(self, "data_changed")
+        self.poll_seconds = poll_seconds
+        self._initial_screen = open_screen
+        self._keymap_override = keymap
+        self._loading: int | None = None
+
+    def on_mount(self) -> None:
+        try:
+            keys = self._keymap_override if self._keymap_override is not None else load_keymap()
+        except MutatuiError as error:
+            keys = {}
+            self.notify(str(error), title="Keys not remapped", severity="warning")
+        if keys:
+            self.set_keymap(keys)
+        self.sub_title = str(self.db_path)
+        from mutatui.tui.screens.screen_list import ScreenListScreen
+
+        self.push_screen(ScreenListScreen())
+        if self._initial_screen is not None:
+            self.open_screen(self._initial_screen)
+        self.set_interval(self.poll_seconds, self._poll)
+
+    # --- the open screen -----------------------------------------------------------------
+
+    def open_screen(self, screen_id: int) -> None:
+        """Show the overview of one screen; its data loads in a worker."""
+        from mutatui.tui.screens.overview import OverviewScreen
+
+        if self.data is None or self.data.summary.screen_id != screen_id:
+            self.data = None
+            self.phenotypes = None
+            self.selection = Filter()
+            self.load_screen(screen_id)
+        self.push_screen(OverviewScreen())
+
+    @work(thread=True, exclusive=True, group="load")
+    def load_screen(self, screen_id: int) -> ScreenData:
+        self._loading = screen_id
+        try:
+            data = queries.load_screen(self.db_path, screen_id)
+        finally:
+            self._loading = None
+        self.call_from_thread(self._loaded, data)
+        return data
+
+    def _loaded(self, data: ScreenData) -> None:
+        self.data = data
+        self.phenotypes = apply_filter(data, self.selection)
+        self.data_changed.publish(data)
+
+    def set_filter(self, selection: Filter) -> None:
+        """Apply a filter: every view (grid, marginals, counts, overview) follows."""
+        self.selection = selection
+        if self.data is not None:
+            self.phenotypes = apply_filter(self.data, selection)
+            self.data_changed.publish(self.data)
+
+    def _poll(self) -> None:
+        data = self.data
+        if data is not None and data.summary.status == "running" and self._loading is None:
+            self.check_progress(data.summary.screen_id, data.results)
+
+    @work(thread=True, exclusive=True, group="poll")
+    def check_progress(self, screen_id: int, known_results: int) -> None:
+        status, results = queries.screen_progress(self.db_path, screen_id)
+        if results != known_results or status != "running":
+            self.call_from_thread(self.load_screen, screen_id)
+
+    # --- triage --------------------------------------------------------------------------
+
+    def save_tag(self, mutation_id: int, tag: str, note: str | None) -> None:
+        """Tag a mutation: written to the database at once, then shown everywhere."""
+        data = self.data
+        if data is None:
+            return
+        self._write_tag(data.summary.screen_id, mutation_id, tag, note)
+
+    @work(thread=True, group="tag")
+    def _write_tag(self, screen_id: int, mutation_id: int, tag: str, note: str | None) -> None:
+        queries.add_tag(self.db_path, screen_id, mutation_id, tag, note)
+        self.call_from_thread(self._tag_saved, screen_id, mutation_id, tag, note)
+
+    def _tag_saved(self, screen_id: int, mutation_id: int, tag: str, note: str | None) -> None:
+        data = self.data
+        if data is not None and data.summary.screen_id == screen_id:
+            position = data.index_of(mutation_id)
+            if position is not None:
+                data.tags.setdefault(position, {})[tag] = note
+            self.set_filter(self.selection)
+        hook = getattr(self.screen, "tag_saved", None)
+        if hook is not None:
+            hook(mutation_id)
+        self.notify(f"tagged {tag}" + (f": {note}" if note else ""), timeout=2)
+
+    # --- errors, help, theme -------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker's failure lands here: one line, and the app keeps running."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            message = str(error) if isinstance(error, MutatuiError) else repr(error)
+            self.notify(message.splitlines()[0] if message else "failed", severity="error")
+
+    def action_help(self) -> None:
+        from mutatui.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Every key, and how to remap it", self.action_help)
+        yield SystemCommand(
+            "Light or dark", "Switch between light and dark", self.action_toggle_theme
+        )
+        yield from getattr(screen, "system_commands", list)()

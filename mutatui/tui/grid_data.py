@@ -1,0 +1,286 @@
+"""What the grid shows, computed from a `ScreenData` in memory with numpy (no Textual here).
+
+`apply_filter` turns the screen's changed results into per-mutation phenotype counts and worst
+severities under a `Filter`; `MatrixLayout` bins one matrix's mutations at a zoom level and
+answers, one grid line at a time, what each cell holds. Lines are computed on demand (a 4096 x
+11008 matrix at single-coordinate zoom has 45 million cells, of which a screen shows 2000), so
+moving and zooming cost the visible lines only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mutatui.store.queries import KINDS, MatrixShape, ScreenData
+
+MAX, MIN = KINDS.index("max"), KINDS.index("min")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which phenotypes count. Empty sets mean "any"."""
+
+    kinds: frozenset[str] = frozenset()
+    min_severity: int = 0
+    styles: frozenset[str] = frozenset()
+    first_word: str | None = None
+    probes: frozenset[int] = frozenset()
+    tag: str | None = None
+    malignant: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self != Filter()
+
+    def describe(self, data: ScreenData | None = None) -> str:
+        parts = []
+        if self.kinds:
+            parts.append("kind " + "/".join(sorted(self.kinds)))
+        if self.min_severity:
+            parts.append(f"severity>={self.min_severity}")
+        if self.styles:
+            parts.append("style " + "/".join(sorted(self.styles)))
+        if self.first_word:
+            parts.append(f"word {self.first_word!r}")
+        if self.probes:
+            names = {probe.probe_id: probe.name for probe in data.probes} if data else {}
+            parts.append("prompt " + "/".join(names.get(p, str(p)) for p in sorted(self.probes)))
+        if self.tag:
+            parts.append(f"tag {self.tag}")
+        if self.malignant:
+            parts.append("malignant")
+        return ", ".join(parts) if parts else "no filter"
+
+
+@dataclass
+class Phenotypes:
+    """Per mutation, under one filter: does it count, how many phenotypes, how severe."""
+
+    kept: np.ndarray
+    count: np.ndarray
+    worst: np.ndarray
+
+    @property
+    def phenotypic(self) -> np.ndarray:
+        return self.count > 0
+
+
+def apply_filter(data: ScreenData, selection: Filter) -> Phenotypes:
+    n = len(data.mutation_id)
+    kept = data.tested > 0
+    if selection.kinds:
+        codes = [KINDS.index(kind) for kind in selection.kinds if kind in KINDS]
+        kept &= np.isin(data.kind, codes)
+    if selection.tag:
+        tagged = np.zeros(n, dtype=bool)
+        for position, tags in data.tags.items():
+            if selection.tag in tags:
+                tagged[position] = True
+        kept &= tagged
+    rows = data.phenotype_severity >= max(selection.min_severity, 0)
+    if selection.styles:
+        codes = [data.styles.index(s) for s in selection.styles if s in data.styles]
+        rows &= np.isin(data.phenotype_style, codes)
+    if selection.first_word is not None:
+        code = data.words.index(selection.first_word) if selection.first_word in data.words else -2
+        rows &= data.phenotype_word == code
+    if selection.probes:
+        rows &= np.isin(data.phenotype_probe, list(selection.probes))
+    if selection.malignant:
+        rows &= data.phenotype_malignant
+    owners = data.phenotype_mutation[rows]
+    count = np.bincount(owners, minlength=n).astype(np.int32)
+    worst = np.zeros(n, dtype=np.int8)
+    np.maximum.at(worst, owners, data.phenotype_severity[rows])
+    count[~kept] = 0
+    worst[~kept] = 0
+    return Phenotypes(kept, count, worst)
+
+
+def overview_counts(data: ScreenData, phenotypes: Phenotypes) -> tuple[np.ndarray, np.ndarray]:
+    """Phenotypic mutations per matrix, for max and for min (indexed like data.matrices)."""
+    m = len(data.matrices)
+    valid = data.matrix_index >= 0
+    hit = phenotypes.phenotypic & valid
+    index = data.matrix_index
+    by_max = np.bincount(index[hit & (data.kind == MAX)], minlength=m)
+    by_min = np.bincount(index[hit & (data.kind == MIN)], minlength=m)
+    return by_max, by_min
+
+
+@dataclass
+class CellLine:
+    """One grid line: per bin column, counts of tested and phenotypic mutations."""
+
+    tested: np.ndarray
+    max_hits: np.ndarray
+    min_hits: np.ndarray
+    other_hits: np.ndarray
+    worst: np.ndarray
+
+    @property
+    def phenotypic(self) -> np.ndarray:
+        return self.max_hits + self.min_hits + self.other_hits
+
+
+@dataclass
+class MatrixLayout:
+    """One matrix binned at one zoom level: a cell is `bin_rows` x `bin_cols` coordinates.
+
+    The finest zoom is the screen's own resolution (a 64x64 tile screen stops at tiles, an
+    element screen at single coordinates); `zoom_rows` and `zoom_cols` count doublings of the
+    bin above it, per axis, so a tall matrix can fill the width too.
+    """
+
+    shape: MatrixShape
+    row0: np.ndarray
+    col0: np.ndarray
+    kind: np.ndarray
+    kept: np.ndarray
+    count: np.ndarray
+    worst: np.ndarray
+    unit_rows: int
+    unit_cols: int
+    zoom_rows: int
+    zoom_cols: int
+    rearranged: bool = False
+    row_order: np.ndarray = field(init=False)
+    col_order: np.ndarray = field(init=False)
+    row_totals: np.ndarray = field(init=False)
+    col_totals: np.ndarray = field(init=False)
+    _bin_row: np.ndarray = field(init=False)
+    _sorted: np.ndarray = field(init=False)
+    _bounds: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        bin_row = self.row0 // self.bin_rows
+        bin_col = self.col0 // self.bin_cols
+        hits = self.count > 0
+        self.row_totals = np.bincount(bin_row[hits], minlength=self.rows).astype(np.int64)
+        self.col_totals = np.bincount(bin_col[hits], minlength=self.cols).astype(np.int64)
+        if self.rearranged:
+            self.row_order = np.argsort(-self.row_totals, kind="stable")
+            self.col_order = np.argsort(-self.col_totals, kind="stable")
+        else:
+            self.row_order = np.arange(self.rows)
+            self.col_order = np.arange(self.cols)
+        self._sorted = np.argsort(bin_row, kind="stable")
+        self._bin_row = bin_row[self._sorted]
+        self._bounds = np.searchsorted(self._bin_row, np.arange(self.rows + 1))
+        self._bin_col = bin_col
+
+    @property
+    def bin_rows(self) -> int:
+        return self.unit_rows << self.zoom_rows
+
+    @property
+    def bin_cols(self) -> int:
+        return self.unit_cols << self.zoom_cols
+
+    @property
+    def rows(self) -> int:
+        return -(-self.shape.rows // self.bin_rows)
+
+    @property
+    def cols(self) -> int:
+        return -(-self.shape.cols // self.bin_cols)
+
+    def line(self, display_row: int) -> CellLine:
+        """The cells of one displayed line, in display (possibly rearranged) column order."""
+        natural = int(self.row_order[display_row])
+        members = self._sorted[self._bounds[natural] : self._bounds[natural + 1]]
+        columns = self._bin_col[members]
+        kept = self.kept[members]
+        hits = self.count[members] > 0
+        kinds = self.kind[members]
+        n = self.cols
+        tested = np.bincount(columns[kept], minlength=n)
+        max_hits = np.bincount(columns[hits & (kinds == MAX)], minlength=n)
+        min_hits = np.bincount(columns[hits & (kinds == MIN)], minlength=n)
+        other_hits = np.bincount(columns[hits & (kinds != MAX) & (kinds != MIN)], minlength=n)
+        worst = np.zeros(n, dtype=np.int8)
+        np.maximum.at(worst, columns, self.worst[members])
+        order = self.col_order
+        return CellLine(
+            tested[order], max_hits[order], min_hits[order], other_hits[order], worst[order]
+        )
+
+    def cell_bounds(self, display_row: int, display_col: int) -> tuple[int, int, int, int]:
+        """Coordinates (row0, row1, col0, col1) covered by one displayed cell."""
+        row = int(self.row_order[display_row])
+        col = int(self.col_order[display_col])
+        return (
+            row * self.bin_rows,
+            min((row + 1) * self.bin_rows, self.shape.rows),
+            col * self.bin_cols,
+            min((col + 1) * self.bin_cols, self.shape.cols),
+        )
+
+    def display_cell_of(self, row: int, col: int) -> tuple[int, int]:
+        """The displayed cell holding coordinate (row, col)."""
+        natural_row, natural_col = row // self.bin_rows, col // self.bin_cols
+        display_row = int(np.flatnonzero(self.row_order == natural_row)[0])
+        display_col = int(np.flatnonzero(self.col_order == natural_col)[0])
+        return display_row, display_col
+
+    def members(self, display_row: int, display_col: int) -> np.ndarray:
+        """Positions (into the layout's arrays) of the mutations in one displayed cell."""
+        natural_row = int(self.row_order[display_row])
+        natural_col = int(self.col_order[display_col])
+        members = self._sorted[self._bounds[natural_row] : self._bounds[natural_row + 1]]
+        return members[self._bin_col[members] == natural_col]
+
+
+def unit_of(data: ScreenData, position: int) -> tuple[int, int]:
+    """The finest resolution of one matrix's sites: its smallest block (1 for elements)."""
+    part = data.matrix_slices[position]
+    if part.stop <= part.start:
+        return 1, 1
+    heights = data.row1[part] - data.row0[part]
+    widths = data.col1[part] - data.col0[part]
+    return max(int(heights.min()), 1), max(int(widths.min()), 1)
+
+
+def _fit_axis(size: int, unit: int, space: int) -> int:
+    zoom = 0
+    while -(-size // (unit << zoom)) > max(space, 1) and zoom < 40:
+        zoom += 1
+    return zoom
+
+
+def fit_zoom(shape: MatrixShape, unit: tuple[int, int], height: int, width: int) -> tuple[int, int]:
+    """Per axis, the finest zoom at which the whole matrix fits in height x width cells."""
+    return _fit_axis(shape.rows, unit[0], height), _fit_axis(shape.cols, unit[1], width)
+
+
+def zoomed(fit: tuple[int, int], level: int) -> tuple[int, int]:
+    """`level` doublings finer than the fit, never finer than the screen's resolution."""
+    return max(fit[0] - level, 0), max(fit[1] - level, 0)
+
+
+def layout_for(
+    data: ScreenData,
+    phenotypes: Phenotypes,
+    position: int,
+    zoom: tuple[int, int],
+    *,
+    rearranged: bool = False,
+) -> MatrixLayout:
+    part = data.matrix_slices[position]
+    unit = unit_of(data, position)
+    return MatrixLayout(
+        shape=data.matrices[position],
+        row0=data.row0[part],
+        col0=data.col0[part],
+        kind=data.kind[part],
+        kept=phenotypes.kept[part],
+        count=phenotypes.count[part],
+        worst=phenotypes.worst[part],
+        unit_rows=unit[0],
+        unit_cols=unit[1],
+        zoom_rows=zoom[0],
+        zoom_cols=zoom[1],
+        rearranged=rearranged,
+    )

@@ -1,0 +1,156 @@
+"""The mutations in one cell; for the selected one, every prompt's baseline and mutant side by
+side with the divergence highlighted, its grade, flags and metrics, and its tags."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from mutatui.engine.sites import Site
+from mutatui.store import queries
+from mutatui.store.queries import KINDS, MutationDetail, ResultDetail
+from mutatui.tui.widgets.cell_summary import SEVERITY_NAMES
+from mutatui.tui.widgets.side_by_side import SideBySide
+
+
+def site_of(detail: MutationDetail) -> Site:
+    return Site(detail.layer, detail.matrix, detail.row0, detail.row1, detail.col0, detail.col1)
+
+
+def grade_line(result: ResultDetail) -> str:
+    probe = result.probe
+    head = f"[b]{probe.name}[/b] [dim]{probe.prompt[:60]}[/dim]"
+    if not result.changed:
+        return f"{head}  silent"
+    parts = [f"[b]{SEVERITY_NAMES[result.severity]}[/b]"]
+    if result.malignant:
+        parts.append("[b red]malignant[/b red]")
+    if result.style:
+        parts.append(result.style)
+    if result.first_word:
+        parts.append(f"first word {result.first_word!r}")
+    if result.cosine is not None:
+        parts.append(f"cosine {result.cosine:.2f}")
+    if result.edit_distance is not None:
+        parts.append(f"edit {result.edit_distance:.2f}")
+    if result.diverge_at is not None:
+        parts.append(f"diverges at token {result.diverge_at}")
+    if result.choice_score is not None:
+        parts.append(f"score {result.choice_score}/{probe.questions} ({result.choice_delta:+d})")
+    parts.extend(result.flags)
+    return f"{head}  " + ", ".join(parts)
+
+
+class DetailScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Grid", id="detail.back"),
+        Binding("t", "tag", "Tag", id="detail.tag"),
+        Binding("y", "copy_site", "Copy site", id="detail.copy_site"),
+        Binding("Y", "copy_output", "Copy output", id="detail.copy_output"),
+    ]
+
+    def __init__(self, positions: list[int]) -> None:
+        super().__init__()
+        self.positions = positions
+        self.detail: MutationDetail | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="detail-mutations", cursor_type="row")
+        yield Static("", id="detail-head", classes="status")
+        yield VerticalScroll(id="detail-results")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        data, phenotypes = self.app.data, self.app.phenotypes
+        table = self.query_one(DataTable)
+        table.add_columns("site", "kind", "phenotypes", "worst", "tags")
+        for position in self.positions:
+            layer_matrix = data.matrices[int(data.matrix_index[position])]
+            site = Site(
+                layer_matrix.layer,
+                layer_matrix.matrix,
+                int(data.row0[position]),
+                int(data.row1[position]),
+                int(data.col0[position]),
+                int(data.col1[position]),
+            )
+            table.add_row(
+                str(site),
+                KINDS[int(data.kind[position])],
+                str(int(phenotypes.count[position])),
+                SEVERITY_NAMES[int(phenotypes.worst[position])],
+                ", ".join(data.tags.get(position, {})),
+                key=str(position),
+            )
+        table.focus()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        position = self.positions[event.cursor_row]
+        data = self.app.data
+        self.load_detail(data.summary.screen_id, int(data.mutation_id[position]))
+
+    @work(thread=True, exclusive=True, group="detail")
+    def load_detail(self, screen_id: int, mutation_id: int) -> None:
+        detail = queries.mutation_detail(self.app.db_path, screen_id, mutation_id)
+        self.app.call_from_thread(self.show_detail, detail)
+
+    def show_detail(self, detail: MutationDetail) -> None:
+        self.detail = detail
+        tags = ", ".join(tag + (f" ({note})" if note else "") for tag, note in detail.tags.items())
+        self.query_one("#detail-head", Static).update(
+            f"[b]{site_of(detail)}[/b] {detail.kind} = {detail.value:.4g}"
+            + (f"   tags: {tags}" if tags else "")
+            + "   [dim]left: baseline, right: mutant[/dim]"
+        )
+        container = self.query_one("#detail-results", VerticalScroll)
+        container.remove_children()
+        widgets = []
+        for result in detail.results:
+            widgets.append(Static(grade_line(result), classes="grade"))
+            if result.probe.kind == "text":
+                baseline = result.probe.baseline_text or ""
+                mutant = result.text if result.changed and result.text is not None else baseline
+                widgets.append(SideBySide(baseline, mutant, changed=result.changed))
+        container.mount_all(widgets)
+
+    def action_copy_site(self) -> None:
+        if self.detail:
+            text = str(site_of(self.detail))
+            self.app.copy_to_clipboard(text)
+            self.notify(f"copied {text}", timeout=1.5)
+
+    def action_copy_output(self) -> None:
+        if self.detail:
+            texts = [r.text for r in self.detail.results if r.changed and r.text]
+            if texts:
+                self.app.copy_to_clipboard(texts[0])
+                self.notify("copied the mutant's output", timeout=1.5)
+
+    def action_tag(self) -> None:
+        from mutatui.tui.screens.tag import TagScreen
+
+        detail = self.detail
+        if detail is None:
+            return
+
+        def chosen(choice: tuple[str, str | None] | None) -> None:
+            if choice:
+                self.app.save_tag(detail.mutation_id, *choice)
+
+        self.app.push_screen(TagScreen(str(site_of(detail)), detail.tags), chosen)
+
+    def tag_saved(self, mutation_id: int) -> None:
+        """Called by the app once a tag is in the database."""
+        table = self.query_one(DataTable)
+        data = self.app.data
+        position = data.index_of(mutation_id)
+        if position is None or position not in self.positions:
+            return
+        tags = data.tags.get(position, {})
+        table.update_cell(str(position), table.ordered_columns[4].key, ", ".join(tags))
+        self.load_detail(data.summary.screen_id, mutation_id)

@@ -1,0 +1,103 @@
+"""The filter dialog: kind, severity, style, first word, prompt, tag, malignant."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Checkbox, Input, Label, Select
+
+from mutatui.store.queries import TRIAGE_TAGS, ScreenData
+from mutatui.tui.grid_data import Filter
+
+SEVERITIES = (("any", 0), ("mild or worse", 1), ("moderate or worse", 2), ("severe", 3))
+
+
+class FilterScreen(ModalScreen[Filter | None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="filter.cancel"),
+        Binding("ctrl+s", "apply", "Apply", id="filter.apply"),
+    ]
+
+    def __init__(self, data: ScreenData, current: Filter) -> None:
+        super().__init__()
+        self.data = data
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        current, data = self.current, self.data
+        tags = sorted(set(TRIAGE_TAGS) | {tag for tags in data.tags.values() for tag in tags})
+        with Vertical(id="filter-dialog", classes="dialog"):
+            yield Label("[b]Filter phenotypes[/b]  (Tab moves, Enter applies, Esc cancels)")
+            with Horizontal(classes="row"):
+                yield Checkbox("max", "max" in current.kinds, id="kind-max")
+                yield Checkbox("min", "min" in current.kinds, id="kind-min")
+                yield Checkbox("malignant only", current.malignant, id="malignant")
+            yield Select(
+                [(label, value) for label, value in SEVERITIES],
+                value=current.min_severity,
+                allow_blank=False,
+                id="severity",
+                prompt="severity",
+            )
+            yield Select(
+                [(style, style) for style in data.styles],
+                value=next(iter(current.styles)) if current.styles else Select.NULL,
+                prompt="any style",
+                id="style",
+            )
+            yield Select(
+                [(f"{probe.name}: {probe.prompt[:40]}", probe.probe_id) for probe in data.probes],
+                value=next(iter(current.probes)) if current.probes else Select.NULL,
+                prompt="any prompt",
+                id="probe",
+            )
+            yield Select(
+                [(tag, tag) for tag in tags],
+                value=current.tag if current.tag else Select.NULL,
+                prompt="any tag",
+                id="tag",
+            )
+            yield Input(
+                current.first_word or "",
+                placeholder="first word (any)",
+                suggester=SuggestFromList(data.words, case_sensitive=True),
+                id="first-word",
+            )
+            with Horizontal(classes="buttons"):
+                yield Button("Apply", variant="primary", id="apply")
+                yield Button("Clear all", id="clear")
+
+    def _value(self, selector: str):
+        value = self.query_one(selector, Select).value
+        return None if value in (Select.NULL, None) else value
+
+    def selection(self) -> Filter:
+        kinds = frozenset(
+            kind for kind in ("max", "min") if self.query_one(f"#kind-{kind}", Checkbox).value
+        )
+        style, probe, tag = self._value("#style"), self._value("#probe"), self._value("#tag")
+        word = self.query_one("#first-word", Input).value.strip()
+        return Filter(
+            kinds=kinds,
+            min_severity=int(self._value("#severity") or 0),
+            styles=frozenset([style]) if style else frozenset(),
+            first_word=word or None,
+            probes=frozenset([probe]) if probe is not None else frozenset(),
+            tag=tag,
+            malignant=self.query_one("#malignant", Checkbox).value,
+        )
+
+    def action_apply(self) -> None:
+        self.dismiss(self.selection())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_input_submitted(self) -> None:
+        self.action_apply()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(Filter() if event.button.id == "clear" else self.selection())

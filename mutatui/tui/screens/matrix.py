@@ -1,0 +1,303 @@
+"""One matrix as a navigable grid, with marginals, zoom, layers, filters and the cell under the
+cursor described below it."""
+
+from __future__ import annotations
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from mutatui.engine.sites import Site, parse_site
+from mutatui.errors import MutatuiError
+from mutatui.store.queries import ScreenData
+from mutatui.tui.grid_data import MatrixLayout, fit_zoom, layout_for, unit_of, zoomed
+from mutatui.tui.screens.shared import FilterActions
+from mutatui.tui.widgets.cell_summary import CellSummary, describe_cell
+from mutatui.tui.widgets.matrix_grid import HEADER, MARGIN, CellPosition, MatrixGrid
+
+
+class MatrixScreen(FilterActions, Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Overview", id="matrix.back"),
+        Binding("plus,equals_sign", "zoom(-1)", "Zoom in", key_display="+", id="matrix.zoom_in"),
+        Binding("minus", "zoom(1)", "Zoom out", key_display="-", id="matrix.zoom_out"),
+        Binding("0", "fit", "Fit", show=False, id="matrix.fit"),
+        Binding(
+            "left_square_bracket", "layer(-1)", "Layer-", key_display="[", id="matrix.layer_prev"
+        ),
+        Binding(
+            "right_square_bracket", "layer(1)", "Layer+", key_display="]", id="matrix.layer_next"
+        ),
+        Binding("m", "matrix_type(1)", "Matrix", id="matrix.type_next"),
+        Binding("M", "matrix_type(-1)", "Matrix back", show=False, id="matrix.type_prev"),
+        Binding("g", "goto", "Go to", id="matrix.goto"),
+        Binding("r", "rearrange", "Rearrange", id="matrix.rearrange"),
+        Binding("c", "complement", "Max/min", id="matrix.complement"),
+        Binding("s", "colour", "Density/severity", show=False, id="matrix.colour"),
+        Binding("enter", "detail", "Detail", id="matrix.detail"),
+        Binding("t", "tag", "Tag", show=False, id="matrix.tag"),
+        Binding("y", "copy_site", "Copy site", show=False, id="matrix.copy"),
+        *FilterActions.FILTER_BINDINGS,
+    ]
+
+    def __init__(self, position: int, *, anchor: tuple[int, int] = (0, 0)) -> None:
+        super().__init__()
+        self.position = position
+        self.level = 0
+        """Zoom: doublings finer than the fit of the whole matrix to the space available."""
+        self.rearranged = False
+        self.anchor = anchor
+        """The coordinate under the cursor, kept across zoom, layer and filter changes."""
+        self.layout_data: MatrixLayout | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="matrix-status", classes="status")
+        yield MatrixGrid(id="grid")
+        yield CellSummary("", id="cell-summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.data_changed.subscribe(self, lambda _data: self.rebuild())
+        self.query_one(MatrixGrid).focus()
+        self.call_after_refresh(self.rebuild)
+
+    def on_unmount(self) -> None:
+        self.app.data_changed.unsubscribe(self)
+
+    @property
+    def data(self) -> ScreenData:
+        return self.app.data
+
+    def on_resize(self) -> None:
+        if self.layout_data is not None:
+            self.call_after_refresh(self.rebuild)
+
+    # --- layout --------------------------------------------------------------------------
+
+    def fit(self) -> tuple[int, int]:
+        grid = self.query_one(MatrixGrid)
+        return fit_zoom(
+            self.data.matrices[self.position],
+            unit_of(self.data, self.position),
+            grid.size.height - HEADER,
+            grid.size.width - MARGIN,
+        )
+
+    def rebuild(self) -> None:
+        data, phenotypes = self.app.data, self.app.phenotypes
+        if data is None or phenotypes is None:
+            return
+        layout = layout_for(
+            data,
+            phenotypes,
+            self.position,
+            zoomed(self.fit(), self.level),
+            rearranged=self.rearranged,
+        )
+        self.layout_data = layout
+        row = min(self.anchor[0], layout.shape.rows - 1)
+        col = min(self.anchor[1], layout.shape.cols - 1)
+        cursor = CellPosition(*layout.display_cell_of(row, col))
+        self.query_one(MatrixGrid).show(layout, cursor)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        layout, data = self.layout_data, self.data
+        if layout is None:
+            return
+        part = data.matrix_slices[self.position]
+        phenotypes = self.app.phenotypes
+        hits = int(phenotypes.phenotypic[part].sum())
+        tested = int(phenotypes.kept[part].sum())
+        shape = layout.shape
+        view = ["rearranged" if self.rearranged else "natural order"]
+        grid = self.query_one(MatrixGrid)
+        view.append("max/min overlay" if grid.complement else f"by {grid.colour_mode}")
+        cell = f"{layout.bin_rows}x{layout.bin_cols}"
+        self.query_one("#matrix-status", Static).update(
+            f"[b]{shape.label}[/b] {shape.rows}x{shape.cols}  cell {cell}  "
+            f"[b]{hits:,}[/b]/{tested:,} phenotypic  {', '.join(view)}  "
+            f"[dim]{self.app.selection.describe(data)}[/dim]"
+        )
+
+    def cell_positions(self) -> np.ndarray:
+        """Indices (into the screen data) of the mutations in the cell under the cursor."""
+        layout = self.layout_data
+        if layout is None:
+            return np.zeros(0, dtype=np.int64)
+        cursor = self.query_one(MatrixGrid).cursor
+        start = self.data.matrix_slices[self.position].start
+        return layout.members(cursor.row, cursor.col) + start
+
+    def on_matrix_grid_cursor_moved(self, event: MatrixGrid.CursorMoved) -> None:
+        layout = self.layout_data
+        if layout is None or event.grid.layout_data is not layout:
+            return
+        bounds = layout.cell_bounds(event.cell.row, event.cell.col)
+        self.anchor = (bounds[0], bounds[2])
+        self.query_one(CellSummary).update(
+            describe_cell(self.data, self.app.phenotypes, self.cell_positions(), bounds)
+        )
+
+    # --- actions -------------------------------------------------------------------------
+
+    def action_zoom(self, step: int) -> None:
+        fit = self.fit()
+        level = min(max(self.level - step, 0), max(fit))
+        if level != self.level:
+            self.level = level
+            self.rebuild()
+
+    def action_fit(self) -> None:
+        self.level = 0
+        self.rebuild()
+
+    def _move_to(self, position: int) -> None:
+        self.position = position
+        self.rebuild()
+
+    def action_layer(self, step: int) -> None:
+        data = self.data
+        current = data.matrices[self.position]
+        layers = data.layers
+        index = layers.index(current.layer) + step
+        while 0 <= index < len(layers):
+            position = data.matrix_position(layers[index], current.matrix)
+            if position is not None:
+                self._move_to(position)
+                return
+            index += step
+        self.notify(f"no {'earlier' if step < 0 else 'later'} layer", timeout=1.5)
+
+    def action_matrix_type(self, step: int) -> None:
+        data = self.data
+        current = data.matrices[self.position]
+        types = data.matrix_types
+        for offset in range(1, len(types) + 1):
+            name = types[(types.index(current.matrix) + step * offset) % len(types)]
+            position = data.matrix_position(current.layer, name)
+            if position is not None:
+                self._move_to(position)
+                return
+
+    def action_rearrange(self) -> None:
+        self.rearranged = not self.rearranged
+        self.rebuild()
+
+    def action_complement(self) -> None:
+        grid = self.query_one(MatrixGrid)
+        grid.complement = not grid.complement
+        self._update_status()
+
+    def action_colour(self) -> None:
+        grid = self.query_one(MatrixGrid)
+        grid.complement = False
+        grid.colour_mode = "severity" if grid.colour_mode == "density" else "density"
+        self._update_status()
+
+    def check_site(self, text: str) -> Site:
+        site = parse_site(text)
+        data = self.data
+        position = data.matrix_position(site.layer, site.matrix)
+        if position is None:
+            names = ", ".join(data.matrix_types)
+            raise MutatuiError(
+                f"no matrix L{site.layer}.{site.matrix} in this screen; "
+                f"layers {data.layers[0]}..{data.layers[-1]}, matrices {names}"
+            )
+        shape = data.matrices[position]
+        if not (0 <= site.row0 < shape.rows and 0 <= site.col0 < shape.cols):
+            raise MutatuiError(
+                f"{site} is outside {shape.label} ({shape.rows}x{shape.cols}); "
+                f"rows 0..{shape.rows - 1}, cols 0..{shape.cols - 1}"
+            )
+        return site
+
+    def action_goto(self) -> None:
+        from mutatui.tui.screens.goto import GotoScreen
+
+        shape = self.data.matrices[self.position]
+        self.app.push_screen(
+            GotoScreen(self.check_site, f"{shape.label}[{self.anchor[0]},{self.anchor[1]}]"),
+            self.go_to_site,
+        )
+
+    def go_to_site(self, site: Site | None) -> None:
+        if site is None:
+            return
+        self.anchor = (site.row0, site.col0)
+        self._move_to(self.data.matrix_position(site.layer, site.matrix))
+
+    def cell_site(self) -> Site:
+        """The site under the cursor: its one mutation's site, else the cell's block."""
+        positions = self.cell_positions()
+        data = self.data
+        if len(positions) and len({(data.row0[p], data.col0[p]) for p in positions}) == 1:
+            p = positions[0]
+            return Site(
+                data.matrices[self.position].layer,
+                data.matrices[self.position].matrix,
+                int(data.row0[p]),
+                int(data.row1[p]),
+                int(data.col0[p]),
+                int(data.col1[p]),
+            )
+        cursor = self.query_one(MatrixGrid).cursor
+        row0, row1, col0, col1 = self.layout_data.cell_bounds(cursor.row, cursor.col)
+        shape = data.matrices[self.position]
+        return Site(shape.layer, shape.matrix, row0, row1, col0, col1)
+
+    def action_copy_site(self) -> None:
+        text = str(self.cell_site())
+        self.app.copy_to_clipboard(text)
+        self.notify(f"copied {text}", timeout=1.5)
+
+    def action_detail(self) -> None:
+        from mutatui.tui.screens.detail import DetailScreen
+
+        positions = self.cell_positions()
+        kept = positions[self.app.phenotypes.kept[positions]]
+        if not len(kept):
+            self.notify("no tested mutation in this cell", timeout=1.5)
+            return
+        order = np.argsort(-self.app.phenotypes.count[kept], kind="stable")
+        self.app.push_screen(DetailScreen([int(p) for p in kept[order]]))
+
+    def action_tag(self) -> None:
+        from mutatui.tui.screens.tag import TagScreen
+
+        positions = self.cell_positions()
+        kept = positions[self.app.phenotypes.kept[positions]]
+        if len(kept) != 1:
+            self.action_detail()
+            return
+        mutation_id = int(self.data.mutation_id[kept[0]])
+        self.app.push_screen(
+            TagScreen(str(self.cell_site()), self.data.tags.get(int(kept[0]), {})),
+            lambda chosen: chosen and self.app.save_tag(mutation_id, *chosen),
+        )
+
+    def system_commands(self):
+        from textual.app import SystemCommand
+
+        yield from super().system_commands()
+        for title, help_text, action in (
+            (
+                "Rearrange rows and columns",
+                "Sort rows and columns by phenotype count",
+                self.action_rearrange,
+            ),
+            (
+                "Max/min overlay",
+                "Colour cells by which kinds produced phenotypes",
+                self.action_complement,
+            ),
+            ("Colour by density or severity", "Switch the cell colouring", self.action_colour),
+            ("Go to site", "Jump to a site typed as text", self.action_goto),
+            ("Copy site", "Copy the site under the cursor (OSC 52)", self.action_copy_site),
+            ("Fit matrix", "Zoom out to the whole matrix", self.action_fit),
+        ):
+            yield SystemCommand(title, help_text, action)

@@ -1,0 +1,81 @@
+"""One screen at a glance: phenotype counts per layer and matrix type, max and min side by side."""
+
+from __future__ import annotations
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, LoadingIndicator, Static
+
+from mutatui.store.queries import ScreenData
+from mutatui.tui.grid_data import overview_counts
+from mutatui.tui.screens.shared import FilterActions
+from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap
+
+
+class OverviewScreen(FilterActions, Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Screens", id="overview.back"),
+        *FilterActions.FILTER_BINDINGS,
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="overview-status", classes="status")
+        yield LoadingIndicator(id="overview-loading")
+        yield OverviewHeatmap(id="overview")
+        yield Static(
+            "max | min phenotypic mutations per matrix; Enter opens a matrix",
+            id="overview-hint",
+            classes="hint",
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.data_changed.subscribe(self, self.redraw)
+        self.query_one(OverviewHeatmap).display = False
+        if self.app.data is not None:
+            self.redraw(self.app.data)
+
+    def on_unmount(self) -> None:
+        self.app.data_changed.unsubscribe(self)
+
+    def redraw(self, data: ScreenData) -> None:
+        phenotypes = self.app.phenotypes
+        if phenotypes is None:
+            return
+        self.query_one(LoadingIndicator).display = False
+        heatmap = self.query_one(OverviewHeatmap)
+        heatmap.display = True
+        layers, types = data.layers, data.matrix_types
+        by_max, by_min = overview_counts(data, phenotypes)
+        shape = (len(layers), len(types))
+        max_grid, min_grid = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        present = np.zeros(shape, dtype=bool)
+        for position, matrix in enumerate(data.matrices):
+            row, col = layers.index(matrix.layer), types.index(matrix.matrix)
+            max_grid[row, col] = by_max[position]
+            min_grid[row, col] = by_min[position]
+            present[row, col] = (
+                data.matrix_slices[position].stop > data.matrix_slices[position].start
+            )
+        heatmap.show(layers, types, max_grid, min_grid, present)
+        heatmap.focus()
+        summary = data.summary
+        shown = int(phenotypes.phenotypic.sum())
+        self.query_one("#overview-status", Static).update(
+            f"[b]{summary.name}[/b]  {summary.model}  {summary.status}  "
+            f"{shown:,} of {int(phenotypes.kept.sum()):,} mutations with phenotypes"
+            f"  [dim]({self.app.selection.describe(data)})[/dim]"
+        )
+
+    def on_overview_heatmap_opened(self, event: OverviewHeatmap.Opened) -> None:
+        from mutatui.tui.screens.matrix import MatrixScreen
+
+        data = self.app.data
+        if data is None:
+            return
+        position = data.matrix_position(event.layer, event.matrix)
+        if position is not None:
+            self.app.push_screen(MatrixScreen(position))

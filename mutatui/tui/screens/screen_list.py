@@ -1,0 +1,82 @@
+"""The first screen: every screen in the database with its model, size, rate and status."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from mutatui.store import queries
+from mutatui.store.queries import ScreenSummary
+
+COLUMNS = ("screen", "model", "kind", "prompts", "mutations", "phenotypes", "rate", "status")
+
+
+class ScreenListScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "open", "Open", id="screens.open"),
+        Binding("ctrl+r", "reload", "Reload", id="screens.reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summaries: list[ScreenSummary] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Screens (Enter opens one)", id="screen-list-title", classes="title")
+        yield DataTable(id="screen-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns(*COLUMNS)
+        table.loading = True
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="screens")
+    def load(self) -> None:
+        summaries = queries.list_screens(self.app.db_path)
+        self.app.call_from_thread(self._show, summaries)
+
+    def _show(self, summaries: list[ScreenSummary]) -> None:
+        self.summaries = summaries
+        table = self.query_one(DataTable)
+        table.loading = False
+        table.clear()
+        for summary in summaries:
+            planned = summary.planned or summary.mutations
+            done = (
+                f"{summary.mutations:,}"
+                if summary.mutations >= planned
+                else f"{summary.mutations:,}/{planned:,}"
+            )
+            table.add_row(
+                summary.name,
+                summary.model,
+                summary.kind,
+                str(summary.probes),
+                done,
+                f"{summary.phenotypes:,}",
+                f"{summary.phenotype_rate:.1%}",
+                summary.status,
+                key=str(summary.screen_id),
+            )
+        if not summaries:
+            self.query_one("#screen-list-title", Static).update(
+                "This database holds no screens yet (run `mutatui screen`)."
+            )
+
+    def action_open(self) -> None:
+        table = self.query_one(DataTable)
+        if self.summaries and 0 <= table.cursor_row < len(self.summaries):
+            self.app.open_screen(self.summaries[table.cursor_row].screen_id)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()

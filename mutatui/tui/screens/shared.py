@@ -1,0 +1,52 @@
+"""Actions several screens share: filtering and the writers view."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+from mutatui.tui.grid_data import Filter
+
+
+class FilterActions:
+    """Mixin for screens that show phenotypes: `f` filter, `F` clear it, `w` writers."""
+
+    FILTER_BINDINGS = [
+        Binding("f", "filter", "Filter", id="filter.open"),
+        Binding("F", "clear_filter", "Clear filter", show=False, id="filter.clear"),
+        Binding("w", "writers", "Writers", id="writers.open"),
+    ]
+
+    def action_filter(self) -> None:
+        from mutatui.tui.screens.filters import FilterScreen
+
+        data = self.app.data
+        if data is None:
+            return
+
+        def chosen(selection: Filter | None) -> None:
+            if selection is not None:
+                self.app.set_filter(selection)
+
+        self.app.push_screen(FilterScreen(data, self.app.selection), chosen)
+
+    def action_clear_filter(self) -> None:
+        self.app.set_filter(Filter())
+
+    def action_writers(self) -> None:
+        from mutatui.tui.screens.writers import WritersScreen
+
+        if self.app.data is not None:
+            self.app.push_screen(WritersScreen())
+
+    def system_commands(self):
+        from textual.app import SystemCommand
+
+        yield SystemCommand(
+            "Filter",
+            "Filter phenotypes by kind, severity, style, word, prompt, tag",
+            self.action_filter,
+        )
+        yield SystemCommand("Clear filter", "Show every phenotype again", self.action_clear_filter)
+        yield SystemCommand(
+            "Writers", "Conversational and poetic mutations by first word", self.action_writers
+        )

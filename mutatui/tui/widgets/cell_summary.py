@@ -1,0 +1,48 @@
+"""The strip under the grid: what the cell under the cursor holds."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from textual.widgets import Static
+
+from mutatui.store.queries import KINDS, ScreenData
+from mutatui.tui.grid_data import Phenotypes
+
+SEVERITY_NAMES = ("none", "mild", "moderate", "severe")
+
+
+def describe_cell(
+    data: ScreenData, phenotypes: Phenotypes, positions: np.ndarray, bounds: tuple[int, ...]
+) -> str:
+    """A few lines of markup about the mutations at `positions` (indices into `data`)."""
+    row0, row1, col0, col1 = bounds
+    rows = f"{row0}" if row1 == row0 + 1 else f"{row0}:{row1}"
+    cols = f"{col0}" if col1 == col0 + 1 else f"{col0}:{col1}"
+    head = f"[b]rows {rows}, cols {cols}[/b]"
+    kept = positions[phenotypes.kept[positions]]
+    if not len(kept):
+        return f"{head}  untested" if not len(positions) else f"{head}  filtered out"
+    hits = kept[phenotypes.count[kept] > 0]
+    kinds = Counter(KINDS[int(data.kind[p])] for p in hits)
+    worst = int(phenotypes.worst[hits].max()) if len(hits) else 0
+    tagged = Counter(tag for p in kept for tag in data.tags.get(int(p), {}))
+    hit_set = np.isin(data.phenotype_mutation, hits)
+    words = Counter(
+        data.words[code] for code in data.phenotype_word[hit_set] if code >= 0
+    ).most_common(4)
+    lines = [
+        f"{head}  {len(kept)} tested, [b]{len(hits)}[/b] with phenotypes"
+        + (f" ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})" if hits.size else "")
+        + (f", worst {SEVERITY_NAMES[worst]}" if hits.size else ""),
+    ]
+    if words:
+        lines.append("first words: " + ", ".join(f"{word} x{count}" for word, count in words))
+    if tagged:
+        lines.append("tags: " + ", ".join(f"{tag} x{count}" for tag, count in tagged.items()))
+    return "\n".join(lines)
+
+
+class CellSummary(Static):
+    pass

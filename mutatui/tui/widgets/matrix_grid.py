@@ -1,0 +1,305 @@
+"""The matrix grid: one matrix binned to the space available, drawn with the Line API.
+
+Line 0 is the column marginal bar and the first `MARGIN` cells of every line the row marginal
+bar; both stay put while the grid scrolls. `scroll_y` is the first displayed bin row and
+`scroll_x` the first displayed bin column, because the virtual size is the grid plus its
+margins. Each cell is one character: ` ` untested, `.` tested without a phenotype, `+` a max
+phenotype, `-` a min phenotype, `#` both, `o` another kind (zero or a value); its colour is the
+phenotype density of its bin, or the worst severity, or (complementarity) which kinds hit.
+Nothing here touches the database: the layout arrives computed, lines are cached, and a cursor
+move refreshes two lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from mutatui.tui.grid_data import CellLine, MatrixLayout
+
+MARGIN = 5
+HEADER = 1
+BARS = " ▁▂▃▄▅▆▇█"
+ROW_BARS = " ▏▎▍▌▋▊▉█"
+DENSITY_LEVELS = 5
+COLOUR_MODES = ("density", "severity")
+
+
+@dataclass(frozen=True)
+class CellPosition:
+    row: int
+    col: int
+
+
+class MatrixGrid(ScrollView, can_focus=True):
+    """A binned view of one matrix with a cell cursor."""
+
+    BINDINGS = [
+        Binding("left,h", "move(0,-1)", "Left", show=False, id="grid.left"),
+        Binding("right,l", "move(0,1)", "Right", show=False, id="grid.right"),
+        Binding("up,k", "move(-1,0)", "Up", show=False, id="grid.up"),
+        Binding("down,j", "move(1,0)", "Down", show=False, id="grid.down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="grid.page_up"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="grid.page_down"),
+        Binding("home", "edge('home')", "First column", show=False, id="grid.home"),
+        Binding("end", "edge('end')", "Last column", show=False, id="grid.end"),
+        Binding("ctrl+home", "edge('top')", "Top", show=False, id="grid.top"),
+        Binding("ctrl+end", "edge('bottom')", "Bottom", show=False, id="grid.bottom"),
+    ]
+
+    COMPONENT_CLASSES = {
+        "matrix-grid--untested",
+        "matrix-grid--tested",
+        "matrix-grid--density-1",
+        "matrix-grid--density-2",
+        "matrix-grid--density-3",
+        "matrix-grid--density-4",
+        "matrix-grid--density-5",
+        "matrix-grid--severity-1",
+        "matrix-grid--severity-2",
+        "matrix-grid--severity-3",
+        "matrix-grid--max",
+        "matrix-grid--min",
+        "matrix-grid--both",
+        "matrix-grid--cursor",
+        "matrix-grid--marginal",
+        "matrix-grid--axis",
+    }
+
+    DEFAULT_CSS = """
+    MatrixGrid {
+        scrollbar-size: 0 0;
+    }
+    """
+
+    colour_mode: reactive[str] = reactive("density")
+    complement: reactive[bool] = reactive(False)
+
+    class CursorMoved(Message):
+        """The cursor is on another cell (or the layout changed under it)."""
+
+        def __init__(self, grid: MatrixGrid, cell: CellPosition) -> None:
+            super().__init__()
+            self.grid = grid
+            self.cell = cell
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.layout_data: MatrixLayout | None = None
+        self.cursor = CellPosition(0, 0)
+        self._lines: LRUCache[int, CellLine] = LRUCache(4096)
+        self._strips: LRUCache[tuple, Strip] = LRUCache(2048)
+        self._styles: dict[str, Style] = {}
+
+    # --- data in -------------------------------------------------------------------------
+
+    def show(self, layout: MatrixLayout, cursor: CellPosition | None = None) -> None:
+        """Display a new layout (new matrix, zoom, filter or order) with the cursor at `cursor`."""
+        self.layout_data = layout
+        self._lines.clear()
+        self._strips.clear()
+        self.virtual_size = Size(MARGIN + layout.cols, HEADER + layout.rows)
+        target = cursor or self.cursor
+        self.cursor = CellPosition(
+            min(max(target.row, 0), layout.rows - 1), min(max(target.col, 0), layout.cols - 1)
+        )
+        self._keep_cursor_visible(center=True)
+        self.refresh()
+        self.post_message(self.CursorMoved(self, self.cursor))
+
+    @property
+    def grid_height(self) -> int:
+        return max(self.size.height - HEADER, 1)
+
+    @property
+    def grid_width(self) -> int:
+        return max(self.size.width - MARGIN, 1)
+
+    def watch_colour_mode(self) -> None:
+        self._strips.clear()
+        self.refresh()
+
+    def watch_complement(self) -> None:
+        self._strips.clear()
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._strips.clear()
+
+    # --- cursor ------------------------------------------------------------------------------
+
+    def move_cursor(self, row: int, col: int) -> None:
+        layout = self.layout_data
+        if layout is None:
+            return
+        new = CellPosition(min(max(row, 0), layout.rows - 1), min(max(col, 0), layout.cols - 1))
+        if new == self.cursor:
+            return
+        old = self.cursor
+        self.cursor = new
+        if not self._keep_cursor_visible():
+            self._refresh_row(old.row)
+            self._refresh_row(new.row)
+        self.post_message(self.CursorMoved(self, new))
+
+    def _refresh_row(self, display_row: int) -> None:
+        y = display_row - round(self.scroll_y) + HEADER
+        if HEADER <= y < self.size.height:
+            self.refresh_line(y + round(self.scroll_y))
+
+    def _keep_cursor_visible(self, *, center: bool = False) -> bool:
+        """Scroll so the cursor is on screen; True if that scrolled."""
+        top, left = round(self.scroll_y), round(self.scroll_x)
+        height, width = self.grid_height, self.grid_width
+        row, col = self.cursor.row, self.cursor.col
+        new_top, new_left = top, left
+        if center and not (top <= row < top + height and left <= col < left + width):
+            new_top, new_left = row - height // 2, col - width // 2
+        if row < new_top:
+            new_top = row
+        elif row >= new_top + height:
+            new_top = row - height + 1
+        if col < new_left:
+            new_left = col
+        elif col >= new_left + width:
+            new_left = col - width + 1
+        if (new_top, new_left) == (top, left):
+            return False
+        self.scroll_to(x=max(new_left, 0), y=max(new_top, 0), animate=False, immediate=True)
+        self.refresh()
+        return True
+
+    def action_move(self, rows: int, cols: int) -> None:
+        self.move_cursor(self.cursor.row + rows, self.cursor.col + cols)
+
+    def action_page(self, direction: int) -> None:
+        self.move_cursor(self.cursor.row + direction * self.grid_height, self.cursor.col)
+
+    def action_edge(self, where: str) -> None:
+        layout = self.layout_data
+        if layout is None:
+            return
+        row, col = self.cursor.row, self.cursor.col
+        if where == "home":
+            col = 0
+        elif where == "end":
+            col = layout.cols - 1
+        elif where == "top":
+            row = 0
+        elif where == "bottom":
+            row = layout.rows - 1
+        self.move_cursor(row, col)
+
+    # --- drawing -----------------------------------------------------------------------------
+
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            style = self.get_component_rich_style(f"matrix-grid--{name}", partial=False)
+            self._styles[name] = style
+        return style
+
+    def _line(self, display_row: int) -> CellLine:
+        line = self._lines.get(display_row)
+        if line is None:
+            assert self.layout_data is not None
+            line = self.layout_data.line(display_row)
+            self._lines[display_row] = line
+        return line
+
+    def render_line(self, y: int) -> Strip:
+        layout = self.layout_data
+        width = self.size.width
+        if layout is None:
+            return Strip.blank(width, self.rich_style)
+        top, left = round(self.scroll_y), round(self.scroll_x)
+        if y < HEADER:
+            key = ("header", left, width)
+        else:
+            display_row = top + y - HEADER
+            if display_row >= layout.rows:
+                return Strip.blank(width, self.rich_style)
+            cursor_col = self.cursor.col if display_row == self.cursor.row else -1
+            key = (display_row, left, width, cursor_col, self.has_focus)
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._header(left, width) if y < HEADER else self._row(*key[:4])
+            self._strips[key] = strip
+        return strip
+
+    def _header(self, left: int, width: int) -> Strip:
+        layout = self.layout_data
+        assert layout is not None
+        totals = layout.col_totals[layout.col_order]
+        peak = max(int(totals.max()) if len(totals) else 0, 1)
+        visible = totals[left : left + width - MARGIN]
+        levels = np.ceil(visible / peak * (len(BARS) - 1)).astype(int)
+        bars = "".join(BARS[level] for level in levels)
+        return Strip(
+            [
+                Segment(" " * MARGIN, self._style("axis")),
+                Segment(bars, self._style("marginal")),
+            ]
+        ).adjust_cell_length(width, self.rich_style)
+
+    def _row(self, display_row: int, left: int, width: int, cursor_col: int) -> Strip:
+        layout = self.layout_data
+        assert layout is not None
+        totals = layout.row_totals[layout.row_order]
+        peak = max(int(totals.max()) if len(totals) else 0, 1)
+        eighths = round(int(totals[display_row]) / peak * (MARGIN - 1) * 8)
+        bar = ("█" * (eighths // 8) + (ROW_BARS[eighths % 8] if eighths % 8 else "")).ljust(
+            MARGIN - 1
+        )
+        segments = [Segment(bar, self._style("marginal")), Segment(" ", self._style("axis"))]
+        line = self._line(display_row)
+        stop = min(left + width - MARGIN, layout.cols)
+        cursor_style = self._style("cursor") if self.has_focus else Style(reverse=True)
+        run_text: list[str] = []
+        run_style: Style | None = None
+        for col in range(left, stop):
+            glyph, name = self._cell(line, col)
+            style = self._style(name)
+            if col == cursor_col:
+                style = style + cursor_style
+            if style is not run_style and run_text:
+                segments.append(Segment("".join(run_text), run_style))
+                run_text = []
+            run_style = style
+            run_text.append(glyph)
+        if run_text:
+            segments.append(Segment("".join(run_text), run_style))
+        return Strip(segments).adjust_cell_length(width, self.rich_style)
+
+    def _cell(self, line: CellLine, col: int) -> tuple[str, str]:
+        max_hits, min_hits, other = line.max_hits[col], line.min_hits[col], line.other_hits[col]
+        hits = max_hits + min_hits + other
+        if not hits:
+            return (".", "tested") if line.tested[col] else (" ", "untested")
+        if max_hits and min_hits:
+            glyph, kinds = "#", "both"
+        elif max_hits:
+            glyph, kinds = "+", "max"
+        elif min_hits:
+            glyph, kinds = "-", "min"
+        else:
+            glyph, kinds = "o", "both"
+        if self.complement:
+            return glyph, kinds
+        if self.colour_mode == "severity":
+            return glyph, f"severity-{max(int(line.worst[col]), 1)}"
+        tested = max(int(line.tested[col]), 1)
+        level = min(DENSITY_LEVELS, max(1, int(np.ceil(hits / tested * DENSITY_LEVELS))))
+        return glyph, f"density-{level}"
