@@ -1,0 +1,67 @@
+"""`mutatui live`: open the app straight in live mode on a model, no screen database needed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mutatui.commands.common import add_decoding_arguments, add_model_arguments
+from mutatui.engine.forms import KIND_FORMS
+
+LIVE_DB_NAME = "live.db"
+
+
+def default_live_db() -> Path:
+    """Where live runs go without --db: the user's data directory (created on demand)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("mutatui")) / LIVE_DB_NAME
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "live", help="mutate any coordinate and watch mutant and baseline generate side by side"
+    )
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--db", type=Path, help=f"database for the live runs (default: {default_live_db()})"
+    )
+    parser.add_argument("--site", default="", help="the site to start with, e.g. L3.down[12,345]")
+    parser.add_argument("--kind", default="max", help=KIND_FORMS)
+    parser.add_argument(
+        "--prompt", action="append", default=[], help="a prompt to offer (repeatable)"
+    )
+    add_decoding_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mutatui.commands.common import decoding_from_args
+    from mutatui.engine.mutations import parse_kind
+    from mutatui.engine.sites import check_site_syntax
+    from mutatui.store.database import initialize
+    from mutatui.tui.screens.live import LiveApp, LiveScreen
+
+    if args.site:
+        check_site_syntax(args.site)
+    parse_kind(args.kind)
+    decoding = decoding_from_args(args)
+    db = args.db or default_live_db()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    initialize(db)
+    screen = LiveScreen(
+        args.model,
+        db_path=db,
+        site=args.site,
+        kind=args.kind,
+        prompts=args.prompt,
+        decoding=decoding,
+        chat=not args.no_chat,
+        load_options={
+            "device": args.device,
+            "dtype": args.dtype,
+            "trust_remote_code": args.trust_remote_code,
+        },
+    )
+    LiveApp(screen).run()
+    return 0

@@ -1,0 +1,109 @@
+"""Turning a live run into a graded database record, graded exactly like a screen's results.
+
+Grading is `mutatui.screening.grading`'s (the same rules as screens); the sentence-embedding
+model it needs loads once, on the first completed run that changed the output.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from pathlib import Path
+
+from mutatui.engine.decoding import decode_tokens
+from mutatui.live.session import LiveResult, LiveSession, RunStatus
+from mutatui.store.live import LiveRunRecord, LiveScreenKey, MatrixRow, SavedLiveRun, save_live_run
+
+_EMBEDDER_LOCK = threading.Lock()
+
+
+@cache
+def _embedder():
+    from mutatui.screening.grading import Embedder
+
+    return Embedder()
+
+
+def graded_columns(session: LiveSession, result: LiveResult) -> dict[str, object]:
+    """The `results` columns of a completed run, from the screens' grading rules."""
+    from mutatui.screening.grading import finalize, grade_text
+
+    lm = session.lm
+    baseline, mutant = result.baseline, result.mutant
+    baseline_text = decode_tokens(lm, baseline.tokens)
+    mutant_text = decode_tokens(lm, mutant.tokens)
+    cosine = None
+    if baseline.tokens != mutant.tokens or baseline.stopped != mutant.stopped:
+        with _EMBEDDER_LOCK:
+            cosine = _embedder().cosines(baseline_text, [mutant_text])[0]
+    grade = grade_text(
+        baseline.tokens,
+        baseline_text,
+        mutant.tokens,
+        mutant_text,
+        stopped=mutant.stopped,
+        nonfinite=mutant.nonfinite,
+        cosine=cosine,
+    )
+    severity, malignant = finalize([grade], None)
+    return {
+        "changed": grade.changed,
+        "diverge_at": grade.diverge_at,
+        "edit_distance": grade.edit_distance,
+        "cosine": grade.cosine,
+        "text": grade.text,
+        "first_word": grade.first_word,
+        "empty": grade.empty,
+        "repetitive": grade.repetitive,
+        "garbage": grade.garbage,
+        "nonfinite": grade.nonfinite,
+        "severity": severity,
+        "malignant": malignant,
+        "style": grade.style,
+        "settled_naively": mutant.settled_naively,
+    }
+
+
+def live_record(
+    session: LiveSession, result: LiveResult, *, style: str | None = None
+) -> LiveRunRecord:
+    """Everything the store keeps of a run; graded only when it completed."""
+    lm, catalog = session.lm, session.catalog
+    request = result.request
+    site = request.mutation.site
+    info = catalog.get(site.layer, site.matrix)
+    completed = result.status is RunStatus.COMPLETED
+    return LiveRunRecord(
+        key=LiveScreenKey(
+            model=lm.name,
+            decoding=request.decoding.describe(),
+            max_new_tokens=request.decoding.max_new_tokens,
+            chat=request.chat,
+        ),
+        matrix=MatrixRow(
+            info.layer, info.name, info.path, info.rows, info.cols, info.min, info.max
+        ),
+        site=site,
+        kind=request.mutation.kind.value,
+        value=request.mutation.target(info),
+        prompt=request.prompt,
+        status=result.status.value,
+        steps=result.steps,
+        baseline_text=decode_tokens(lm, result.baseline.tokens),
+        mutant_text=decode_tokens(lm, result.mutant.tokens),
+        diverge_at=result.diverge_at,
+        first_token_seconds=result.first_token_seconds,
+        tokens_per_second=result.tokens_per_second,
+        elapsed_seconds=result.elapsed_seconds,
+        error=result.error,
+        style=style,
+        baseline_tokens=list(result.baseline.tokens) if completed else None,
+        graded=graded_columns(session, result) if completed else None,
+    )
+
+
+def grade_and_save(
+    db_path: str | Path, session: LiveSession, result: LiveResult, *, style: str | None = None
+) -> SavedLiveRun:
+    """Grade a run and save it into its live screen of `db_path`."""
+    return save_live_run(db_path, live_record(session, result, style=style))

@@ -1,0 +1,362 @@
+"""The SQL of live mode: live runs kept as part of a live screen (`screens.kind = 'live'`).
+
+One live screen per model, decoding, max_new_tokens and chat setting, so that all its results
+are comparable (the same baseline per prompt), exactly like a screen's. A completed run becomes a
+graded row of `mutations` and `results` (one mutation per site and kind, one probe per prompt;
+running it again replaces its result), so the explorer's grid and detail pane show it. Every run,
+cancelled and failed ones too, is logged in `live_runs` with its partial texts and timings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from mutatui.engine.sites import Site
+from mutatui.errors import MutatuiError
+from mutatui.store.database import connect, initialize
+
+LIVE_KIND = "live"
+
+RESULT_COLUMNS = (
+    "changed",
+    "diverge_at",
+    "edit_distance",
+    "cosine",
+    "text",
+    "first_word",
+    "empty",
+    "repetitive",
+    "garbage",
+    "nonfinite",
+    "severity",
+    "malignant",
+    "style",
+    "settled_naively",
+)
+"""The `results` columns a graded live run fills (choice-probe columns stay NULL)."""
+
+
+@dataclass(frozen=True)
+class LiveScreenKey:
+    """What makes live results comparable: they share a live screen."""
+
+    model: str
+    decoding: str
+    max_new_tokens: int
+    chat: bool = True
+
+    @property
+    def name(self) -> str:
+        chat = "" if self.chat else " · no chat"
+        return f"live · {self.model} · {self.decoding} · {self.max_new_tokens} tokens{chat}"
+
+    def spec(self) -> str:
+        """The screen's spec as canonical JSON."""
+        return json.dumps(
+            {
+                "kind": LIVE_KIND,
+                "model": self.model,
+                "decoding": self.decoding,
+                "max_new_tokens": self.max_new_tokens,
+                "chat": self.chat,
+            },
+            sort_keys=True,
+        )
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    """A `matrices` row: the mutated matrix's shape and unmutated extremes."""
+
+    layer: int
+    matrix: str
+    module_path: str
+    rows: int
+    cols: int
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
+class LiveRunRecord:
+    """One live run, ready to save. `baseline_tokens` and `graded` only for completed runs."""
+
+    key: LiveScreenKey
+    matrix: MatrixRow
+    site: Site
+    kind: str
+    value: float
+    prompt: str
+    status: str
+    steps: int
+    baseline_text: str
+    mutant_text: str
+    diverge_at: int | None
+    first_token_seconds: float | None
+    tokens_per_second: float | None
+    elapsed_seconds: float
+    error: str | None = None
+    style: str | None = None
+    baseline_tokens: list[int] | None = None
+    graded: Mapping[str, object] | None = None
+
+
+@dataclass(frozen=True)
+class SavedLiveRun:
+    screen_id: int
+    screen_name: str
+    run_id: int
+    mutation_id: int | None
+    probe_id: int | None
+
+
+@dataclass(frozen=True)
+class LiveRunRow:
+    """A row of `live_runs` as the explorer shows it."""
+
+    screen_id: int
+    run_id: int
+    site: str
+    kind: str
+    value: float
+    prompt: str
+    status: str
+    steps: int
+    baseline_text: str
+    mutant_text: str
+    diverge_at: int | None
+    first_token_seconds: float | None
+    tokens_per_second: float | None
+    elapsed_seconds: float
+    error: str | None
+    mutation_id: int | None
+    probe_id: int | None
+
+
+def save_live_run(path: str | Path, record: LiveRunRecord) -> SavedLiveRun:
+    """Save one live run in one transaction (creating the database and live screen if needed)."""
+    if record.graded is not None and not set(record.graded) <= set(RESULT_COLUMNS):
+        unknown = sorted(set(record.graded) - set(RESULT_COLUMNS))
+        raise MutatuiError(f"unknown result columns {unknown}; valid: {', '.join(RESULT_COLUMNS)}")
+    initialize(path)
+    with connect(path, read_only=False) as connection:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            saved = _save(connection, record)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return saved
+
+
+def _save(connection: duckdb.DuckDBPyConnection, record: LiveRunRecord) -> SavedLiveRun:
+    screen_id = _live_screen(connection, record.key)
+    _ensure_matrix(connection, screen_id, record.matrix)
+    mutation_id = probe_id = None
+    if record.graded is not None:
+        probe_id = _probe(connection, screen_id, record)
+        mutation_id = _mutation(connection, screen_id, record)
+        _write_result(connection, screen_id, mutation_id, probe_id, record.graded)
+    run_id = _next_id(connection, "live_runs", "run_id", screen_id)
+    site = record.site
+    connection.execute(
+        "INSERT INTO live_runs (screen_id, run_id, layer, matrix, row0, row1, col0, col1, kind, "
+        "value, prompt, status, steps, baseline_text, mutant_text, diverge_at, "
+        "first_token_seconds, tokens_per_second, elapsed_seconds, error, mutation_id, probe_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            screen_id,
+            run_id,
+            site.layer,
+            site.matrix,
+            site.row0,
+            site.row1,
+            site.col0,
+            site.col1,
+            record.kind,
+            record.value,
+            record.prompt,
+            record.status,
+            record.steps,
+            record.baseline_text,
+            record.mutant_text,
+            record.diverge_at,
+            record.first_token_seconds,
+            record.tokens_per_second,
+            record.elapsed_seconds,
+            record.error,
+            mutation_id,
+            probe_id,
+        ],
+    )
+    connection.execute(
+        "UPDATE screens SET updated_at = current_timestamp, "
+        "elapsed_seconds = elapsed_seconds + ?, "
+        "planned_mutations = (SELECT count(*) FROM mutations WHERE screen_id = ?) "
+        "WHERE screen_id = ?",
+        [record.elapsed_seconds, screen_id, screen_id],
+    )
+    return SavedLiveRun(screen_id, record.key.name, run_id, mutation_id, probe_id)
+
+
+def _next_id(connection: duckdb.DuckDBPyConnection, table: str, column: str, screen_id: int) -> int:
+    # table and column are constants of this module, never user input.
+    row = connection.execute(
+        f"SELECT coalesce(max({column}) + 1, 0) FROM {table} WHERE screen_id = ?", [screen_id]
+    ).fetchone()
+    return int(row[0])
+
+
+def _live_screen(connection: duckdb.DuckDBPyConnection, key: LiveScreenKey) -> int:
+    found = connection.execute(
+        "SELECT screen_id, kind FROM screens WHERE name = ?", [key.name]
+    ).fetchone()
+    if found is not None:
+        if found[1] != LIVE_KIND:
+            raise MutatuiError(f"a screen named {key.name!r} exists and is not a live screen")
+        return int(found[0])
+    screen_id = int(
+        connection.execute("SELECT coalesce(max(screen_id) + 1, 1) FROM screens").fetchone()[0]
+    )
+    spec = key.spec()
+    connection.execute(
+        "INSERT INTO screens (screen_id, name, kind, model, spec, spec_hash, decoding, "
+        "max_new_tokens, planned_mutations, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 'complete')",
+        [
+            screen_id,
+            key.name,
+            LIVE_KIND,
+            key.model,
+            spec,
+            hashlib.sha256(spec.encode()).hexdigest(),
+            key.decoding,
+            key.max_new_tokens,
+        ],
+    )
+    return screen_id
+
+
+def _ensure_matrix(
+    connection: duckdb.DuckDBPyConnection, screen_id: int, matrix: MatrixRow
+) -> None:
+    connection.execute(
+        "INSERT INTO matrices (screen_id, layer, matrix, module_path, rows, cols, min, max) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [
+            screen_id,
+            matrix.layer,
+            matrix.matrix,
+            matrix.module_path,
+            matrix.rows,
+            matrix.cols,
+            matrix.min,
+            matrix.max,
+        ],
+    )
+
+
+def _probe(connection: duckdb.DuckDBPyConnection, screen_id: int, record: LiveRunRecord) -> int:
+    """The prompt's probe; its baseline is the same for every run of this live screen."""
+    found = connection.execute(
+        "SELECT probe_id FROM probes WHERE screen_id = ? AND kind = 'text' AND prompt = ?",
+        [screen_id, record.prompt],
+    ).fetchone()
+    if found is not None:
+        return int(found[0])
+    probe_id = _next_id(connection, "probes", "probe_id", screen_id)
+    connection.execute(
+        "INSERT INTO probes (screen_id, probe_id, name, kind, style, prompt, baseline_text, "
+        "baseline_tokens) VALUES (?, ?, ?, 'text', ?, ?, ?, ?)",
+        [
+            screen_id,
+            probe_id,
+            f"live-{probe_id}",
+            record.style,
+            record.prompt,
+            record.baseline_text,
+            record.baseline_tokens,
+        ],
+    )
+    return probe_id
+
+
+def _mutation(connection: duckdb.DuckDBPyConnection, screen_id: int, record: LiveRunRecord) -> int:
+    """The site and kind's mutation row (one per site, kind and value in a live screen)."""
+    site = record.site
+    identity = [screen_id, site.layer, site.matrix, site.row0, site.row1, site.col0, site.col1]
+    found = connection.execute(
+        "SELECT mutation_id FROM mutations WHERE screen_id = ? AND layer = ? AND matrix = ? "
+        "AND row0 = ? AND row1 = ? AND col0 = ? AND col1 = ? AND kind = ? "
+        "AND value IS NOT DISTINCT FROM ?",
+        [*identity, record.kind, record.value],
+    ).fetchone()
+    if found is not None:
+        return int(found[0])
+    mutation_id = _next_id(connection, "mutations", "mutation_id", screen_id)
+    connection.execute(
+        "INSERT INTO mutations (screen_id, mutation_id, layer, matrix, row0, row1, col0, col1, "
+        "kind, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [screen_id, mutation_id, *identity[1:], record.kind, record.value],
+    )
+    return mutation_id
+
+
+def _write_result(
+    connection: duckdb.DuckDBPyConnection,
+    screen_id: int,
+    mutation_id: int,
+    probe_id: int,
+    graded: Mapping[str, object],
+) -> None:
+    columns = [column for column in RESULT_COLUMNS if column in graded]
+    names = ", ".join(("screen_id", "mutation_id", "probe_id", *columns))
+    marks = ", ".join("?" * (3 + len(columns)))
+    connection.execute(
+        "DELETE FROM results WHERE screen_id = ? AND mutation_id = ? AND probe_id = ?",
+        [screen_id, mutation_id, probe_id],
+    )
+    connection.execute(
+        f"INSERT INTO results ({names}) VALUES ({marks})",
+        [screen_id, mutation_id, probe_id, *(graded[column] for column in columns)],
+    )
+
+
+def read_live_runs(path: str | Path, screen_id: int | None = None) -> list[LiveRunRow]:
+    """Live runs, oldest first, of one live screen or of all of them."""
+    with connect(path, read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT screen_id, run_id, layer, matrix, row0, row1, col0, col1, kind, value, prompt, "
+            "status, steps, baseline_text, mutant_text, diverge_at, first_token_seconds, "
+            "tokens_per_second, elapsed_seconds, error, mutation_id, probe_id FROM live_runs "
+            "WHERE ? IS NULL OR screen_id = ? ORDER BY screen_id, run_id",
+            [screen_id, screen_id],
+        ).fetchall()
+    return [
+        LiveRunRow(
+            screen_id=row[0],
+            run_id=row[1],
+            site=str(Site(row[2], row[3], row[4], row[5], row[6], row[7])),
+            kind=row[8],
+            value=row[9],
+            prompt=row[10],
+            status=row[11],
+            steps=row[12],
+            baseline_text=row[13],
+            mutant_text=row[14],
+            diverge_at=row[15],
+            first_token_seconds=row[16],
+            tokens_per_second=row[17],
+            elapsed_seconds=row[18],
+            error=row[19],
+            mutation_id=row[20],
+            probe_id=row[21],
+        )
+        for row in rows
+    ]
