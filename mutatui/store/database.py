@@ -67,9 +67,10 @@ def schema_version(connection: duckdb.DuckDBPyConnection) -> int | None:
     }
     if "meta" not in tables:
         return None
-    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
+    found = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    if not found:
         return None
+    row = found[0]
     try:
         return int(row[0])
     except ValueError:
@@ -97,7 +98,7 @@ def initialize(path: str | Path) -> None:
         if version is None:
             existing = connection.execute(
                 "SELECT count(*) FROM information_schema.tables"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if existing:
                 raise MutatuiError(
                     f"{path} is a DuckDB file with other tables, not a mutatui database"

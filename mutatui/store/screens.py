@@ -74,6 +74,13 @@ PROBE_COLUMNS = (
 MATRIX_COLUMNS = ("layer", "matrix", "module_path", "rows", "cols", "min", "max")
 EXPORT_TABLES = ("screens", "probes", "matrices", "mutations", "results", "tags")
 EXPORT_FORMATS = ("parquet", "csv")
+EXPORT_ORDER = {
+    "probes": "screen_id, probe_id",
+    "matrices": "screen_id, layer, matrix",
+    "mutations": "screen_id, mutation_id",
+    "results": "screen_id, mutation_id, probe_id",
+    "tags": "screen_id, mutation_id, tag",
+}
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,12 @@ _SCREEN_FIELDS = (
 )
 
 
+def _first(result: duckdb.DuckDBPyConnection) -> tuple | None:
+    """The first row of a result, read to the end (DuckDB 2 wants every result finished)."""
+    found = result.fetchall()
+    return found[0] if found else None
+
+
 def _insert(
     connection: duckdb.DuckDBPyConnection,
     table: str,
@@ -139,9 +152,9 @@ def _insert_for_screen(
 def find_screen(path: str | Path, name: str) -> ScreenRecord | None:
     """The screen called `name`, or None."""
     with connect(path, read_only=True) as connection:
-        row = connection.execute(
-            f"SELECT {_SCREEN_FIELDS} FROM screens WHERE name = ?", [name]
-        ).fetchone()
+        row = _first(
+            connection.execute(f"SELECT {_SCREEN_FIELDS} FROM screens WHERE name = ?", [name])
+        )
     return ScreenRecord(*row) if row else None
 
 
@@ -164,9 +177,9 @@ def create_screen(
     with connect(path, read_only=False) as connection:
         connection.execute("BEGIN TRANSACTION")
         try:
-            taken = connection.execute(
-                "SELECT 1 FROM screens WHERE name = ?", [screen.name]
-            ).fetchone()
+            taken = _first(
+                connection.execute("SELECT 1 FROM screens WHERE name = ?", [screen.name])
+            )
             if taken:
                 raise MutatuiError(
                     f"{path} already has a screen named {screen.name!r}; "
@@ -174,7 +187,7 @@ def create_screen(
                 )
             screen_id = connection.execute(
                 "SELECT coalesce(max(screen_id), 0) + 1 FROM screens"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             connection.execute(
                 "INSERT INTO screens (screen_id, name, kind, model, spec, spec_hash, decoding, "
                 "max_new_tokens, shard, planned_mutations, status) "
@@ -229,20 +242,24 @@ def resume_point(path: str | Path, screen_id: int) -> int:
     that the screen (or its shard) owns is already stored.
     """
     with connect(path, read_only=True) as connection:
-        row = connection.execute(
-            "SELECT max(mutation_id) FROM mutations WHERE screen_id = ?", [screen_id]
-        ).fetchone()
+        row = _first(
+            connection.execute(
+                "SELECT max(mutation_id) FROM mutations WHERE screen_id = ?", [screen_id]
+            )
+        )
     return 0 if row[0] is None else int(row[0]) + 1
 
 
 def phenotype_count(path: str | Path, screen_id: int) -> int:
     """Mutations of the screen that changed some probe's output or destroyed its choice score."""
     with connect(path, read_only=True) as connection:
-        row = connection.execute(
-            "SELECT count(DISTINCT mutation_id) FROM results "
-            "WHERE screen_id = ? AND (changed OR destructive)",
-            [screen_id],
-        ).fetchone()
+        row = _first(
+            connection.execute(
+                "SELECT count(DISTINCT mutation_id) FROM results "
+                "WHERE screen_id = ? AND (changed OR destructive)",
+                [screen_id],
+            )
+        )
     return int(row[0])
 
 
@@ -326,15 +343,17 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
         for screen in screens:
             done = connection.execute(
                 "SELECT count(*) FROM mutations WHERE screen_id = ?", [screen.screen_id]
-            ).fetchone()[0]
-            per_mutation = connection.execute(
-                "SELECT count(*) FILTER (WHERE changed), count(*) FILTER (WHERE malignant), "
-                "count(*) FILTER (WHERE severity = 0), count(*) FILTER (WHERE severity = 1), "
-                "count(*) FILTER (WHERE severity = 2), count(*) FILTER (WHERE severity = 3) "
-                "FROM (SELECT bool_or(changed) AS changed, bool_or(malignant) AS malignant, "
-                "max(severity) AS severity FROM results WHERE screen_id = ? GROUP BY mutation_id)",
-                [screen.screen_id],
-            ).fetchone()
+            ).fetchall()[0][0]
+            per_mutation = _first(
+                connection.execute(
+                    "SELECT count(*) FILTER (WHERE changed), count(*) FILTER (WHERE malignant), "
+                    "count(*) FILTER (WHERE severity = 0), count(*) FILTER (WHERE severity = 1), "
+                    "count(*) FILTER (WHERE severity = 2), count(*) FILTER (WHERE severity = 3) "
+                    "FROM (SELECT bool_or(changed) AS changed, bool_or(malignant) AS malignant, "
+                    "max(severity) AS severity FROM results WHERE screen_id = ? GROUP BY mutation_id)",
+                    [screen.screen_id],
+                )
+            )
             probes = [
                 f"{name} ({kind}{', ' + style if style else ''})"
                 for name, kind, style in connection.execute(
@@ -344,7 +363,7 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
             ]
             matrices = connection.execute(
                 "SELECT count(*) FROM matrices WHERE screen_id = ?", [screen.screen_id]
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             summaries.append(
                 ScreenSummary(
                     screen=screen,
@@ -367,11 +386,10 @@ def export_table(path: str | Path, table: str, file_format: str, out: str | Path
     if file_format not in EXPORT_FORMATS:
         raise MutatuiError(f"unknown format {file_format!r}; valid: {', '.join(EXPORT_FORMATS)}")
     check_readable(path)
+    order = EXPORT_ORDER.get(table, "screen_id")
     with connect(path, read_only=True) as connection:
-        relation = connection.table(table).order(
-            "screen_id" if table in ("screens", "tags") else "ALL"
-        )
-        count = relation.count("*").fetchone()[0]
+        count = connection.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        relation = connection.sql(f"SELECT * FROM {table} ORDER BY {order}")
         if file_format == "parquet":
             relation.write_parquet(str(out))
         else:
@@ -502,15 +520,29 @@ def _merged_planned(
     return total
 
 
+def _reorder(connection: duckdb.DuckDBPyConnection, screen_id: int) -> None:
+    """Rewrite a screen's mutations and results in id order, as a screen writes them, after a
+    merge appended to rows already there (DuckDB's zone maps need the order for fast reads)."""
+    for table, order in (("mutations", "mutation_id"), ("results", "mutation_id, probe_id")):
+        connection.execute(
+            f"CREATE TEMP TABLE reordered AS SELECT * FROM {table} WHERE screen_id = ? "
+            f"ORDER BY {order}",
+            [screen_id],
+        )
+        connection.execute(f"DELETE FROM {table} WHERE screen_id = ?", [screen_id])
+        connection.execute(f"INSERT INTO {table} SELECT * FROM reordered ORDER BY {order}")
+        connection.execute("DROP TABLE reordered")
+
+
 def _merge_screen(
     connection: duckdb.DuckDBPyConnection,
     name: str,
     spec_hash: str,
     members: Sequence[tuple[str, ScreenRecord]],
 ) -> int:
-    existing = connection.execute(
-        f"SELECT {_SCREEN_FIELDS} FROM screens WHERE name = ?", [name]
-    ).fetchone()
+    existing = _first(
+        connection.execute(f"SELECT {_SCREEN_FIELDS} FROM screens WHERE name = ?", [name])
+    )
     if existing is not None and existing[5] != spec_hash:
         raise MutatuiError(
             f"screen {name!r} exists in the output with a different spec; merge refused"
@@ -519,7 +551,7 @@ def _merge_screen(
     if existing is None:
         target = connection.execute(
             "SELECT coalesce(max(screen_id), 0) + 1 FROM screens"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         for table in ("screens", "probes"):
             connection.execute(
                 f"INSERT INTO {table} SELECT ? AS screen_id, * EXCLUDE (screen_id) "
@@ -532,7 +564,7 @@ def _merge_screen(
         _check_same_probes(connection, target, alias, record.screen_id, name)
     before = connection.execute(
         "SELECT count(*) FROM mutations WHERE screen_id = ?", [target]
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     not_stored = (
         "NOT EXISTS (SELECT 1 FROM mutations m WHERE m.screen_id = ? "
         "AND m.mutation_id = s.mutation_id)"
@@ -568,6 +600,8 @@ def _merge_screen(
         "AND t.tag = s.tag)",
         [target, *ids, target],
     )
+    if before:
+        _reorder(connection, target)
     shards = [record.shard for _, record in members]
     statuses = [record.status for _, record in members]
     elapsed = sum(record.elapsed_seconds for _, record in members)
@@ -590,5 +624,5 @@ def _merge_screen(
     )
     after = connection.execute(
         "SELECT count(*) FROM mutations WHERE screen_id = ?", [target]
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     return int(after - before)
