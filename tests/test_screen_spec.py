@@ -96,6 +96,7 @@ def test_digest_ignores_the_name_but_not_the_mutations():
         ({"model": "m", "sites": {"sampler": "random"}}, "random needs count"),
         ({"model": "m", "sites": {"sampler": "tiles", "size": 0}}, "at least 1"),
         ({"model": "m", "sites": {"sampler": "tiles", "seed": 1}}, "tiles takes size"),
+        ({"model": "m", "sites": {"sampler": "list", "sites": ["L1.q[1]"]}}, "bad site 'L1.q"),
         ({"model": "m", "probes": [{"style": "x"}]}, "needs a non-empty prompt"),
         ({"model": "m", "choice": {"questions": "/no/such.jsonl"}}, "no such questions file"),
         ({"model": "m", "decoding": {"mode": "beam"}}, "unknown decoding 'beam'"),

@@ -212,7 +212,7 @@ class BatchGrader:
         if not asked:
             return grades
         answers = self.screener.screen_choice(
-            list(assays.choice.questions), [mutations[i] for i in asked]
+            list(assays.choice.questions), [mutations[i] for i in asked], chat=self.spec.chat
         )
         for index, chosen in zip(asked, answers, strict=True):
             grades[index] = grading.grade_choice(

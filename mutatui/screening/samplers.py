@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
-from mutatui.engine.sites import Site, parse_site
+from mutatui.engine.sites import Site, check_site_syntax, parse_site
 from mutatui.errors import MutatuiError
 
 SAMPLER_FORMS = (
@@ -300,6 +300,8 @@ def sampler_from_table(table: Mapping[str, object]) -> Sampler:
             or not all(isinstance(s, str) for s in sites)
         ):
             raise MutatuiError('sites: list needs sites = ["L3.v[1,2]", ...], a non-empty list')
+        for site in sites:
+            check_site_syntax(site)
         return SiteList(tuple(s.strip() for s in sites))
     return Full()
 

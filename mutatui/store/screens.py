@@ -349,7 +349,7 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
                     "SELECT count(*) FILTER (WHERE changed), count(*) FILTER (WHERE malignant), "
                     "count(*) FILTER (WHERE severity = 0), count(*) FILTER (WHERE severity = 1), "
                     "count(*) FILTER (WHERE severity = 2), count(*) FILTER (WHERE severity = 3) "
-                    "FROM (SELECT bool_or(changed) AS changed, bool_or(malignant) AS malignant, "
+                    "FROM (SELECT bool_or(changed OR destructive) AS changed, bool_or(malignant) AS malignant, "
                     "max(severity) AS severity FROM results WHERE screen_id = ? GROUP BY mutation_id)",
                     [screen.screen_id],
                 )

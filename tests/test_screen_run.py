@@ -1,0 +1,363 @@
+"""Screens end to end on the tiny model and real DuckDB files: the runner, the CLI as a real
+subprocess killed with SIGKILL and resumed, a second writer refused, a reader watching results
+appear, shards merged back into the whole, export and info."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from mutatui.errors import MutatuiError
+from mutatui.screening.plan import Shard
+from mutatui.screening.probes import TextProbe
+from mutatui.screening.runner import ScreenRun, run_screen
+from mutatui.screening.samplers import Tiles
+from mutatui.screening.spec import ScreenSpec
+from mutatui.store.database import connect
+
+QUESTIONS = [
+    {"question": "Which is a fruit?", "choices": ["apple", "stone", "chair"], "answer": 0},
+    {"question": "2 + 2 = ?", "choices": ["3", "4"], "answer": "B"},
+    {"question": "The sky is usually", "choices": ["green", "blue", "red", "black"], "answer": 1},
+]
+
+PROBES = (
+    TextProbe("p1", "The life cycle of Drosophila:", "describe"),
+    TextProbe("p2", "Why is the sky blue?", "explain"),
+)
+
+
+@pytest.fixture(scope="module")
+def questions_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("questions") / "q.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    return path
+
+
+def tiny_spec(model_dir, questions_file, **changes) -> ScreenSpec:
+    settings = {
+        "model": str(model_dir),
+        "name": "tiny",
+        "probes": PROBES,
+        "choice": str(questions_file),
+        "layers": (0, 2),
+        "matrices": ("q", "down"),
+        "sites": Tiles(8, 8),
+        "kinds": ("max", "min"),
+    }
+    settings.update(changes)
+    from mutatui.engine.decoding import Decoding
+
+    settings.setdefault("decoding", Decoding(max_new_tokens=8))
+    return ScreenSpec(**settings)
+
+
+def loader(tiny):
+    lm, _ = tiny
+
+    def load(model: str):
+        return lm
+
+    return load
+
+
+def dump(path) -> dict:
+    """Everything a screen recorded that must not depend on how it was run."""
+    with connect(path, read_only=True) as connection:
+        return {
+            "probes": connection.execute(
+                "SELECT * EXCLUDE (screen_id) FROM probes ORDER BY probe_id"
+            ).fetchall(),
+            "matrices": connection.execute(
+                "SELECT * EXCLUDE (screen_id) FROM matrices ORDER BY layer, matrix"
+            ).fetchall(),
+            "mutations": connection.execute(
+                "SELECT * EXCLUDE (screen_id) FROM mutations ORDER BY mutation_id"
+            ).fetchall(),
+            "results": connection.execute(
+                "SELECT * EXCLUDE (screen_id) FROM results ORDER BY mutation_id, probe_id"
+            ).fetchall(),
+        }
+
+
+@pytest.fixture(scope="module")
+def whole(tiny, tiny_model_dir, questions_file, tmp_path_factory) -> Path:
+    """One uninterrupted run of the tiny spec, in process."""
+    db = tmp_path_factory.mktemp("whole") / "whole.db"
+    spec = tiny_spec(tiny_model_dir, questions_file)
+    report = run_screen(spec, ScreenRun(db, batch_size=8), loader(tiny))
+    assert report.status == "complete"
+    return db
+
+
+def test_whole_run_records_every_mutation_and_probe(whole, tiny, tiny_model_dir, questions_file):
+    _, catalog = tiny
+    spec = tiny_spec(tiny_model_dir, questions_file)
+    plan = spec.plan(catalog)
+    recorded = dump(whole)
+    assert len(recorded["mutations"]) == len(plan)
+    assert [r[0] for r in recorded["mutations"]] == list(range(len(plan)))
+    assert len(recorded["results"]) == len(plan) * 3  # two text probes and the choice probe
+    with connect(whole, read_only=True) as connection:
+        status, planned = connection.execute(
+            "SELECT status, planned_mutations FROM screens"
+        ).fetchall()[0]
+        text_only_when_changed = connection.execute(
+            "SELECT count(*) FROM results WHERE probe_id < 2 AND (changed != (text IS NOT NULL))"
+        ).fetchall()[0][0]
+        changed = connection.execute(
+            "SELECT count(DISTINCT mutation_id) FROM results WHERE changed"
+        ).fetchall()[0][0]
+    assert (status, planned) == ("complete", len(plan))
+    assert text_only_when_changed == 0
+    assert changed > 0  # the tiny model is sensitive enough for phenotypes
+
+
+def test_results_match_what_the_mutation_does_alone(whole, tiny, tiny_model_dir, questions_file):
+    """Spot-check stored outcomes against the naive path (edit, generate, restore)."""
+    from mutatui.engine.decoding import decode_tokens, encode_prompt, naive_generate
+    from mutatui.screening.choice import load_questions, naive_choices, score
+
+    lm, catalog = tiny
+    spec = tiny_spec(tiny_model_dir, questions_file)
+    plan = spec.plan(catalog)
+    questions = load_questions(questions_file)
+    with connect(whole, read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT mutation_id, probe_id, changed, text, choice_score FROM results "
+            "WHERE mutation_id % 37 = 0 ORDER BY mutation_id, probe_id"
+        ).fetchall()
+    for mutation_id, probe_id, changed, text, choice_score in rows:
+        mutation = plan.mutation_at(mutation_id)
+        if probe_id == 2:
+            answers = naive_choices(lm, catalog, questions, mutation)
+            assert choice_score == score(questions, answers)
+            continue
+        prompt = encode_prompt(lm, PROBES[probe_id].prompt)
+        baseline = naive_generate(lm, catalog, prompt, None, spec.decoding)
+        mutant = naive_generate(lm, catalog, prompt, mutation, spec.decoding)
+        assert changed == (mutant.tokens != baseline.tokens)
+        if changed:
+            assert text == decode_tokens(lm, mutant.tokens)
+
+
+def test_shards_merged_equal_the_whole(whole, tiny, tiny_model_dir, questions_file, tmp_path):
+    from mutatui.store.screens import merge
+
+    spec = tiny_spec(tiny_model_dir, questions_file)
+    parts = []
+    for k in (1, 2, 3):
+        db = tmp_path / f"part{k}.db"
+        run_screen(spec, ScreenRun(db, shard=Shard(k, 3), batch_size=8), loader(tiny))
+        parts.append(db)
+    out = tmp_path / "merged.db"
+    merge(out, parts)
+    assert dump(out) == dump(whole)
+    with connect(out, read_only=True) as connection:
+        assert connection.execute("SELECT shard, status FROM screens").fetchall() == [
+            (None, "complete")
+        ]
+
+
+def test_choice_only_on_changed_mutations(tiny, tiny_model_dir, questions_file, tmp_path):
+    db = tmp_path / "bundled.db"
+    spec = tiny_spec(tiny_model_dir, questions_file, choice_only_changed=True, layers=(2,))
+    run_screen(spec, ScreenRun(db, batch_size=8), loader(tiny))
+    with connect(db, read_only=True) as connection:
+        asked = connection.execute(
+            "SELECT mutation_id FROM results WHERE probe_id = 2 ORDER BY mutation_id"
+        ).fetchall()
+        changed = connection.execute(
+            "SELECT DISTINCT mutation_id FROM results WHERE probe_id < 2 AND changed "
+            "ORDER BY mutation_id"
+        ).fetchall()
+    assert asked == changed and asked
+
+
+def test_resume_refuses_another_spec_and_an_existing_name(
+    whole, tiny, tiny_model_dir, questions_file
+):
+    other = tiny_spec(tiny_model_dir, questions_file, kinds=("zero",))
+    with pytest.raises(MutatuiError, match="started with a different spec"):
+        run_screen(other, ScreenRun(whole, resume=True), loader(tiny))
+    with pytest.raises(MutatuiError, match="already has a screen named 'tiny'"):
+        run_screen(other, ScreenRun(whole), loader(tiny))
+
+
+# -- the CLI as a real process -------------------------------------------------------------
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mutatui", *args]
+
+
+def screen_args(db, model_dir, questions_file) -> list[str]:
+    return [
+        "screen",
+        "--db",
+        str(db),
+        "--name",
+        "tiny",
+        "--model",
+        str(model_dir),
+        "--probe",
+        "describe=The life cycle of Drosophila:",
+        "--probe",
+        "explain=Why is the sky blue?",
+        "--choice",
+        str(questions_file),
+        "--layers",
+        "0,2",
+        "--matrices",
+        "q,down",
+        "--sites",
+        "tiles:8",
+        "--max-new-tokens",
+        "8",
+        "--batch-size",
+        "8",
+    ]
+
+
+def committed(db) -> int:
+    try:
+        with connect(db, read_only=True, wait=5) as connection:
+            return connection.execute("SELECT count(*) FROM mutations").fetchall()[0][0]
+    except (MutatuiError, duckdb.Error):
+        return 0
+
+
+READER = """
+import sys, time
+from mutatui.store.database import connect
+seen = []
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        with connect(sys.argv[1], read_only=True) as connection:
+            count = connection.execute("SELECT count(*) FROM results").fetchall()[0][0]
+    except Exception:
+        time.sleep(0.05)
+        continue
+    if not seen or count != seen[-1]:
+        seen.append(count)
+        print(count, flush=True)
+    if count >= int(sys.argv[2]):
+        break
+    time.sleep(0.05)
+"""
+
+
+def test_killed_screen_resumes_to_the_uninterrupted_result(
+    whole, tiny_model_dir, questions_file, tmp_path
+):
+    db = tmp_path / "killed.db"
+    args = screen_args(db, tiny_model_dir, questions_file)
+    total = len(dump(whole)["mutations"])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for round_number, kill_after in enumerate((3 * 8, total // 2)):
+        run_args = args if round_number == 0 else [*args, "--resume"]
+        process = subprocess.Popen(
+            cli(*run_args, "--quiet"), env=env, stderr=subprocess.PIPE, text=True
+        )
+        reader = None
+        if round_number == 0:
+            reader = subprocess.Popen(
+                [sys.executable, "-c", READER, str(db), str(kill_after * 3)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        deadline = time.monotonic() + 180
+        while committed(db) < kill_after and process.poll() is None:
+            assert time.monotonic() < deadline, "the screen made no progress"
+            time.sleep(0.02)
+        if round_number == 0:
+            # a second screen on the same database is refused while the first one runs
+            second = subprocess.run(
+                cli(*args, "--resume", "--quiet"), env=env, capture_output=True, text=True
+            )
+            assert second.returncode == 2
+            assert "another screen is writing" in second.stderr
+        assert process.poll() is None, f"finished before the kill: {process.stderr.read()}"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if reader is not None:
+            seen = [int(line) for line in reader.communicate(timeout=120)[0].split()]
+            assert len(seen) >= 2 and seen == sorted(seen), seen
+        with connect(db, read_only=True) as connection:
+            (status,) = connection.execute("SELECT status FROM screens").fetchall()[0]
+        assert status == "running"  # as the killed process left it
+        info = subprocess.run(
+            cli("info", str(db), "--json"), env=env, capture_output=True, text=True, check=True
+        )
+        assert json.loads(info.stdout)["status"] == "interrupted"
+    finished = subprocess.run(
+        cli(*args, "--resume", "--quiet"), env=env, capture_output=True, text=True
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert dump(db) == dump(whole)
+    info = subprocess.run(
+        cli("info", str(db), "--json"), env=env, capture_output=True, text=True, check=True
+    )
+    summary = json.loads(info.stdout)
+    assert summary["status"] == "complete" and summary["done"] == total
+
+
+def test_cli_bad_spec_is_one_line(tiny_model_dir, tmp_path):
+    result = subprocess.run(
+        cli(
+            "screen",
+            "--db",
+            str(tmp_path / "x.db"),
+            "--model",
+            str(tiny_model_dir),
+            "--sites",
+            "hex:3",
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "unknown sampler 'hex'" in result.stderr
+
+
+def test_cli_progress_lines_and_quiet(tiny_model_dir, questions_file, tmp_path):
+    args = [*screen_args(tmp_path / "p.db", tiny_model_dir, questions_file), "--layers", "2"]
+    shown = subprocess.run(cli(*args), capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "mutatui: screen 0/" in shown.stderr  # progress lines when stderr is not a terminal
+    assert "phenotypes" in shown.stderr and "mut/s" in shown.stderr
+    quiet_args = [*screen_args(tmp_path / "q.db", tiny_model_dir, questions_file), "--layers", "2"]
+    quiet = subprocess.run(cli(*quiet_args, "--quiet"), capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_cli_export_and_info(whole, tmp_path):
+    out = tmp_path / "export"
+    done = subprocess.run(
+        cli("export", str(whole), "--format", "csv", str(out)), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    with connect(whole, read_only=True) as connection:
+        stored = connection.execute("SELECT count(*) FROM results").fetchall()[0][0]
+    read = duckdb.sql("SELECT count(*) FROM read_csv_auto(?)", params=[str(out / "results.csv")])
+    assert read.fetchall()[0][0] == stored
+    one = tmp_path / "mutations.parquet"
+    subprocess.run(
+        cli("export", str(whole), "--table", "mutations", str(one)), check=True, capture_output=True
+    )
+    assert duckdb.sql("SELECT count(*) FROM read_parquet(?)", params=[str(one)]).fetchall()[0][0]
+    info = subprocess.run(cli("info", str(whole)), capture_output=True, text=True)
+    assert info.returncode == 0
+    assert "tiny [complete]" in info.stdout and "phenotypes" in info.stdout
+    missing = subprocess.run(cli("info", str(tmp_path / "none.db")), capture_output=True, text=True)
+    assert missing.returncode == 2 and "no such database" in missing.stderr
