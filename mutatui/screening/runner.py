@@ -27,6 +27,7 @@ from mutatui.screening.progress import ScreenProgress, Silent
 from mutatui.screening.spec import ScreenSpec, spec_from_json
 from mutatui.store import screens as store
 from mutatui.store.database import initialize, writer_lock
+from mutatui.store.parts import has_ledger
 
 ModelLoader = Callable[[str], LoadedModel]
 
@@ -221,7 +222,39 @@ class BatchGrader:
         return grades
 
 
-def _stored_spec(
+@dataclass(frozen=True)
+class GradedBatch:
+    """A graded batch, ready to write: mutation rows in `MUTATION_COLUMNS` order, result rows
+    as mappings of result columns, how many mutations show a phenotype, compute seconds."""
+
+    mutations: list[list[object]]
+    results: list[dict[str, object]]
+    phenotypes: int
+    seconds: float
+
+
+def grade_batch(
+    grader: BatchGrader, plan: Plan, batch: Sequence[tuple[int, Mutation]]
+) -> GradedBatch:
+    """Grade one batch of `plan.batches` (a screen writes it at once; a Ray worker collects a
+    part's batches and returns them to the driver)."""
+    began = time.perf_counter()
+    per_mutation, found = grader.grade([mutation for _, mutation in batch])
+    info = plan.matrix_of(batch[0][0])
+    results = [
+        {"mutation_id": mutation_id, **row}
+        for (mutation_id, _), rows in zip(batch, per_mutation, strict=True)
+        for row in rows
+    ]
+    return GradedBatch(
+        [mutation_row(i, m, info) for i, m in batch],
+        results,
+        found,
+        time.perf_counter() - began,
+    )
+
+
+def stored_spec(
     run: ScreenRun, spec: ScreenSpec | None, name: str | None
 ) -> tuple[ScreenSpec, store.ScreenRecord]:
     """The screen to resume: by the spec's name, by `name`, or the database's only screen."""
@@ -249,7 +282,7 @@ def _stored_spec(
     return stored, record
 
 
-def _check_baselines(run: ScreenRun, record: store.ScreenRecord, rows: list[dict]) -> None:
+def check_baselines(run: ScreenRun, record: store.ScreenRecord, rows: list[dict]) -> None:
     stored = store.load_probes(run.db, record.screen_id)
     keys = ("probe_id", "name", "kind", "baseline_tokens", "baseline_score", "questions")
     mine = [[row.get(k) for k in keys] for row in rows]
@@ -275,7 +308,11 @@ def run_screen(
         record: store.ScreenRecord | None = None
         shard = run.shard
         if run.resume:
-            spec, record = _stored_spec(run, spec, name)
+            spec, record = stored_spec(run, spec, name)
+            if has_ledger(run.db, record.screen_id):
+                raise MutatuiError(
+                    f"screen {record.name!r} was started on Ray; resume it with --ray"
+                )
             shard = parse_shard(record.shard) if record.shard else WHOLE
         elif spec is None:
             raise MutatuiError("give a spec (--spec FILE or --model and flags), or --resume")
@@ -311,7 +348,7 @@ def run_screen(
             )
             start = 0
         else:
-            _check_baselines(run, record, probe_rows)
+            check_baselines(run, record, probe_rows)
             screen_id = record.screen_id
             start = store.resume_point(run.db, screen_id)
             store.set_status(run.db, screen_id, "running")
@@ -336,24 +373,11 @@ def _loop(
     status = "interrupted"
     try:
         for batch in plan.batches(shard, start=start, size=run.batch_size):
-            began = time.perf_counter()
-            per_mutation, found = grader.grade([mutation for _, mutation in batch])
-            info = plan.matrix_of(batch[0][0])
-            results = [
-                {"mutation_id": mutation_id, **row}
-                for (mutation_id, _), rows in zip(batch, per_mutation, strict=True)
-                for row in rows
-            ]
-            store.write_batch(
-                run.db,
-                screen_id,
-                [mutation_row(i, m, info) for i, m in batch],
-                results,
-                time.perf_counter() - began,
-            )
+            graded = grade_batch(grader, plan, batch)
+            store.write_batch(run.db, screen_id, graded.mutations, graded.results, graded.seconds)
             done += len(batch)
-            phenotypes += found
-            progress.advance(len(batch), found)
+            phenotypes += graded.phenotypes
+            progress.advance(len(batch), graded.phenotypes)
         status = "complete"
     finally:
         progress.stop()

@@ -214,4 +214,19 @@ CREATE TABLE IF NOT EXISTS live_runs (
     created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
     PRIMARY KEY (screen_id, run_id)
 );
+
+-- Screens run on Ray (README "Scale out on Ray"): the spec split into parts K/N (plan.Shard),
+-- written when the screen starts. A part's rows are committed in the same transaction that
+-- marks it done, so a retried or resumed part is never written twice.
+CREATE TABLE IF NOT EXISTS screen_parts (
+    screen_id INTEGER NOT NULL,
+    part INTEGER NOT NULL,                       -- K of K/N
+    parts INTEGER NOT NULL,                      -- N
+    mutations BIGINT NOT NULL,                   -- how many mutations the part holds
+    done BOOLEAN NOT NULL DEFAULT false,
+    worker VARCHAR,                              -- host, pid and device that computed it
+    seconds DOUBLE,                              -- its compute time on that worker
+    finished_at TIMESTAMP,
+    PRIMARY KEY (screen_id, part)
+);
 """

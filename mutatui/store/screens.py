@@ -291,23 +291,31 @@ def write_batch(
     with connect(path, read_only=False) as connection:
         connection.execute("BEGIN TRANSACTION")
         try:
-            _insert_for_screen(connection, "mutations", MUTATION_COLUMNS, screen_id, mutations)
-            _insert_for_screen(
-                connection,
-                "results",
-                RESULT_COLUMNS,
-                screen_id,
-                [result_row(r) for r in results],
-            )
-            connection.execute(
-                "UPDATE screens SET elapsed_seconds = elapsed_seconds + ?, "
-                "updated_at = current_timestamp WHERE screen_id = ?",
-                [seconds, screen_id],
-            )
+            append_rows(connection, screen_id, mutations, results, seconds)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+
+
+def append_rows(
+    connection: duckdb.DuckDBPyConnection,
+    screen_id: int,
+    mutations: Sequence[Sequence[object]],
+    results: Sequence[Mapping[str, object]],
+    seconds: float,
+) -> None:
+    """`write_batch`'s inserts, inside a transaction the caller holds (the Ray driver commits
+    a part's rows together with its ledger entry, `store.parts.write_part`)."""
+    _insert_for_screen(connection, "mutations", MUTATION_COLUMNS, screen_id, mutations)
+    _insert_for_screen(
+        connection, "results", RESULT_COLUMNS, screen_id, [result_row(r) for r in results]
+    )
+    connection.execute(
+        "UPDATE screens SET elapsed_seconds = elapsed_seconds + ?, "
+        "updated_at = current_timestamp WHERE screen_id = ?",
+        [seconds, screen_id],
+    )
 
 
 def live_status(path: str | Path, status: str) -> str:
