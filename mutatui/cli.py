@@ -14,7 +14,18 @@ from collections.abc import Sequence
 from mutatui import __version__
 from mutatui.errors import MutatuiError
 
-COMMANDS = ("mutate", "matrices", "screen", "merge", "export", "info", "predict", "browse")
+COMMANDS = (
+    "mutate",
+    "matrices",
+    "screen",
+    "merge",
+    "export",
+    "info",
+    "predict",
+    "browse",
+    "analyze",
+    "plot",
+)
 """Subcommand modules in `mutatui.commands`, in the order `--help` lists them."""
 
 DEFAULT_COMMAND = "browse"

@@ -1,0 +1,194 @@
+"""Figures like the paper's: mutation maps, rearranged maps, marginals and rates, as PNG files.
+
+Matplotlib runs on the Agg backend (no display needed, safe in threads of a headless box). A
+mutation map puts each phenotype at its site's centre, (column, row) with row 0 at the top, as
+the paper drew them; colour says the kind (max red, min blue) and marker size the severity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from mutatui.analysis.stats import KINDS, line_index, rates, rearranged_order
+from mutatui.store.frames import SiteFrame
+
+KIND_COLORS = {"max": "#d62728", "min": "#1f77b4", "zero": "#2ca02c", "value": "#9467bd"}
+"""Solid colours (no alpha), so a test can find their pixels."""
+SEVERITY_SIZES = (2.0, 4.0, 9.0, 16.0)
+"""Marker area per severity grade 0-3."""
+DPI = 100
+
+
+def _layout(count: int, columns: int = 6) -> tuple[int, int]:
+    columns = min(columns, max(count, 1))
+    return -(-count // columns), columns
+
+
+def _extents(frame: SiteFrame) -> dict[tuple[int, str], tuple[int, int]]:
+    return {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
+
+
+def _draw_map(axes, frame: SiteFrame, rows: int, cols: int, title: str) -> None:
+    hits = frame.changed
+    for kind in KINDS + tuple(k for k in KIND_COLORS if k not in KINDS):
+        mask = hits & (frame.kind == kind)
+        if not mask.any():
+            continue
+        x = (frame.col0[mask] + frame.col1[mask]) / 2
+        y = (frame.row0[mask] + frame.row1[mask]) / 2
+        sizes = np.asarray(SEVERITY_SIZES)[np.clip(frame.severity[mask], 0, 3)]
+        axes.scatter(x, y, s=sizes, c=KIND_COLORS[kind], marker="s", linewidths=0, label=kind)
+    axes.set_xlim(0, cols)
+    axes.set_ylim(rows, 0)
+    axes.set_title(title, fontsize=8)
+    axes.tick_params(labelsize=6)
+
+
+def mutation_map(frame: SiteFrame, layer: int, matrix: str) -> Figure:
+    """One matrix's phenotypes at their coordinates."""
+    rows, cols = _extents(frame).get(
+        (layer, matrix), (int(frame.row1.max()), int(frame.col1.max()))
+    )
+    mask = (frame.layer == layer) & (frame.matrix == matrix)
+    figure = plt.figure(figsize=(6, 6 * min(max(rows / cols, 0.4), 2.5)), dpi=DPI)
+    axes = figure.add_subplot()
+    selected = frame.subset(mask)
+    _draw_map(
+        axes,
+        selected,
+        rows,
+        cols,
+        f"L{layer}.{matrix}: {int(selected.changed.sum())} phenotypes of {len(selected)} tested",
+    )
+    axes.set_xlabel("column")
+    axes.set_ylabel("row")
+    axes.legend(loc="upper right", fontsize=7, markerscale=2)
+    figure.tight_layout()
+    return figure
+
+
+def type_maps(frame: SiteFrame, matrix: str) -> Figure:
+    """The maps of one matrix type, one panel per layer."""
+    layers = sorted(set(frame.layer[frame.matrix == matrix].tolist()))
+    extents = _extents(frame)
+    grid_rows, grid_cols = _layout(len(layers))
+    figure = plt.figure(figsize=(2.4 * grid_cols, 2.4 * grid_rows + 0.4), dpi=DPI)
+    for position, layer in enumerate(layers, start=1):
+        selected = frame.subset((frame.layer == layer) & (frame.matrix == matrix))
+        rows, cols = extents.get(
+            (layer, matrix), (int(selected.row1.max()), int(selected.col1.max()))
+        )
+        axes = figure.add_subplot(grid_rows, grid_cols, position)
+        _draw_map(axes, selected, rows, cols, f"L{layer} ({int(selected.changed.sum())})")
+    figure.suptitle(f"{matrix}: phenotypes per layer (red max, blue min; size = severity)")
+    figure.tight_layout()
+    return figure
+
+
+def rearranged_maps(frame: SiteFrame, matrix: str) -> Figure:
+    """Per layer: the phenotype count grid with rows and columns sorted by phenotype count."""
+    layers = sorted(set(frame.layer[frame.matrix == matrix].tolist()))
+    grid_rows, grid_cols = _layout(len(layers))
+    figure = plt.figure(figsize=(2.4 * grid_cols, 2.4 * grid_rows + 0.4), dpi=DPI)
+    for position, layer in enumerate(layers, start=1):
+        selected = frame.subset((frame.layer == layer) & (frame.matrix == matrix))
+        axes = figure.add_subplot(grid_rows, grid_cols, position)
+        for kind in KINDS:
+            of_kind = selected.subset(selected.kind == kind)
+            if not of_kind.changed.any():
+                continue
+            grid, _, _ = rearranged_order(of_kind)
+            r, c = np.nonzero(grid)
+            axes.scatter(c + 0.5, r + 0.5, s=6, c=KIND_COLORS[kind], marker="s", linewidths=0)
+        axes.invert_yaxis()
+        axes.set_title(f"L{layer}", fontsize=8)
+        axes.tick_params(labelsize=6)
+    figure.suptitle(f"{matrix}, rearranged: rows and columns sorted by phenotype count (per kind)")
+    figure.tight_layout()
+    return figure
+
+
+def marginals(frame: SiteFrame, matrix: str) -> Figure:
+    """Phenotypes per row line and per column line of one matrix type, summed over layers."""
+    selected = frame.subset(frame.matrix == matrix)
+    figure, panels = plt.subplots(2, 1, figsize=(9, 5), dpi=DPI)
+    for axes, axis in zip(panels, ("row", "col"), strict=True):
+        lines = line_index(selected, axis)
+        count = int(lines.max()) + 1 if len(lines) else 1
+        bottom = np.zeros(count)
+        for kind in KINDS:
+            mask = selected.changed & (selected.kind == kind)
+            values = np.bincount(lines[mask], minlength=count)
+            axes.bar(
+                np.arange(count),
+                values,
+                bottom=bottom,
+                color=KIND_COLORS[kind],
+                width=1.0,
+                label=kind,
+            )
+            bottom += values
+        unit = "tile " if len(selected) and (selected.row1 - selected.row0).max() > 1 else ""
+        axes.set_xlabel(f"{unit}{'row' if axis == 'row' else 'column'}")
+        axes.set_ylabel("phenotypes")
+        axes.legend(fontsize=7)
+    figure.suptitle(f"{matrix}: phenotypes per line, all layers")
+    figure.tight_layout()
+    return figure
+
+
+def rate_heatmap(frame: SiteFrame) -> Figure:
+    """Phenotype rate per layer and matrix type, one panel per kind."""
+    kinds = [k for k in KINDS if (frame.kind == k).any()]
+    types = list(dict.fromkeys(row.key for row in rates(frame, "matrix")))
+    layers = sorted(set(frame.layer.tolist()))
+    figure, panels = plt.subplots(
+        1, max(len(kinds), 1), figsize=(4 * max(len(kinds), 1), 6), dpi=DPI, squeeze=False
+    )
+    for axes, kind in zip(panels[0], kinds, strict=False):
+        grid = np.full((len(layers), len(types)), np.nan)
+        for i, layer in enumerate(layers):
+            for j, name in enumerate(types):
+                mask = (frame.layer == layer) & (frame.matrix == name) & (frame.kind == kind)
+                if mask.any():
+                    grid[i, j] = frame.changed[mask].mean()
+        image = axes.imshow(grid, aspect="auto", cmap="Reds" if kind == "max" else "Blues", vmin=0)
+        axes.set_xticks(range(len(types)), types, fontsize=7)
+        axes.set_yticks(range(len(layers)), [str(layer) for layer in layers], fontsize=6)
+        axes.set_ylabel("layer")
+        axes.set_title(f"{kind}: phenotype rate")
+        figure.colorbar(image, ax=axes, fraction=0.05)
+    figure.tight_layout()
+    return figure
+
+
+def save(figure: Figure, path: Path) -> Path:
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+    return path
+
+
+def write_figures(frame: SiteFrame, outdir: Path, *, each_matrix: bool = False) -> list[Path]:
+    """Every figure for one frame (one site shape) into `outdir`; returns the files written."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = [save(rate_heatmap(frame), outdir / "rates.png")]
+    for matrix in dict.fromkeys(row.key for row in rates(frame, "matrix")):
+        written.append(save(type_maps(frame, matrix), outdir / f"map_{matrix}.png"))
+        written.append(save(rearranged_maps(frame, matrix), outdir / f"rearranged_{matrix}.png"))
+        written.append(save(marginals(frame, matrix), outdir / f"marginals_{matrix}.png"))
+    if each_matrix:
+        for layer, matrix in sorted(
+            set(zip(frame.layer.tolist(), frame.matrix.tolist(), strict=True))
+        ):
+            written.append(
+                save(mutation_map(frame, layer, matrix), outdir / f"map_L{layer}_{matrix}.png")
+            )
+    return written

@@ -1,0 +1,129 @@
+"""One analysis of one screen: every quantity of the paper, per site shape, as plain data."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mutatui.analysis.stats import (
+    AXES,
+    SEVERE,
+    ClusteringResult,
+    ComplementarityResult,
+    KindBalance,
+    RateRow,
+    RearrangedResult,
+    SharedLinesResult,
+    axis_clustering,
+    complementarity,
+    kind_balance,
+    rates,
+    rearranged_asymmetry,
+    shape_groups,
+    shared_lines,
+)
+from mutatui.analysis.writers import WriterGroups, writer_groups, writer_mask
+from mutatui.store.frames import (
+    ScreenSummary,
+    SiteFrame,
+    StyledOutcomes,
+    load_sites,
+    load_styled,
+    pick_screen,
+)
+
+DEFAULT_PERMUTATIONS = 1000
+"""p-values resolve down to about 1/1000; the smallest possible is 1/(N+1)."""
+
+
+@dataclass
+class ShapeAnalysis:
+    """The quantities for the sites of one shape (e.g. 64x64 tiles, or single elements)."""
+
+    shape: tuple[int, int]
+    tested: int
+    phenotypes: int
+    severe: int
+    by_type: list[RateRow]
+    by_layer: list[RateRow]
+    balance: KindBalance
+    clustering: list[ClusteringResult]
+    complementarity: list[ComplementarityResult]
+    rearranged: list[RearrangedResult]
+    v_columns: SharedLinesResult
+    writer_rows: SharedLinesResult
+
+
+@dataclass
+class ScreenAnalysis:
+    screen: ScreenSummary
+    probes: list[str]
+    permutations: int
+    seed: int
+    shapes: list[ShapeAnalysis]
+    writers: WriterGroups
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def analyze_shape(
+    frame: SiteFrame,
+    shape: tuple[int, int],
+    styled: StyledOutcomes,
+    *,
+    permutations: int,
+    seed: int,
+) -> ShapeAnalysis:
+    extents = {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
+    options = {"permutations": permutations, "seed": seed}
+    types = sorted(set(frame.matrix.tolist()))
+    is_v = frame.matrix == "v"
+    v_frame = frame.subset(is_v)
+    return ShapeAnalysis(
+        shape=shape,
+        tested=len(frame),
+        phenotypes=int(frame.changed.sum()),
+        severe=int((frame.changed & (frame.severity >= SEVERE)).sum()),
+        by_type=rates(frame, "matrix"),
+        by_layer=rates(frame, "layer"),
+        balance=kind_balance(frame),
+        clustering=[
+            axis_clustering(frame, axis, min_severity=level, **options)
+            for level in (0, SEVERE)
+            for axis in AXES
+        ],
+        complementarity=[complementarity(frame, axis, **options) for axis in AXES],
+        rearranged=[rearranged_asymmetry(frame, name, **options) for name in types],
+        v_columns=shared_lines(v_frame, v_frame.changed, "col", extents, **options),
+        writer_rows=shared_lines(frame, writer_mask(frame, styled), "row", extents, **options),
+    )
+
+
+def analyze(
+    path: str | Path,
+    screen_name: str | None = None,
+    probe_names: Sequence[str] | None = None,
+    *,
+    permutations: int = DEFAULT_PERMUTATIONS,
+    seed: int = 0,
+) -> ScreenAnalysis:
+    screen = pick_screen(path, screen_name)
+    frame = load_sites(path, screen, probe_names)
+    styled = load_styled(path, screen, probe_names)
+    text_probes = [p.name for p in frame.probes if p.kind == "text"]
+    used = list(probe_names) if probe_names else text_probes
+    shapes = [
+        analyze_shape(group, shape, styled, permutations=permutations, seed=seed)
+        for shape, group in shape_groups(frame).items()
+    ]
+    return ScreenAnalysis(
+        screen=screen,
+        probes=used,
+        permutations=permutations,
+        seed=seed,
+        shapes=shapes,
+        writers=writer_groups(styled, frame.probes),
+    )

@@ -1,0 +1,629 @@
+"""The paper's quantities, computed from a screen's per-mutation phenotypes.
+
+Every test here is a permutation test against sites drawn at random from the same tested set:
+within each stratum (one matrix of one layer, one kind) the phenotypes are shuffled among the
+sites that were tested there, which keeps the number of phenotypes and the tested design, and
+destroys only where they sit. p-values are (1 + #null at least as extreme) / (1 + N), from N
+permutations drawn from a seeded generator, so every figure is reproducible. Strata are
+independent, so a screen-wide test sums the per-stratum z-scores, observed and permuted.
+
+A site's line is its row (or column) in units of the site's own extent: a 64x64 tile at rows
+128:192 is on tile row 2, an element at row 130 on row 130. Sites of different shapes are never
+mixed: analyse one shape at a time (`shape_groups`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from mutatui.store.frames import SiteFrame
+
+AXES = ("row", "col")
+KINDS = ("max", "min")
+WRITER_STYLES = ("conversational", "poetic")
+SEVERE = 3
+"""The severity grade (0-3) that counts as severe."""
+
+
+def shape_groups(frame: SiteFrame) -> dict[tuple[int, int], SiteFrame]:
+    """The frame split by site shape (rows x cols), largest group first."""
+    shapes = np.stack([frame.row1 - frame.row0, frame.col1 - frame.col0], axis=1)
+    unique, counts = np.unique(shapes, axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return {
+        (int(unique[i][0]), int(unique[i][1])): frame.subset(
+            (shapes[:, 0] == unique[i][0]) & (shapes[:, 1] == unique[i][1])
+        )
+        for i in order
+    }
+
+
+def line_index(frame: SiteFrame, axis: str) -> np.ndarray:
+    """Each site's row or column in units of its own extent along that axis."""
+    if axis == "row":
+        return frame.row0 // np.maximum(frame.row1 - frame.row0, 1)
+    if axis == "col":
+        return frame.col0 // np.maximum(frame.col1 - frame.col0, 1)
+    raise ValueError(f"axis must be one of {AXES}, not {axis!r}")
+
+
+def phenotype(frame: SiteFrame, min_severity: int = 0) -> np.ndarray:
+    """Changed outputs, optionally only those of at least `min_severity`."""
+    return frame.changed & (frame.severity >= min_severity)
+
+
+def _strata(frame: SiteFrame, by_kind: bool = True) -> Iterator[tuple[tuple, np.ndarray]]:
+    """(key, indices) of each matrix of each layer (and kind), in a fixed order."""
+    keys = (
+        list(zip(frame.layer.tolist(), frame.matrix.tolist(), frame.kind.tolist(), strict=True))
+        if by_kind
+        else list(zip(frame.layer.tolist(), frame.matrix.tolist(), strict=True))
+    )
+    groups: dict[tuple, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    for key in sorted(groups):
+        yield key, np.asarray(groups[key], dtype=np.int64)
+
+
+def _rng(seed: int, *salt: object) -> np.random.Generator:
+    """A generator for one stratum, independent of which other strata exist."""
+    words = [seed] + [sum(ord(ch) * 31**i for i, ch in enumerate(str(part))) for part in salt]
+    return np.random.default_rng([abs(word) % (2**63) for word in words])
+
+
+def random_subsets(rng: np.random.Generator, n: int, k: int, permutations: int) -> np.ndarray:
+    """`permutations` random k-subsets of range(n), one per row: (permutations, k) indices."""
+    if k == 0:
+        return np.zeros((permutations, 0), dtype=np.int64)
+    keys = rng.random((permutations, n))
+    if k == n:
+        return np.tile(np.arange(n), (permutations, 1))
+    return np.argpartition(keys, k - 1, axis=1)[:, :k]
+
+
+def _line_counts(lines: np.ndarray, count: int) -> np.ndarray:
+    """Per row of `lines` (permutations, k): how many entries fall on each of `count` lines."""
+    rows = lines.shape[0]
+    offsets = (np.arange(rows)[:, None] * count + lines).ravel()
+    return np.bincount(offsets, minlength=rows * count).reshape(rows, count)
+
+
+def p_upper(observed: float, null: np.ndarray) -> float:
+    return float((1 + np.count_nonzero(null >= observed - 1e-12)) / (1 + len(null)))
+
+
+def p_lower(observed: float, null: np.ndarray) -> float:
+    return float((1 + np.count_nonzero(null <= observed + 1e-12)) / (1 + len(null)))
+
+
+def p_two_sided(observed: float, null: np.ndarray) -> float:
+    center = float(np.mean(null))
+    return float(
+        (1 + np.count_nonzero(np.abs(null - center) >= abs(observed - center) - 1e-12))
+        / (1 + len(null))
+    )
+
+
+@dataclass
+class NullSummary:
+    """An observed statistic against its permutation null."""
+
+    observed: float
+    null_mean: float
+    null_sd: float
+    z: float
+    p: float
+
+
+def _summary(
+    observed: float, null: np.ndarray, tail: Callable[[float, np.ndarray], float]
+) -> NullSummary:
+    mean, sd = float(null.mean()), float(null.std())
+    z = (observed - mean) / sd if sd > 0 else 0.0
+    return NullSummary(float(observed), mean, sd, float(z), tail(observed, null))
+
+
+class _ZAccumulator:
+    """Sums per-stratum z-scores, observed and per permutation, for a screen-wide test."""
+
+    def __init__(self, permutations: int) -> None:
+        self.observed = 0.0
+        self.null = np.zeros(permutations)
+        self.strata = 0
+
+    def add(self, observed: float, null: np.ndarray) -> None:
+        sd = float(null.std())
+        if sd == 0:
+            return
+        mean = float(null.mean())
+        self.observed += (observed - mean) / sd
+        self.null += (null - mean) / sd
+        self.strata += 1
+
+    def summary(self, tail: Callable[[float, np.ndarray], float]) -> NullSummary | None:
+        if self.strata == 0:
+            return None
+        return _summary(self.observed, self.null, tail)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rates
+
+
+@dataclass
+class RateRow:
+    key: str
+    kind: str
+    tested: int
+    changed: int
+    severe: int
+    malignant: int
+
+    @property
+    def rate(self) -> float:
+        return self.changed / self.tested if self.tested else 0.0
+
+    @property
+    def severe_rate(self) -> float:
+        return self.severe / self.tested if self.tested else 0.0
+
+
+def rates(frame: SiteFrame, by: str) -> list[RateRow]:
+    """Phenotype rate per matrix type (`by="matrix"`) or per layer (`by="layer"`), per kind."""
+    if by not in ("matrix", "layer"):
+        raise ValueError(f"by must be 'matrix' or 'layer', not {by!r}")
+    keys = frame.matrix if by == "matrix" else frame.layer.astype(str)
+    severe = frame.changed & (frame.severity >= SEVERE)
+    ordered = sorted(set(keys.tolist()), key=lambda k: int(k) if by == "layer" else _type_order(k))
+    rows = []
+    for key in ordered:
+        for kind in sorted(set(frame.kind.tolist()), key=_kind_order):
+            mask = (keys == key) & (frame.kind == kind)
+            rows.append(
+                RateRow(
+                    key,
+                    kind,
+                    int(mask.sum()),
+                    int(frame.changed[mask].sum()),
+                    int(severe[mask].sum()),
+                    int(frame.malignant[mask].sum()),
+                )
+            )
+    return rows
+
+
+_TYPE_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
+
+
+def _type_order(name: str) -> tuple[int, str]:
+    return (_TYPE_ORDER.index(name) if name in _TYPE_ORDER else len(_TYPE_ORDER), name)
+
+
+def _kind_order(kind: str) -> tuple[int, str]:
+    return (KINDS.index(kind) if kind in KINDS else len(KINDS), kind)
+
+
+@dataclass
+class KindBalance:
+    """Per matrix: is it sensitive to both kinds, or almost only to one?
+
+    The max share is max rate / (max rate + min rate); "max-only" means at least `only` of it.
+    Matrices with fewer than `min_phenotypes` phenotypes are not classified.
+    """
+
+    mixed: int
+    max_only: int
+    min_only: int
+    unclassified: int
+    only: float
+    min_phenotypes: int
+    shares: list[tuple[int, str, float, int]]
+
+
+def kind_balance(frame: SiteFrame, only: float = 0.9, min_phenotypes: int = 5) -> KindBalance:
+    counts = {"mixed": 0, "max_only": 0, "min_only": 0, "unclassified": 0}
+    shares = []
+    for (layer, matrix), indices in _strata(frame, by_kind=False):
+        kinds = frame.kind[indices]
+        changed = frame.changed[indices]
+        tested_max = int((kinds == "max").sum())
+        tested_min = int((kinds == "min").sum())
+        found = int(changed.sum())
+        if not tested_max or not tested_min or found < min_phenotypes:
+            counts["unclassified"] += 1
+            continue
+        rate_max = changed[kinds == "max"].sum() / tested_max
+        rate_min = changed[kinds == "min"].sum() / tested_min
+        share = float(rate_max / (rate_max + rate_min))
+        shares.append((layer, matrix, share, found))
+        if share >= only:
+            counts["max_only"] += 1
+        elif share <= 1 - only:
+            counts["min_only"] += 1
+        else:
+            counts["mixed"] += 1
+    return KindBalance(**counts, only=only, min_phenotypes=min_phenotypes, shares=shares)
+
+
+# ---------------------------------------------------------------------------------------------
+# Clustering on axes
+
+
+@dataclass
+class StratumTest:
+    layer: int
+    matrix: str
+    kind: str
+    tested: int
+    phenotypes: int
+    lines: int
+    result: NullSummary
+
+
+@dataclass
+class ClusteringResult:
+    """Do phenotypes pile up on a few rows (or columns) more than random sites would?
+
+    Statistic per stratum: the sum over lines of (phenotypes on the line)^2, which for a fixed
+    number of phenotypes grows with their variance across lines.
+    """
+
+    axis: str
+    min_severity: int
+    permutations: int
+    strata: list[StratumTest]
+    combined: NullSummary | None
+
+    @property
+    def significant(self) -> int:
+        return sum(1 for s in self.strata if s.result.p < 0.01)
+
+
+def axis_clustering(
+    frame: SiteFrame, axis: str, *, min_severity: int = 0, permutations: int = 1000, seed: int = 0
+) -> ClusteringResult:
+    lines_all = line_index(frame, axis)
+    hits_all = phenotype(frame, min_severity)
+    strata = []
+    total = _ZAccumulator(permutations)
+    for (layer, matrix, kind), indices in _strata(frame):
+        hits = hits_all[indices]
+        n, k = len(indices), int(hits.sum())
+        _, lines = np.unique(lines_all[indices], return_inverse=True)
+        count = int(lines.max()) + 1
+        if k < 2 or k == n or count < 2:
+            continue
+        observed = float((np.bincount(lines[hits], minlength=count) ** 2).sum())
+        rng = _rng(seed, "cluster", axis, min_severity, layer, matrix, kind)
+        chosen = random_subsets(rng, n, k, permutations)
+        null = (_line_counts(lines[chosen], count) ** 2).sum(axis=1).astype(float)
+        strata.append(
+            StratumTest(layer, matrix, kind, n, k, count, _summary(observed, null, p_upper))
+        )
+        total.add(observed, null)
+    return ClusteringResult(axis, min_severity, permutations, strata, total.summary(p_upper))
+
+
+# ---------------------------------------------------------------------------------------------
+# Max/min complementarity
+
+
+@dataclass
+class ComplementTest:
+    layer: int
+    matrix: str
+    max_lines: int
+    min_lines: int
+    shared_lines: int
+    result: NullSummary
+
+
+@dataclass
+class ComplementarityResult:
+    """Do max-sensitive and min-sensitive lines overlap less than chance?
+
+    Per matrix: the Jaccard index of the set of lines holding a max phenotype and the set
+    holding a min phenotype; max and min phenotypes are shuffled separately (lower tail).
+    """
+
+    axis: str
+    permutations: int
+    matrices: list[ComplementTest]
+    combined: NullSummary | None
+    mean_jaccard: float
+    mean_null_jaccard: float
+
+    @property
+    def significant(self) -> int:
+        return sum(1 for m in self.matrices if m.result.p < 0.01)
+
+
+def _presence(
+    lines: np.ndarray, hits: np.ndarray, count: int, rng: np.random.Generator, permutations: int
+) -> tuple[np.ndarray, np.ndarray]:
+    observed = np.bincount(lines[hits], minlength=count) > 0
+    chosen = random_subsets(rng, len(lines), int(hits.sum()), permutations)
+    return observed, _line_counts(lines[chosen], count) > 0
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    union = (a | b).sum(axis=-1)
+    return np.where(union > 0, (a & b).sum(axis=-1) / np.maximum(union, 1), 0.0)
+
+
+def complementarity(
+    frame: SiteFrame, axis: str, *, permutations: int = 1000, seed: int = 0
+) -> ComplementarityResult:
+    lines_all = line_index(frame, axis)
+    tests = []
+    total = _ZAccumulator(permutations)
+    for (layer, matrix), indices in _strata(frame, by_kind=False):
+        _, lines = np.unique(lines_all[indices], return_inverse=True)
+        count = int(lines.max()) + 1
+        kinds = frame.kind[indices]
+        hits = frame.changed[indices]
+        is_max, is_min = kinds == "max", kinds == "min"
+        k_max, k_min = int(hits[is_max].sum()), int(hits[is_min].sum())
+        if count < 2 or not k_max or not k_min:
+            continue
+        if k_max == is_max.sum() or k_min == is_min.sum():
+            continue
+        rng = _rng(seed, "complement", axis, layer, matrix)
+        max_obs, max_null = _presence(lines[is_max], hits[is_max], count, rng, permutations)
+        min_obs, min_null = _presence(lines[is_min], hits[is_min], count, rng, permutations)
+        observed = float(_jaccard(max_obs, min_obs))
+        null = _jaccard(max_null, min_null).astype(float)
+        tests.append(
+            ComplementTest(
+                layer,
+                matrix,
+                int(max_obs.sum()),
+                int(min_obs.sum()),
+                int((max_obs & min_obs).sum()),
+                _summary(observed, null, p_lower),
+            )
+        )
+        total.add(observed, null)
+    return ComplementarityResult(
+        axis,
+        permutations,
+        tests,
+        total.summary(p_lower),
+        float(np.mean([t.result.observed for t in tests])) if tests else 0.0,
+        float(np.mean([t.result.null_mean for t in tests])) if tests else 0.0,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The rearranged map's asymmetry
+
+
+@dataclass
+class RearrangedTest:
+    layer: int
+    matrix: str
+    phenotypes: int
+    corner: NullSummary
+    diagonal: NullSummary
+
+
+@dataclass
+class RearrangedResult:
+    """Shape of a matrix's phenotype map once rows and columns are sorted by phenotype count.
+
+    Rows and columns are each ranked by their phenotype count (most first), giving every
+    phenotype a position (u, v) in [0, 1]^2. `corner` is the mass with u + v < 1 minus the mass
+    with u + v > 1 (phenotypes piled into one corner, a triangle); `diagonal` is the mass with
+    v > u minus the mass with u > v (the map reaching further along one axis than the other).
+    Both are fractions of all phenotypes, in [-1, 1], against maps of shuffled sites that are
+    sorted the same way. Max and min phenotypes are counted together, shuffled separately.
+    """
+
+    matrix: str
+    permutations: int
+    layers: list[RearrangedTest]
+    corner: NullSummary | None
+    diagonal: NullSummary | None
+
+
+def _ranks(totals: np.ndarray) -> np.ndarray:
+    """Rank of each line by descending total (ties by index), along the last axis."""
+    order = np.argsort(-totals, axis=-1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(totals.shape[-1])[None, :], axis=-1)
+    return ranks
+
+
+def _rearranged_statistics(
+    rows: np.ndarray, cols: np.ndarray, row_count: int, col_count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Corner and diagonal statistics for each row of (permutations, k) phenotype positions."""
+    row_rank = np.take_along_axis(_ranks(_line_counts(rows, row_count)), rows, axis=1)
+    col_rank = np.take_along_axis(_ranks(_line_counts(cols, col_count)), cols, axis=1)
+    u = (row_rank + 0.5) / row_count
+    v = (col_rank + 0.5) / col_count
+    k = rows.shape[1]
+    corner = np.sign(1.0 - u - v).sum(axis=1) / k
+    diagonal = np.sign(v - u).sum(axis=1) / k
+    return corner, diagonal
+
+
+def rearranged_asymmetry(
+    frame: SiteFrame, matrix: str = "gate", *, permutations: int = 1000, seed: int = 0
+) -> RearrangedResult:
+    tests = []
+    corner_total = _ZAccumulator(permutations)
+    diagonal_total = _ZAccumulator(permutations)
+    selected = frame.subset(frame.matrix == matrix)
+    rows_all, cols_all = line_index(selected, "row"), line_index(selected, "col")
+    for (layer, name), indices in _strata(selected, by_kind=False):
+        _, rows = np.unique(rows_all[indices], return_inverse=True)
+        _, cols = np.unique(cols_all[indices], return_inverse=True)
+        row_count, col_count = int(rows.max()) + 1, int(cols.max()) + 1
+        hits = selected.changed[indices]
+        kinds = selected.kind[indices]
+        if hits.sum() < 2 or row_count < 2 or col_count < 2:
+            continue
+        rng = _rng(seed, "rearranged", layer, name)
+        observed_rows, observed_cols, null_rows, null_cols = [], [], [], []
+        for kind in sorted(set(kinds.tolist()), key=_kind_order):
+            of_kind = np.flatnonzero(kinds == kind)
+            k = int(hits[of_kind].sum())
+            observed_rows.append(rows[of_kind][hits[of_kind]])
+            observed_cols.append(cols[of_kind][hits[of_kind]])
+            chosen = of_kind[random_subsets(rng, len(of_kind), k, permutations)]
+            null_rows.append(rows[chosen])
+            null_cols.append(cols[chosen])
+        corner_obs, diagonal_obs = _rearranged_statistics(
+            np.concatenate(observed_rows)[None, :],
+            np.concatenate(observed_cols)[None, :],
+            row_count,
+            col_count,
+        )
+        corner_null, diagonal_null = _rearranged_statistics(
+            np.concatenate(null_rows, axis=1),
+            np.concatenate(null_cols, axis=1),
+            row_count,
+            col_count,
+        )
+        tests.append(
+            RearrangedTest(
+                layer,
+                name,
+                int(hits.sum()),
+                _summary(float(corner_obs[0]), corner_null, p_upper),
+                _summary(float(diagonal_obs[0]), diagonal_null, p_two_sided),
+            )
+        )
+        corner_total.add(float(corner_obs[0]), corner_null)
+        diagonal_total.add(float(diagonal_obs[0]), diagonal_null)
+    return RearrangedResult(
+        matrix,
+        permutations,
+        tests,
+        corner_total.summary(p_upper),
+        diagonal_total.summary(p_two_sided),
+    )
+
+
+def rearranged_order(frame: SiteFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For one matrix: the phenotype count grid (row lines x col lines), rows and cols sorted.
+
+    Returns (grid, row_lines, col_lines): grid[i, j] counts phenotypes on the i-th most
+    sensitive row line and the j-th most sensitive column line; row_lines and col_lines give
+    the original line index of each sorted position.
+    """
+    rows, cols = line_index(frame, "row"), line_index(frame, "col")
+    row_values, row_pos = np.unique(rows, return_inverse=True)
+    col_values, col_pos = np.unique(cols, return_inverse=True)
+    grid = np.zeros((len(row_values), len(col_values)), dtype=np.int64)
+    np.add.at(grid, (row_pos[frame.changed], col_pos[frame.changed]), 1)
+    row_order = np.argsort(-grid.sum(axis=1), kind="stable")
+    col_order = np.argsort(-grid.sum(axis=0), kind="stable")
+    return grid[row_order][:, col_order], row_values[row_order], col_values[col_order]
+
+
+# ---------------------------------------------------------------------------------------------
+# Lines shared across matrices (writers on rows; V on columns)
+
+
+@dataclass
+class SharedLinesResult:
+    """Do flagged mutations in different matrices sit on the same line more than chance?
+
+    Lines are comparable between matrices of the same extent along the axis (a row of any
+    576-row matrix is the same residual-stream coordinate). Statistic: the number of pairs of
+    flagged mutations in different matrices that share a line. Null: in every stratum (matrix,
+    kind), the same number of flagged sites drawn at random from that stratum's tested sites.
+    """
+
+    axis: str
+    flagged: int
+    permutations: int
+    pairs: NullSummary | None
+    shared_fraction: float
+    """Fraction of flagged mutations on a line flagged in another matrix too."""
+    top_lines: list[tuple[int, int, int]]
+    """(extent, line, matrices flagged on it), most matrices first."""
+
+
+def _pairs_across(keys: np.ndarray, matrices: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Per group: pairs of entries with the same key in different matrices."""
+    if len(keys) == 0:
+        return np.zeros(int(groups.max()) + 1 if len(groups) else 0)
+    size = int(groups.max()) + 1
+    _, key_ids = np.unique(np.stack([groups, keys]), axis=1, return_inverse=True)
+    _, pair_ids = np.unique(np.stack([groups, keys, matrices]), axis=1, return_inverse=True)
+    key_counts = np.bincount(key_ids.ravel())
+    pair_counts = np.bincount(pair_ids.ravel())
+    key_group = np.zeros(len(key_counts), dtype=np.int64)
+    key_group[key_ids.ravel()] = groups
+    pair_group = np.zeros(len(pair_counts), dtype=np.int64)
+    pair_group[pair_ids.ravel()] = groups
+    same_key = np.bincount(key_group, weights=key_counts.astype(float) ** 2, minlength=size)
+    same_matrix = np.bincount(pair_group, weights=pair_counts.astype(float) ** 2, minlength=size)
+    return (same_key - same_matrix) / 2
+
+
+def shared_lines(
+    frame: SiteFrame,
+    flagged: np.ndarray,
+    axis: str,
+    extents: dict[tuple[int, str], tuple[int, int]],
+    *,
+    permutations: int = 1000,
+    seed: int = 0,
+    top: int = 5,
+) -> SharedLinesResult:
+    """`extents` maps (layer, matrix) to its (rows, cols); lines are keyed by (extent, line)."""
+    lines = line_index(frame, axis)
+    axis_slot = 0 if axis == "row" else 1
+    extent = np.array(
+        [
+            extents.get((int(layer), str(matrix)), (0, 0))[axis_slot]
+            for layer, matrix in zip(frame.layer, frame.matrix, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    matrix_ids = np.unique(
+        np.stack([frame.layer, np.unique(frame.matrix, return_inverse=True)[1]]),
+        axis=1,
+        return_inverse=True,
+    )[1].ravel()
+    keys = extent * (int(lines.max()) + 1 if len(lines) else 1) + lines
+    flagged_count = int(flagged.sum())
+    if flagged_count < 2:
+        return SharedLinesResult(axis, flagged_count, permutations, None, 0.0, [])
+    observed = float(_pairs_across(keys[flagged], matrix_ids[flagged], np.zeros(flagged_count))[0])
+    null_parts = []
+    for (layer, matrix, kind), indices in _strata(frame):
+        k = int(flagged[indices].sum())
+        if k == 0:
+            continue
+        rng = _rng(seed, "shared", axis, layer, matrix, kind)
+        null_parts.append(indices[random_subsets(rng, len(indices), k, permutations)])
+    chosen = np.concatenate(null_parts, axis=1)
+    groups = np.repeat(np.arange(permutations), chosen.shape[1])
+    null = _pairs_across(keys[chosen].ravel(), matrix_ids[chosen].ravel(), groups)
+    flagged_keys, flagged_matrices = keys[flagged], matrix_ids[flagged]
+    matrices_on_key: dict[int, set[int]] = {}
+    for key, matrix_id in zip(flagged_keys.tolist(), flagged_matrices.tolist(), strict=True):
+        matrices_on_key.setdefault(key, set()).add(matrix_id)
+    shared = sum(1 for key in flagged_keys.tolist() if len(matrices_on_key[key]) > 1)
+    stride = int(lines.max()) + 1
+    top_lines = sorted(
+        ((key // stride, key % stride, len(ids)) for key, ids in matrices_on_key.items()),
+        key=lambda item: (-item[2], item[0], item[1]),
+    )[:top]
+    return SharedLinesResult(
+        axis,
+        flagged_count,
+        permutations,
+        _summary(observed, null, p_upper),
+        shared / flagged_count,
+        [item for item in top_lines if item[2] > 1],
+    )

@@ -1,0 +1,195 @@
+"""`mutatui analyze`: the paper's quantities for one screen, as tables or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from mutatui.analysis.report import DEFAULT_PERMUTATIONS, ScreenAnalysis, ShapeAnalysis, analyze
+from mutatui.analysis.stats import NullSummary, RateRow
+from mutatui.errors import MutatuiError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "analyze", help="phenotype rates, clustering, complementarity, asymmetry, writers"
+    )
+    parser.add_argument("db", help="a mutatui database")
+    parser.add_argument("--screen", help="the screen's name (default: the largest screen)")
+    parser.add_argument(
+        "--probe", action="append", help="only these text probes (repeatable; default: all)"
+    )
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=DEFAULT_PERMUTATIONS,
+        help=f"permutations per test (default {DEFAULT_PERMUTATIONS})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the permutations")
+    parser.add_argument("--json", action="store_true", help="print everything as one JSON object")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.permutations < 10:
+        raise MutatuiError(f"--permutations must be at least 10, got {args.permutations}")
+    result = analyze(
+        args.db, args.screen, args.probe, permutations=args.permutations, seed=args.seed
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), default=str))
+        return 0
+    print_analysis(Console(), result)
+    return 0
+
+
+def _null(summary: NullSummary | None, digits: int = 3) -> tuple[str, str, str]:
+    if summary is None:
+        return "-", "-", "-"
+    return (
+        f"{summary.observed:.{digits}g}",
+        f"{summary.null_mean:.{digits}g}",
+        f"z={summary.z:+.1f} p={summary.p:.3g}",
+    )
+
+
+def _rate_table(title: str, rows: list[RateRow], label: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(label)
+    kinds = sorted({row.kind for row in rows}, key=lambda k: (k not in ("max", "min"), k))
+    for kind in kinds:
+        table.add_column(f"{kind} tested", justify="right")
+        table.add_column(f"{kind} rate", justify="right")
+        table.add_column(f"{kind} severe", justify="right")
+    keys = list(dict.fromkeys(row.key for row in rows))
+    by_key = {(row.key, row.kind): row for row in rows}
+    for key in keys:
+        cells = [key]
+        for kind in kinds:
+            row = by_key.get((key, kind))
+            if row is None:
+                cells += ["-", "-", "-"]
+            else:
+                cells += [str(row.tested), f"{row.rate:.1%}", f"{row.severe_rate:.1%}"]
+        table.add_row(*cells)
+    return table
+
+
+def _print_shape(console: Console, shape: ShapeAnalysis) -> None:
+    rows, cols = shape.shape
+    console.rule(
+        f"sites {rows}x{cols}: {shape.tested} tested, {shape.phenotypes} phenotypes "
+        f"({shape.phenotypes / max(shape.tested, 1):.1%}), {shape.severe} severe"
+    )
+    console.print(_rate_table("phenotype rate per matrix type", shape.by_type, "matrix"))
+    console.print(_rate_table("phenotype rate per layer", shape.by_layer, "layer"))
+    balance = shape.balance
+    console.print(
+        f"kind balance (matrices with >= {balance.min_phenotypes} phenotypes; "
+        f"one-sided = >= {balance.only:.0%} of the rate from one kind): "
+        f"{balance.mixed} mixed, {balance.max_only} max-only, {balance.min_only} min-only, "
+        f"{balance.unclassified} too few to say"
+    )
+    tests = Table(
+        title="permutation tests (screen-wide: summed z over strata)", title_justify="left"
+    )
+    for column in ("test", "observed", "null mean", "screen-wide", "strata p<0.01"):
+        tests.add_column(column, justify="left" if column == "test" else "right")
+    for result in shape.clustering:
+        level = "severe " if result.min_severity else ""
+        name = f"{level}{'row' if result.axis == 'row' else 'column'} clustering (sum of squared line counts)"
+        observed, null, combined = _null(result.combined)
+        tests.add_row(
+            name,
+            f"Σz {observed}",
+            f"Σz {null}",
+            combined,
+            f"{result.significant}/{len(result.strata)}",
+        )
+    for result in shape.complementarity:
+        _, _, combined = _null(result.combined)
+        tests.add_row(
+            f"max/min {'rows' if result.axis == 'row' else 'columns'} overlap (Jaccard, low = complementary)",
+            f"{result.mean_jaccard:.3f}",
+            f"{result.mean_null_jaccard:.3f}",
+            combined,
+            f"{result.significant}/{len(result.matrices)}",
+        )
+    for result in shape.rearranged:
+        for label, summary, per_layer in (
+            ("corner", result.corner, [t.corner for t in result.layers]),
+            ("axis asymmetry", result.diagonal, [t.diagonal for t in result.layers]),
+        ):
+            _, _, combined = _null(summary)
+            observed = sum(s.observed for s in per_layer) / max(len(per_layer), 1)
+            null_mean = sum(s.null_mean for s in per_layer) / max(len(per_layer), 1)
+            tests.add_row(
+                f"rearranged {result.matrix}: {label} (mean over layers)",
+                f"{observed:+.3f}" if per_layer else "-",
+                f"{null_mean:+.3f}" if per_layer else "-",
+                combined,
+                f"{sum(1 for s in per_layer if s.p < 0.01)}/{len(per_layer)}",
+            )
+    for label, shared in (
+        ("V phenotypes sharing a column across layers (pairs)", shape.v_columns),
+        ("writers sharing a row across matrices (pairs)", shape.writer_rows),
+    ):
+        observed, null, combined = _null(shared.pairs)
+        tests.add_row(f"{label}, {shared.flagged} flagged", observed, null, combined, "")
+    console.print(tests)
+    for label, shared in (("V columns", shape.v_columns), ("writer rows", shape.writer_rows)):
+        if shared.top_lines:
+            lines = ", ".join(
+                f"{shared.axis} {line} of {extent} in {count} matrices"
+                for extent, line, count in shared.top_lines
+            )
+            console.print(f"most shared {label}: {lines}")
+
+
+def print_analysis(console: Console, result: ScreenAnalysis) -> None:
+    screen = result.screen
+    console.print(
+        f"[bold]{screen.name}[/bold] ({screen.model}, {screen.decoding}, {screen.status}); "
+        f"probes: {', '.join(result.probes) or 'none'}; "
+        f"{result.permutations} permutations, seed {result.seed}"
+    )
+    if not result.shapes:
+        console.print("no results yet")
+    for shape in result.shapes:
+        _print_shape(console, shape)
+    writers = result.writers
+    console.rule(
+        f"writers: {writers.writer_mutations} mutations, {writers.writer_outcomes} of "
+        f"{writers.changed_outcomes} changed outcomes conversational or poetic"
+    )
+    baselines = ", ".join(
+        f"{probe}: {word!r}" for probe, word in writers.baseline_first_words.items()
+    )
+    console.print(f"baseline first words: {baselines}")
+    table = Table(title="writer groups by first word", title_justify="left")
+    for column in (
+        "first word",
+        "outcomes",
+        "mutations",
+        "matrices",
+        "layers",
+        "conv.",
+        "poetic",
+        "share of changed",
+    ):
+        table.add_column(column, justify="left" if column == "first word" else "right")
+    for group in writers.groups:
+        table.add_row(
+            group.word,
+            str(group.outcomes),
+            str(group.mutations),
+            str(group.matrices),
+            str(group.layers),
+            str(group.conversational),
+            str(group.poetic),
+            f"{group.changed_share:.1%}",
+        )
+    console.print(table)

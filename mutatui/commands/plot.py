@@ -1,0 +1,48 @@
+"""`mutatui plot`: PNG figures of a screen (maps, rearranged maps, marginals, rates)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mutatui.errors import MutatuiError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plot", help="write PNG figures of a screen into a folder")
+    parser.add_argument("db", help="a mutatui database")
+    parser.add_argument("outdir", help="the folder for the figures (created if missing)")
+    parser.add_argument("--screen", help="the screen's name (default: the largest screen)")
+    parser.add_argument(
+        "--probe", action="append", help="only these text probes (repeatable; default: all)"
+    )
+    parser.add_argument(
+        "--each-matrix", action="store_true", help="also one map per matrix of every layer"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from mutatui.analysis.plots import write_figures
+    except ImportError as error:
+        raise MutatuiError(
+            f"plotting needs matplotlib ({error}); install it with: pip install 'mutatui[plots]'"
+        ) from error
+    from mutatui.analysis.stats import shape_groups
+    from mutatui.store.frames import load_sites, pick_screen
+
+    outdir = Path(args.outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise MutatuiError(f"{outdir} exists and is not a folder; give a folder for the figures")
+    screen = pick_screen(args.db, args.screen)
+    frame = load_sites(args.db, screen, args.probe)
+    groups = shape_groups(frame)
+    if not groups:
+        raise MutatuiError(f"screen {screen.name!r} has no results yet; nothing to plot")
+    written = []
+    for (rows, cols), group in groups.items():
+        target = outdir if len(groups) == 1 else outdir / f"sites_{rows}x{cols}"
+        written += write_figures(group, target, each_matrix=args.each_matrix)
+    print(f"wrote {len(written)} figures to {outdir}")
+    return 0

@@ -1,0 +1,205 @@
+"""Reads a screen's results for analysis: one numpy array per column, no per-row Python objects.
+
+The analysis works per mutation: a mutation has a phenotype on a probe set when its output
+changed on at least one of those text probes (the paper's non-silent mutation). The SQL here
+aggregates results per mutation so that a million-result screen arrives as a few arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from mutatui.errors import MutatuiError
+from mutatui.store.database import check_readable, connect
+from mutatui.store.queries import MatrixShape, Probe, ScreenSummary, list_screens
+
+
+@dataclass
+class SiteFrame:
+    """One entry per tested mutation (a mutation with at least one result on the chosen probes).
+
+    `changed` is the phenotype (output differs on any chosen text probe); `severity` is the
+    highest grade over those probes; `malignant` and `destructive` are true when any probe says so.
+    """
+
+    screen: ScreenSummary
+    probes: list[Probe]
+    matrices: list[MatrixShape]
+    mutation_id: np.ndarray
+    layer: np.ndarray
+    matrix: np.ndarray
+    row0: np.ndarray
+    row1: np.ndarray
+    col0: np.ndarray
+    col1: np.ndarray
+    kind: np.ndarray
+    changed: np.ndarray
+    severity: np.ndarray
+    malignant: np.ndarray
+    destructive: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mutation_id)
+
+    def subset(self, mask: np.ndarray) -> SiteFrame:
+        """The same frame restricted to the mutations where `mask` is true."""
+        columns = {name: getattr(self, name)[mask] for name in _SITE_COLUMNS}
+        return SiteFrame(self.screen, self.probes, self.matrices, **columns)
+
+
+_SITE_COLUMNS = (
+    "mutation_id",
+    "layer",
+    "matrix",
+    "row0",
+    "row1",
+    "col0",
+    "col1",
+    "kind",
+    "changed",
+    "severity",
+    "malignant",
+    "destructive",
+)
+
+
+@dataclass
+class StyledOutcomes:
+    """Changed text outcomes with their style label and first word, one entry per (mutation, probe)."""
+
+    mutation_id: np.ndarray
+    probe: np.ndarray
+    style: np.ndarray
+    first_word: np.ndarray
+    layer: np.ndarray
+    matrix: np.ndarray
+    row0: np.ndarray
+    row1: np.ndarray
+    col0: np.ndarray
+    col1: np.ndarray
+    kind: np.ndarray
+    tagged_writer: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mutation_id)
+
+
+def pick_screen(path: str | Path, name: str | None) -> ScreenSummary:
+    """The screen called `name`; without a name, the screen (not live session) with most results."""
+    check_readable(path)
+    screens = list_screens(path)
+    if name is not None:
+        for screen in screens:
+            if screen.name == name:
+                return screen
+        names = ", ".join(screen.name for screen in screens) or "none"
+        raise MutatuiError(f"no screen named {name!r} in {path}; screens: {names}")
+    candidates = [screen for screen in screens if screen.kind != "live"]
+    if not candidates:
+        raise MutatuiError(f"{path} holds no screens to analyse")
+    return max(candidates, key=lambda screen: (screen.mutations, -screen.screen_id))
+
+
+def _probes(connection: duckdb.DuckDBPyConnection, screen_id: int) -> list[Probe]:
+    rows = connection.execute(
+        """SELECT probe_id, name, kind, style, prompt, baseline_text, baseline_score, questions
+           FROM probes
+           WHERE screen_id = ? ORDER BY probe_id""",
+        [screen_id],
+    ).fetchall()
+    return [Probe(*row) for row in rows]
+
+
+def _matrices(connection: duckdb.DuckDBPyConnection, screen_id: int) -> list[MatrixShape]:
+    rows = connection.execute(
+        "SELECT layer, matrix, rows, cols, min, max FROM matrices WHERE screen_id = ?"
+        " ORDER BY layer, matrix",
+        [screen_id],
+    ).fetchall()
+    return [MatrixShape(*row) for row in rows]
+
+
+def _chosen_probe_ids(probes: list[Probe], names: Sequence[str] | None, kind: str) -> list[int]:
+    of_kind = [probe for probe in probes if probe.kind == kind]
+    if not names:
+        return [probe.probe_id for probe in of_kind]
+    by_name = {probe.name: probe.probe_id for probe in of_kind}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        valid = ", ".join(by_name) or "none"
+        raise MutatuiError(f"no {kind} probe named {unknown[0]!r}; {kind} probes: {valid}")
+    return [by_name[name] for name in names]
+
+
+def load_sites(
+    path: str | Path, screen: ScreenSummary, probe_names: Sequence[str] | None = None
+) -> SiteFrame:
+    """Every mutation of `screen` with a result on the chosen text probes (default: all)."""
+    with connect(path, read_only=True) as connection:
+        probes = _probes(connection, screen.screen_id)
+        matrices = _matrices(connection, screen.screen_id)
+        text_ids = _chosen_probe_ids(probes, probe_names, "text")
+        choice_ids = _chosen_probe_ids(probes, None, "choice")
+        arrays = connection.execute(
+            """SELECT m.mutation_id, m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind,
+                      bool_or(r.changed) AS changed,
+                      max(r.severity)::TINYINT AS severity,
+                      bool_or(r.malignant) AS malignant,
+                      coalesce(bool_or(c.destructive), false) AS destructive
+               FROM mutations m
+               JOIN results r
+                 ON r.screen_id = m.screen_id AND r.mutation_id = m.mutation_id
+                AND list_contains(?, r.probe_id)
+               LEFT JOIN results c
+                 ON c.screen_id = m.screen_id AND c.mutation_id = m.mutation_id
+                AND list_contains(?, c.probe_id)
+               WHERE m.screen_id = ?
+               GROUP BY ALL
+               ORDER BY m.mutation_id""",
+            [text_ids, choice_ids, screen.screen_id],
+        ).fetchnumpy()
+    columns = {name: np.asarray(arrays[name]) for name in _SITE_COLUMNS}
+    for name in ("layer", "row0", "row1", "col0", "col1"):
+        columns[name] = columns[name].astype(np.int64)
+    columns["matrix"] = columns["matrix"].astype(str)
+    columns["kind"] = columns["kind"].astype(str)
+    for name in ("changed", "malignant", "destructive"):
+        columns[name] = columns[name].astype(bool)
+    columns["severity"] = columns["severity"].astype(np.int8)
+    return SiteFrame(screen, probes, matrices, **columns)
+
+
+def load_styled(
+    path: str | Path, screen: ScreenSummary, probe_names: Sequence[str] | None = None
+) -> StyledOutcomes:
+    """Changed outcomes on the chosen text probes, with style, first word and whether tagged writer."""
+    with connect(path, read_only=True) as connection:
+        probes = _probes(connection, screen.screen_id)
+        text_ids = _chosen_probe_ids(probes, probe_names, "text")
+        arrays = connection.execute(
+            """SELECT r.mutation_id, p.name AS probe,
+                      coalesce(r.style, '') AS style,
+                      coalesce(lower(r.first_word), '') AS first_word,
+                      m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind,
+                      EXISTS (SELECT 1 FROM tags t
+                              WHERE t.screen_id = r.screen_id AND t.mutation_id = r.mutation_id
+                                AND t.tag = 'writer') AS tagged_writer
+               FROM results r
+               JOIN mutations m USING (screen_id, mutation_id)
+               JOIN probes p USING (screen_id, probe_id)
+               WHERE r.screen_id = ? AND r.changed AND list_contains(?, r.probe_id)
+               ORDER BY r.mutation_id, r.probe_id""",
+            [screen.screen_id, text_ids],
+        ).fetchnumpy()
+    columns = {name: np.asarray(values) for name, values in arrays.items()}
+    for name in ("layer", "row0", "row1", "col0", "col1"):
+        columns[name] = columns[name].astype(np.int64)
+    for name in ("probe", "style", "first_word", "matrix", "kind"):
+        columns[name] = columns[name].astype(str)
+    columns["tagged_writer"] = columns["tagged_writer"].astype(bool)
+    return StyledOutcomes(**columns)

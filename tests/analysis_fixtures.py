@@ -1,0 +1,167 @@
+"""Screen databases with planted phenotype patterns, written through the real schema.
+
+Used by the analysis and plot tests: every expected statistic follows from the pattern.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mutatui.store.database import connect, initialize
+
+TILE = 64
+
+
+@dataclass
+class Outcome:
+    changed: bool = True
+    severity: int = 1
+    style: str | None = "descriptive"
+    first_word: str | None = "the"
+    malignant: bool = False
+    probe: str = "describe"
+
+
+@dataclass
+class FixtureScreen:
+    """A tile screen: matrices as grids of 64x64 tiles, every tile tested with max and min."""
+
+    name: str = "fixture"
+    probes: dict[str, str] = field(
+        default_factory=lambda: {
+            "describe": "The life cycle of a frog begins in water.",
+            "explain": "Photosynthesis turns light into sugar.",
+        }
+    )
+    matrices: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
+    outcomes: dict[tuple[int, str, int, int, str], list[Outcome]] = field(default_factory=dict)
+    tags: list[tuple[int, str, int, int, str, str]] = field(default_factory=list)
+
+    def matrix(self, layer: int, name: str, tile_rows: int, tile_cols: int) -> FixtureScreen:
+        self.matrices[(layer, name)] = (tile_rows * TILE, tile_cols * TILE)
+        return self
+
+    def hit(self, layer: int, name: str, row: int, col: int, kind: str, **outcome) -> None:
+        """A phenotype on tile (row, col) for `kind` (rows and cols in tile units)."""
+        self.outcomes.setdefault((layer, name, row, col, kind), []).append(Outcome(**outcome))
+
+    def write(self, path: Path) -> Path:
+        initialize(path)
+        with connect(path, read_only=False) as db:
+            screen_id = 1 + db.execute("SELECT count(*) FROM screens").fetchone()[0]
+            db.execute(
+                """INSERT INTO screens (screen_id, name, model, spec, spec_hash, decoding,
+                   max_new_tokens, status) VALUES (?, ?, 'fixture', ?, 'x', 'greedy', 48, 'complete')""",
+                [screen_id, self.name, json.dumps({"fixture": True})],
+            )
+            probe_ids = {}
+            for probe_id, (name, text) in enumerate(self.probes.items()):
+                probe_ids[name] = probe_id
+                db.execute(
+                    """INSERT INTO probes (screen_id, probe_id, name, kind, style, prompt,
+                       baseline_text) VALUES (?, ?, ?, 'text', 'describe', ?, ?)""",
+                    [screen_id, probe_id, name, f"Tell me: {name}", text],
+                )
+            for (layer, name), (rows, cols) in sorted(self.matrices.items()):
+                db.execute(
+                    "INSERT INTO matrices VALUES (?, ?, ?, ?, ?, ?, -1.0, 1.0)",
+                    [screen_id, layer, name, f"layers.{layer}.{name}", rows, cols],
+                )
+            mutations, results = [], []
+            mutation_id = 0
+            for (layer, name), (rows, cols) in sorted(self.matrices.items()):
+                for row in range(rows // TILE):
+                    for col in range(cols // TILE):
+                        for kind in ("max", "min"):
+                            mutations.append(
+                                (
+                                    screen_id,
+                                    mutation_id,
+                                    layer,
+                                    name,
+                                    row * TILE,
+                                    (row + 1) * TILE,
+                                    col * TILE,
+                                    (col + 1) * TILE,
+                                    kind,
+                                    1.0 if kind == "max" else -1.0,
+                                )
+                            )
+                            found = {
+                                o.probe: o
+                                for o in self.outcomes.get((layer, name, row, col, kind), [])
+                            }
+                            for probe, probe_id in probe_ids.items():
+                                o = found.get(
+                                    probe,
+                                    Outcome(changed=False, severity=0, style=None, first_word=None),
+                                )
+                                results.append(
+                                    (
+                                        screen_id,
+                                        mutation_id,
+                                        probe_id,
+                                        o.changed,
+                                        o.severity if o.changed else 0,
+                                        o.malignant and o.changed,
+                                        o.style if o.changed else None,
+                                        o.first_word if o.changed else None,
+                                        f"{o.first_word} ..." if o.changed else None,
+                                    )
+                                )
+                            for tag_layer, tag_name, tag_row, tag_col, tag_kind, tag in self.tags:
+                                if (tag_layer, tag_name, tag_row, tag_col, tag_kind) == (
+                                    layer,
+                                    name,
+                                    row,
+                                    col,
+                                    kind,
+                                ):
+                                    db.execute(
+                                        "INSERT INTO tags (screen_id, mutation_id, tag) VALUES (?, ?, ?)",
+                                        [screen_id, mutation_id, tag],
+                                    )
+                            mutation_id += 1
+            insert_columns(
+                db,
+                "mutations",
+                (
+                    "screen_id",
+                    "mutation_id",
+                    "layer",
+                    "matrix",
+                    "row0",
+                    "row1",
+                    "col0",
+                    "col1",
+                    "kind",
+                    "value",
+                ),
+                mutations,
+            )
+            insert_columns(
+                db,
+                "results",
+                (
+                    "screen_id",
+                    "mutation_id",
+                    "probe_id",
+                    "changed",
+                    "severity",
+                    "malignant",
+                    "style",
+                    "first_word",
+                    "text",
+                ),
+                results,
+            )
+        return path
+
+
+def insert_columns(db, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert many rows in one statement (DuckDB's executemany is slow row by row)."""
+    values = {f"c{i}": [row[i] for row in rows] for i in range(len(columns))}
+    selects = ", ".join(f"unnest($c{i})" for i in range(len(columns)))
+    db.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selects}", values)

@@ -1,0 +1,290 @@
+"""The paper's quantities on fixture screens with planted patterns, where the answer is known."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from analysis_fixtures import FixtureScreen
+
+from mutatui.analysis.report import analyze
+from mutatui.analysis.stats import (
+    axis_clustering,
+    complementarity,
+    kind_balance,
+    rates,
+    rearranged_asymmetry,
+    rearranged_order,
+    shared_lines,
+)
+from mutatui.analysis.writers import first_word, writer_groups, writer_mask
+from mutatui.cli import main
+from mutatui.errors import MutatuiError
+from mutatui.store.frames import load_sites, load_styled, pick_screen
+
+PERMUTATIONS = 500
+
+
+def uniform_hits(
+    rng: np.random.Generator, rows: int, cols: int, count: int
+) -> list[tuple[int, int]]:
+    cells = rng.choice(rows * cols, size=count, replace=False)
+    return [divmod(int(cell), cols) for cell in cells]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Four layers of q (8x8 tiles), v (2x8), gate (16x8) and down (8x16), with known patterns.
+
+    - L0.q max: tile row 3 entirely sensitive (a planted row cluster); L1.q max: 8 random tiles.
+    - L2.q: max phenotypes on rows 0-1, min phenotypes on rows 6-7 (complementary);
+      L3.q: max and min on the same rows 4-5 (overlapping).
+    - gate: L0 a nested triangle (row i sensitive in cols 0..7-i, shuffled), L1 random.
+    - v: column 5 sensitive (min) in every layer.
+    - down (16x16): poetic writers on tile row 2 in every layer, first word "oh".
+    """
+    screen = FixtureScreen()
+    for layer in range(4):
+        screen.matrix(layer, "q", 8, 8).matrix(layer, "v", 2, 8)
+        screen.matrix(layer, "gate", 16, 8).matrix(layer, "down", 16, 16)
+    rng = np.random.default_rng(12345)
+    for col in range(8):
+        screen.hit(0, "q", 3, col, "max", severity=3)
+    for row, col in uniform_hits(rng, 8, 8, 8):
+        screen.hit(1, "q", row, col, "max")
+    for row in (0, 1):
+        for col in (0, 2, 4, 6):
+            screen.hit(2, "q", row, col, "max")
+            screen.hit(2, "q", row + 6, col + 1, "min")
+            screen.hit(3, "q", row + 4, col, "max")
+            screen.hit(3, "q", row + 4, col + 1, "min")
+    row_perm, col_perm = rng.permutation(16), rng.permutation(8)
+    for i in range(8):
+        for j in range(8 - i):
+            screen.hit(0, "gate", int(row_perm[i]), int(col_perm[j]), "max")
+    for row, col in uniform_hits(rng, 16, 8, 36):
+        screen.hit(1, "gate", row, col, "max")
+    for layer in range(4):
+        for row in range(2):
+            screen.hit(layer, "v", row, 5, "min")
+    for layer in range(4):
+        screen.hit(layer, "down", 2, 3 + layer, "max", style="poetic", first_word="oh")
+        screen.hit(
+            layer, "down", 2, 3 + layer, "max", style="poetic", first_word="oh", probe="explain"
+        )
+    screen.hit(3, "down", 6, 1, "min", style="conversational", first_word="sure")
+    screen.hit(3, "down", 5, 5, "min", style="descriptive", first_word="oh", severity=2)
+    path = screen.write(tmp_path_factory.mktemp("analysis") / "planted.db")
+    summary = pick_screen(path, None)
+    return path, load_sites(path, summary), load_styled(path, summary)
+
+
+def stratum(result, layer, matrix, kind=None):
+    for item in getattr(result, "strata", None) or result.matrices:
+        if item.layer == layer and item.matrix == matrix and (kind is None or item.kind == kind):
+            return item
+    raise AssertionError(f"no stratum L{layer}.{matrix} {kind}")
+
+
+def test_frame_holds_every_tested_mutation(planted):
+    _, frame, _ = planted
+    tiles_per_layer = 64 + 16 + 128 + 256
+    assert len(frame) == 4 * tiles_per_layer * 2
+    assert frame.changed.sum() == 8 + 8 + 16 + 16 + 36 + 36 + 8 + 4 + 2
+    assert set(np.unique(frame.row1 - frame.row0)) == {64}
+
+
+def test_rates_per_type_and_layer_count_by_hand(planted):
+    _, frame, _ = planted
+    by_type = {(row.key, row.kind): row for row in rates(frame, "matrix")}
+    assert [key for key, _ in by_type][:4] == ["q", "q", "v", "v"]
+    q_max = by_type[("q", "max")]
+    assert (q_max.tested, q_max.changed, q_max.severe) == (256, 8 + 8 + 8 + 8, 8)
+    assert q_max.rate == pytest.approx(32 / 256)
+    assert by_type[("v", "min")].changed == 8
+    assert by_type[("v", "max")].changed == 0
+    by_layer = {(row.key, row.kind): row for row in rates(frame, "layer")}
+    assert by_layer[("0", "max")].changed == 8 + 36 + 1
+    assert by_layer[("0", "max")].tested == 64 + 16 + 128 + 256
+
+
+def test_kind_balance_separates_mixed_and_one_sided_matrices(planted):
+    _, frame, _ = planted
+    balance = kind_balance(frame)
+    shares = {(layer, matrix): share for layer, matrix, share, _ in balance.shares}
+    assert set(shares) == {(0, "q"), (1, "q"), (2, "q"), (3, "q"), (0, "gate"), (1, "gate")}
+    assert shares[(0, "q")] == 1.0
+    assert shares[(2, "q")] == pytest.approx(0.5)
+    assert (balance.mixed, balance.max_only, balance.min_only) == (2, 4, 0)
+    assert balance.unclassified == 16 - 6
+
+
+def test_planted_row_cluster_is_significant_and_random_is_not(planted):
+    _, frame, _ = planted
+    rows = axis_clustering(frame, "row", permutations=PERMUTATIONS)
+    cluster = stratum(rows, 0, "q", "max")
+    assert cluster.result.observed == 64.0
+    assert cluster.result.p < 0.01
+    assert stratum(rows, 1, "q", "max").result.p > 0.05
+    assert stratum(rows, 1, "gate", "max").result.p > 0.05
+    columns = axis_clustering(frame, "col", permutations=PERMUTATIONS)
+    assert stratum(columns, 0, "q", "max").result.p == 1.0
+    assert rows.combined.p < 0.01
+
+
+def test_severe_clustering_uses_only_severe_phenotypes(planted):
+    _, frame, _ = planted
+    severe = axis_clustering(frame, "row", min_severity=3, permutations=PERMUTATIONS)
+    assert [(s.layer, s.matrix, s.kind) for s in severe.strata] == [(0, "q", "max")]
+    assert severe.strata[0].result.p < 0.01
+
+
+def test_complementary_rows_have_low_overlap_and_shared_rows_do_not(planted):
+    _, frame, _ = planted
+    rows = complementarity(frame, "row", permutations=PERMUTATIONS)
+    apart = stratum(rows, 2, "q")
+    assert (apart.max_lines, apart.min_lines, apart.shared_lines) == (2, 2, 0)
+    assert apart.result.observed == 0.0
+    assert apart.result.p < 0.05
+    together = stratum(rows, 3, "q")
+    assert together.result.observed == 1.0
+    assert together.result.p == 1.0
+
+
+def test_rearranged_gate_triangle_beats_random_maps(planted):
+    _, frame, _ = planted
+    gate = rearranged_asymmetry(frame, "gate", permutations=PERMUTATIONS)
+    triangle = next(t for t in gate.layers if t.layer == 0)
+    random = next(t for t in gate.layers if t.layer == 1)
+    assert triangle.phenotypes == 36
+    assert triangle.corner.p < 0.01
+    assert random.corner.p > 0.05
+    grid, row_lines, _ = rearranged_order(
+        frame.subset((frame.layer == 0) & (frame.matrix == "gate"))
+    )
+    assert grid.sum() == 36
+    assert list(grid.sum(axis=1)[:8]) == [8, 7, 6, 5, 4, 3, 2, 1]
+    assert row_lines[0] == planted_first_row()
+
+
+def planted_first_row() -> int:
+    rng = np.random.default_rng(12345)
+    uniform_hits(rng, 8, 8, 8)
+    return int(rng.permutation(16)[0])
+
+
+def test_v_column_across_layers_and_writer_rows_across_matrices(planted):
+    _, frame, styled = planted
+    extents = {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
+    v = frame.subset(frame.matrix == "v")
+    columns = shared_lines(v, v.changed, "col", extents, permutations=PERMUTATIONS)
+    assert columns.flagged == 8
+    assert columns.pairs.observed == 8 * 7 / 2 - 4  # pairs in different layers
+    assert columns.pairs.p < 0.01
+    assert columns.top_lines[0] == (512, 5, 4)
+    writers = writer_mask(frame, styled)
+    assert writers.sum() == 5
+    rows = shared_lines(frame, writers, "row", extents, permutations=PERMUTATIONS)
+    assert rows.pairs.observed == 6
+    assert rows.shared_fraction == 0.8
+    assert rows.pairs.p < 0.01
+    assert rows.top_lines == [(1024, 2, 4)]
+
+
+def test_writer_groups_rank_rare_first_words(planted):
+    _, frame, styled = planted
+    groups = writer_groups(styled, frame.probes)
+    assert groups.baseline_first_words == {"describe": "the", "explain": "photosynthesis"}
+    assert groups.writer_mutations == 5
+    assert groups.writer_outcomes == 9
+    assert [(g.word, g.outcomes, g.mutations, g.matrices) for g in groups.groups] == [
+        ("oh", 8, 4, 4),
+        ("sure", 1, 1, 1),
+    ]
+    assert groups.groups[0].poetic == 8
+    assert groups.groups[0].changed_share == pytest.approx(9 / len(styled))
+
+
+def test_tagged_writers_count_as_writers(tmp_path):
+    screen = FixtureScreen(name="tagged")
+    screen.matrix(0, "down", 2, 2)
+    screen.hit(0, "down", 1, 1, "max", first_word="hello")
+    screen.tags.append((0, "down", 1, 1, "max", "writer"))
+    path = screen.write(tmp_path / "tagged.db")
+    summary = pick_screen(path, "tagged")
+    styled = load_styled(path, summary)
+    assert writer_groups(styled, load_sites(path, summary).probes).groups[0].word == "hello"
+
+
+def test_first_word():
+    assert first_word("  Oh, the sea!") == "oh"
+    assert first_word("") == ""
+    assert first_word(None) == ""
+
+
+def test_analysis_is_deterministic_and_seeded(planted):
+    path, _, _ = planted
+    first = analyze(path, permutations=200, seed=3).to_dict()
+    again = analyze(path, permutations=200, seed=3).to_dict()
+    other = analyze(path, permutations=200, seed=4).to_dict()
+    assert json.dumps(first, default=str) == json.dumps(again, default=str)
+    assert json.dumps(first, default=str) != json.dumps(other, default=str)
+    shape, shape_other = first["shapes"][0], other["shapes"][0]
+    assert shape["shape"] == (64, 64)
+    cluster, cluster_other = (
+        shape["clustering"][0]["strata"][0],
+        shape_other["clustering"][0]["strata"][0],
+    )
+    assert cluster["result"]["observed"] == cluster_other["result"]["observed"]
+    assert cluster["result"]["null_mean"] != cluster_other["result"]["null_mean"]
+
+
+def test_probe_filter_and_bad_names(planted):
+    path, _, _ = planted
+    summary = pick_screen(path, None)
+    only_explain = load_sites(path, summary, ["explain"])
+    assert only_explain.changed.sum() == 4
+    with pytest.raises(
+        MutatuiError, match="no text probe named 'nope'; text probes: describe, explain"
+    ):
+        load_sites(path, summary, ["nope"])
+    with pytest.raises(MutatuiError, match="no screen named 'nope'"):
+        pick_screen(path, "nope")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mutatui", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_analyze_command_prints_tables_and_json(planted):
+    path, _, _ = planted
+    done = run_cli("analyze", str(path), "--permutations", "200")
+    assert done.returncode == 0, done.stderr
+    assert "row clustering" in done.stdout
+    assert "oh" in done.stdout
+    as_json = run_cli("analyze", str(path), "--json", "--permutations", "200")
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["screen"]["name"] == "fixture"
+    assert data["shapes"][0]["tested"] == 2 * 4 * (64 + 16 + 128 + 256)
+
+
+def test_analyze_command_bad_input_is_one_line(tmp_path, planted, capsys):
+    path, _, _ = planted
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("hello")
+    for args in (
+        ("analyze", str(tmp_path / "missing.db")),
+        ("analyze", str(not_a_db)),
+        ("analyze", str(path), "--screen", "nope"),
+        ("analyze", str(path), "--probe", "nope"),
+        ("analyze", str(path), "--permutations", "3"),
+    ):
+        assert main(list(args)) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and error.startswith("mutatui: "), error
