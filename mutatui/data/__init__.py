@@ -1,0 +1,1 @@
+"""Data shipped with mutatui: the multiple-choice question set of the choice probe."""
