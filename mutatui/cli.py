@@ -22,6 +22,7 @@ COMMANDS = (
     "export",
     "info",
     "predict",
+    "superweights",
     "browse",
     "analyze",
     "plot",

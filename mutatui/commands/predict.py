@@ -48,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--top-k", type=int, default=DEFAULT_TOP_K, help="sites stored per matrix and kind"
     )
     parser.add_argument(
-        "--emit-sites", metavar="FILE", help="also write the best sites, one per line, to FILE"
+        "--emit-sites",
+        metavar="FILE",
+        help="also write the best sites to FILE: a screen spec if it ends in .toml, else one per line",
     )
     parser.add_argument(
         "--emit-count", type=int, default=1000, help="how many element sites --emit-sites writes"
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             lines=args.emit_lines,
             shapes=prediction_shapes(args.db, info.name),
         )
-        written = write_site_list(sites, args.emit_sites)
+        written = write_site_list(sites, args.emit_sites, model=args.model, kinds=kinds)
         console.print(f"wrote {written} sites to {args.emit_sites}")
     if args.quiet:
         print(info.name)

@@ -7,7 +7,9 @@ since phenotypes cluster on axes (Hu et al. 2024).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Protocol
 
 from mutatui.engine.sites import Site
@@ -64,12 +66,35 @@ def guided_sites(
     return chosen + extra
 
 
-def write_site_list(sites: Iterable[Site], path: str) -> int:
-    """Write one site per line (the explicit-list form a screen spec reads); return the count."""
-    lines = [str(site) for site in sites]
+def site_list_spec(sites: Iterable[Site], *, model: str, kinds: Iterable[str]) -> str:
+    """A screen spec (TOML) whose `list` sampler holds exactly these sites.
+
+    `mutatui screen --spec FILE` runs it (flags such as --probe and --db add the rest), and the
+    spec stays self-contained: the screen records the sites, not a pointer to the prediction.
+    """
+    lines = [
+        "# A guided screen: sites ranked by `mutatui predict` (README, Guided screens).",
+        f"model = {json.dumps(model)}",
+        f"kinds = [{', '.join(json.dumps(kind) for kind in kinds)}]",
+        "",
+        "[sites]",
+        'sampler = "list"',
+        "sites = [",
+        *(f"    {json.dumps(str(site))}," for site in sites),
+        "]",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_site_list(sites: Iterable[Site], path: str, *, model: str, kinds: Iterable[str]) -> int:
+    """Write the sites to `path`: a screen spec if it ends in .toml, else one site per line."""
+    chosen = list(sites)
+    if path.endswith(".toml"):
+        text = site_list_spec(chosen, model=model, kinds=kinds)
+    else:
+        text = "".join(f"{site}\n" for site in chosen)
     try:
-        with open(path, "w", encoding="utf-8") as handle:  # noqa: PTH123 - a user path
-            handle.write("".join(f"{line}\n" for line in lines))
+        Path(path).expanduser().write_text(text, encoding="utf-8")
     except OSError as error:
         raise MutatuiError(f"cannot write site list {path}: {error.strerror}") from error
-    return len(lines)
+    return len(chosen)
