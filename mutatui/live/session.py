@@ -161,6 +161,13 @@ class LiveSession:
         self.catalog = catalog or MatrixCatalog(lm.model)
         self._lock = threading.Lock()
 
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no run holds the model (after a cancel, or when the app quits)."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
     def pane_text(self, tokens: list[int], diverge_at: int | None, stopped: bool) -> PaneText:
         if diverge_at is None:
             return PaneText(decode_tokens(self.lm, tokens), "", stopped)

@@ -1,0 +1,253 @@
+"""Live mode in the app, driven with Textual's Pilot on the tiny model (and once on SmolLM2)."""
+
+import asyncio
+import time
+
+import pytest
+import torch
+
+from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
+from mutatui.engine.mutations import make_mutation
+from mutatui.live.session import LiveSession, RunStatus
+from mutatui.tui.screens.live import LiveApp, LiveScreen
+
+pytestmark = pytest.mark.anyio
+
+PROMPT = "the cat sat"
+SIZE = (110, 30)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def weights_of(model):
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def assert_weights_are(model, saved):
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, saved[name]), name
+    assert all(not module._forward_hooks for module in model.modules() if module is not model)
+
+
+async def until(condition, pilot, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.02)
+
+
+def slow_down(catalog, seconds=0.02):
+    """A real forward hook that makes each step take a while, so a run can be caught mid-way."""
+    return catalog.module(0, "q").register_forward_hook(lambda *_args: time.sleep(seconds))
+
+
+@pytest.fixture
+def session(tiny):
+    lm, catalog = tiny
+    return LiveSession(lm, catalog)
+
+
+def live_app(model, **options):
+    options.setdefault("prompt", PROMPT)
+    options.setdefault("decoding", Decoding(max_new_tokens=24))
+    screen = LiveScreen(model, **options)
+    return LiveApp(screen), screen
+
+
+def status_text(screen):
+    return str(screen.query_one("#live-status").render())
+
+
+async def test_loads_the_model_in_a_worker_and_runs_a_mutation_exactly(tiny_model_dir):
+    app, screen = live_app(str(tiny_model_dir), site="L1.up[0:8,0:8]")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: screen.session is not None, pilot)
+        assert "ready" in status_text(screen)
+        lm = screen.session.lm
+        saved = weights_of(lm.model)
+        await pilot.press("x")
+        await until(lambda: screen.last_result is not None, pilot)
+        result = screen.last_result
+        assert result.status is RunStatus.COMPLETED
+        mutation = make_mutation("L1.up[0:8,0:8]", "max", screen.session.catalog)
+        prompt = encode_prompt(lm, PROMPT)
+        assert (
+            result.mutant.tokens
+            == naive_generate(
+                lm, screen.session.catalog, prompt, mutation, Decoding(max_new_tokens=24)
+            ).tokens
+        )
+        assert result.diverge_at is not None
+        mutant_pane = screen.query_one("#live-mutant")
+        assert "▶" in mutant_pane.plain
+        assert mutant_pane.plain.replace("▶", "") == lm.tokenizer.decode(result.mutant.tokens)
+        assert f"diverged at token {result.diverge_at}" in status_text(screen)
+        assert screen.first_token_latency is not None
+        assert_weights_are(lm.model, saved)
+
+
+async def test_a_failed_load_is_one_clear_line_and_the_app_keeps_running(tmp_path):
+    app, screen = live_app(str(tmp_path / "no-such-model"), site="L0.q[0,0]")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: "model not found" in status_text(screen), pilot)
+        assert "\n" not in status_text(screen)
+        await pilot.press("x")
+        assert "is not loaded" in status_text(screen)
+        assert app.is_running
+
+
+async def test_bad_input_is_one_line_and_runs_nothing(session):
+    app, screen = live_app(session, site="L9.q[0,0]")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("x")
+        assert "layer" in status_text(screen) and screen.last_result is None
+        screen.query_one("#live-site").value = "L0.q[0,0]"
+        screen.query_one("#live-kind").value = "huge"
+        await pilot.press("r")
+        assert "bad mutation kind 'huge'" in status_text(screen)
+        screen.query_one("#live-kind").value = "max"
+        screen.query_one("#live-tokens").value = "0"
+        await pilot.press("r")
+        assert "bad max tokens" in status_text(screen)
+        await pilot.pause()
+        assert screen.last_result is None and app.is_running
+
+
+async def test_escape_cancels_mid_stream_and_the_weights_are_the_originals(session):
+    lm, catalog = session.lm, session.catalog
+    saved = weights_of(lm.model)
+    app, screen = live_app(session, site="L1.up[0:8,0:8]", decoding=Decoding(max_new_tokens=200))
+    handle = slow_down(catalog)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("x")
+            await until(lambda: screen.query_one("#live-mutant").plain, pilot)
+            await pilot.press("escape")
+            await until(lambda: screen.last_result is not None, pilot)
+            result = screen.last_result
+            assert result.status is RunStatus.CANCELLED
+            assert 0 < result.steps < 200
+            assert f"cancelled after {result.steps} tokens" in status_text(screen)
+    finally:
+        handle.remove()
+    assert_weights_are(lm.model, saved)
+
+
+async def test_quitting_mid_stream_leaves_the_weights_the_originals(session):
+    lm, catalog = session.lm, session.catalog
+    saved = weights_of(lm.model)
+    app, screen = live_app(
+        session, site="L1.gate[2,3]", kind="nan", decoding=Decoding(max_new_tokens=200)
+    )
+    handle = slow_down(catalog)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("r")
+            await until(lambda: screen.query_one("#live-mutant").plain, pilot)
+            await app.action_quit()
+        assert session.wait_idle(timeout=30)
+    finally:
+        handle.remove()
+    assert_weights_are(lm.model, saved)
+
+
+async def test_a_failing_run_shows_the_error_and_restores_the_weights(session):
+    lm, catalog = session.lm, session.catalog
+    saved = weights_of(lm.model)
+    weight = catalog.weight(1, "gate")
+
+    def explode_when_edited(*_args):
+        if torch.isnan(weight[2, 3]):
+            raise RuntimeError("exploded on the naive path")
+
+    handle = catalog.module(1, "gate").register_forward_hook(explode_when_edited)
+    try:
+        app, screen = live_app(session, site="L1.gate[2,3]", kind="nan")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("r")
+            await until(lambda: screen.last_result is not None, pilot)
+            assert screen.last_result.status is RunStatus.FAILED
+            assert "failed: exploded on the naive path" in status_text(screen)
+            assert app.is_running
+    finally:
+        handle.remove()
+    assert_weights_are(lm.model, saved)
+
+
+async def test_a_new_run_replaces_the_one_in_flight(session):
+    app, screen = live_app(session, site="L1.up[0:8,0:8]", decoding=Decoding(max_new_tokens=200))
+    handle = slow_down(session.catalog)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("x")
+            await until(lambda: screen.query_one("#live-mutant").plain, pilot)
+            screen.query_one("#live-tokens").value = "5"
+            await pilot.press("n")
+            await until(lambda: screen.last_result is not None, pilot)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            result = screen.last_result
+            assert result.request.mutation.kind.value == "min"
+            assert result.status is RunStatus.COMPLETED and result.steps == 5
+            assert screen.query_one("#live-mutant").border_title.endswith("=min")
+    finally:
+        handle.remove()
+
+
+async def test_form_keys_prompts_tokens_and_value(session):
+    prompts = ["one prompt", "another prompt"]
+    app, screen = live_app(session, site="L0.q[0,0]", prompts=prompts, prompt=None)
+    async with app.run_test(size=SIZE) as pilot:
+        prompt = screen.query_one("#live-prompt")
+        assert prompt.value == "one prompt"
+        await pilot.press("p")
+        assert prompt.value == "another prompt"
+        await pilot.press("p")
+        assert prompt.value == "one prompt"
+        await pilot.press("right_square_bracket")
+        assert screen.query_one("#live-tokens").value == "40"
+        await pilot.press("left_square_bracket", "left_square_bracket", "left_square_bracket")
+        assert screen.query_one("#live-tokens").value == "1"
+        await pilot.press("v")
+        assert app.focused is screen.query_one("#live-kind")
+        await pilot.press("2", ".", "5", "enter")
+        await until(lambda: screen.last_result is not None, pilot)
+        assert screen.last_result.request.mutation.value == 2.5
+        assert app.focused is None
+        await pilot.press("s")
+        assert app.focused is screen.query_one("#live-site")
+        await pilot.press("escape")
+        assert app.focused is None
+
+
+@pytest.mark.smollm2
+async def test_smollm2_live_run_in_the_app(smollm2):
+    lm, catalog = smollm2
+    session = LiveSession(lm, catalog)
+    saved = weights_of(lm.model)
+    decoding = Decoding(max_new_tokens=16)
+    app, screen = live_app(
+        session,
+        site="L0.down[0:64,0:64]",
+        prompt="The life cycle of Drosophila:",
+        decoding=decoding,
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("x")
+        await until(lambda: screen.last_result is not None, pilot, timeout=120)
+        result = screen.last_result
+        assert result.status is RunStatus.COMPLETED
+        prompt = encode_prompt(lm, "The life cycle of Drosophila:")
+        mutation = make_mutation("L0.down[0:64,0:64]", "max", catalog)
+        assert (
+            result.mutant.tokens == naive_generate(lm, catalog, prompt, mutation, decoding).tokens
+        )
+        assert result.baseline.tokens == naive_generate(lm, catalog, prompt, None, decoding).tokens
+        assert screen.query_one("#live-baseline").plain.startswith(
+            lm.tokenizer.decode(result.baseline.tokens[:3])
+        )
+    await asyncio.sleep(0)
+    assert_weights_are(lm.model, saved)
