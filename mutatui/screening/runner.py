@@ -142,8 +142,29 @@ def mutation_row(mutation_id: int, mutation: Mutation, info: MatrixInfo) -> list
     ]
 
 
+TEXT_GRADE_COLUMNS = (
+    "changed",
+    "diverge_at",
+    "edit_distance",
+    "cosine",
+    "text",
+    "first_word",
+    "empty",
+    "repetitive",
+    "garbage",
+    "nonfinite",
+    "style",
+    "severity",
+)
+"""The `TextGrade` fields that are `results` columns of the same name."""
+
+
 class BatchGrader:
-    """Runs one batch of mutations through every probe and grades the outcomes."""
+    """Runs one batch of mutations through every probe and grades the outcomes.
+
+    Each row gets its own probe's severity; `malignant`, a property of the mutation (low
+    cosine on a text probe and a destroyed choice score), is set on every row of the mutation.
+    """
 
     def __init__(
         self,
@@ -151,75 +172,107 @@ class BatchGrader:
         screener: Screener,
         spec: ScreenSpec,
         assays: Assays,
-        embedder: grading.Embedder,
+        embedder: grading.Embedder | None = None,
     ) -> None:
         self.lm = lm
         self.screener = screener
         self.spec = spec
         self.assays = assays
-        self.embedder = embedder
+        self._embedder = embedder
+
+    def _cosines(self, baseline_text: str, texts: list[str]) -> list[float]:
+        """Sentence-embedding cosines, batched; the embedding model loads on first need."""
+        if not texts:
+            return []
+        if self._embedder is None:
+            self._embedder = grading.Embedder()
+        return list(self._embedder.cosines(baseline_text, texts))
+
+    def _text_rows(
+        self, mutations: Sequence[Mutation]
+    ) -> tuple[list[list[dict[str, object]]], list[list[grading.TextGrade]]]:
+        assays = self.assays
+        rows: list[list[dict[str, object]]] = [[] for _ in mutations]
+        grades: list[list[grading.TextGrade]] = [[] for _ in mutations]
+        for probe_id, (prompt, baseline, baseline_text) in enumerate(
+            zip(assays.prompts, assays.baselines, assays.baseline_texts, strict=True)
+        ):
+            outcomes = self.screener.screen_text(prompt, baseline, mutations)
+            changed = [i for i, o in enumerate(outcomes) if o.diverge_at is not None]
+            texts = {i: decode_tokens(self.lm, outcomes[i].tokens) for i in changed}
+            cosines = dict(
+                zip(changed, self._cosines(baseline_text, [texts[i] for i in changed]), strict=True)
+            )
+            for index, outcome in enumerate(outcomes):
+                grade = grading.grade_text(
+                    baseline.tokens,
+                    baseline_text,
+                    outcome.tokens,
+                    texts.get(index, baseline_text),
+                    stopped=outcome.stopped,
+                    nonfinite=outcome.nonfinite,
+                    cosine=cosines.get(index),
+                )
+                row: dict[str, object] = {
+                    "probe_id": probe_id,
+                    **{column: getattr(grade, column) for column in TEXT_GRADE_COLUMNS},
+                    "settled_naively": outcome.settled_naively,
+                }
+                if not grade.changed:
+                    row["text"] = None  # the baseline's text lives once, in `probes`
+                grades[index].append(grade)
+                rows[index].append(row)
+        return rows, grades
 
     def grade(self, mutations: Sequence[Mutation]) -> tuple[list[list[dict[str, object]]], int]:
         """Result rows per mutation (one per probe run), and how many mutations show a
-        phenotype (changed a text probe or destroyed the choice score)."""
-        assays = self.assays
-        text_grades: list[list[grading.TextGrade]] = [[] for _ in mutations]
-        for prompt, baseline, baseline_text in zip(
-            assays.prompts, assays.baselines, assays.baseline_texts, strict=True
-        ):
-            outcomes = self.screener.screen_text(prompt, baseline, mutations)
-            for index, outcome in enumerate(outcomes):
-                text = (
-                    baseline_text
-                    if outcome.diverge_at is None
-                    else decode_tokens(self.lm, outcome.tokens)
-                )
-                text_grades[index].append(
-                    grading.grade_text(
-                        baseline.tokens,
-                        baseline_text,
-                        outcome.tokens,
-                        text,
-                        stopped=outcome.stopped,
-                        nonfinite=outcome.nonfinite,
-                        settled_naively=outcome.settled_naively,
-                        embedder=self.embedder,
-                    )
-                )
-        choice_grades = self._grade_choice(mutations, text_grades)
-        per_mutation: list[list[dict[str, object]]] = []
+        phenotype (changed a probe's output or destroyed the choice score)."""
+        rows, text_grades = self._text_rows(mutations)
         phenotypes = 0
-        for grades, choice_grade in zip(text_grades, choice_grades, strict=True):
-            rows = [
-                {"probe_id": probe_id, **row}
-                for probe_id, row in enumerate(grading.finalize(grades, choice_grade))
-            ]
-            phenotypes += any(row.get("changed") or row.get("destructive") for row in rows)
-            per_mutation.append(rows)
-        return per_mutation, phenotypes
+        for index, (choice_row, choice_grade) in enumerate(
+            self._choice_rows(mutations, text_grades)
+        ):
+            if choice_row is not None:
+                rows[index].append(choice_row)
+            _, malignant = grading.finalize(text_grades[index], choice_grade)
+            for row in rows[index]:
+                row["malignant"] = malignant
+            phenotypes += any(row["changed"] or row.get("destructive") for row in rows[index])
+        return rows, phenotypes
 
-    def _grade_choice(
+    def _choice_rows(
         self, mutations: Sequence[Mutation], text_grades: Sequence[Sequence[grading.TextGrade]]
-    ) -> list[grading.ChoiceGrade | None]:
+    ) -> list[tuple[dict[str, object] | None, grading.ChoiceGrade | None]]:
+        """The choice probe's row and grade per mutation ((None, None) when not asked)."""
         assays = self.assays
-        grades: list[grading.ChoiceGrade | None] = [None] * len(mutations)
+        out: list[tuple[dict[str, object] | None, grading.ChoiceGrade | None]] = [
+            (None, None)
+        ] * len(mutations)
         if assays.choice is None or assays.baseline_answers is None:
-            return grades
+            return out
         asked = [
             index
             for index in range(len(mutations))
             if not self.spec.choice_only_changed or any(g.changed for g in text_grades[index])
         ]
         if not asked:
-            return grades
+            return out
+        questions = list(assays.choice.questions)
         answers = self.screener.screen_choice(
-            list(assays.choice.questions), [mutations[i] for i in asked], chat=self.spec.chat
+            questions, [mutations[i] for i in asked], chat=self.spec.chat
         )
         for index, chosen in zip(asked, answers, strict=True):
-            grades[index] = grading.grade_choice(
-                assays.baseline_answers, chosen, list(assays.choice.questions)
-            )
-        return grades
+            grade = grading.grade_choice(assays.baseline_answers, chosen, questions)
+            row: dict[str, object] = {
+                "probe_id": assays.choice_probe_id,
+                "changed": list(chosen) != list(assays.baseline_answers),
+                "choice_score": grade.score,
+                "choice_delta": grade.delta,
+                "destructive": grade.destructive,
+                "severity": grade.severity,
+            }
+            out[index] = (row, grade)
+        return out
 
 
 @dataclass(frozen=True)
@@ -352,7 +405,7 @@ def run_screen(
             screen_id = record.screen_id
             start = store.resume_point(run.db, screen_id)
             store.set_status(run.db, screen_id, "running")
-        grader = BatchGrader(lm, screener, spec, assays, grading.Embedder())
+        grader = BatchGrader(lm, screener, spec, assays)
         return _loop(run, spec, plan, shard, screen_id, start, grader, progress)
 
 
