@@ -22,7 +22,7 @@ from mutatui.store.frames import SiteFrame
 
 KIND_COLORS = {"max": "#d62728", "min": "#1f77b4", "zero": "#2ca02c", "value": "#9467bd"}
 """Solid colours (no alpha), so a test can find their pixels."""
-SEVERITY_SIZES = (2.0, 4.0, 9.0, 16.0)
+SEVERITY_SIZES = (4.0, 6.0, 12.0, 24.0)
 """Marker area per severity grade 0-3."""
 DPI = 100
 
@@ -80,7 +80,7 @@ def type_maps(frame: SiteFrame, matrix: str) -> Figure:
     layers = sorted(set(frame.layer[frame.matrix == matrix].tolist()))
     extents = _extents(frame)
     grid_rows, grid_cols = _layout(len(layers))
-    figure = plt.figure(figsize=(2.4 * grid_cols, 2.4 * grid_rows + 0.4), dpi=DPI)
+    figure = plt.figure(figsize=(max(2.4 * grid_cols, 7), 2.4 * grid_rows + 0.6), dpi=DPI)
     for position, layer in enumerate(layers, start=1):
         selected = frame.subset((frame.layer == layer) & (frame.matrix == matrix))
         rows, cols = extents.get(
@@ -88,7 +88,9 @@ def type_maps(frame: SiteFrame, matrix: str) -> Figure:
         )
         axes = figure.add_subplot(grid_rows, grid_cols, position)
         _draw_map(axes, selected, rows, cols, f"L{layer} ({int(selected.changed.sum())})")
-    figure.suptitle(f"{matrix}: phenotypes per layer (red max, blue min; size = severity)")
+    figure.suptitle(
+        f"{matrix}: phenotypes per layer (red max, blue min; size = severity)", fontsize=10
+    )
     figure.tight_layout()
     return figure
 
@@ -97,18 +99,21 @@ def rearranged_maps(frame: SiteFrame, matrix: str) -> Figure:
     """Per layer: the phenotype count grid with rows and columns sorted by phenotype count."""
     layers = sorted(set(frame.layer[frame.matrix == matrix].tolist()))
     grid_rows, grid_cols = _layout(len(layers))
-    figure = plt.figure(figsize=(2.4 * grid_cols, 2.4 * grid_rows + 0.4), dpi=DPI)
+    figure = plt.figure(figsize=(max(2.4 * grid_cols, 7), 2.4 * grid_rows + 0.6), dpi=DPI)
     for position, layer in enumerate(layers, start=1):
         selected = frame.subset((frame.layer == layer) & (frame.matrix == matrix))
         axes = figure.add_subplot(grid_rows, grid_cols, position)
+        extent = (1, 1)
         for kind in KINDS:
             of_kind = selected.subset(selected.kind == kind)
-            if not of_kind.changed.any():
+            if not len(of_kind):
                 continue
             grid, _, _ = rearranged_order(of_kind)
+            extent = max(extent[0], grid.shape[0]), max(extent[1], grid.shape[1])
             r, c = np.nonzero(grid)
             axes.scatter(c + 0.5, r + 0.5, s=6, c=KIND_COLORS[kind], marker="s", linewidths=0)
-        axes.invert_yaxis()
+        axes.set_xlim(0, extent[1])
+        axes.set_ylim(extent[0], 0)
         axes.set_title(f"L{layer}", fontsize=8)
         axes.tick_params(labelsize=6)
     figure.suptitle(f"{matrix}, rearranged: rows and columns sorted by phenotype count (per kind)")
