@@ -80,8 +80,8 @@ def live_record(
             max_new_tokens=request.decoding.max_new_tokens,
             chat=request.chat,
         ),
-        matrix=MatrixRow(
-            info.layer, info.name, info.path, info.rows, info.cols, info.min, info.max
+        matrices=tuple(
+            MatrixRow(m.layer, m.name, m.path, m.rows, m.cols, m.min, m.max) for m in catalog
         ),
         site=site,
         kind=request.mutation.kind.value,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,10 +85,14 @@ class MatrixRow:
 
 @dataclass(frozen=True)
 class LiveRunRecord:
-    """One live run, ready to save. `baseline_tokens` and `graded` only for completed runs."""
+    """One live run, ready to save. `baseline_tokens` and `graded` only for completed runs.
+
+    `matrices` lists the model's matrices (all of them, so the grid can show the whole model;
+    at least the mutated one); they are written once per live screen.
+    """
 
     key: LiveScreenKey
-    matrix: MatrixRow
+    matrices: tuple[MatrixRow, ...]
     site: Site
     kind: str
     value: float
@@ -157,8 +161,9 @@ def save_live_run(path: str | Path, record: LiveRunRecord) -> SavedLiveRun:
 
 
 def _save(connection: duckdb.DuckDBPyConnection, record: LiveRunRecord) -> SavedLiveRun:
-    screen_id = _live_screen(connection, record.key)
-    _ensure_matrix(connection, screen_id, record.matrix)
+    screen_id, created = _live_screen(connection, record.key)
+    if created:
+        _add_matrices(connection, screen_id, record.matrices)
     mutation_id = probe_id = None
     if record.graded is not None:
         probe_id = _probe(connection, screen_id, record)
@@ -214,14 +219,15 @@ def _next_id(connection: duckdb.DuckDBPyConnection, table: str, column: str, scr
     return int(row[0])
 
 
-def _live_screen(connection: duckdb.DuckDBPyConnection, key: LiveScreenKey) -> int:
+def _live_screen(connection: duckdb.DuckDBPyConnection, key: LiveScreenKey) -> tuple[int, bool]:
+    """The live screen's id, and whether it was created just now."""
     found = connection.execute(
         "SELECT screen_id, kind FROM screens WHERE name = ?", [key.name]
     ).fetchone()
     if found is not None:
         if found[1] != LIVE_KIND:
             raise MutatuiError(f"a screen named {key.name!r} exists and is not a live screen")
-        return int(found[0])
+        return int(found[0]), False
     screen_id = int(
         connection.execute("SELECT coalesce(max(screen_id) + 1, 1) FROM screens").fetchone()[0]
     )
@@ -240,24 +246,18 @@ def _live_screen(connection: duckdb.DuckDBPyConnection, key: LiveScreenKey) -> i
             key.max_new_tokens,
         ],
     )
-    return screen_id
+    return screen_id, True
 
 
-def _ensure_matrix(
-    connection: duckdb.DuckDBPyConnection, screen_id: int, matrix: MatrixRow
+def _add_matrices(
+    connection: duckdb.DuckDBPyConnection, screen_id: int, matrices: Sequence[MatrixRow]
 ) -> None:
-    connection.execute(
+    connection.executemany(
         "INSERT INTO matrices (screen_id, layer, matrix, module_path, rows, cols, min, max) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            screen_id,
-            matrix.layer,
-            matrix.matrix,
-            matrix.module_path,
-            matrix.rows,
-            matrix.cols,
-            matrix.min,
-            matrix.max,
+            [screen_id, m.layer, m.matrix, m.module_path, m.rows, m.cols, m.min, m.max]
+            for m in matrices
         ],
     )
 
