@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from mutatui.commands.common import add_decoding_arguments, add_model_arguments, load_from_args
+from mutatui.scale.options import add_ray_arguments, ray_requested
 
 SITES_HELP = (
     "site sampler: tiles:64 (default) | tiles:64x32 | random:1000[,seed=S] | stride:16[xC]"
@@ -58,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     running.add_argument("--shard", help="run part K of N of the spec, e.g. 2/8")
     running.add_argument("--batch-size", type=int, default=32, help="mutations per batch")
     running.add_argument("--quiet", action="store_true", help="no progress output")
+    add_ray_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -145,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
             argparse.Namespace(**{**vars(args), "model": model}), quiet=args.quiet
         )
 
-    report = run_screen(spec, screen_run, load, make_progress(quiet=args.quiet), name=args.name)
+    if ray_requested(args):
+        from mutatui.scale.ray_runner import run_from_args
+
+        report = run_from_args(args, spec, screen_run, make_progress(quiet=args.quiet))
+    else:
+        report = run_screen(spec, screen_run, load, make_progress(quiet=args.quiet), name=args.name)
     if not args.quiet:
         print(
             f"mutatui: screen {report.name!r} {report.status}: {report.done}/{report.planned} "

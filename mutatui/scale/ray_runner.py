@@ -1,0 +1,463 @@
+"""`mutatui screen --ray`: one screen split into parts and run by Ray actors, one per GPU.
+
+The driver splits the plan into N parts (`plan.Shard` K/N, many more parts than workers, so
+work balances and a retry is cheap) and records them in the database's part ledger. Each
+worker is a Ray actor that loads the model once and grades whole parts; the driver alone
+writes the database, one transaction per finished part holding its rows and its ledger mark,
+so a part is written once however often it was computed. The driver never loads the model:
+the first worker to start gives the probes' baselines and the matrices, and every other
+worker must give the same baselines or the screen stops.
+
+A worker that dies (killed, out of memory, its node lost) is restarted by Ray up to
+`MAX_RESTARTS` times and loads the model again; the parts it held go back to the front of the
+queue. A worker that cannot come back is dropped and the others finish its parts. If every
+worker is gone, the screen ends interrupted and `--ray --resume` continues it.
+
+Ray is imported here only, when a Ray screen runs: the base install does not need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from mutatui.errors import MutatuiError
+from mutatui.scale.worker import ModelOptions, PartResult, ScreenWorker, WorkerInfo
+from mutatui.screening.plan import SHARD_CHUNK, WHOLE, Shard
+from mutatui.screening.progress import ScreenProgress, Silent
+from mutatui.screening.runner import ScreenReport, ScreenRun, check_baselines, stored_spec
+from mutatui.screening.spec import ScreenSpec
+from mutatui.store import parts as ledger
+from mutatui.store import screens as store
+from mutatui.store.database import initialize, writer_lock
+
+PART_SIZE = 512
+"""Mutations per part when the number of parts is not given."""
+PARTS_PER_WORKER = 4
+"""At least this many parts per worker, so that work balances."""
+IN_FLIGHT = 2
+"""Parts queued on each worker: the next one starts while the driver writes the last."""
+MAX_RESTARTS = 3
+"""How often Ray restarts a dead worker before the driver gives up on it."""
+LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
+"""The object store of a local cluster: parts' rows are small."""
+
+
+@dataclass(frozen=True)
+class RayRun:
+    """Where and how wide to run (none of it changes the results)."""
+
+    address: str | None = None
+    """A running cluster (`ray start --head` prints it; `auto`), or None for a local one."""
+    workers: int | None = None
+    """Default: one per GPU of the cluster, else one per `cpus_per_worker` CPUs."""
+    parts: int | None = None
+    """Default: about `PART_SIZE` mutations each, at least `PARTS_PER_WORKER` per worker."""
+    cpus_per_worker: int = 1
+    model: ModelOptions = field(default_factory=ModelOptions)
+
+
+@dataclass(frozen=True)
+class RayEvent:
+    """What happened to a worker: `started`, `part` (a part committed), `died` (its parts
+    requeued, a restart pending) or `lost` (dropped for good)."""
+
+    kind: str
+    worker: int
+    info: WorkerInfo | None = None
+    part: int | None = None
+    requeued: tuple[int, ...] = ()
+    message: str = ""
+
+
+EventHook = Callable[[RayEvent], None]
+
+
+def import_ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError:
+        raise MutatuiError(
+            "--ray needs Ray, an optional extra: pip install 'mutatui[ray]'"
+        ) from None
+    return ray
+
+
+def default_parts(total: int, workers: int) -> int:
+    """About `PART_SIZE` mutations per part and at least `PARTS_PER_WORKER` parts per worker,
+    but no part smaller than one shard chunk (smaller parts would be empty)."""
+    chunks = max(1, math.ceil(total / SHARD_CHUNK))
+    wanted = max(math.ceil(total / PART_SIZE), PARTS_PER_WORKER * workers)
+    return max(1, min(wanted, chunks))
+
+
+@contextmanager
+def connected(ray: ModuleType, ray_run: RayRun) -> Iterator[None]:
+    """Connect to `ray_run.address`, or start a local cluster; disconnect (or stop it) after."""
+    options = {"log_to_driver": False, "logging_level": logging.WARNING}
+    try:
+        if ray_run.address:
+            ray.init(address=ray_run.address, **options)
+        else:
+            workers = ray_run.workers or max(1, (os.cpu_count() or 1) // ray_run.cpus_per_worker)
+            ray.init(
+                num_cpus=workers * ray_run.cpus_per_worker,
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                include_dashboard=False,
+                **options,
+            )
+    except ConnectionError as error:
+        raise MutatuiError(f"cannot reach the Ray cluster at {ray_run.address}: {error}") from None
+    try:
+        with _terminate_through_finally():
+            yield
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def _terminate_through_finally() -> Iterator[None]:
+    """Let SIGTERM (a plain `kill`) end the run through `finally` blocks, so the screen is
+    marked interrupted and a local cluster is stopped rather than left running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_screen_on_ray(
+    spec: ScreenSpec | None,
+    run: ScreenRun,
+    ray_run: RayRun,
+    progress: ScreenProgress | None = None,
+    *,
+    name: str | None = None,
+    on_event: EventHook | None = None,
+) -> ScreenReport:
+    """Run (or resume) a screen into `run.db` on Ray. `spec` may be None only when resuming."""
+    ray = import_ray()
+    if run.shard != WHOLE:
+        raise MutatuiError("--ray splits the spec into parts itself; drop --shard")
+    with writer_lock(run.db):
+        record: store.ScreenRecord | None = None
+        if run.resume:
+            spec, record = stored_spec(run, spec, name)
+            if record.shard is not None:
+                raise MutatuiError(
+                    f"screen {record.name!r} is shard {record.shard}; resume it without --ray"
+                )
+            if not ledger.has_ledger(run.db, record.screen_id) and store.resume_point(
+                run.db, record.screen_id
+            ):
+                raise MutatuiError(
+                    f"screen {record.name!r} was started without --ray; resume it without --ray"
+                )
+        elif spec is None:
+            raise MutatuiError("give a spec (--spec FILE or --model and flags), or --resume")
+        else:
+            initialize(run.db)
+            if store.find_screen(run.db, spec.display_name) is not None:
+                raise MutatuiError(
+                    f"{run.db} already has a screen named {spec.display_name!r}; "
+                    "use --resume to continue it, or --name for a new one"
+                )
+        with connected(ray, ray_run):
+            driver = _Driver(ray, spec, run, ray_run, record, progress or Silent(), on_event)
+            return driver.drive()
+
+
+@dataclass
+class _Worker:
+    handle: object
+    info: WorkerInfo | None = None
+    starting: bool = True
+    lost: bool = False
+    in_flight: int = 0
+
+
+class _Driver:
+    """The loop: start workers, feed them parts, write what comes back, requeue what is lost."""
+
+    def __init__(
+        self,
+        ray: ModuleType,
+        spec: ScreenSpec,
+        run: ScreenRun,
+        ray_run: RayRun,
+        record: store.ScreenRecord | None,
+        progress: ScreenProgress,
+        on_event: EventHook | None,
+    ) -> None:
+        self.ray = ray
+        self.spec = spec
+        self.run = run
+        self.ray_run = ray_run
+        self.record = record
+        self.progress = progress
+        self.on_event = on_event or (lambda event: None)
+        self.workers: list[_Worker] = []
+        self.pending: dict[object, tuple[int, int | None]] = {}
+        self.queue: deque[int] = deque()
+        self.sizes: dict[int, int] = {}
+        self.parts = 0
+        self.total = self.done = self.phenotypes = 0
+        self.screen_id: int | None = None
+        resources = ray.cluster_resources()
+        self.gpus = int(resources.get("GPU", 0))
+        cpus = int(resources.get("CPU", 1))
+        self.count = ray_run.workers or self.gpus or max(1, cpus // ray_run.cpus_per_worker)
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def _start_workers(self) -> None:
+        """One actor per worker: a GPU each when the cluster has GPUs, else CPUs only (and as
+        many torch threads as CPUs)."""
+        actor = self.ray.remote(
+            num_cpus=self.ray_run.cpus_per_worker,
+            num_gpus=1 if self.gpus else 0,
+            max_restarts=MAX_RESTARTS,
+            max_task_retries=0,  # the driver requeues a dead worker's parts itself
+        )(ScreenWorker)
+        threads = None if self.gpus else self.ray_run.cpus_per_worker
+        for index in range(self.count):
+            handle = actor.remote(self.spec, self.ray_run.model, self.run.batch_size, threads)
+            self.workers.append(_Worker(handle))
+            self._submit_start(index)
+
+    def _submit_start(self, index: int) -> None:
+        worker = self.workers[index]
+        worker.starting = True
+        self.pending[worker.handle.start.remote()] = (index, None)
+
+    def _started(self, index: int, info: WorkerInfo) -> None:
+        worker = self.workers[index]
+        if self.screen_id is None:
+            self._open_screen(info)
+        else:
+            self._check_worker(info)
+        worker.info = info
+        worker.starting = False
+        self.on_event(RayEvent("started", index, info))
+
+    def _check_worker(self, info: WorkerInfo) -> None:
+        assert self.record is not None
+        if info.planned != self.record.planned_mutations:
+            raise MutatuiError(
+                f"Ray worker {info.label} plans {info.planned} mutations, not "
+                f"{self.record.planned_mutations} (another model on that node?); screen stopped"
+            )
+        try:
+            check_baselines(self.run, self.record, info.probe_rows)
+        except MutatuiError:
+            raise MutatuiError(
+                f"Ray worker {info.label} gives other baselines than the screen's (another "
+                "model, dtype or GPU type on that node?); screen stopped"
+            ) from None
+
+    def _died(self, index: int, part: int | None, error: Exception) -> None:
+        """A call failed because its worker died: requeue the part, and ask the worker to
+        start again (Ray restarts it, unless its restarts are used up)."""
+        worker = self.workers[index]
+        requeued: tuple[int, ...] = ()
+        if part is not None:
+            worker.in_flight -= 1
+            self.queue.appendleft(part)
+            requeued = (part,)
+        elif isinstance(error, self.ray.exceptions.ActorDiedError):
+            worker.lost = True  # restarts used up: never fed again
+            self.on_event(RayEvent("lost", index, worker.info, message=_first_line(error)))
+            return
+        self.on_event(
+            RayEvent("died", index, worker.info, part, requeued, message=_first_line(error))
+        )
+        worker.info = None
+        if part is None or not worker.starting:
+            self._submit_start(index)
+
+    # -- the screen ------------------------------------------------------------------------
+
+    def _open_screen(self, info: WorkerInfo) -> None:
+        """Create the screen from the first worker's baselines (or check a resumed one's), and
+        its part ledger; queue the parts not done yet."""
+        run, spec = self.run, self.spec
+        if self.record is None:
+            screen_id = store.create_screen(
+                run.db,
+                store.NewScreen(
+                    name=spec.display_name,
+                    model=spec.model,
+                    spec=spec.to_json(),
+                    spec_hash=spec.digest,
+                    decoding=spec.decoding.describe(),
+                    max_new_tokens=spec.decoding.max_new_tokens,
+                    shard=None,
+                    planned_mutations=info.planned,
+                ),
+                info.probe_rows,
+                info.matrix_rows,
+            )
+            self.record = store.find_screen(run.db, spec.display_name)
+        else:
+            screen_id = self.record.screen_id
+            self._check_worker(info)
+            store.set_status(run.db, screen_id, "running")
+        self.screen_id = screen_id
+        found = ledger.load_ledger(run.db, screen_id)
+        if found is None:
+            parts = self.ray_run.parts or default_parts(info.planned, self.count)
+            sizes = [Shard(k, parts).size(info.planned) for k in range(1, parts + 1)]
+            ledger.create_ledger(run.db, screen_id, parts, sizes)
+            found = ledger.load_ledger(run.db, screen_id)
+            assert found is not None
+        self.parts = found.parts
+        self.sizes = dict(found.pending)
+        self.queue.extend(sorted(found.pending))
+        self.total = info.planned
+        self.done = found.done_mutations
+        self.phenotypes = store.phenotype_count(run.db, screen_id)
+        self.progress.start(self.total, self.done, self.phenotypes)
+
+    def _feed(self, index: int) -> None:
+        worker = self.workers[index]
+        if worker.starting or worker.lost or self.screen_id is None:
+            return
+        while self.queue and worker.in_flight < IN_FLIGHT:
+            part = self.queue.popleft()
+            self.pending[worker.handle.run_part.remote(part, self.parts)] = (index, part)
+            worker.in_flight += 1
+
+    def _finished(self, index: int, result: PartResult) -> None:
+        worker = self.workers[index]
+        worker.in_flight -= 1
+        assert self.screen_id is not None and worker.info is not None
+        written = ledger.write_part(
+            self.run.db,
+            self.screen_id,
+            result.part,
+            result.mutations,
+            result.results,
+            seconds=result.seconds,
+            worker=worker.info.label,
+        )
+        if written:
+            self.done += len(result.mutations)
+            self.phenotypes += result.phenotypes
+            self.progress.advance(len(result.mutations), result.phenotypes)
+        self.on_event(RayEvent("part", index, worker.info, result.part))
+
+    def _parts_left(self) -> bool:
+        return bool(self.queue) or any(part is not None for _, part in self.pending.values())
+
+    def drive(self) -> ScreenReport:
+        status = "interrupted"
+        try:
+            self._start_workers()
+            while self.screen_id is None or self._parts_left():
+                if not self.pending:
+                    raise MutatuiError(
+                        "every Ray worker is gone; the screen is interrupted (resume it with "
+                        "--ray --resume)"
+                    )
+                (ref,), _ = self.ray.wait(list(self.pending), num_returns=1)
+                index, part = self.pending.pop(ref)
+                try:
+                    value = self.ray.get(ref)
+                except self.ray.exceptions.RayActorError as error:
+                    self._died(index, part, error)
+                    for other in range(len(self.workers)):
+                        self._feed(other)
+                    continue
+                except self.ray.exceptions.RayTaskError as error:
+                    if isinstance(error.cause, MutatuiError):
+                        raise MutatuiError(f"a Ray worker failed: {error.cause}") from None
+                    raise
+                if part is None:
+                    self._started(index, value)
+                else:
+                    self._finished(index, value)
+                for other in range(len(self.workers)):
+                    self._feed(other)
+            status = "complete"
+        finally:
+            for worker in self.workers:
+                self.ray.kill(worker.handle)
+            if self.screen_id is not None:
+                self.progress.stop()
+                store.set_status(self.run.db, self.screen_id, status)
+        return ScreenReport(
+            self.screen_id,
+            self.spec.display_name,
+            status,
+            self.done,
+            self.total,
+            self.phenotypes,
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def run_from_args(
+    args: argparse.Namespace,
+    spec: ScreenSpec | None,
+    run: ScreenRun,
+    progress: ScreenProgress,
+) -> ScreenReport:
+    """`mutatui screen --ray`: the Ray options checked, worker events as log lines."""
+    for flag, value in (("--ray-workers", args.ray_workers), ("--ray-parts", args.ray_parts)):
+        if value is not None and value < 1:
+            raise MutatuiError(f"{flag} must be at least 1, got {value}")
+    cpus = 1 if args.ray_cpus is None else args.ray_cpus
+    if cpus < 1:
+        raise MutatuiError(f"--ray-cpus must be at least 1, got {cpus}")
+    ray_run = RayRun(
+        address=args.ray or None,
+        workers=args.ray_workers,
+        parts=args.ray_parts,
+        cpus_per_worker=cpus,
+        model=ModelOptions(args.device, args.dtype, args.trust_remote_code),
+    )
+    return run_screen_on_ray(
+        spec,
+        run,
+        ray_run,
+        progress,
+        name=args.name,
+        on_event=None if args.quiet else log_event,
+    )
+
+
+def log_event(event: RayEvent) -> None:
+    """Worker starts, deaths and losses on stderr (finished parts show in the progress bar)."""
+    if event.kind == "part":
+        return
+    where = event.info.label if event.info else f"worker {event.worker}"
+    if event.kind == "started":
+        line = f"Ray worker {event.worker} started on {where}"
+    elif event.kind == "died":
+        parts = ", ".join(str(part) for part in event.requeued)
+        again = f"; part {parts} requeued" if parts else ""
+        line = f"Ray worker {event.worker} ({where}) died{again}: {event.message}"
+    else:
+        line = f"Ray worker {event.worker} ({where}) lost for good: {event.message}"
+    print(f"mutatui: {line}", file=sys.stderr, flush=True)

@@ -1,0 +1,324 @@
+"""Screens on Ray: local clusters of two CPU workers and the tiny model, real DuckDB files.
+
+A worker process killed mid-part is restarted and its parts retried; a driver killed with
+SIGKILL resumes with `--ray --resume`; either way the database ends up equal to an
+uninterrupted run without Ray. The base install neither needs nor imports Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mutatui.engine.decoding import Decoding
+from mutatui.errors import MutatuiError
+from mutatui.screening.probes import TextProbe
+from mutatui.screening.runner import ScreenRun, run_screen
+from mutatui.screening.samplers import Tiles
+from mutatui.screening.spec import ScreenSpec
+from mutatui.store.database import connect
+
+pytestmark = pytest.mark.ray
+
+QUESTIONS = [
+    {"question": "Which is a fruit?", "choices": ["apple", "stone", "chair"], "answer": 0},
+    {"question": "The sky is usually", "choices": ["green", "blue", "red", "black"], "answer": 1},
+]
+PROBES = (
+    TextProbe("p1", "The life cycle of Drosophila:", "describe"),
+    TextProbe("p2", "Why is the sky blue?", "explain"),
+)
+PARTS = 6  # 384 mutations: six parts of one 64-id chunk each
+
+
+@pytest.fixture(scope="module")
+def questions_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("questions") / "q.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    return path
+
+
+@pytest.fixture(scope="module")
+def spec(tiny_model_dir, questions_file) -> ScreenSpec:
+    return ScreenSpec(
+        model=str(tiny_model_dir),
+        name="tiny-ray",
+        probes=PROBES,
+        choice=str(questions_file),
+        layers=(1,),
+        matrices=("q", "down"),
+        sites=Tiles(4, 4),
+        kinds=("max", "min"),
+        decoding=Decoding(max_new_tokens=8),
+    )
+
+
+def dump(path: Path) -> dict:
+    """Everything a screen recorded that must not depend on how it was run."""
+    with connect(path, read_only=True) as connection:
+        return {
+            table: connection.execute(
+                f"SELECT * EXCLUDE (screen_id) FROM {table} ORDER BY {order}"
+            ).fetchall()
+            for table, order in (
+                ("probes", "probe_id"),
+                ("matrices", "layer, matrix"),
+                ("mutations", "mutation_id"),
+                ("results", "mutation_id, probe_id"),
+            )
+        }
+
+
+def ledger_rows(path: Path) -> list[tuple]:
+    with connect(path, read_only=True) as connection:
+        return connection.execute(
+            "SELECT part, parts, mutations, done FROM screen_parts ORDER BY part"
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny, spec, tmp_path_factory) -> Path:
+    """The same spec run in process, without Ray, from start to end."""
+    lm, _ = tiny
+    db = tmp_path_factory.mktemp("whole") / "whole.db"
+    report = run_screen(spec, ScreenRun(db, batch_size=8), lambda model: lm)
+    assert report.status == "complete" and report.done == PARTS * 64
+    return db
+
+
+@pytest.fixture(scope="module")
+def killed_worker_run(spec, uninterrupted, tmp_path_factory) -> tuple[Path, list]:
+    """A Ray screen on a local cluster of two CPU workers; right after the first part is
+    committed, the process of the worker that computed it (already busy with its next part)
+    is killed with SIGKILL."""
+    from mutatui.scale.ray_runner import RayRun, run_screen_on_ray
+
+    db = tmp_path_factory.mktemp("ray") / "ray.db"
+    events = []
+
+    def kill_once(event) -> None:
+        events.append(event)
+        if event.kind == "part" and not any(e.kind == "killed" for e in events):
+            os.kill(event.info.pid, signal.SIGKILL)
+            events.append(type(event)("killed", event.worker, event.info))
+
+    report = run_screen_on_ray(
+        spec, ScreenRun(db, batch_size=8), RayRun(workers=2, parts=PARTS), on_event=kill_once
+    )
+    assert report.status == "complete"
+    assert (report.done, report.planned) == (PARTS * 64, PARTS * 64)
+    return db, events
+
+
+def test_killed_worker_is_retried_and_the_result_equals_a_run_without_ray(
+    killed_worker_run, uninterrupted
+):
+    db, events = killed_worker_run
+    kinds = [event.kind for event in events]
+    killed = events[kinds.index("killed")]
+    died = [e for e in events if e.kind == "died" and e.worker == killed.worker]
+    assert died and died[0].requeued, "the killed worker held no part"
+    restarted = [
+        e
+        for e in events[kinds.index("killed") :]
+        if e.kind == "started" and e.worker == killed.worker
+    ]
+    assert restarted and restarted[0].info.pid != killed.info.pid  # Ray restarted it
+    committed = [e.part for e in events if e.kind == "part"]
+    assert sorted(committed) == list(range(1, PARTS + 1))  # every part committed once
+    assert ledger_rows(db) == [(k, PARTS, 64, True) for k in range(1, PARTS + 1)]
+    assert dump(db) == dump(uninterrupted)
+    with connect(db, read_only=True) as connection:
+        assert connection.execute("SELECT status FROM screens").fetchall() == [("complete",)]
+        workers = connection.execute("SELECT DISTINCT worker FROM screen_parts").fetchall()
+    assert len(workers) >= 2  # both workers computed parts
+
+
+def test_a_ray_screen_refuses_a_resume_without_ray(killed_worker_run, spec, tiny, tmp_path):
+    db = tmp_path / "copy.db"
+    shutil.copy(killed_worker_run[0], db)
+    lm, _ = tiny
+    with pytest.raises(MutatuiError, match="was started on Ray; resume it with --ray"):
+        run_screen(spec, ScreenRun(db, resume=True), lambda model: lm)
+
+
+def test_ray_resume_of_a_screen_started_without_ray_is_refused(uninterrupted, spec, tmp_path):
+    from mutatui.scale.ray_runner import RayRun, run_screen_on_ray
+
+    db = tmp_path / "copy.db"
+    shutil.copy(uninterrupted, db)
+    with pytest.raises(MutatuiError, match="started without --ray; resume it without --ray"):
+        run_screen_on_ray(spec, ScreenRun(db, resume=True), RayRun(workers=1))
+
+
+def test_default_parts_balance_work():
+    from mutatui.scale.ray_runner import default_parts
+
+    assert default_parts(100_000, 2) == 196  # about 512 mutations each
+    assert default_parts(5_000, 4) == 16  # at least four per worker
+    assert default_parts(130, 8) == 3  # never smaller than one 64-id chunk
+    assert default_parts(1, 1) == 1
+
+
+# -- the CLI as real processes -------------------------------------------------------------
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mutatui", *args]
+
+
+def screen_args(db: Path, model_dir: Path, questions_file: Path) -> list[str]:
+    return [
+        "screen",
+        "--db",
+        str(db),
+        "--name",
+        "tiny-ray",
+        "--model",
+        str(model_dir),
+        "--probe",
+        "describe=The life cycle of Drosophila:",
+        "--probe",
+        "explain=Why is the sky blue?",
+        "--choice",
+        str(questions_file),
+        "--layers",
+        "1",
+        "--matrices",
+        "q,down",
+        "--sites",
+        "tiles:4",
+        "--max-new-tokens",
+        "8",
+        "--batch-size",
+        "8",
+    ]
+
+
+def parts_done(db: Path) -> int:
+    try:
+        with connect(db, read_only=True, wait=5) as connection:
+            return connection.execute("SELECT count(*) FROM screen_parts WHERE done").fetchall()[0][
+                0
+            ]
+    except Exception:
+        return 0
+
+
+HEAD = """
+import signal, sys, time
+import ray
+
+def stop(*_):
+    ray.shutdown()
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+context = ray.init(
+    num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20
+)
+print(context.address_info["gcs_address"], flush=True)
+while True:
+    time.sleep(1)
+"""
+"""A running two-CPU cluster for drivers to connect to; SIGTERM shuts it down cleanly."""
+
+
+@pytest.fixture(scope="module")
+def cluster_address():
+    head = subprocess.Popen([sys.executable, "-c", HEAD], stdout=subprocess.PIPE, text=True)
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "the Ray head did not start"
+        yield address
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+
+
+def test_killed_driver_resumes_on_ray(
+    uninterrupted, cluster_address, tiny_model_dir, questions_file, tmp_path
+):
+    """SIGKILL the `mutatui screen --ray ADDRESS` process after two parts, resume it with
+    `--ray ADDRESS --resume`: the database equals the uninterrupted run without Ray."""
+    db = tmp_path / "driver.db"
+    args = [
+        *screen_args(db, tiny_model_dir, questions_file),
+        "--ray",
+        cluster_address,
+        "--ray-workers",
+        "2",
+        "--ray-parts",
+        str(PARTS),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(cli(*args), env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while parts_done(db) < 2 and process.poll() is None:
+        assert time.monotonic() < deadline, "the Ray screen made no progress"
+        time.sleep(0.05)
+    assert process.poll() is None, f"finished before the kill: {process.stderr.read()}"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = parts_done(db)
+    assert 2 <= done_before < PARTS
+    resumed = subprocess.run(cli(*args, "--resume"), env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Ray worker 0 started on" in resumed.stderr
+    assert f"{PARTS * 64}/{PARTS * 64} mutations" in resumed.stderr
+    assert ledger_rows(db) == [(k, PARTS, 64, True) for k in range(1, PARTS + 1)]
+    assert dump(db) == dump(uninterrupted)
+
+
+NO_RAY = "import sys; sys.modules['ray'] = None; from mutatui.cli import main; sys.exit(main())"
+"""Runs the CLI with `import ray` failing, as in an install without the extra."""
+
+
+def test_without_ray_a_screen_runs_and_ray_is_one_clear_line(
+    tiny_model_dir, questions_file, tmp_path
+):
+    args = [*screen_args(tmp_path / "plain.db", tiny_model_dir, questions_file), "--quiet"]
+    plain = subprocess.run(
+        [sys.executable, "-c", NO_RAY, *args, "--kinds", "max", "--matrices", "q"],
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode == 0, plain.stderr
+    wanted = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_RAY,
+            *screen_args(tmp_path / "r.db", tiny_model_dir, questions_file),
+            "--ray",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert wanted.returncode == 2
+    assert wanted.stderr.strip() == (
+        "mutatui: --ray needs Ray, an optional extra: pip install 'mutatui[ray]'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--ray-workers", "2"], "--ray-workers only apply with --ray"),
+        (["--ray", "--ray-parts", "0"], "--ray-parts must be at least 1, got 0"),
+        (["--ray", "--shard", "1/2"], "--ray splits the spec into parts itself; drop --shard"),
+    ],
+)
+def test_bad_ray_options_are_one_line(flags, message, tiny_model_dir, questions_file, tmp_path):
+    args = screen_args(tmp_path / "bad.db", tiny_model_dir, questions_file)
+    result = subprocess.run(cli(*args, *flags), capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"mutatui: {message}"
