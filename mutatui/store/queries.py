@@ -18,6 +18,7 @@ import numpy as np
 from mutatui.store.database import connect
 
 KINDS = ("max", "min", "zero", "value")
+BLOCK_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
 TRIAGE_TAGS = ("writer", "poetic", "conversational", "interesting", "junk")
 
 
@@ -112,10 +113,10 @@ class ScreenData:
 
     @property
     def matrix_types(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for shape in self.matrices:
-            seen.setdefault(shape.matrix, None)
-        return list(seen)
+        """Matrix types in a block's order (attention, then MLP), others after them."""
+        names = {shape.matrix for shape in self.matrices}
+        known = [name for name in BLOCK_ORDER if name in names]
+        return known + sorted(names - set(known))
 
     def index_of(self, mutation_id: int) -> int | None:
         hits = np.flatnonzero(self.mutation_id == mutation_id)

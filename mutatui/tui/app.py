@@ -69,7 +69,7 @@ class ExplorerApp(App):
             self.notify(str(error), title="Keys not remapped", severity="warning")
         if keys:
             self.set_keymap(keys)
-        self.sub_title = str(self.db_path)
+        self.sub_title = self.db_path.name
         from mutatui.tui.screens.screen_list import ScreenListScreen
 
         self.push_screen(ScreenListScreen())

@@ -32,14 +32,15 @@ class FilterScreen(ModalScreen[Filter | None]):
         with Vertical(id="filter-dialog", classes="dialog"):
             yield Label("[b]Filter phenotypes[/b]  (Tab moves, Enter applies, Esc cancels)")
             with Horizontal(classes="row"):
-                yield Checkbox("max", "max" in current.kinds, id="kind-max")
-                yield Checkbox("min", "min" in current.kinds, id="kind-min")
-                yield Checkbox("malignant only", current.malignant, id="malignant")
+                yield Checkbox("max", "max" in current.kinds, id="kind-max", compact=True)
+                yield Checkbox("min", "min" in current.kinds, id="kind-min", compact=True)
+                yield Checkbox("malignant only", current.malignant, id="malignant", compact=True)
             yield Select(
                 [(label, value) for label, value in SEVERITIES],
                 value=current.min_severity,
                 allow_blank=False,
                 id="severity",
+                compact=True,
                 prompt="severity",
             )
             yield Select(
@@ -47,28 +48,32 @@ class FilterScreen(ModalScreen[Filter | None]):
                 value=next(iter(current.styles)) if current.styles else Select.NULL,
                 prompt="any style",
                 id="style",
+                compact=True,
             )
             yield Select(
                 [(f"{probe.name}: {probe.prompt[:40]}", probe.probe_id) for probe in data.probes],
                 value=next(iter(current.probes)) if current.probes else Select.NULL,
                 prompt="any prompt",
                 id="probe",
+                compact=True,
             )
             yield Select(
                 [(tag, tag) for tag in tags],
                 value=current.tag if current.tag else Select.NULL,
                 prompt="any tag",
                 id="tag",
+                compact=True,
             )
             yield Input(
                 current.first_word or "",
                 placeholder="first word (any)",
                 suggester=SuggestFromList(data.words, case_sensitive=True),
                 id="first-word",
+                compact=True,
             )
             with Horizontal(classes="buttons"):
-                yield Button("Apply", variant="primary", id="apply")
-                yield Button("Clear all", id="clear")
+                yield Button("Apply", variant="primary", id="apply", compact=True)
+                yield Button("Clear all", id="clear", compact=True)
 
     def _value(self, selector: str):
         value = self.query_one(selector, Select).value

@@ -28,7 +28,7 @@ class GotoScreen(ModalScreen[Site | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="goto-dialog", classes="dialog"):
             yield Label(f"Go to site ({SITE_FORMS})")
-            yield Input(placeholder=self.example, id="goto-input")
+            yield Input(placeholder=self.example, id="goto-input", compact=True)
             yield Label("", id="goto-error", classes="error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,40 +23,45 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
 
     def compose(self) -> ComposeResult:
+        self.rows = self.key_rows()
+        table = Table(title="Keys", expand=True, box=None)
+        table.add_column("key", style="bold")
+        table.add_column("does")
+        table.add_column("id (for keys.toml)", style="dim")
+        for row in self.rows:
+            table.add_row(*row)
         with VerticalScroll(id="help-dialog", classes="dialog"):
-            yield Static(self._table(), id="help-keys")
+            yield Static(table, id="help-keys")
             yield Static(GLYPHS, id="help-glyphs")
             yield Static(
                 f'Remap keys in {keymap_path()}: a [keys] table of id = "key,key"',
                 classes="hint",
             )
 
-    def _table(self) -> Table:
-        table = Table(title="Keys", expand=True, box=None)
-        table.add_column("key", style="bold")
-        table.add_column("does")
-        table.add_column("id (for keys.toml)", style="dim")
+    def key_rows(self) -> list[tuple[str, str, str]]:
+        """(keys, what they do, binding id) for the focused widget, its screen and the app,
+        with the user's remapping applied."""
         screens = self.app.screen_stack
         underneath = screens[-2] if len(screens) > 1 else None
-        seen = set()
         nodes = [self.app]
         if underneath is not None:
-            nodes = (
-                [*underneath.focused.ancestors_with_self, self.app]
-                if underneath.focused
-                else [underneath, self.app]
-            )
+            focused = underneath.focused
+            nodes = [*(focused.ancestors_with_self if focused else [underneath]), self.app]
         keymap = self.app._keymap
+        rows, seen = [], set()
         for node in nodes:
-            for binding in node._bindings.key_to_bindings.values():
-                for item in binding:
-                    if item.id in seen or item.system:
+            for bindings in node._bindings.key_to_bindings.values():
+                for binding in bindings:
+                    key = (binding.id, binding.action)
+                    if key in seen or binding.system:
                         continue
-                    seen.add(item.id)
-                    key = (
-                        keymap.get(item.id, item.key_display or item.key)
-                        if item.id
-                        else (item.key_display or item.key)
+                    seen.add(key)
+                    shown = keymap.get(binding.id) if binding.id else None
+                    keys = shown or ",".join(
+                        self.app.get_key_display(replace(b, key_display=None))
+                        for same in node._bindings.key_to_bindings.values()
+                        for b in same
+                        if (b.id, b.action) == key
                     )
-                    table.add_row(key, item.description or item.action, item.id or "")
-        return table
+                    rows.append((keys, binding.description or binding.action, binding.id or ""))
+        return rows

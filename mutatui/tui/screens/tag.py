@@ -29,8 +29,8 @@ class TagScreen(ModalScreen[tuple[str, str | None] | None]):
                 )
                 yield Label(f"already: {current}", classes="hint")
             yield OptionList(*TRIAGE_TAGS, id="tag-choices")
-            yield Input(placeholder="or a tag of your own", id="tag-free")
-            yield Input(placeholder="note (optional)", id="tag-note")
+            yield Input(placeholder="or a tag of your own", id="tag-free", compact=True)
+            yield Input(placeholder="note (optional, compact=True)", id="tag-note")
 
     def _note(self) -> str | None:
         return self.query_one("#tag-note", Input).value.strip() or None

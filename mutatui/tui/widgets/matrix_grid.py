@@ -33,6 +33,7 @@ BARS = " ▁▂▃▄▅▆▇█"
 ROW_BARS = " ▏▎▍▌▋▊▉█"
 DENSITY_LEVELS = 5
 COLOUR_MODES = ("density", "severity")
+MAX_CELL_WIDTH = 3
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class MatrixGrid(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.layout_data: MatrixLayout | None = None
         self.cursor = CellPosition(0, 0)
+        self.cell_width = 1
+        """Characters per cell: wider when a small matrix leaves room, 1 otherwise."""
         self._lines: LRUCache[int, CellLine] = LRUCache(4096)
         self._strips: LRUCache[tuple, Strip] = LRUCache(2048)
         self._styles: dict[str, Style] = {}
@@ -108,7 +111,9 @@ class MatrixGrid(ScrollView, can_focus=True):
         self.layout_data = layout
         self._lines.clear()
         self._strips.clear()
-        self.virtual_size = Size(MARGIN + layout.cols, HEADER + layout.rows)
+        room = max(self.size.width - MARGIN, 1)
+        self.cell_width = max(1, min(MAX_CELL_WIDTH, room // max(layout.cols, 1)))
+        self.virtual_size = Size(MARGIN + layout.cols * self.cell_width, HEADER + layout.rows)
         target = cursor or self.cursor
         self.cursor = CellPosition(
             min(max(target.row, 0), layout.rows - 1), min(max(target.col, 0), layout.cols - 1)
@@ -123,7 +128,8 @@ class MatrixGrid(ScrollView, can_focus=True):
 
     @property
     def grid_width(self) -> int:
-        return max(self.size.width - MARGIN, 1)
+        """Cells that fit across."""
+        return max((self.size.width - MARGIN) // self.cell_width, 1)
 
     def watch_colour_mode(self) -> None:
         self._strips.clear()
@@ -161,7 +167,7 @@ class MatrixGrid(ScrollView, can_focus=True):
 
     def _keep_cursor_visible(self, *, center: bool = False) -> bool:
         """Scroll so the cursor is on screen; True if that scrolled."""
-        top, left = round(self.scroll_y), round(self.scroll_x)
+        top, left = round(self.scroll_y), round(self.scroll_x) // self.cell_width
         height, width = self.grid_height, self.grid_width
         row, col = self.cursor.row, self.cursor.col
         new_top, new_left = top, left
@@ -177,7 +183,9 @@ class MatrixGrid(ScrollView, can_focus=True):
             new_left = col - width + 1
         if (new_top, new_left) == (top, left):
             return False
-        self.scroll_to(x=max(new_left, 0), y=max(new_top, 0), animate=False, immediate=True)
+        self.scroll_to(
+            x=max(new_left, 0) * self.cell_width, y=max(new_top, 0), animate=False, immediate=True
+        )
         self.refresh()
         return True
 
@@ -224,7 +232,7 @@ class MatrixGrid(ScrollView, can_focus=True):
         width = self.size.width
         if layout is None:
             return Strip.blank(width, self.rich_style)
-        top, left = round(self.scroll_y), round(self.scroll_x)
+        top, left = round(self.scroll_y), round(self.scroll_x) // self.cell_width
         if y < HEADER:
             key = ("header", left, width)
         else:
@@ -244,9 +252,9 @@ class MatrixGrid(ScrollView, can_focus=True):
         assert layout is not None
         totals = layout.col_totals[layout.col_order]
         peak = max(int(totals.max()) if len(totals) else 0, 1)
-        visible = totals[left : left + width - MARGIN]
+        visible = totals[left : left + (width - MARGIN) // self.cell_width]
         levels = np.ceil(visible / peak * (len(BARS) - 1)).astype(int)
-        bars = "".join(BARS[level] for level in levels)
+        bars = "".join(BARS[level] * self.cell_width for level in levels)
         return Strip(
             [
                 Segment(" " * MARGIN, self._style("axis")),
@@ -265,7 +273,8 @@ class MatrixGrid(ScrollView, can_focus=True):
         )
         segments = [Segment(bar, self._style("marginal")), Segment(" ", self._style("axis"))]
         line = self._line(display_row)
-        stop = min(left + width - MARGIN, layout.cols)
+        stop = min(left + (width - MARGIN) // self.cell_width, layout.cols)
+        pad = " " * (self.cell_width - 1)
         cursor_style = self._style("cursor") if self.has_focus else Style(reverse=True)
         run_text: list[str] = []
         run_style: Style | None = None
@@ -278,7 +287,7 @@ class MatrixGrid(ScrollView, can_focus=True):
                 segments.append(Segment("".join(run_text), run_style))
                 run_text = []
             run_style = style
-            run_text.append(glyph)
+            run_text.append(glyph + pad)
         if run_text:
             segments.append(Segment("".join(run_text), run_style))
         return Strip(segments).adjust_cell_length(width, self.rich_style)

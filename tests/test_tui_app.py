@@ -1,0 +1,395 @@
+"""The explorer driven with Textual's Pilot: every view and every binding, on a synthetic
+screen database (real DuckDB file, real workers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mutatui.store import queries
+from mutatui.store.synthetic import SyntheticSpec, build_synthetic
+from mutatui.tui.app import ExplorerApp
+from mutatui.tui.grid_data import Filter
+from mutatui.tui.keymap import load_keymap
+from mutatui.tui.screens.detail import DetailScreen
+from mutatui.tui.screens.filters import FilterScreen
+from mutatui.tui.screens.goto import GotoScreen
+from mutatui.tui.screens.help import HelpScreen
+from mutatui.tui.screens.matrix import MatrixScreen
+from mutatui.tui.screens.overview import OverviewScreen
+from mutatui.tui.screens.screen_list import ScreenListScreen
+from mutatui.tui.screens.tag import TagScreen
+from mutatui.tui.screens.writers import WritersScreen
+from mutatui.tui.widgets.matrix_grid import MatrixGrid
+from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap
+
+SIZE = (80, 24)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "screens.db"
+    build_synthetic(path, SyntheticSpec(layers=3, seed=3))
+    return path
+
+
+async def settle(pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def open_matrix(pilot, *keys: str) -> MatrixScreen:
+    """Screen list -> overview -> (moves) -> matrix grid."""
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, OverviewScreen)
+    await pilot.press(*keys, "enter")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, MatrixScreen)
+    return pilot.app.screen
+
+
+def grid_of(app) -> MatrixGrid:
+    return app.screen.query_one(MatrixGrid)
+
+
+async def test_screen_list_shows_each_screen(db):
+    build_synthetic(db, SyntheticSpec(name="second", layers=1, seed=9, status="interrupted"))
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ScreenListScreen)
+        names = [summary.name for summary in screen.summaries]
+        assert sorted(names) == ["second", "synthetic"]
+        table = screen.query_one("#screen-table")
+        assert table.row_count == 2
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert table.row_count == 2
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        assert app.data.summary.name == screen.summaries[1].name
+
+
+async def test_overview_moves_and_opens_the_matrix_under_the_cursor(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        heatmap = app.screen.query_one(OverviewHeatmap)
+        assert heatmap.selected == (0, app.data.matrix_types[0])
+        await pilot.press("j", "l", "down", "right", "k", "h", "l")
+        assert heatmap.selected == (1, app.data.matrix_types[2])
+        await pilot.press("enter")
+        await settle(pilot)
+        shape = app.data.matrices[app.screen.position]
+        assert (shape.layer, shape.matrix) == (1, app.data.matrix_types[2])
+        await pilot.press("escape")
+        assert isinstance(app.screen, OverviewScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, ScreenListScreen)
+
+
+async def test_grid_cursor_keys(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot, "l", "l", "l", "l")  # gate: 24 x 9 tiles
+        grid = grid_of(app)
+        await pilot.press("plus", "plus")  # single tiles, taller than the view
+        layout = grid.layout_data
+        assert (layout.bin_rows, layout.bin_cols) == (64, 64)
+        start = grid.cursor
+        await pilot.press("l", "right", "j", "down")
+        assert (grid.cursor.row, grid.cursor.col) == (start.row + 2, start.col + 2)
+        await pilot.press("h", "k")
+        assert (grid.cursor.row, grid.cursor.col) == (start.row + 1, start.col + 1)
+        await pilot.press("left", "up")
+        assert grid.cursor == start
+        await pilot.press("end")
+        assert grid.cursor.col == layout.cols - 1
+        await pilot.press("home")
+        assert grid.cursor.col == 0
+        await pilot.press("ctrl+end")
+        assert grid.cursor.row == layout.rows - 1
+        assert grid.scroll_y > 0  # scrolled to keep the cursor visible
+        await pilot.press("ctrl+home")
+        assert grid.cursor.row == 0 and grid.scroll_y == 0
+        await pilot.press("pagedown")
+        assert grid.cursor.row == grid.grid_height
+        await pilot.press("pageup")
+        assert grid.cursor.row == 0
+        assert screen.anchor == (0, 0)
+
+
+async def test_zoom_layers_and_matrix_types(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot, "l", "l", "l", "l")
+        grid = grid_of(app)
+        fitted = grid.layout_data
+        assert fitted.rows <= grid.grid_height and fitted.cols <= grid.grid_width
+        await pilot.press("plus")
+        assert grid.layout_data.bin_rows < fitted.bin_rows
+        await pilot.press("plus", "plus", "plus", "equals_sign")
+        assert grid.layout_data.bin_rows == 64  # stops at the tile resolution
+        await pilot.press("minus")
+        assert grid.layout_data.bin_rows == 128
+        await pilot.press("0")
+        assert grid.layout_data.bin_rows == fitted.bin_rows
+        label = app.data.matrices[screen.position].label
+        assert label == "L0.gate"
+        await pilot.press("right_square_bracket")
+        assert app.data.matrices[screen.position].label == "L1.gate"
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert app.data.matrices[screen.position].label == "L2.gate"
+        await pilot.press("left_square_bracket")
+        assert app.data.matrices[screen.position].label == "L1.gate"
+        await pilot.press("m")
+        assert app.data.matrices[screen.position].label == "L1.up"
+        await pilot.press("m", "m")
+        assert app.data.matrices[screen.position].label == "L1.q"  # wraps around
+        await pilot.press("M", "M")
+        assert app.data.matrices[screen.position].label == "L1.up"
+
+
+async def test_goto_a_typed_site_and_a_bad_one(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot)
+        await pilot.press("g")
+        assert isinstance(app.screen, GotoScreen)
+        await pilot.press(*"L2.up[9999,2]", "enter")
+        dialog = app.screen
+        assert isinstance(dialog, GotoScreen)  # not closed: the error is shown in it
+        assert "outside L2.up" in str(dialog.query_one("#goto-error").render())
+        for text, error in [
+            ("L9.up[1,2]", "no matrix L9.up"),
+            ("down[1,2]", "bad site"),
+            ("L1.up[1:,2]", "open range"),
+        ]:
+            dialog.query_one("#goto-input").value = text
+            await pilot.press("enter")
+            assert error in str(dialog.query_one("#goto-error").render())
+        dialog.query_one("#goto-input").value = "L2.up[900,70]"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen is screen
+        assert app.data.matrices[screen.position].label == "L2.up"
+        row0, row1, col0, col1 = screen.layout_data.cell_bounds(
+            grid_of(app).cursor.row, grid_of(app).cursor.col
+        )
+        assert row0 <= 900 < row1 and col0 <= 70 < col1
+        await pilot.press("g", "escape")
+        assert app.screen is screen
+
+
+async def test_view_toggles_rearrange_complement_severity(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot, "l", "l", "l", "l")
+        grid = grid_of(app)
+        await pilot.press("r")
+        assert screen.rearranged and grid.layout_data.rearranged
+        totals = grid.layout_data.row_totals[grid.layout_data.row_order]
+        assert list(totals) == sorted(totals, reverse=True)
+        await pilot.press("r")
+        assert not grid.layout_data.rearranged
+        await pilot.press("c")
+        assert grid.complement
+        assert "max/min overlay" in str(screen.query_one("#matrix-status").render())
+        await pilot.press("s")
+        assert not grid.complement and grid.colour_mode == "severity"
+        await pilot.press("s")
+        assert grid.colour_mode == "density"
+
+
+async def test_filters_drive_grid_marginals_and_counts(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot, "l", "l", "l", "l")
+        grid = grid_of(app)
+        before = int(grid.layout_data.row_totals.sum())
+        await pilot.press("f")
+        dialog = app.screen
+        assert isinstance(dialog, FilterScreen)
+        dialog.query_one("#kind-min").value = True
+        dialog.query_one("#severity").value = 3
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.selection == Filter(kinds=frozenset({"min"}), min_severity=3)
+        after = int(grid.layout_data.row_totals.sum())
+        assert after < before
+        assert "kind min, severity>=3" in str(screen.query_one("#matrix-status").render())
+        await pilot.press("f")
+        app.screen.query_one("#first-word").value = "Oh"
+        await pilot.press("escape")  # cancel keeps the filter
+        assert app.selection.first_word is None
+        await pilot.press("F")
+        assert app.selection == Filter()
+        assert int(grid.layout_data.row_totals.sum()) == before
+        await pilot.press("f")
+        app.screen.query_one("#first-word").value = "Oh"
+        app.screen.query_one("#first-word").focus()
+        await pilot.press("enter")
+        assert app.selection.first_word == "Oh"
+        await pilot.press("f")
+        app.screen.query_one("#clear").focus()
+        await pilot.press("enter")
+        assert app.selection == Filter()
+
+
+async def test_detail_tag_and_copy(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot)
+        data = app.data
+        # go to a phenotypic mutation of this matrix
+        position = next(
+            int(p) for p in data.phenotype_mutation if data.matrix_index[p] == screen.position
+        )
+        screen.go_to_site(screen.check_site(f"L0.q[{data.row0[position]},{data.col0[position]}]"))
+        await pilot.press("plus", "plus", "plus", "plus")
+        await pilot.press("y")
+        assert app.clipboard.startswith("L0.q[")
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = app.screen
+        assert isinstance(detail, DetailScreen)
+        assert detail.detail is not None
+        assert any(result.changed for result in detail.detail.results)
+        assert detail.query("SideBySide")
+        await pilot.press("y")
+        assert app.clipboard == str(detail.query_one("#detail-mutations").get_row_at(0)[0])
+        await pilot.press("Y")
+        assert app.clipboard in {r.text for r in detail.detail.results if r.changed}
+        await pilot.press("t")
+        assert isinstance(app.screen, TagScreen)
+        await pilot.press("tab", "tab", *"recheck", "enter")
+        await settle(pilot)
+        mutation_id = detail.detail.mutation_id
+        assert queries.mutation_detail(db, 1, mutation_id).tags == {"writer": "recheck"}
+        assert detail.detail.tags == {"writer": "recheck"}
+        await pilot.press("t")
+        app.screen.query_one("#tag-free").value = "odd-grammar"
+        app.screen.query_one("#tag-free").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert set(queries.mutation_detail(db, 1, mutation_id).tags) == {"writer", "odd-grammar"}
+        await pilot.press("escape")
+        assert app.screen is screen
+        await pilot.press("f")
+        app.screen.query_one("#tag").value = "odd-grammar"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert int(app.phenotypes.kept.sum()) == 1
+    # kept across restarts
+    again = ExplorerApp(db)
+    async with again.run_test(size=SIZE) as pilot:
+        await open_matrix(pilot)
+        index = again.data.index_of(mutation_id)
+        assert set(again.data.tags[index]) == {"writer", "odd-grammar"}
+
+
+async def test_tag_key_in_the_grid_on_a_single_mutation_cell(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot)
+        await pilot.press("plus", "plus", "plus", "plus", "f")
+        app.screen.query_one("#kind-max").value = True
+        await pilot.press("ctrl+s", "t")
+        assert isinstance(app.screen, TagScreen)
+        await pilot.press("down", "enter")  # "poetic"
+        await settle(pilot)
+        positions = screen.cell_positions()
+        kept = positions[app.phenotypes.kept[positions]]
+        assert app.data.tags[int(kept[0])] == {"poetic": None}
+
+
+async def test_writers_view(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        writers = app.screen
+        assert isinstance(writers, WritersScreen)
+        groups = writers.writers.groups
+        assert groups and groups[0].results >= groups[-1].results
+        table = writers.query_one("#writers-table")
+        assert table.get_row_at(0)[1] == groups[0].word
+        assert "row shared with" in str(writers.query_one("#writers-sites").render())
+        await pilot.press("y")
+        assert app.clipboard.splitlines()[0].startswith("L")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, MatrixScreen)
+        site = groups[0].sites[0]
+        assert app.data.matrices[app.screen.position].label == f"L{site.layer}.{site.matrix}"
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_help_theme_palette_and_quit(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        rows = {binding_id: keys for keys, _does, binding_id in app.screen.rows}
+        assert rows["matrix.zoom_in"] == "+,="
+        assert rows["grid.left"] == "←,h"
+        assert rows["app.help"] == "?"
+        await pilot.press("escape")
+        assert app.screen is screen
+        theme = app.theme
+        await pilot.press("ctrl+t")
+        assert app.theme != theme
+        await pilot.press("ctrl+t")
+        assert app.theme == theme
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Rearrange rows")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen.rearranged
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_keys_remapped_from_a_config_file(db, tmp_path, monkeypatch):
+    config = tmp_path / "keys.toml"
+    config.write_text('[keys]\n"grid.left" = "a"\n"matrix.zoom_in" = "i"\n')
+    monkeypatch.setenv("MUTATUI_KEYS", str(config))
+    assert load_keymap() == {"grid.left": "a", "matrix.zoom_in": "i"}
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_matrix(pilot, "l", "l", "l", "l")
+        grid = grid_of(app)
+        fitted = grid.layout_data.bin_rows
+        await pilot.press("i")
+        assert grid.layout_data.bin_rows < fitted
+        await pilot.press("l", "l", "a")
+        assert grid.cursor.col == 1
+
+
+async def test_a_bad_key_file_is_one_warning_not_a_crash(db, tmp_path, monkeypatch):
+    config = tmp_path / "keys.toml"
+    config.write_text("[keys\n")
+    monkeypatch.setenv("MUTATUI_KEYS", str(config))
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ScreenListScreen)
+        assert any("not valid TOML" in n.message for n in app._notifications)

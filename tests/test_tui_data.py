@@ -1,0 +1,179 @@
+"""The explorer's data layer: synthetic screens, in-memory reads, filters, binning, writers,
+tags. Counts are checked against SQL on the same file, never against the code under test."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+from mutatui.store import queries
+from mutatui.store.synthetic import SyntheticSpec, build_synthetic
+from mutatui.tui.grid_data import (
+    Filter,
+    apply_filter,
+    fit_zoom,
+    layout_for,
+    overview_counts,
+    zoomed,
+)
+from mutatui.tui.writers_data import writer_groups
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tui-data") / "screens.db"
+    build_synthetic(path, SyntheticSpec(layers=3, seed=3))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(db):
+    return queries.load_screen(db, 1)
+
+
+def sql(db, query, params=()):
+    with duckdb.connect(str(db), read_only=True) as connection:
+        return connection.execute(query, list(params)).fetchall()
+
+
+def test_synthetic_is_deterministic(tmp_path):
+    first, second = tmp_path / "a.db", tmp_path / "b.db"
+    build_synthetic(first, SyntheticSpec(layers=1, seed=5))
+    build_synthetic(second, SyntheticSpec(layers=1, seed=5))
+    query = "SELECT * FROM results ORDER BY mutation_id, probe_id"
+    assert sql(first, query) == sql(second, query)
+
+
+def test_list_screens_counts_match_sql(db):
+    (summary,) = queries.list_screens(db)
+    phenotypic = sql(
+        db, "SELECT count(DISTINCT mutation_id) FROM results WHERE screen_id = 1 AND changed"
+    )[0][0]
+    tested = sql(db, "SELECT count(DISTINCT mutation_id) FROM results WHERE screen_id = 1")[0][0]
+    assert (summary.phenotypes, summary.mutations) == (phenotypic, tested)
+    assert summary.status == "complete" and summary.probes == 4
+
+
+def test_filter_counts_match_sql(db, data):
+    for selection, where in [
+        (Filter(), "changed"),
+        (Filter(kinds=frozenset({"min"})), "changed AND m.kind = 'min'"),
+        (Filter(min_severity=3), "changed AND severity >= 3"),
+        (Filter(styles=frozenset({"poetic"})), "changed AND style = 'poetic'"),
+        (Filter(first_word="Oh"), "changed AND first_word = 'Oh'"),
+        (Filter(probes=frozenset({1})), "changed AND probe_id = 1"),
+        (Filter(malignant=True), "changed AND malignant"),
+    ]:
+        expected = sql(
+            db,
+            "SELECT count(DISTINCT r.mutation_id) FROM results r JOIN mutations m"
+            f" USING (screen_id, mutation_id) WHERE {where}",
+        )[0][0]
+        assert int(apply_filter(data, selection).phenotypic.sum()) == expected, selection
+    assert expected > 0
+
+
+def test_overview_counts_match_sql(db, data):
+    by_max, by_min = overview_counts(data, apply_filter(data, Filter()))
+    rows = sql(
+        db,
+        "SELECT m.layer, m.matrix, m.kind, count(DISTINCT m.mutation_id) FROM mutations m"
+        " JOIN results r USING (screen_id, mutation_id) WHERE r.changed GROUP BY ALL",
+    )
+    for layer, matrix, kind, count in rows:
+        position = data.matrix_position(layer, matrix)
+        assert (by_max if kind == "max" else by_min)[position] == count
+
+
+def brute_cell(data, phenotypes, position, bounds):
+    part = data.matrix_slices[position]
+    row0, row1, col0, col1 = bounds
+    inside = (
+        (data.row0[part] >= row0)
+        & (data.row0[part] < row1)
+        & (data.col0[part] >= col0)
+        & (data.col0[part] < col1)
+    )
+    kept = phenotypes.kept[part] & inside
+    hits = phenotypes.phenotypic[part] & inside
+    return int(kept.sum()), int(hits.sum())
+
+
+@pytest.mark.parametrize("rearranged", [False, True])
+@pytest.mark.parametrize("level", [0, 1, 5])
+def test_layout_lines_match_brute_force(data, rearranged, level):
+    phenotypes = apply_filter(data, Filter(kinds=frozenset({"max"})))
+    position = data.matrix_position(1, "gate")
+    shape = data.matrices[position]
+    fit = fit_zoom(shape, (64, 64), 10, 6)
+    layout = layout_for(data, phenotypes, position, zoomed(fit, level), rearranged=rearranged)
+    assert layout.rows * layout.bin_rows >= shape.rows
+    for row in range(layout.rows):
+        line = layout.line(row)
+        for col in range(layout.cols):
+            bounds = layout.cell_bounds(row, col)
+            tested, hits = brute_cell(data, phenotypes, position, bounds)
+            assert (int(line.tested[col]), int(line.phenotypic[col])) == (tested, hits)
+            assert len(layout.members(row, col)) >= tested
+    if rearranged:
+        totals = layout.row_totals[layout.row_order]
+        assert list(totals) == sorted(totals, reverse=True)
+
+
+def test_fit_and_zoom_limits(data):
+    position = data.matrix_position(0, "down")
+    shape = data.matrices[position]
+    fit = fit_zoom(shape, (64, 64), 4, 8)
+    assert -(-shape.rows // (64 << fit[0])) <= 4 and -(-shape.cols // (64 << fit[1])) <= 8
+    assert zoomed(fit, 99) == (0, 0)
+
+
+def test_writers_group_by_first_word_and_find_shared_rows(db, data):
+    writers = writer_groups(data, apply_filter(data, Filter()))
+    expected = dict(
+        sql(
+            db,
+            "SELECT first_word, count(*) FROM results WHERE changed"
+            " AND style IN ('conversational', 'poetic') GROUP BY 1",
+        )
+    )
+    assert {group.word: group.results for group in writers.groups} == expected
+    counts = [group.results for group in writers.groups]
+    assert counts == sorted(counts, reverse=True)
+    # synthetic writers sit on the same rows of the down matrices of layers 0 and 2
+    assert any({"L0.down", "L2.down"} <= labels for labels in writers.shared_rows.values())
+
+
+def test_tags_are_saved_at_once_and_filterable(tmp_path):
+    path = tmp_path / "tags.db"
+    build_synthetic(path, SyntheticSpec(layers=1, seed=1))
+    data = queries.load_screen(path, 1)
+    mutation_id = int(data.mutation_id[5])
+    queries.add_tag(path, 1, mutation_id, "writer", "sounds like a letter")
+    queries.add_tag(path, 1, mutation_id, "writer", "changed my mind")
+    reloaded = queries.load_screen(path, 1)
+    assert reloaded.tags == {5: {"writer": "changed my mind"}}
+    assert queries.mutation_detail(path, 1, mutation_id).tags == {"writer": "changed my mind"}
+    kept = apply_filter(reloaded, Filter(tag="writer")).kept
+    assert np.flatnonzero(kept).tolist() == [5]
+    queries.remove_tag(path, 1, mutation_id, "writer")
+    assert queries.load_screen(path, 1).tags == {}
+
+
+def test_mutation_detail_has_texts_of_changed_results_only(db, data):
+    position = int(data.phenotype_mutation[0])
+    detail = queries.mutation_detail(db, 1, int(data.mutation_id[position]))
+    assert any(result.changed for result in detail.results)
+    for result in detail.results:
+        if result.probe.kind == "text":
+            assert (result.text is not None) == result.changed
+
+
+def test_running_screen_counts_untested_mutations(tmp_path):
+    path = tmp_path / "running.db"
+    build_synthetic(path, SyntheticSpec(layers=1, status="running", written=0.5))
+    data = queries.load_screen(path, 1)
+    status, results = queries.screen_progress(path, 1)
+    assert status == "running" and results == data.results
+    assert 0 < (data.tested > 0).sum() < data.summary.planned
