@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test setup lint format screens clean-venv
+.PHONY: run test setup lint format screens clean-venv screens.db
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,23 @@ lint: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The bundled screens (README, section "Analysis"). Each spec runs, or resumes when $(DB) already
+# holds its screen, so the build can span several runs; the dense lines come from tiles-64.
+LINE_TILES ?= 6
+SCREEN_FLAGS ?=
+
+define run_spec
+	if [ -f $(DB) ] && $(BIN)/mutatui info $(DB) --json | grep -q '"name": "$(2)"'; then \
+		$(BIN)/mutatui screen --db $(DB) --spec $(1) --resume $(SCREEN_FLAGS); \
+	else \
+		$(BIN)/mutatui screen --db $(DB) --spec $(1) $(SCREEN_FLAGS); \
+	fi
+endef
+
+screens.db: $(STAMP)
+	$(call run_spec,screens/tiles.toml,tiles-64)
+	$(BIN)/mutatui analyze $(DB) --screen tiles-64 --emit-lines screens/lines.toml \
+		--lines-template screens/lines.base.toml --tiles $(LINE_TILES)
+	$(call run_spec,screens/lines.toml,elements-lines)
+	$(call run_spec,screens/elements.toml,elements-random)

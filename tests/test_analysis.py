@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from analysis_fixtures import FixtureScreen
 
+from mutatui.analysis.lines import dense_lines, sensitive_tiles
 from mutatui.analysis.report import analyze
 from mutatui.analysis.stats import (
     axis_clustering,
@@ -26,6 +28,7 @@ from mutatui.errors import MutatuiError
 from mutatui.store.frames import load_sites, load_styled, pick_screen
 
 PERMUTATIONS = 500
+SCREENS = Path(__file__).parent.parent / "screens"
 
 
 def uniform_hits(
@@ -288,3 +291,52 @@ def test_analyze_command_bad_input_is_one_line(tmp_path, planted, capsys):
         assert main(list(args)) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and error.startswith("mutatui: "), error
+
+
+def test_sensitive_tiles_and_dense_lines(planted):
+    _, frame, _ = planted
+    tiles = sensitive_tiles(frame, 3)
+    assert len({(t.site.layer, t.site.matrix) for t in tiles}) == 3
+    assert str(tiles[0].site) == "L0.q[192:256,0:64]"  # the severe planted row, first by severity
+    assert (tiles[0].phenotypes, tiles[0].severity) == (1, 3)
+    extents = {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
+    sites = dense_lines(tiles[:1], extents)
+    assert len(sites) == 512 + 512 - 1
+    assert {s.row0 for s in sites if s.col0 != 32} == {224}
+    assert {s.col0 for s in sites if s.row0 != 224} == {32}
+    assert all(s.is_element for s in sites)
+
+
+def test_emit_lines_writes_a_spec_the_runner_reads(planted, tmp_path, capsys):
+    from mutatui.screening.spec import load_spec_file, spec_from_table
+
+    path, _, _ = planted
+    out = tmp_path / "lines.toml"
+    args = ["analyze", str(path), "--emit-lines", str(out), "--tiles", "2"]
+    assert main([*args, "--lines-template", str(SCREENS / "lines.base.toml")]) == 0
+    assert "wrote 3070 element sites" in capsys.readouterr().out
+    spec = spec_from_table(load_spec_file(out))
+    assert spec.display_name == "elements-lines"
+    assert [p.style for p in spec.probes] == ["describe", "explain", "instruct"]
+    assert len(spec.sites.sites) == (512 + 512 - 1) + (1024 + 1024 - 1)
+    assert main(args) == 2
+    assert "needs --lines-template" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "smollm2"\n[sites]\nsampler = "full"\n')
+    assert main([*args, "--lines-template", str(bad)]) == 2
+    assert "must not have [sites]" in capsys.readouterr().err
+
+
+@pytest.mark.smollm2
+def test_bundled_specs_plan_the_designed_screens(smollm2):
+    """tiles-64: every 64x64 tile of all 210 matrices, max and min; elements: 128 per matrix."""
+    from mutatui.screening.spec import load_spec_file, spec_from_table
+
+    _, catalog = smollm2
+    tiles = spec_from_table(load_spec_file(SCREENS / "tiles.toml"))
+    assert len(tiles.select_matrices(catalog)) == 210
+    assert len(tiles.plan(catalog)) == 2 * 30 * (81 + 27 + 27 + 81 + 3 * 216)
+    assert tiles.choice_only_changed and len(tiles.probes) == 1
+    elements = spec_from_table(load_spec_file(SCREENS / "elements.toml"))
+    assert len(elements.plan(catalog)) == 2 * 210 * 128
+    assert {p.style for p in elements.probes} == {"describe", "explain", "instruct"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -30,10 +31,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the permutations")
     parser.add_argument("--json", action="store_true", help="print everything as one JSON object")
+    lines = parser.add_argument_group("dense lines through the most sensitive tiles")
+    lines.add_argument(
+        "--emit-lines",
+        metavar="OUT.toml",
+        help="instead of analysing, write a spec of every element on the row and column "
+        "through the centre of the most sensitive tiles",
+    )
+    lines.add_argument(
+        "--lines-template",
+        metavar="FILE.toml",
+        help="the spec to add the sites to (model, probes, ...; no [sites])",
+    )
+    lines.add_argument(
+        "--tiles", type=int, default=6, help="how many tiles, at most one per matrix (default 6)"
+    )
     parser.set_defaults(run=run)
 
 
+def emit_lines(args: argparse.Namespace) -> int:
+    from mutatui.analysis.lines import dense_lines, lines_spec, sensitive_tiles
+    from mutatui.store.frames import load_sites, pick_screen
+
+    if not args.lines_template:
+        raise MutatuiError("--emit-lines needs --lines-template FILE.toml (model, probes, kinds)")
+    if args.tiles < 1:
+        raise MutatuiError(f"--tiles must be at least 1, got {args.tiles}")
+    screen = pick_screen(args.db, args.screen)
+    frame = load_sites(args.db, screen, args.probe)
+    tiles = sensitive_tiles(frame, args.tiles)
+    if not tiles:
+        raise MutatuiError(f"screen {screen.name!r} has no tile phenotypes yet; no lines to emit")
+    extents = {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
+    sites = dense_lines(tiles, extents)
+    text = lines_spec(Path(args.lines_template), sites, tiles)
+    try:
+        Path(args.emit_lines).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise MutatuiError(f"cannot write {args.emit_lines}: {error.strerror}") from error
+    chosen = ", ".join(str(tile.site) for tile in tiles)
+    print(f"wrote {len(sites)} element sites on lines through {chosen} to {args.emit_lines}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.emit_lines:
+        return emit_lines(args)
     if args.permutations < 10:
         raise MutatuiError(f"--permutations must be at least 10, got {args.permutations}")
     result = analyze(
