@@ -218,3 +218,31 @@ def test_runs_on_one_session_never_overlap(session):
         thread.join()
     assert len(overlaps) == 2 * (GREEDY.max_new_tokens + 1)
     assert not any(overlaps)
+
+
+def test_the_session_cache_loads_a_model_once_even_when_asked_twice_at_once(tiny_model_dir):
+    from mutatui.live.cache import SessionCache
+
+    cache = SessionCache()
+    spec = str(tiny_model_dir)
+    assert cache.loaded(spec) is None
+    messages, got = [], []
+    threads = [
+        threading.Thread(target=lambda: got.append(cache.get(spec, progress=messages.append)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got[0] is got[1] is cache.loaded(spec)
+    assert messages.count(f"loading {spec}") == 1
+    assert cache.loaded(spec, {"dtype": "float16"}) is None
+
+
+def test_the_session_cache_reports_a_bad_model_in_one_line(tmp_path):
+    from mutatui.errors import MutatuiError
+    from mutatui.live.cache import SessionCache
+
+    with pytest.raises(MutatuiError, match="model not found"):
+        SessionCache().get(str(tmp_path / "nothing"))

@@ -29,6 +29,7 @@ from mutatui.engine.decoding import Decoding
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation, make_mutation
 from mutatui.errors import MutatuiError
+from mutatui.live.cache import SESSIONS, SessionCache
 from mutatui.live.session import LiveRequest, LiveResult, LiveSession, LiveUpdate, RunStatus
 from mutatui.tui.widgets.live_pane import LivePane
 
@@ -43,19 +44,31 @@ class LiveScreen(Screen):
     AUTO_FOCUS = ""
 
     BINDINGS = [
-        Binding("x", "run('max')", "max"),
-        Binding("n", "run('min')", "min"),
-        Binding("z", "run('zero')", "zero"),
-        Binding("v", "edit_value", "value"),
-        Binding("r", "run", "rerun"),
-        Binding("escape", "cancel", "cancel/back"),
-        Binding("s", "focus_field('site')", "site"),
-        Binding("e", "focus_field('prompt')", "prompt"),
-        Binding("p", "next_prompt", "next prompt"),
-        Binding("left_square_bracket", "tokens(-1)", f"-{TOKEN_STEP} tok", show=False),
-        Binding("right_square_bracket", "tokens(1)", f"+{TOKEN_STEP} tok", show=False),
-        Binding("t", "focus_field('tokens')", "tokens", show=False),
-        Binding("c", "copy_mutant", "copy", show=False),
+        Binding("x", "run('max')", "max", id="live.max"),
+        Binding("n", "run('min')", "min", id="live.min"),
+        Binding("z", "run('zero')", "zero", id="live.zero"),
+        Binding("v", "edit_value", "value", id="live.value"),
+        Binding("r", "run", "rerun", id="live.rerun"),
+        Binding("escape", "cancel", "cancel/back", id="live.cancel"),
+        Binding("s", "focus_field('site')", "site", id="live.site"),
+        Binding("e", "focus_field('prompt')", "prompt", id="live.prompt"),
+        Binding("p", "next_prompt", "next prompt", id="live.next_prompt"),
+        Binding(
+            "left_square_bracket",
+            "tokens(-1)",
+            f"-{TOKEN_STEP} tok",
+            show=False,
+            id="live.fewer_tokens",
+        ),
+        Binding(
+            "right_square_bracket",
+            "tokens(1)",
+            f"+{TOKEN_STEP} tok",
+            show=False,
+            id="live.more_tokens",
+        ),
+        Binding("t", "focus_field('tokens')", "tokens", show=False, id="live.tokens"),
+        Binding("c", "copy_mutant", "copy", show=False, id="live.copy"),
     ]
 
     DEFAULT_CSS = """
@@ -131,14 +144,20 @@ class LiveScreen(Screen):
         decoding: Decoding | None = None,
         chat: bool = True,
         load_options: dict | None = None,
+        sessions: SessionCache = SESSIONS,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         if isinstance(model, LoadedModel):
             model = LiveSession(model)
-        self.session: LiveSession | None = model if isinstance(model, LiveSession) else None
-        self.model_spec = model if isinstance(model, str) else self.session.lm.name
+        self.sessions = sessions
         self.load_options = load_options or {}
+        if isinstance(model, str):
+            self.session = sessions.loaded(model, self.load_options)
+            self.model_spec = model
+        else:
+            self.session = model
+            self.model_spec = model.lm.name
         self.db_path = Path(db_path) if db_path is not None else None
         self.prompts = list(dict.fromkeys(prompts))
         self.decoding = decoding or Decoding()
@@ -194,26 +213,27 @@ class LiveScreen(Screen):
 
     # Model loading -------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="live-load", exit_on_error=False)
     def _load_model(self, spec: str) -> None:
-        from mutatui.engine.models import load_model
+        """Load in a thread worker owned by the app, so that leaving this screen does not stop
+        the load: the model lands in the session cache for the next live screen."""
+        sessions, options = self.sessions, self.load_options
 
-        try:
-            lm = load_model(
-                spec,
-                progress=lambda text: self.post_message(self.LoadProgress(text)),
-                **self.load_options,
-            )
-            session = LiveSession(lm)
-        except MutatuiError as error:
-            self.post_message(self.ModelFailed(str(error)))
-            return
-        except Exception as error:  # a broken model folder can raise anything: say it, keep going
-            self.post_message(
-                self.ModelFailed(f"cannot load model {spec!r}: {error}".splitlines()[0])
-            )
-            return
-        self.post_message(self.ModelReady(session))
+        def load() -> None:
+            try:
+                session = sessions.get(
+                    spec, options, progress=lambda text: self.post_message(self.LoadProgress(text))
+                )
+            except MutatuiError as error:
+                self.post_message(self.ModelFailed(str(error)))
+                return
+            except Exception as error:  # a broken model folder can raise anything: say it
+                self.post_message(
+                    self.ModelFailed(f"cannot load model {spec!r}: {error}".splitlines()[0])
+                )
+                return
+            self.post_message(self.ModelReady(session))
+
+        self.app.run_worker(load, thread=True, group="live-load", exit_on_error=False)
 
     @on(LoadProgress)
     def _on_load_progress(self, message: LoadProgress) -> None:
@@ -438,3 +458,50 @@ class LiveApp(App):
     @property
     def live(self) -> LiveScreen:
         return self._live
+
+
+class LiveLauncher:
+    """Live mode for the explorer: mix into its App class (`class ExplorerApp(LiveLauncher, App)`).
+
+    `open_live` opens a `LiveScreen` on a site (the grid's cursor site with the `live_here`
+    action), with the open screen's model and prompts unless `live_model` (`--model`) says
+    otherwise; the model loads once, in the background, and is kept for the next time. A saved
+    live run reloads the open screen when it is the live screen the run went into.
+    """
+
+    live_model: str | None = None
+    live_load_options: dict | None = None
+
+    def _open_data(self):
+        return getattr(self, "data", None)
+
+    def open_live(self, site: str = "") -> None:
+        app: App = self  # type: ignore[assignment]
+        data = self._open_data()
+        model = self.live_model or (data.summary.model if data is not None else None)
+        if model is None:
+            app.notify("open a screen first, or start with --model", title="live", timeout=4)
+            return
+        prompts = [p.prompt for p in data.probes if p.kind == "text"] if data is not None else []
+        app.push_screen(
+            LiveScreen(
+                model,
+                db_path=getattr(self, "db_path", None),
+                site=site,
+                prompts=prompts,
+                load_options=self.live_load_options,
+            )
+        )
+
+    def action_live_here(self) -> None:
+        """Open live mode on the site under the cursor (of any screen that has one)."""
+        app: App = self  # type: ignore[assignment]
+        if isinstance(app.screen, LiveScreen):
+            return
+        cell_site = getattr(app.screen, "cell_site", None)
+        self.open_live(str(cell_site()) if cell_site is not None else "")
+
+    def on_live_screen_run_saved(self, message: LiveScreen.RunSaved) -> None:
+        data = self._open_data()
+        if data is not None and data.summary.screen_id == message.screen_id:
+            self.load_screen(message.screen_id)  # type: ignore[attr-defined]
