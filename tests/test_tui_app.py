@@ -329,7 +329,7 @@ async def test_writers_view(db):
         assert groups and groups[0].results >= groups[-1].results
         table = writers.query_one("#writers-table")
         assert table.get_row_at(0)[1] == groups[0].word
-        assert "row shared with" in str(writers.query_one("#writers-sites").render())
+        assert "row also in" in str(writers.query_one("#writers-sites").render())
         await pilot.press("y")
         assert app.clipboard.splitlines()[0].startswith("L")
         await pilot.press("enter")

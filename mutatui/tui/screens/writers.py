@@ -79,11 +79,11 @@ class WritersScreen(Screen):
         group = writers.groups[event.cursor_row]
         lines = []
         for site in group.sites:
-            shared = writers.shared_rows.get((site.row0, site.row1))
+            shared = writers.shared_rows.get((site.row0, site.row1), set())
             text = site_text(site)
-            if shared:
-                others = ", ".join(sorted(shared))
-                lines.append(f"[b reverse]{text}[/b reverse]  row shared with {others}")
+            others = sorted(shared - {f"L{site.layer}.{site.matrix}"})
+            if others:
+                lines.append(f"[b reverse]{text}[/b reverse]  row also in {', '.join(others)}")
             else:
                 lines.append(text)
         self.query_one("#writers-sites", Static).update("\n".join(lines))
