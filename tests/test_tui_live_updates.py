@@ -1,0 +1,93 @@
+"""The explorer sees results appear while another process writes the database, and the
+`browse` command refuses bad paths with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from mutatui.cli import main
+from mutatui.store import queries
+from mutatui.store.synthetic import SyntheticSpec, build_synthetic
+from mutatui.tui.app import ExplorerApp
+from mutatui.tui.widgets.matrix_grid import MatrixGrid
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+async def test_results_written_by_another_process_appear_in_the_grid(tmp_path):
+    path = tmp_path / "running.db"
+    build_synthetic(path, SyntheticSpec(layers=2, seed=4, status="running", written=0.3))
+    app = ExplorerApp(path, poll_seconds=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("j", "enter")  # layer 1 is not written yet
+        await pilot.pause()
+        grid = app.screen.query_one(MatrixGrid)
+        assert app.data.summary.status == "running"
+        assert int(grid.layout_data.kept.sum()) == 0
+        first_results = app.data.results
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "mutatui.store.synthetic", str(path), "--resume"]
+            + ["--batches", "4", "--pause", "0.3"],
+        )
+        seen = {first_results}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            await pilot.pause(0.1)
+            seen.add(app.data.results)
+            if writer.poll() is not None and app.data.summary.status == "complete":
+                break
+        assert writer.wait(timeout=60) == 0
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.data.summary.status == "complete"
+        with duckdb.connect(str(path), read_only=True) as connection:
+            total = connection.execute("SELECT count(*) FROM results").fetchone()[0]
+        assert app.data.results == total > first_results
+        assert len(seen) >= 3  # saw intermediate batches, not only the end
+        # the grid on screen was redrawn from the new data
+        expected = queries.load_screen(path, 1)
+        part = expected.matrix_slices[app.screen.position]
+        assert int(grid.layout_data.kept.sum()) == int((expected.tested[part] > 0).sum()) > 0
+
+
+def test_browse_missing_path_is_one_line(tmp_path, capsys):
+    assert main(["browse", str(tmp_path / "nope.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such database" in err
+
+
+def test_browse_non_mutatui_file_is_one_line(tmp_path, capsys):
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("hello")
+    assert main(["browse", str(text_file)]) == 2
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as connection:
+        connection.execute("CREATE TABLE t (x INTEGER)")
+    assert main(["browse", str(other)]) == 2
+    assert main(["browse", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3
+    assert "not a mutatui database" in lines[0] and "not a mutatui database" in lines[1]
+    assert "directory" in lines[2]
+
+
+def test_no_arguments_opens_screens_db_or_says_it_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "screens.db" in err
