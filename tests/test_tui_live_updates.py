@@ -41,8 +41,10 @@ async def test_results_written_by_another_process_appear_in_the_grid(tmp_path):
         assert int(grid.layout_data.kept.sum()) == 0
         first_results = app.data.results
         writer = subprocess.Popen(
-            [sys.executable, "-m", "mutatui.store.synthetic", str(path), "--resume"]
-            + ["--batches", "4", "--pause", "0.3"],
+            [
+                *(sys.executable, "-m", "mutatui.store.synthetic", str(path)),
+                *("--resume", "--batches", "4", "--pause", "0.3"),
+            ],
         )
         seen = {first_results}
         deadline = time.monotonic() + 120
