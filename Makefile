@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/mutatui mutate --model smollm2 --prompt "Describe a sunset over the ocean." --site 'L1.down[0:64,0:64]' --kind max
+	$(BIN)/mutatui browse $(DB)
 
 test: $(STAMP)
 	$(BIN)/ruff format --check .
