@@ -190,3 +190,56 @@ def test_bad_records_and_bad_files_are_one_line_errors(tmp_path):
         connection.execute("CREATE TABLE t (x INTEGER)")
     with pytest.raises(MutatuiError, match="not a mutatui database"):
         save_live_run(foreign, record())
+
+
+def test_a_real_run_is_graded_like_a_screen_result_and_saved(tiny, tmp_path):
+    from mutatui.engine.decoding import Decoding
+    from mutatui.engine.mutations import make_mutation
+    from mutatui.live.record import grade_and_save
+    from mutatui.live.session import LiveRequest, LiveSession
+    from mutatui.screening.grading import grade_text
+
+    lm, catalog = tiny
+    session = LiveSession(lm, catalog)
+    db = tmp_path / "live.db"
+    decoding = Decoding(max_new_tokens=16)
+    changing = make_mutation("L1.up[0:8,0:8]", "max", catalog)
+    silent = make_mutation("L0.q[0,0]", "zero", catalog)
+    results = {}
+    for name, mutation in (("changing", changing), ("silent", silent)):
+        results[name] = session.run(LiveRequest("the cat sat", mutation, decoding), lambda _u: None)
+        grade_and_save(db, session, results[name])
+    cancelled_run = session.run(
+        LiveRequest("the cat sat", changing, decoding), lambda _u: None, cancelled=lambda: True
+    )
+    grade_and_save(db, session, cancelled_run)
+
+    changing_result = results["changing"]
+    assert changing_result.diverge_at is not None
+    silent_result = results["silent"]
+    assert silent_result.diverge_at is None, "the test needs a silent mutation"
+    rows = fetch(
+        db,
+        "SELECT m.kind, r.changed, r.diverge_at, r.cosine, r.text, r.severity, r.style "
+        "FROM results r JOIN mutations m USING (screen_id, mutation_id) ORDER BY mutation_id",
+    )
+    baseline_text = lm.tokenizer.decode(changing_result.baseline.tokens)
+    mutant_text = lm.tokenizer.decode(changing_result.mutant.tokens)
+    expected = grade_text(
+        changing_result.baseline.tokens,
+        baseline_text,
+        changing_result.mutant.tokens,
+        mutant_text,
+        stopped=changing_result.mutant.stopped,
+        nonfinite=False,
+        cosine=rows[0][3],
+    )
+    assert rows[0][:3] == ("max", True, changing_result.diverge_at)
+    assert rows[0][3] is not None and -1.0 <= rows[0][3] <= 1.0
+    assert rows[0][4:] == (mutant_text, expected.severity, expected.style)
+    assert rows[1] == ("zero", False, None, None, None, 0, None)
+    assert fetch(db, "SELECT baseline_text, baseline_tokens FROM probes") == [
+        (baseline_text, changing_result.baseline.tokens)
+    ]
+    assert [run.status for run in read_live_runs(db)] == ["completed", "completed", "cancelled"]
+    assert read_live_runs(db)[2].steps == 1

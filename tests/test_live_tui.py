@@ -251,3 +251,22 @@ async def test_smollm2_live_run_in_the_app(smollm2):
         )
     await asyncio.sleep(0)
     assert_weights_are(lm.model, saved)
+
+
+async def test_runs_in_the_app_are_saved_graded_into_a_live_screen(session, tmp_path):
+    from mutatui.store.live import read_live_runs
+
+    db = tmp_path / "live.db"
+    app, screen = live_app(session, site="L1.up[0:8,0:8]", db_path=db)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("x")
+        await until(lambda: screen.last_saved is not None, pilot, timeout=120)
+        assert screen.last_saved.run_id == 0
+        [run] = read_live_runs(db)
+        assert (run.site, run.kind, run.status, run.mutation_id) == (
+            "L1.up[0:8,0:8]",
+            "max",
+            "completed",
+            0,
+        )
+        assert run.mutant_text == screen.query_one("#live-mutant").plain.replace("▶", "")

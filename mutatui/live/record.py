@@ -25,43 +25,23 @@ def _embedder():
 
 
 def graded_columns(session: LiveSession, result: LiveResult) -> dict[str, object]:
-    """The `results` columns of a completed run, from the screens' grading rules."""
-    from mutatui.screening.grading import finalize, grade_text
+    """The `results` columns of a completed run, by the screens' own grading rules."""
+    from mutatui.screening.grading import grade_text, result_rows
 
     lm = session.lm
     baseline, mutant = result.baseline, result.mutant
-    baseline_text = decode_tokens(lm, baseline.tokens)
-    mutant_text = decode_tokens(lm, mutant.tokens)
-    cosine = None
-    if baseline.tokens != mutant.tokens or baseline.stopped != mutant.stopped:
-        with _EMBEDDER_LOCK:
-            cosine = _embedder().cosines(baseline_text, [mutant_text])[0]
-    grade = grade_text(
-        baseline.tokens,
-        baseline_text,
-        mutant.tokens,
-        mutant_text,
-        stopped=mutant.stopped,
-        nonfinite=mutant.nonfinite,
-        cosine=cosine,
-    )
-    severity, malignant = finalize([grade], None)
-    return {
-        "changed": grade.changed,
-        "diverge_at": grade.diverge_at,
-        "edit_distance": grade.edit_distance,
-        "cosine": grade.cosine,
-        "text": grade.text,
-        "first_word": grade.first_word,
-        "empty": grade.empty,
-        "repetitive": grade.repetitive,
-        "garbage": grade.garbage,
-        "nonfinite": grade.nonfinite,
-        "severity": severity,
-        "malignant": malignant,
-        "style": grade.style,
-        "settled_naively": mutant.settled_naively,
-    }
+    with _EMBEDDER_LOCK:  # one embedding model, shared by the save workers
+        grade = grade_text(
+            baseline.tokens,
+            decode_tokens(lm, baseline.tokens),
+            mutant.tokens,
+            decode_tokens(lm, mutant.tokens),
+            stopped=mutant.stopped,
+            nonfinite=mutant.nonfinite,
+            embedder=_embedder(),
+            settled_naively=mutant.settled_naively,
+        )
+    return result_rows([grade], None)[0]
 
 
 def live_record(
