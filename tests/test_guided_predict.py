@@ -225,3 +225,49 @@ def test_predict_command_rejects_bad_kind_in_one_line(tiny_model_dir, tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip() == "mutatui: cannot predict kind 'huge'; valid: max, min, zero"
+
+
+def test_emitted_spec_plans_a_screen_of_exactly_those_sites(tiny, tiny_model_dir, tmp_path):
+    """`--emit-sites X.toml` writes a spec the screen machinery reads: a list sampler."""
+    from mutatui.screening.spec import load_spec_file, spec_from_table
+
+    _lm, catalog = tiny
+    db, spec_file = tmp_path / "p.db", tmp_path / "guided.toml"
+    result = run_cli(
+        "predict", "--model", str(tiny_model_dir), "--prompt", "hello", "--db", str(db),
+        "--max-new-tokens", "6", "--kinds", "max,min", "--emit-sites", str(spec_file),
+        "--emit-count", "12", "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    spec = spec_from_table(load_spec_file(spec_file))
+    assert spec.model == str(tiny_model_dir) and spec.kinds == ("max", "min")
+    plan = spec.plan(catalog)
+    planned = {str(plan.mutation_at(i).site) for i in range(len(plan))}
+    wanted = {s.site for s in top_predicted_sites(db, kinds=["max", "min"])}
+    assert len(plan) == 24 and len(planned) == 12 and planned <= wanted
+
+
+def test_tile_block_is_the_whole_tile_estimate(tiny, probes):
+    """tile_block = |sum over the tile of dL/dw * (t - w)|, with dL/dw from plain autograd."""
+    lm, catalog = tiny
+    [item] = [
+        m
+        for m in predict(lm, catalog, probes[:1], kinds=["max"], tile_size=TILE, top_k=1)
+        if (m.layer, m.matrix) == (1, "down")
+    ]
+    weight = catalog.weight(1, "down")
+    weight.requires_grad_(True)
+    try:
+        (grad,) = torch.autograd.grad(continuation_log_likelihood(lm, probes[0]), [weight])
+    finally:
+        weight.requires_grad_(False)
+    estimate = grad * (catalog.get(1, "down").max - weight.detach())
+    for tile_row in range(item.tile_block.shape[0]):
+        for tile_col in range(item.tile_block.shape[1]):
+            square = estimate[
+                tile_row * TILE : (tile_row + 1) * TILE, tile_col * TILE : (tile_col + 1) * TILE
+            ]
+            expected = float(square.sum().abs())
+            assert item.tile_block[tile_row, tile_col] == pytest.approx(
+                expected, rel=1e-3, abs=1e-5
+            )

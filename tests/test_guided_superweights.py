@@ -6,6 +6,7 @@ import torch
 from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
+from mutatui.engine.mutations import Kind, Mutation, mutated
 from mutatui.errors import MutatuiError
 from mutatui.guided.superweights import (
     DEFAULT_PROBE_TEXT,
@@ -151,3 +152,18 @@ def test_results_round_trip_and_sites_for_the_explorer(tmp_path):
     assert superweight_results(db) == rows
     assert superweight_results(db, run_id=1) == rows[:1]
     assert superweight_sites(db) == ["L1.down[5,17]", "L2.down[7,1]"]
+
+
+@pytest.mark.smollm2
+def test_smollm2_has_a_super_weight_in_layer_11(smollm2):
+    """SmolLM2-135M's down projection of layer 11 holds a weight whose zeroing wrecks the model."""
+    lm, catalog = smollm2
+    ids = encode_text(lm, DEFAULT_PROBE_TEXT)
+    best = find_candidates(lm, catalog, ids, count=1)[0]
+    assert str(best.site) == "L11.down[507,1229]"
+    assert best.largest_input_channel == best.col  # Yu et al.'s rule agrees with ours here
+    before = perplexity(lm, ids)
+    with mutated(catalog, Mutation(best.site, Kind.ZERO)):
+        after = perplexity(lm, ids)
+    assert after > 10 * before
+    assert perplexity(lm, ids) == before

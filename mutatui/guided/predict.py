@@ -192,9 +192,11 @@ def predict(
                     key = (info.layer, info.name)
                     grad = weight.grad.float()
                     magnitude[key] = magnitude.get(key, 0) + grad.abs()
+                    # sum over a tile of g * (t - w) = t * sum(g) - sum(g * w), for every t.
+                    grad_sum = _tile_reduce(grad, tile_size, "sum")
+                    grad_weight_sum = _tile_reduce(grad * weight.float(), tile_size, "sum")
                     for kind, target in _targets(info, kinds).items():
-                        estimate = grad * (target - weight.float())
-                        block = _tile_reduce(estimate, tile_size, "sum").abs()
+                        block = (target * grad_sum - grad_weight_sum).abs()
                         blocks[(*key, kind)] = blocks.get((*key, kind), 0) + block
                     weight.grad = None
     count = len(probes)

@@ -1,0 +1,239 @@
+"""How good is the first-order prediction? Measured against real, exact screens in the same run.
+
+On SmolLM2-135M-Instruct, for one probe:
+1. `mutatui.guided.predict` scores every element and every 64x64 tile of every matrix (one
+   backward pass).
+2. Tiles: an exhaustive 64x64 tile screen (max and min) of the chosen matrices, through the
+   screen engine (`mutatui.screening.fast.Screener`, exact), graded by `mutatui.screening.grading`
+   (severe = severity 3). The top K% tiles by each predicted statistic are compared with what
+   really changed: precision and recall, against random sampling of the same K (whose expected
+   precision is the base rate and expected recall K/N).
+3. Elements: the top-K predicted elements of each chosen matrix and K random elements of the
+   same matrix (seeded), screened the same way: the hit rate of each (an exhaustive element
+   screen of a whole matrix is out of reach here, so element recall is not measured).
+
+    .venv/bin/python benchmarks/prediction_quality.py [--matrices L3.o,L15.gate,L27.down]
+
+Prints Markdown tables for the README. Figures from a 2-core CPU shared with other work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mutatui.engine.decoding import Decoding, decode_tokens
+from mutatui.engine.matrices import MatrixCatalog
+from mutatui.engine.models import load_model
+from mutatui.engine.mutations import Kind, Mutation
+from mutatui.engine.sites import Site
+from mutatui.guided.predict import MatrixPrediction, baseline_probe, predict
+from mutatui.screening import grading
+from mutatui.screening.fast import Screener
+
+SEVERE = 3
+TILE = 64
+FRACTIONS = (0.05, 0.10, 0.25)
+STATISTICS = ("tile_block", "tile_sum", "tile_max")
+
+
+@dataclass
+class Outcome:
+    changed: bool
+    severe: bool
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Assay:
+    """The screen engine, the probe's baseline and the grader, set up once."""
+
+    lm: object
+    screener: Screener
+    prompt: list[int]
+    baseline: object
+    baseline_text: str
+    embedder: grading.Embedder
+
+
+def screen(assay: Assay, mutations: Sequence[Mutation]) -> list[Outcome]:
+    """Exact outcomes of `mutations` on the probe, graded like a screen grades them."""
+    lm, screener, prompt = assay.lm, assay.screener, assay.prompt
+    baseline, baseline_text, embedder = assay.baseline, assay.baseline_text, assay.embedder
+    outcomes = screener.screen_text(prompt, baseline, mutations)
+    changed = [i for i, o in enumerate(outcomes) if o.diverge_at is not None]
+    texts = {i: decode_tokens(lm, outcomes[i].tokens) for i in changed}
+    cosines = dict(
+        zip(changed, embedder.cosines(baseline_text, [texts[i] for i in changed]), strict=True)
+    )
+    graded = []
+    for index, outcome in enumerate(outcomes):
+        grade = grading.grade_text(
+            baseline.tokens,
+            baseline_text,
+            outcome.tokens,
+            texts.get(index, baseline_text),
+            stopped=outcome.stopped,
+            nonfinite=outcome.nonfinite,
+            cosine=cosines.get(index),
+        )
+        graded.append(Outcome(grade.changed, grade.severity >= SEVERE))
+    return graded
+
+
+def tile_sites(info) -> list[Site]:
+    return [
+        Site(info.layer, info.name, r, min(r + TILE, info.rows), c, min(c + TILE, info.cols))
+        for r in range(0, info.rows, TILE)
+        for c in range(0, info.cols, TILE)
+    ]
+
+
+def precision_recall(scores: np.ndarray, truth: np.ndarray, k: int) -> tuple[float, float]:
+    order = np.argsort(-scores, kind="stable")[:k]
+    hits = int(truth[order].sum())
+    positives = int(truth.sum())
+    return hits / k, (hits / positives if positives else float("nan"))
+
+
+def tile_report(
+    maps: dict[tuple[int, str, str], MatrixPrediction],
+    infos,
+    outcomes: dict[str, list[Outcome]],
+) -> None:
+    print("\n### Tiles (64x64, exhaustive)\n")
+    print(
+        "| kind | phenotype | tiles | base rate | K | random P / R | "
+        + " | ".join(f"{s} P / R" for s in STATISTICS)
+        + " |"
+    )
+    print("|---|---|---|---|---|---|" + "---|" * len(STATISTICS))
+    for kind in ("max", "min"):
+        scores = {
+            statistic: np.concatenate(
+                [getattr(maps[(i.layer, i.name, kind)], statistic).ravel() for i in infos]
+            )
+            for statistic in STATISTICS
+        }
+        for label in ("changed", "severe"):
+            truth = np.array([getattr(o, label) for o in outcomes[kind]])
+            total, base = len(truth), float(truth.mean())
+            for fraction in FRACTIONS:
+                k = max(1, round(fraction * total))
+                cells = [
+                    "{:.2f} / {:.2f}".format(*precision_recall(scores[s], truth, k))
+                    for s in STATISTICS
+                ]
+                print(
+                    f"| {kind} | {label} | {total} | {base:.2f} | {k} | "
+                    f"{base:.2f} / {k / total:.2f} | " + " | ".join(cells) + " |"
+                )
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ranks_a = np.argsort(np.argsort(a)).astype(float)
+    ranks_b = np.argsort(np.argsort(b)).astype(float)
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--matrices", default="L3.o,L15.gate,L27.down")
+    parser.add_argument("--prompt", default="The life cycle of Drosophila:")
+    parser.add_argument("--max-new-tokens", type=int, default=24)
+    parser.add_argument("--elements", type=int, default=100, help="K per matrix and kind")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    lm = load_model("smollm2")
+    catalog = MatrixCatalog(lm.model)
+    decoding = Decoding(max_new_tokens=args.max_new_tokens)
+    probe = baseline_probe(lm, catalog, args.prompt, decoding)
+    chosen = []
+    for label in args.matrices.split(","):
+        layer, name = label.strip()[1:].split(".")
+        chosen.append(catalog.get(int(layer), name))
+
+    started = time.perf_counter()
+    maps = {
+        (m.layer, m.matrix, m.kind): m
+        for m in predict(lm, catalog, [probe], kinds=("max", "min"), top_k=args.elements)
+    }
+    predict_seconds = time.perf_counter() - started
+    log(f"prediction of all {len(catalog)} matrices: {predict_seconds:.1f} s")
+
+    screener = Screener(lm, catalog, decoding, batch_size=32)
+    baseline = screener.baseline(list(probe.prompt_ids))
+    assay = Assay(
+        lm,
+        screener,
+        list(probe.prompt_ids),
+        baseline,
+        decode_tokens(lm, baseline.tokens),
+        grading.Embedder(),
+    )
+    tile_outcomes: dict[str, list[Outcome]] = {}
+    started = time.perf_counter()
+    for kind in ("max", "min"):
+        mutations = [Mutation(s, Kind(kind)) for info in chosen for s in tile_sites(info)]
+        tile_outcomes[kind] = screen(assay, mutations)
+        log(f"tile screen {kind}: {len(mutations)} mutations")
+    tile_seconds = time.perf_counter() - started
+
+    rng = random.Random(args.seed)
+    element_rows = []
+    started = time.perf_counter()
+    for info in chosen:
+        for kind in ("max", "min"):
+            item = maps[(info.layer, info.name, kind)]
+            top = [Site.element(info.layer, info.name, r, c) for r, c, _s in item.top]
+            drawn = set()
+            while len(drawn) < len(top):
+                drawn.add(Site.element(info.layer, info.name, rng.randrange(info.rows),
+                                       rng.randrange(info.cols)))  # fmt: skip
+            found = {}
+            for label, sites in (("top", top), ("random", sorted(drawn))):
+                outcomes = screen(assay, [Mutation(s, Kind(kind)) for s in sites])
+                found[label] = (
+                    sum(o.changed for o in outcomes) / len(sites),
+                    sum(o.severe for o in outcomes) / len(sites),
+                )
+            element_rows.append((info.label, kind, len(top), found["top"], found["random"]))
+            log(f"elements {info.label} {kind}: {found}")
+    element_seconds = time.perf_counter() - started
+
+    print(
+        f"\nSmolLM2-135M-Instruct, probe {args.prompt!r} (chat template), greedy, "
+        f"{args.max_new_tokens} new tokens; matrices {args.matrices}.\n"
+        f"Prediction of all {len(catalog)} matrices: {predict_seconds:.1f} s; tile screens "
+        f"{tile_seconds:.0f} s; element screens {element_seconds:.0f} s "
+        "(2-core CPU shared with other work)."
+    )
+    tile_report(maps, chosen, tile_outcomes)
+    for kind in ("max", "min"):
+        block = np.concatenate([maps[(i.layer, i.name, kind)].tile_block.ravel() for i in chosen])
+        changed = np.array([o.changed for o in tile_outcomes[kind]], dtype=float)
+        print(f"\nSpearman rank correlation, tile_block vs changed ({kind}): "
+              f"{spearman(block, changed):.2f}")  # fmt: skip
+    print("\n### Elements (top-K predicted vs K random, per matrix)\n")
+    print("| matrix | kind | K | top-K changed | random changed | top-K severe | random severe |")
+    print("|---|---|---|---|---|---|---|")
+    for label, kind, k, top, drawn in element_rows:
+        print(
+            f"| {label} | {kind} | {k} | {top[0]:.2f} | {drawn[0]:.2f} | {top[1]:.2f} | "
+            f"{drawn[1]:.2f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
