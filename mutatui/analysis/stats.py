@@ -14,6 +14,8 @@ mixed: analyse one shape at a time (`shape_groups`).
 
 from __future__ import annotations
 
+import itertools
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -56,33 +58,46 @@ def phenotype(frame: SiteFrame, min_severity: int = 0) -> np.ndarray:
 
 
 def _strata(frame: SiteFrame, by_kind: bool = True) -> Iterator[tuple[tuple, np.ndarray]]:
-    """(key, indices) of each matrix of each layer (and kind), in a fixed order."""
-    keys = (
-        list(zip(frame.layer.tolist(), frame.matrix.tolist(), frame.kind.tolist(), strict=True))
-        if by_kind
-        else list(zip(frame.layer.tolist(), frame.matrix.tolist(), strict=True))
-    )
-    groups: dict[tuple, list[int]] = {}
-    for index, key in enumerate(keys):
-        groups.setdefault(key, []).append(index)
-    for key in sorted(groups):
-        yield key, np.asarray(groups[key], dtype=np.int64)
+    """(key, indices) of each matrix of each layer (and kind), sorted by key."""
+    if len(frame) == 0:
+        return
+    matrix_names, matrix_codes = np.unique(frame.matrix, return_inverse=True)
+    kind_names, kind_codes = np.unique(frame.kind, return_inverse=True)
+    columns = [frame.layer, matrix_codes.ravel()] + ([kind_codes.ravel()] if by_kind else [])
+    order = np.lexsort(columns[::-1])
+    stacked = np.stack([column[order] for column in columns], axis=1)
+    changes = np.flatnonzero(np.any(np.diff(stacked, axis=0) != 0, axis=1)) + 1
+    bounds = [0, *changes.tolist(), len(order)]
+    for start, stop in itertools.pairwise(bounds):
+        row = stacked[start]
+        key = (int(row[0]), str(matrix_names[row[1]]))
+        if by_kind:
+            key += (str(kind_names[row[2]]),)
+        yield key, order[start:stop]
 
 
 def _rng(seed: int, *salt: object) -> np.random.Generator:
     """A generator for one stratum, independent of which other strata exist."""
-    words = [seed] + [sum(ord(ch) * 31**i for i, ch in enumerate(str(part))) for part in salt]
-    return np.random.default_rng([abs(word) % (2**63) for word in words])
+    return np.random.default_rng([abs(seed), zlib.crc32(repr(salt).encode())])
+
+
+def random_counts(
+    rng: np.random.Generator, sizes: np.ndarray, k: int, permutations: int
+) -> np.ndarray:
+    """How many of k sites drawn without replacement fall in each group of `sizes` sites.
+
+    One row per permutation: (permutations, len(sizes)), a multivariate hypergeometric draw,
+    which is what shuffling k phenotypes among the tested sites does to per-group counts.
+    """
+    return rng.multivariate_hypergeometric(
+        np.asarray(sizes, dtype=np.int64), k, size=permutations, method="count"
+    )
 
 
 def random_subsets(rng: np.random.Generator, n: int, k: int, permutations: int) -> np.ndarray:
     """`permutations` random k-subsets of range(n), one per row: (permutations, k) indices."""
-    if k == 0:
-        return np.zeros((permutations, 0), dtype=np.int64)
-    keys = rng.random((permutations, n))
-    if k == n:
-        return np.tile(np.arange(n), (permutations, 1))
-    return np.argpartition(keys, k - 1, axis=1)[:, :k]
+    chosen = random_counts(rng, np.ones(n, dtype=np.int64), k, permutations)
+    return np.nonzero(chosen)[1].reshape(permutations, k)
 
 
 def _line_counts(lines: np.ndarray, count: int) -> np.ndarray:
@@ -299,8 +314,8 @@ def axis_clustering(
             continue
         observed = float((np.bincount(lines[hits], minlength=count) ** 2).sum())
         rng = _rng(seed, "cluster", axis, min_severity, layer, matrix, kind)
-        chosen = random_subsets(rng, n, k, permutations)
-        null = (_line_counts(lines[chosen], count) ** 2).sum(axis=1).astype(float)
+        sizes = np.bincount(lines, minlength=count)
+        null = (random_counts(rng, sizes, k, permutations) ** 2).sum(axis=1).astype(float)
         strata.append(
             StratumTest(layer, matrix, kind, n, k, count, _summary(observed, null, p_upper))
         )
@@ -346,8 +361,8 @@ def _presence(
     lines: np.ndarray, hits: np.ndarray, count: int, rng: np.random.Generator, permutations: int
 ) -> tuple[np.ndarray, np.ndarray]:
     observed = np.bincount(lines[hits], minlength=count) > 0
-    chosen = random_subsets(rng, len(lines), int(hits.sum()), permutations)
-    return observed, _line_counts(lines[chosen], count) > 0
+    sizes = np.bincount(lines, minlength=count)
+    return observed, random_counts(rng, sizes, int(hits.sum()), permutations) > 0
 
 
 def _jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -551,24 +566,6 @@ class SharedLinesResult:
     """(extent, line, matrices flagged on it), most matrices first."""
 
 
-def _pairs_across(keys: np.ndarray, matrices: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Per group: pairs of entries with the same key in different matrices."""
-    if len(keys) == 0:
-        return np.zeros(int(groups.max()) + 1 if len(groups) else 0)
-    size = int(groups.max()) + 1
-    _, key_ids = np.unique(np.stack([groups, keys]), axis=1, return_inverse=True)
-    _, pair_ids = np.unique(np.stack([groups, keys, matrices]), axis=1, return_inverse=True)
-    key_counts = np.bincount(key_ids.ravel())
-    pair_counts = np.bincount(pair_ids.ravel())
-    key_group = np.zeros(len(key_counts), dtype=np.int64)
-    key_group[key_ids.ravel()] = groups
-    pair_group = np.zeros(len(pair_counts), dtype=np.int64)
-    pair_group[pair_ids.ravel()] = groups
-    same_key = np.bincount(key_group, weights=key_counts.astype(float) ** 2, minlength=size)
-    same_matrix = np.bincount(pair_group, weights=pair_counts.astype(float) ** 2, minlength=size)
-    return (same_key - same_matrix) / 2
-
-
 def shared_lines(
     frame: SiteFrame,
     flagged: np.ndarray,
@@ -580,50 +577,60 @@ def shared_lines(
     top: int = 5,
 ) -> SharedLinesResult:
     """`extents` maps (layer, matrix) to its (rows, cols); lines are keyed by (extent, line)."""
+    flagged_count = int(flagged.sum())
+    if flagged_count < 2:
+        return SharedLinesResult(axis, flagged_count, permutations, None, 0.0, [])
     lines = line_index(frame, axis)
-    axis_slot = 0 if axis == "row" else 1
+    slot = 0 if axis == "row" else 1
     extent = np.array(
         [
-            extents.get((int(layer), str(matrix)), (0, 0))[axis_slot]
+            extents.get((int(layer), str(matrix)), (0, 0))[slot]
             for layer, matrix in zip(frame.layer, frame.matrix, strict=True)
         ],
         dtype=np.int64,
     )
-    matrix_ids = np.unique(
-        np.stack([frame.layer, np.unique(frame.matrix, return_inverse=True)[1]]),
-        axis=1,
-        return_inverse=True,
-    )[1].ravel()
-    keys = extent * (int(lines.max()) + 1 if len(lines) else 1) + lines
-    flagged_count = int(flagged.sum())
-    if flagged_count < 2:
-        return SharedLinesResult(axis, flagged_count, permutations, None, 0.0, [])
-    observed = float(_pairs_across(keys[flagged], matrix_ids[flagged], np.zeros(flagged_count))[0])
-    null_parts = []
-    for (layer, matrix, kind), indices in _strata(frame):
-        k = int(flagged[indices].sum())
-        if k == 0:
-            continue
-        rng = _rng(seed, "shared", axis, layer, matrix, kind)
-        null_parts.append(indices[random_subsets(rng, len(indices), k, permutations)])
-    chosen = np.concatenate(null_parts, axis=1)
-    groups = np.repeat(np.arange(permutations), chosen.shape[1])
-    null = _pairs_across(keys[chosen].ravel(), matrix_ids[chosen].ravel(), groups)
-    flagged_keys, flagged_matrices = keys[flagged], matrix_ids[flagged]
-    matrices_on_key: dict[int, set[int]] = {}
-    for key, matrix_id in zip(flagged_keys.tolist(), flagged_matrices.tolist(), strict=True):
-        matrices_on_key.setdefault(key, set()).add(matrix_id)
-    shared = sum(1 for key in flagged_keys.tolist() if len(matrices_on_key[key]) > 1)
     stride = int(lines.max()) + 1
-    top_lines = sorted(
-        ((key // stride, key % stride, len(ids)) for key, ids in matrices_on_key.items()),
-        key=lambda item: (-item[2], item[0], item[1]),
-    )[:top]
+    key_values, keys = np.unique(extent * stride + lines, return_inverse=True)
+    keys = keys.ravel()
+    # Per key: the sum over matrices of flagged counts, and of their squares; pairs in different
+    # matrices on a key are ((sum)^2 - sum of squares) / 2.
+    observed_sum = np.zeros(len(key_values))
+    observed_squares = np.zeros(len(key_values))
+    null_sum = np.zeros((permutations, len(key_values)))
+    null_squares = np.zeros((permutations, len(key_values)))
+    matrices_on_key = np.zeros(len(key_values), dtype=np.int64)
+    for (layer, matrix), indices in _strata(frame, by_kind=False):
+        local_values, local = np.unique(keys[indices], return_inverse=True)
+        local = local.ravel()
+        observed = np.bincount(local[flagged[indices]], minlength=len(local_values))
+        null = np.zeros((permutations, len(local_values)))
+        kinds = frame.kind[indices]
+        for kind in sorted(set(kinds.tolist())):
+            of_kind = kinds == kind
+            k = int(flagged[indices][of_kind].sum())
+            if k:
+                rng = _rng(seed, "shared", axis, layer, matrix, kind)
+                sizes = np.bincount(local[of_kind], minlength=len(local_values))
+                null += random_counts(rng, sizes, k, permutations)
+        observed_sum[local_values] += observed
+        observed_squares[local_values] += observed.astype(float) ** 2
+        matrices_on_key[local_values] += observed > 0
+        null_sum[:, local_values] += null
+        null_squares[:, local_values] += null**2
+    pairs = float(((observed_sum**2).sum() - observed_squares.sum()) / 2)
+    null_pairs = ((null_sum**2).sum(axis=1) - null_squares.sum(axis=1)) / 2
+    shared = int(observed_sum[matrices_on_key > 1].sum())
+    order = np.lexsort((key_values, -matrices_on_key))
+    top_lines = [
+        (int(key_values[i] // stride), int(key_values[i] % stride), int(matrices_on_key[i]))
+        for i in order[:top]
+        if matrices_on_key[i] > 1
+    ]
     return SharedLinesResult(
         axis,
         flagged_count,
         permutations,
-        _summary(observed, null, p_upper),
+        _summary(pairs, null_pairs, p_upper),
         shared / flagged_count,
-        [item for item in top_lines if item[2] > 1],
+        top_lines,
     )

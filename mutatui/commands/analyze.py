@@ -89,6 +89,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+TESTS_LEGEND = (
+    "clustering: per matrix and kind, the sum of squared phenotype counts per line against "
+    "the same number of phenotypes shuffled among the tested sites; screen-wide = summed z. "
+    "overlap: Jaccard index of max-sensitive and min-sensitive lines (low = complementary), "
+    "mean over matrices. corner: share of phenotypes in the upper-left triangle minus the "
+    "lower-right, rows and columns sorted by phenotype count; axis skew: share above minus "
+    "below the diagonal (mean over layers). shared: pairs of flagged mutations in different "
+    "matrices on the same line."
+)
+
+
 def _null(summary: NullSummary | None, digits: int = 3) -> tuple[str, str, str]:
     if summary is None:
         return "-", "-", "-"
@@ -142,20 +153,20 @@ def _print_shape(console: Console, shape: ShapeAnalysis) -> None:
     for column in ("test", "observed", "null mean", "screen-wide", "strata p<0.01"):
         tests.add_column(column, justify="left" if column == "test" else "right")
     for result in shape.clustering:
-        level = "severe " if result.min_severity else ""
-        name = f"{level}{'row' if result.axis == 'row' else 'column'} clustering (sum of squared line counts)"
-        observed, null, combined = _null(result.combined)
+        level = "severe, " if result.min_severity else ""
+        name = f"{level}{'rows' if result.axis == 'row' else 'columns'}: clustering"
+        observed, _, combined = _null(result.combined)
         tests.add_row(
             name,
             f"Σz {observed}",
-            f"Σz {null}",
+            "Σz 0",
             combined,
             f"{result.significant}/{len(result.strata)}",
         )
     for result in shape.complementarity:
         _, _, combined = _null(result.combined)
         tests.add_row(
-            f"max/min {'rows' if result.axis == 'row' else 'columns'} overlap (Jaccard, low = complementary)",
+            f"{'rows' if result.axis == 'row' else 'columns'}: max/min overlap",
             f"{result.mean_jaccard:.3f}",
             f"{result.mean_null_jaccard:.3f}",
             combined,
@@ -164,25 +175,26 @@ def _print_shape(console: Console, shape: ShapeAnalysis) -> None:
     for result in shape.rearranged:
         for label, summary, per_layer in (
             ("corner", result.corner, [t.corner for t in result.layers]),
-            ("axis asymmetry", result.diagonal, [t.diagonal for t in result.layers]),
+            ("axis skew", result.diagonal, [t.diagonal for t in result.layers]),
         ):
             _, _, combined = _null(summary)
             observed = sum(s.observed for s in per_layer) / max(len(per_layer), 1)
             null_mean = sum(s.null_mean for s in per_layer) / max(len(per_layer), 1)
             tests.add_row(
-                f"rearranged {result.matrix}: {label} (mean over layers)",
+                f"rearranged {result.matrix}: {label}",
                 f"{observed:+.3f}" if per_layer else "-",
                 f"{null_mean:+.3f}" if per_layer else "-",
                 combined,
                 f"{sum(1 for s in per_layer if s.p < 0.01)}/{len(per_layer)}",
             )
     for label, shared in (
-        ("V phenotypes sharing a column across layers (pairs)", shape.v_columns),
-        ("writers sharing a row across matrices (pairs)", shape.writer_rows),
+        ("v: columns shared across layers", shape.v_columns),
+        ("writers: rows shared across matrices", shape.writer_rows),
     ):
         observed, null, combined = _null(shared.pairs)
-        tests.add_row(f"{label}, {shared.flagged} flagged", observed, null, combined, "")
+        tests.add_row(f"{label} ({shared.flagged})", observed, null, combined, "")
     console.print(tests)
+    console.print(TESTS_LEGEND, style="dim")
     for label, shared in (("V columns", shape.v_columns), ("writer rows", shape.writer_rows)):
         if shared.top_lines:
             lines = ", ".join(
