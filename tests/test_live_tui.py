@@ -270,3 +270,55 @@ async def test_runs_in_the_app_are_saved_graded_into_a_live_screen(session, tmp_
             0,
         )
         assert run.mutant_text == screen.query_one("#live-mutant").plain.replace("▶", "")
+
+
+async def test_mutatui_live_opens_the_explorer_in_live_mode_and_runs_show_in_the_grid(
+    tiny_model_dir, tmp_path
+):
+    from mutatui.cli import build_parser
+    from mutatui.commands.live import build_app
+    from mutatui.tui.screens.matrix import MatrixScreen
+    from mutatui.tui.screens.overview import OverviewScreen
+
+    db = tmp_path / "live.db"
+    arguments = ["live", "--model", str(tiny_model_dir), "--db", str(db)]
+    args = build_parser().parse_args(
+        [*arguments, "--site", "L1.up[0:8,0:8]", "--max-new-tokens", "12"]
+    )
+    app = build_app(args)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: isinstance(app.screen, LiveScreen), pilot)
+        live = app.screen
+        await until(lambda: live.session is not None, pilot)
+        await pilot.press("x")
+        await until(lambda: live.last_saved is not None, pilot, timeout=120)
+        await pilot.press("escape")  # back to the explorer: the live screen is listed
+        await pilot.press("ctrl+r")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(lambda: isinstance(app.screen, OverviewScreen) and app.data is not None, pilot)
+        assert app.data.summary.kind == "live" and app.data.summary.mutations == 1
+        await pilot.press("enter")
+        await until(lambda: isinstance(app.screen, MatrixScreen), pilot)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        site = str(app.screen.cell_site())
+        await pilot.press("x")  # live mode on the cursor's site, the model already loaded
+        await until(lambda: isinstance(app.screen, LiveScreen), pilot)
+        assert app.screen is not live and app.screen.session is live.session
+        assert app.screen.query_one("#live-site").value == site
+
+
+def test_mutatui_live_rejects_bad_input_in_one_line(tmp_path, capsys):
+    from mutatui.cli import main
+
+    db = str(tmp_path / "live.db")
+    assert main(["live", "--model", "smollm2", "--db", db, "--site", "L1.up(3)"]) == 2
+    assert capsys.readouterr().err.startswith("mutatui: bad site 'L1.up(3)'")
+    assert main(["live", "--model", "smollm2", "--db", db, "--kind", "biggest"]) == 2
+    assert "bad mutation kind 'biggest'" in capsys.readouterr().err
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("hello")
+    assert main(["live", "--model", "smollm2", "--db", str(not_a_db)]) == 2
+    assert "not a mutatui database" in capsys.readouterr().err

@@ -1,4 +1,8 @@
-"""`mutatui live`: open the app straight in live mode on a model, no screen database needed."""
+"""`mutatui live`: open the app straight in live mode on a model, no screen database needed.
+
+Live runs go into a database (by default one in the user's data directory); the explorer opens
+on it under the live screen, so Esc leads to the live screens and their runs in the grid.
+"""
 
 from __future__ import annotations
 
@@ -36,11 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    build_app(args).run()
+    return 0
+
+
+def build_app(args: argparse.Namespace):
+    """The explorer on the live database, with a live screen on top (raises MutatuiError)."""
     from mutatui.commands.common import decoding_from_args
     from mutatui.engine.mutations import parse_kind
     from mutatui.engine.sites import check_site_syntax
     from mutatui.store.database import initialize
-    from mutatui.tui.screens.live import LiveApp, LiveScreen
+    from mutatui.tui.app import ExplorerApp
+    from mutatui.tui.screens.live import LiveScreen
 
     if args.site:
         check_site_syntax(args.site)
@@ -49,7 +60,14 @@ def run(args: argparse.Namespace) -> int:
     db = args.db or default_live_db()
     db.parent.mkdir(parents=True, exist_ok=True)
     initialize(db)
-    screen = LiveScreen(
+    load_options = {
+        "device": args.device,
+        "dtype": args.dtype,
+        "trust_remote_code": args.trust_remote_code,
+    }
+    app = ExplorerApp(db)
+    app.live_model, app.live_load_options = args.model, load_options
+    app.live_start = LiveScreen(
         args.model,
         db_path=db,
         site=args.site,
@@ -57,11 +75,6 @@ def run(args: argparse.Namespace) -> int:
         prompts=args.prompt,
         decoding=decoding,
         chat=not args.no_chat,
-        load_options={
-            "device": args.device,
-            "dtype": args.dtype,
-            "trust_remote_code": args.trust_remote_code,
-        },
+        load_options=load_options,
     )
-    LiveApp(screen).run()
-    return 0
+    return app

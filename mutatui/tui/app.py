@@ -24,12 +24,13 @@ from mutatui.store import queries
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import Filter, Phenotypes, apply_filter
 from mutatui.tui.keymap import load_keymap
+from mutatui.tui.screens.live_launcher import LiveLauncher
 
 POLL_SECONDS = 3.0
 THEMES = ("textual-dark", "textual-light")
 
 
-class ExplorerApp(App):
+class ExplorerApp(LiveLauncher, App):
     """`mutatui browse DB`."""
 
     CSS_PATH = "app.tcss"
@@ -39,6 +40,7 @@ class ExplorerApp(App):
     BINDINGS = [
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("ctrl+t", "toggle_theme", "Light/dark", show=False, id="app.theme"),
+        Binding("x", "live_here", "Live", id="app.live"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 

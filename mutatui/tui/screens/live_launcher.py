@@ -1,0 +1,68 @@
+"""Live mode inside the explorer: a mixin for its App class, light to import (no torch).
+
+`class ExplorerApp(LiveLauncher, App)` gains:
+- the `live_here` action (bound to a key by the app): a `LiveScreen` on the site under the
+  cursor of the current screen (any screen with a `cell_site()`), with the open screen's model
+  and text prompts unless `live_model` (`--model`) names another model. The model loads once,
+  in the background (the grid stays usable), and is kept for the next time;
+- `live_start`: a `LiveScreen` shown at start-up over the explorer (`mutatui live`);
+- a saved live run reloads the open screen when it is the live screen the run went into.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+    from mutatui.tui.screens.live import LiveScreen
+
+
+class LiveLauncher:
+    live_model: str | None = None
+    live_load_options: dict | None = None
+    live_start: LiveScreen | None = None
+
+    def _open_data(self):
+        return getattr(self, "data", None)
+
+    def on_mount(self) -> None:
+        app: App = self  # type: ignore[assignment]
+        if self.live_start is not None:
+            app.call_later(app.push_screen, self.live_start)
+
+    def open_live(self, site: str = "") -> None:
+        from mutatui.tui.screens.live import LiveScreen
+
+        app: App = self  # type: ignore[assignment]
+        data = self._open_data()
+        model = self.live_model or (data.summary.model if data is not None else None)
+        if model is None:
+            app.notify("open a screen first, or start with --model M", title="live", timeout=4)
+            return
+        prompts = [p.prompt for p in data.probes if p.kind == "text"] if data is not None else []
+        app.push_screen(
+            LiveScreen(
+                model,
+                db_path=getattr(self, "db_path", None),
+                site=site,
+                prompts=prompts,
+                load_options=self.live_load_options,
+            )
+        )
+
+    def action_live_here(self) -> None:
+        """Open live mode on the site under the cursor (of any screen that has one)."""
+        from mutatui.tui.screens.live import LiveScreen
+
+        app: App = self  # type: ignore[assignment]
+        if isinstance(app.screen, LiveScreen):
+            return
+        cell_site = getattr(app.screen, "cell_site", None)
+        self.open_live(str(cell_site()) if cell_site is not None else "")
+
+    def on_live_screen_run_saved(self, message: LiveScreen.RunSaved) -> None:
+        data = self._open_data()
+        if data is not None and data.summary.screen_id == message.screen_id:
+            self.load_screen(message.screen_id)  # type: ignore[attr-defined]
