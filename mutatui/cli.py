@@ -24,6 +24,7 @@ COMMANDS = (
     "predict",
     "superweights",
     "browse",
+    "live",
     "analyze",
     "plot",
 )
