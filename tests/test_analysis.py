@@ -268,7 +268,7 @@ def test_analyze_command_prints_tables_and_json(planted):
     path, _, _ = planted
     done = run_cli("analyze", str(path), "--permutations", "200")
     assert done.returncode == 0, done.stderr
-    assert "row clustering" in done.stdout
+    assert "rows: clustering" in done.stdout
     assert "oh" in done.stdout
     as_json = run_cli("analyze", str(path), "--json", "--permutations", "200")
     assert as_json.returncode == 0, as_json.stderr
