@@ -1,8 +1,8 @@
 """The multiple-choice assay: questions, their prompts, and scoring by the top-ranked letter.
 
-A question is shown with its choices lettered A, B, C, ...; the prompt ends with the cue
-`Answer:` (inside the assistant's turn when the model has a chat template), so the next token is
-the answer letter. The model's answer is the choice whose letter token has the highest logit at
+A question is shown with its choices lettered A, B, C, ... and the line `Which option is
+correct?`; the prompt ends with the cue `The correct option is` (the start of the assistant's
+turn when the model has a chat template), so the next token is the answer letter. The model's answer is the choice whose letter token has the highest logit at
 that position, among the question's letters only (the paper's assay: one answer token each).
 Non-finite logits give no answer (`NO_ANSWER`), which counts as wrong.
 """
@@ -25,8 +25,8 @@ from mutatui.engine.mutations import Mutation, mutated
 from mutatui.errors import MutatuiError
 
 LETTERS = "ABCDEFGHIJ"
-ANSWER_CUE = "Answer:"
-INSTRUCTION = "Answer with the letter of the correct choice."
+ANSWER_CUE = "The correct option is"
+INSTRUCTION = "Which option is correct?"
 NO_ANSWER = -1
 """The answer recorded when the letter logits are not all finite (NaN or inf)."""
 
@@ -126,7 +126,7 @@ def render_question(lm: LoadedModel, question: ChoiceQuestion, *, chat: bool = T
 
 def choice_token_ids(lm: LoadedModel, count: int) -> list[int]:
     """The token each answer letter is after the cue: `" A"` where the tokenizer spells a
-    letter after a colon with its space (SmolLM2, Llama), else the bare letter."""
+    letter after the cue with its space (SmolLM2, Llama), else the bare letter."""
     if not 1 <= count <= len(LETTERS):
         raise MutatuiError(f"a question has 2 to {len(LETTERS)} choices, got {count}")
     cue = _cue_ids(lm)
