@@ -32,11 +32,8 @@ QUESTIONS = [
     {"question": "Which is a fruit?", "choices": ["apple", "stone", "chair"], "answer": 0},
     {"question": "The sky is usually", "choices": ["green", "blue", "red", "black"], "answer": 1},
 ]
-PROBES = (
-    TextProbe("p1", "The life cycle of Drosophila:", "describe"),
-    TextProbe("p2", "Why is the sky blue?", "explain"),
-)
-PARTS = 6  # 384 mutations: six parts of one 64-id chunk each
+PROBE = TextProbe("p1", "The life cycle of Drosophila:", "describe")
+PARTS = 4  # 256 mutations: four parts of one 64-id chunk each
 
 
 @pytest.fixture(scope="module")
@@ -51,30 +48,51 @@ def spec(tiny_model_dir, questions_file) -> ScreenSpec:
     return ScreenSpec(
         model=str(tiny_model_dir),
         name="tiny-ray",
-        probes=PROBES,
+        probes=(PROBE,),
         choice=str(questions_file),
+        choice_only_changed=True,
         layers=(1,),
-        matrices=("q", "down"),
+        matrices=("q", "k", "v"),
         sites=Tiles(4, 4),
         kinds=("max", "min"),
-        decoding=Decoding(max_new_tokens=8),
+        decoding=Decoding(max_new_tokens=6),
     )
 
 
 def dump(path: Path) -> dict:
-    """Everything a screen recorded that must not depend on how it was run."""
+    """Everything a screen recorded that must not depend on how it was run.
+
+    Cosines are kept apart: the sentence-embedding model's float32 sums round differently with
+    another number of torch threads (a worker has one), in the last bit, so `same` compares
+    them to 1e-6 and every other value exactly."""
     with connect(path, read_only=True) as connection:
-        return {
+        recorded = {
             table: connection.execute(
-                f"SELECT * EXCLUDE (screen_id) FROM {table} ORDER BY {order}"
+                f"SELECT * EXCLUDE (screen_id{extra}) FROM {table} ORDER BY {order}"
             ).fetchall()
-            for table, order in (
-                ("probes", "probe_id"),
-                ("matrices", "layer, matrix"),
-                ("mutations", "mutation_id"),
-                ("results", "mutation_id, probe_id"),
+            for table, extra, order in (
+                ("probes", "", "probe_id"),
+                ("matrices", "", "layer, matrix"),
+                ("mutations", "", "mutation_id"),
+                ("results", ", cosine", "mutation_id, probe_id"),
             )
         }
+        recorded["cosines"] = [
+            row[0]
+            for row in connection.execute(
+                "SELECT cosine FROM results ORDER BY mutation_id, probe_id"
+            ).fetchall()
+        ]
+    return recorded
+
+
+def same(first: dict, second: dict) -> bool:
+    def close(a: float | None, b: float | None) -> bool:
+        return a == b or (a is not None and b is not None and abs(a - b) < 1e-6)
+
+    cosines = zip(first["cosines"], second["cosines"], strict=True)
+    rest = [{k: v for k, v in d.items() if k != "cosines"} for d in (first, second)]
+    return rest[0] == rest[1] and all(close(a, b) for a, b in cosines)
 
 
 def ledger_rows(path: Path) -> list[tuple]:
@@ -126,16 +144,13 @@ def test_killed_worker_is_retried_and_the_result_equals_a_run_without_ray(
     killed = events[kinds.index("killed")]
     died = [e for e in events if e.kind == "died" and e.worker == killed.worker]
     assert died and died[0].requeued, "the killed worker held no part"
-    restarted = [
-        e
-        for e in events[kinds.index("killed") :]
-        if e.kind == "started" and e.worker == killed.worker
-    ]
-    assert restarted and restarted[0].info.pid != killed.info.pid  # Ray restarted it
+    after = events[events.index(died[0]) :]
+    retried = [e for e in after if e.kind == "part" and e.part in died[0].requeued]
+    assert retried, "the requeued part was never committed"
     committed = [e.part for e in events if e.kind == "part"]
     assert sorted(committed) == list(range(1, PARTS + 1))  # every part committed once
     assert ledger_rows(db) == [(k, PARTS, 64, True) for k in range(1, PARTS + 1)]
-    assert dump(db) == dump(uninterrupted)
+    assert same(dump(db), dump(uninterrupted))
     with connect(db, read_only=True) as connection:
         assert connection.execute("SELECT status FROM screens").fetchall() == [("complete",)]
         workers = connection.execute("SELECT DISTINCT worker FROM screen_parts").fetchall()
@@ -185,19 +200,18 @@ def screen_args(db: Path, model_dir: Path, questions_file: Path) -> list[str]:
         "--model",
         str(model_dir),
         "--probe",
-        "describe=The life cycle of Drosophila:",
-        "--probe",
-        "explain=Why is the sky blue?",
+        f"{PROBE.style}={PROBE.prompt}",
         "--choice",
         str(questions_file),
+        "--choice-only-changed",
         "--layers",
         "1",
         "--matrices",
-        "q,down",
+        "q,k,v",
         "--sites",
         "tiles:4",
         "--max-new-tokens",
-        "8",
+        "6",
         "--batch-size",
         "8",
     ]
@@ -275,7 +289,7 @@ def test_killed_driver_resumes_on_ray(
     assert "Ray worker 0 started on" in resumed.stderr
     assert f"{PARTS * 64}/{PARTS * 64} mutations" in resumed.stderr
     assert ledger_rows(db) == [(k, PARTS, 64, True) for k in range(1, PARTS + 1)]
-    assert dump(db) == dump(uninterrupted)
+    assert same(dump(db), dump(uninterrupted))
 
 
 NO_RAY = "import sys; sys.modules['ray'] = None; from mutatui.cli import main; sys.exit(main())"

@@ -395,6 +395,7 @@ class _Driver:
                     self._finished(index, value)
                 for other in range(len(self.workers)):
                     self._feed(other)
+            store.reorder_screen(self.run.db, self.screen_id)
             status = "complete"
         finally:
             for worker in self.workers:

@@ -542,6 +542,18 @@ def _reorder(connection: duckdb.DuckDBPyConnection, screen_id: int) -> None:
         connection.execute("DROP TABLE reordered")
 
 
+def reorder_screen(path: str | Path, screen_id: int) -> None:
+    """`_reorder` in a transaction of its own (a Ray screen commits parts out of id order)."""
+    with connect(path, read_only=False) as connection:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            _reorder(connection, screen_id)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
 def _merge_screen(
     connection: duckdb.DuckDBPyConnection,
     name: str,
