@@ -16,6 +16,7 @@ from mutatui.analysis.report import analyze
 from mutatui.analysis.stats import (
     axis_clustering,
     complementarity,
+    curveball,
     kind_balance,
     rates,
     rearranged_asymmetry,
@@ -165,12 +166,25 @@ def test_rearranged_gate_triangle_beats_random_maps(planted):
     assert triangle.phenotypes == 36
     assert triangle.corner.p < 0.01
     assert random.corner.p > 0.05
+    assert random.corner_fixed.p > 0.05 and random.diagonal_fixed.p > 0.05
+    # A perfectly nested map is the only one with its marginals: the fixed null is degenerate.
+    assert triangle.corner_fixed.null_sd == 0 and triangle.corner_fixed.p == 1.0
     grid, row_lines, _ = rearranged_order(
         frame.subset((frame.layer == 0) & (frame.matrix == "gate"))
     )
     assert grid.sum() == 36
     assert list(grid.sum(axis=1)[:8]) == [8, 7, 6, 5, 4, 3, 2, 1]
     assert row_lines[0] == planted_first_row()
+
+
+def test_curveball_keeps_row_and_column_counts():
+    rng = np.random.default_rng(7)
+    grid = rng.random((12, 9)) < 0.3
+    samples = curveball(grid, np.random.default_rng(1), 200, 60)
+    assert (samples.sum(axis=2) == grid.sum(axis=1)).all()
+    assert (samples.sum(axis=1) == grid.sum(axis=0)).all()
+    distinct = {sample.tobytes() for sample in samples}
+    assert len(distinct) > 150 and grid.tobytes() not in distinct
 
 
 def planted_first_row() -> int:

@@ -424,6 +424,9 @@ class RearrangedTest:
     phenotypes: int
     corner: NullSummary
     diagonal: NullSummary
+    corner_fixed: NullSummary | None
+    """Against maps with the same row and column phenotype counts (complete grids only)."""
+    diagonal_fixed: NullSummary | None
 
 
 @dataclass
@@ -436,6 +439,12 @@ class RearrangedResult:
     v > u minus the mass with u > v (the map reaching further along one axis than the other).
     Both are fractions of all phenotypes, in [-1, 1], against maps of shuffled sites that are
     sorted the same way. Max and min phenotypes are counted together, shuffled separately.
+
+    Shuffled sites lose the row and column sensitivities too, so clustering alone raises both
+    statistics. The `_fixed` tests ask whether the map has a shape beyond its marginals: the
+    null maps keep every row's and column's phenotype count per kind (curveball swaps), which
+    needs a complete grid (every site of the matrix tested, as in a tile screen). A perfectly
+    nested map is the only one with its marginals: its fixed null is degenerate (p = 1).
     """
 
     matrix: str
@@ -443,6 +452,8 @@ class RearrangedResult:
     layers: list[RearrangedTest]
     corner: NullSummary | None
     diagonal: NullSummary | None
+    corner_fixed: NullSummary | None
+    diagonal_fixed: NullSummary | None
 
 
 def _ranks(totals: np.ndarray) -> np.ndarray:
@@ -467,12 +478,62 @@ def _rearranged_statistics(
     return corner, diagonal
 
 
+def curveball(grid: np.ndarray, rng: np.random.Generator, samples: int, steps: int) -> np.ndarray:
+    """`samples` random 0/1 matrices with the row and column sums of `grid` (Strona et al. 2014).
+
+    All chains start at `grid` and run `steps` trades in parallel: two random rows pool the
+    columns where exactly one of them has a 1 and deal them back at random, each row keeping
+    its count; columns keep theirs because each pooled column still holds exactly one 1.
+    """
+    state = np.repeat(grid.astype(bool)[None], samples, axis=0)
+    rows = grid.shape[0]
+    chains = np.arange(samples)
+    for _ in range(steps):
+        first = rng.integers(0, rows, samples)
+        second = (first + rng.integers(1, rows, samples)) % rows
+        a, b = state[chains, first], state[chains, second]
+        both, pooled = a & b, a ^ b
+        keep = (a & ~b).sum(axis=1)
+        keys = np.where(pooled, rng.random(a.shape), 2.0)
+        ranks = np.argsort(np.argsort(keys, axis=1), axis=1)
+        to_first = pooled & (ranks < keep[:, None])
+        state[chains, first] = both | to_first
+        state[chains, second] = both | (pooled & ~to_first)
+    return state
+
+
+def _grid_weights(row_totals: np.ndarray, col_totals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Corner and diagonal weight of every cell, from the rank of its row and column."""
+    u = (_ranks(row_totals[None])[0] + 0.5) / len(row_totals)
+    v = (_ranks(col_totals[None])[0] + 0.5) / len(col_totals)
+    return np.sign(1.0 - u[:, None] - v[None, :]), np.sign(v[None, :] - u[:, None])
+
+
+def _fixed_margin_nulls(
+    grids: list[np.ndarray], rng: np.random.Generator, permutations: int
+) -> tuple[float, np.ndarray, float, np.ndarray]:
+    """Observed corner and diagonal of the summed grids, and their fixed-marginal nulls."""
+    observed = sum(grid.astype(np.int64) for grid in grids)
+    corner_w, diagonal_w = _grid_weights(observed.sum(axis=1), observed.sum(axis=0))
+    steps = max(50, 5 * observed.shape[0])
+    null = sum(curveball(grid, rng, permutations, steps).astype(np.int64) for grid in grids)
+    total = observed.sum()
+    return (
+        float((observed * corner_w).sum() / total),
+        (null * corner_w).sum(axis=(1, 2)) / total,
+        float((observed * diagonal_w).sum() / total),
+        (null * diagonal_w).sum(axis=(1, 2)) / total,
+    )
+
+
 def rearranged_asymmetry(
     frame: SiteFrame, matrix: str = "gate", *, permutations: int = 1000, seed: int = 0
 ) -> RearrangedResult:
     tests = []
     corner_total = _ZAccumulator(permutations)
     diagonal_total = _ZAccumulator(permutations)
+    corner_fixed_total = _ZAccumulator(permutations)
+    diagonal_fixed_total = _ZAccumulator(permutations)
     selected = frame.subset(frame.matrix == matrix)
     rows_all, cols_all = line_index(selected, "row"), line_index(selected, "col")
     for (layer, name), indices in _strata(selected, by_kind=False):
@@ -485,9 +546,17 @@ def rearranged_asymmetry(
             continue
         rng = _rng(seed, "rearranged", layer, name)
         observed_rows, observed_cols, null_rows, null_cols = [], [], [], []
+        grids: list[np.ndarray] | None = []
         for kind in sorted(set(kinds.tolist()), key=_kind_order):
             of_kind = np.flatnonzero(kinds == kind)
             k = int(hits[of_kind].sum())
+            cells = rows[of_kind] * col_count + cols[of_kind]
+            if grids is not None and len(np.unique(cells)) == len(cells) == row_count * col_count:
+                grid = np.zeros((row_count, col_count), dtype=bool)
+                grid[rows[of_kind], cols[of_kind]] = hits[of_kind]
+                grids.append(grid)
+            else:
+                grids = None
             observed_rows.append(rows[of_kind][hits[of_kind]])
             observed_cols.append(cols[of_kind][hits[of_kind]])
             chosen = of_kind[random_subsets(rng, len(of_kind), k, permutations)]
@@ -505,6 +574,13 @@ def rearranged_asymmetry(
             row_count,
             col_count,
         )
+        corner_fixed = diagonal_fixed = None
+        if grids:
+            fixed = _fixed_margin_nulls(grids, _rng(seed, "fixed", layer, name), permutations)
+            corner_fixed = _summary(fixed[0], fixed[1], p_upper)
+            diagonal_fixed = _summary(fixed[2], fixed[3], p_two_sided)
+            corner_fixed_total.add(fixed[0], fixed[1])
+            diagonal_fixed_total.add(fixed[2], fixed[3])
         tests.append(
             RearrangedTest(
                 layer,
@@ -512,6 +588,8 @@ def rearranged_asymmetry(
                 int(hits.sum()),
                 _summary(float(corner_obs[0]), corner_null, p_upper),
                 _summary(float(diagonal_obs[0]), diagonal_null, p_two_sided),
+                corner_fixed,
+                diagonal_fixed,
             )
         )
         corner_total.add(float(corner_obs[0]), corner_null)
@@ -522,6 +600,8 @@ def rearranged_asymmetry(
         tests,
         corner_total.summary(p_upper),
         diagonal_total.summary(p_two_sided),
+        corner_fixed_total.summary(p_upper),
+        diagonal_fixed_total.summary(p_two_sided),
     )
 
 

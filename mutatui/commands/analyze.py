@@ -95,7 +95,8 @@ TESTS_LEGEND = (
     "overlap: Jaccard index of max-sensitive and min-sensitive lines (low = complementary), "
     "mean over matrices. corner: share of phenotypes in the upper-left triangle minus the "
     "lower-right, rows and columns sorted by phenotype count; axis skew: share above minus "
-    "below the diagonal (mean over layers). shared: pairs of flagged mutations in different "
+    "below the diagonal (mean over layers); fixed margins: against maps with the same "
+    "phenotype count on every row and column. shared: pairs of flagged mutations in different "
     "matrices on the same line."
 )
 
@@ -176,6 +177,16 @@ def _print_shape(console: Console, shape: ShapeAnalysis) -> None:
         for label, summary, per_layer in (
             ("corner", result.corner, [t.corner for t in result.layers]),
             ("axis skew", result.diagonal, [t.diagonal for t in result.layers]),
+            (
+                "corner, fixed margins",
+                result.corner_fixed,
+                [t.corner_fixed for t in result.layers if t.corner_fixed],
+            ),
+            (
+                "axis skew, fixed margins",
+                result.diagonal_fixed,
+                [t.diagonal_fixed for t in result.layers if t.diagonal_fixed],
+            ),
         ):
             _, _, combined = _null(summary)
             observed = sum(s.observed for s in per_layer) / max(len(per_layer), 1)
