@@ -246,6 +246,16 @@ async def test_filters_drive_grid_marginals_and_counts(db):
         app.screen.query_one("#clear").focus()
         await pilot.press("enter")
         assert app.selection == Filter()
+        # quick filters without the dialog
+        await pilot.press("K")
+        assert app.selection.kinds == {"max"}
+        await pilot.press("K")
+        assert app.selection.kinds == {"min"}
+        assert int(grid.layout_data.row_totals.sum()) < before
+        await pilot.press("K", "V", "V")
+        assert app.selection == Filter(min_severity=2)
+        await pilot.press("V", "V")
+        assert app.selection == Filter()
 
 
 async def test_detail_tag_and_copy(db):

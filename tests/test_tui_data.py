@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mutatui.store import queries
+from mutatui.store.database import writer_lock
 from mutatui.store.synthetic import SyntheticSpec, build_synthetic
 from mutatui.tui.grid_data import (
     Filter,
@@ -174,6 +175,10 @@ def test_running_screen_counts_untested_mutations(tmp_path):
     path = tmp_path / "running.db"
     build_synthetic(path, SyntheticSpec(layers=1, status="running", written=0.5))
     data = queries.load_screen(path, 1)
-    status, results = queries.screen_progress(path, 1)
-    assert status == "running" and results == data.results
-    assert 0 < (data.tested > 0).sum() < data.summary.planned
+    assert 0 < len(data.mutation_id) == data.written < data.summary.planned
+    # no process holds the writer lock: shown as interrupted
+    assert queries.screen_progress(path, 1) == ("interrupted", data.written)
+    assert data.summary.status == queries.list_screens(path)[0].status == "interrupted"
+    with writer_lock(path):
+        assert queries.screen_progress(path, 1) == ("running", data.written)
+        assert queries.list_screens(path)[0].status == "running"

@@ -37,9 +37,9 @@ async def test_results_written_by_another_process_appear_in_the_grid(tmp_path):
         await pilot.press("j", "enter")  # layer 1 is not written yet
         await pilot.pause()
         grid = app.screen.query_one(MatrixGrid)
-        assert app.data.summary.status == "running"
+        assert app.data.summary.status == "interrupted"  # no writer yet
         assert int(grid.layout_data.kept.sum()) == 0
-        first_results = app.data.results
+        first_results = app.data.written
         writer = subprocess.Popen(
             [
                 *(sys.executable, "-m", "mutatui.store.synthetic", str(path)),
@@ -50,7 +50,7 @@ async def test_results_written_by_another_process_appear_in_the_grid(tmp_path):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             await pilot.pause(0.1)
-            seen.add(app.data.results)
+            seen.add(app.data.written)
             if writer.poll() is not None and app.data.summary.status == "complete":
                 break
         assert writer.wait(timeout=60) == 0
@@ -58,8 +58,8 @@ async def test_results_written_by_another_process_appear_in_the_grid(tmp_path):
         await pilot.pause()
         assert app.data.summary.status == "complete"
         with duckdb.connect(str(path), read_only=True) as connection:
-            total = connection.execute("SELECT count(*) FROM results").fetchone()[0]
-        assert app.data.results == total > first_results
+            total = connection.execute("SELECT count(*) FROM mutations").fetchone()[0]
+        assert app.data.written == total > first_results
         assert len(seen) >= 3  # saw intermediate batches, not only the end
         # the grid on screen was redrawn from the new data
         expected = queries.load_screen(path, 1)

@@ -9,13 +9,13 @@ for one mutation at a time, by `mutation_detail`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from mutatui.store.database import connect
+from mutatui.store.database import connect, writer_alive
 
 KINDS = ("max", "min", "zero", "value")
 BLOCK_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
@@ -29,6 +29,7 @@ class ScreenSummary:
     kind: str
     model: str
     status: str
+    """complete, running or interrupted (running, but its writer is gone)."""
     decoding: str
     probes: int
     planned: int | None
@@ -85,7 +86,8 @@ class ScreenData:
     kind: np.ndarray
     """Index into KINDS."""
     tested: np.ndarray
-    """Number of results the mutation has (0: planned but not run yet)."""
+    """Probes the mutation ran on (0 would be planned but not run; a screen writes each
+    mutation together with its results, so rows present are tested)."""
     phenotype_mutation: np.ndarray
     """For each changed result: the index of its mutation in the arrays above."""
     phenotype_probe: np.ndarray
@@ -99,7 +101,8 @@ class ScreenData:
     words: list[str]
     tags: dict[int, dict[str, str | None]] = field(default_factory=dict)
     """mutation index -> {tag: note}."""
-    results: int = 0
+    written: int = 0
+    """Mutations in the file when it was read (a running screen's progress)."""
 
     def matrix_position(self, layer: int, matrix: str) -> int | None:
         for position, shape in enumerate(self.matrices):
@@ -159,39 +162,44 @@ def _quiet(connection) -> None:
     connection.execute("SET enable_progress_bar = false")
 
 
+def _shown_status(path: str | Path, status: str) -> str:
+    """A screen marked running whose writer is gone (killed) is shown as interrupted."""
+    return "interrupted" if status == "running" and not writer_alive(path) else status
+
+
 def list_screens(path: str | Path) -> list[ScreenSummary]:
-    """Every screen in the database, newest first, with its tested and phenotypic counts."""
+    """Every screen in the database, newest first, with its tested and phenotypic counts.
+
+    A screen writes each mutation in the same transaction as its results, so the mutations
+    table counts the tested ones; only the changed results are scanned for phenotypes."""
     with connect(path, read_only=True) as connection:
         _quiet(connection)
         rows = connection.execute(
             """
-            WITH per_mutation AS (
-                SELECT screen_id, mutation_id, bool_or(changed) AS phenotype
-                FROM results GROUP BY screen_id, mutation_id
-            )
             SELECT s.screen_id, s.name, s.kind, s.model, s.status, s.decoding,
                    (SELECT count(*) FROM probes p WHERE p.screen_id = s.screen_id),
                    s.planned_mutations,
-                   (SELECT count(*) FROM per_mutation m WHERE m.screen_id = s.screen_id),
-                   (SELECT count(*) FROM per_mutation m
-                     WHERE m.screen_id = s.screen_id AND m.phenotype),
+                   (SELECT count(*) FROM mutations m WHERE m.screen_id = s.screen_id),
+                   (SELECT count(DISTINCT r.mutation_id) FROM results r
+                     WHERE r.screen_id = s.screen_id AND r.changed),
                    s.created_at
             FROM screens s ORDER BY s.created_at DESC, s.screen_id DESC
             """
         ).fetchall()
-    return [ScreenSummary(*row) for row in rows]
+    summaries = [ScreenSummary(*row) for row in rows]
+    return [replace(s, status=_shown_status(path, s.status)) for s in summaries]
 
 
 def screen_progress(path: str | Path, screen_id: int) -> tuple[str, int]:
-    """(status, number of results): a cheap check whether a running screen has moved on."""
+    """(status as shown, mutations written): a cheap check whether a screen has moved on."""
     with connect(path, read_only=True) as connection:
         status = connection.execute(
             "SELECT status FROM screens WHERE screen_id = ?", [screen_id]
         ).fetchone()
         count = connection.execute(
-            "SELECT count(*) FROM results WHERE screen_id = ?", [screen_id]
+            "SELECT count(*) FROM mutations WHERE screen_id = ?", [screen_id]
         ).fetchone()[0]
-    return (status[0] if status else "missing"), int(count)
+    return (_shown_status(path, status[0]) if status else "missing"), int(count)
 
 
 def load_screen(path: str | Path, screen_id: int) -> ScreenData:
@@ -224,24 +232,16 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
             " GROUP BY layer, matrix ORDER BY layer, matrix",
             [screen_id],
         ).fetchall()
-        # A complete screen has run every mutation on every probe: skip counting its results.
-        complete = summary_row is not None and summary_row[4] == "complete"
-        tested = (
-            "$probes AS tested"
-            if complete
-            else "(SELECT count(*) FROM results r WHERE r.screen_id = $screen"
-            " AND r.mutation_id = m.mutation_id) AS tested"
-        )
+        # A mutation is written with its results, in one transaction: every mutation row is
+        # tested, on every probe.
         mutations = connection.execute(
-            f"""
-            SELECT m.mutation_id, m.row0, m.row1, m.col0, m.col1,
-                   coalesce(list_position($kinds, m.kind), 4) - 1 AS kind, {tested}
-            FROM mutations m WHERE m.screen_id = $screen
-            ORDER BY m.layer, m.matrix, m.row0, m.col0, m.mutation_id
+            """
+            SELECT mutation_id, row0, row1, col0, col1,
+                   coalesce(list_position($kinds, kind), 4) - 1 AS kind
+            FROM mutations WHERE screen_id = $screen
+            ORDER BY layer, matrix, row0, col0, mutation_id
             """,
-            {"screen": screen_id, "kinds": list(KINDS), "probes": len(probes)}
-            if complete
-            else {"screen": screen_id, "kinds": list(KINDS)},
+            {"screen": screen_id, "kinds": list(KINDS)},
         ).fetchnumpy()
         styles, words = (
             [
@@ -267,7 +267,7 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
     if summary_row is None:
         raise LookupError(f"no screen {screen_id}")
     return _assemble(
-        summary_row, probes, matrices, runs, mutations, changed, styles, words, tag_rows
+        path, summary_row, probes, matrices, runs, mutations, changed, styles, words, tag_rows
     )
 
 
@@ -279,7 +279,7 @@ def _column(frame: dict, name: str, dtype) -> np.ndarray:
 
 
 def _assemble(
-    summary_row, probes, matrices, runs, mutations, changed, styles, words, tag_rows
+    path, summary_row, probes, matrices, runs, mutations, changed, styles, words, tag_rows
 ) -> ScreenData:
     mutation_id = _column(mutations, "mutation_id", np.int64)
     shapes = {(shape.layer, shape.matrix): position for position, shape in enumerate(matrices)}
@@ -304,16 +304,17 @@ def _assemble(
         position = index_of.get(int(tagged_id))
         if position is not None:
             tags.setdefault(position, {})[tag] = note
-    tested = _column(mutations, "tested", np.int32)
+    tested = np.full(len(mutation_id), len(probes), dtype=np.int32)
     phenotypic = np.zeros(len(mutation_id), dtype=bool)
     phenotypic[phenotype_mutation] = True
     screen_id, name, kind_name, model, status, decoding, planned, created_at = summary_row
+    shown = _shown_status(path, status)
     summary = ScreenSummary(
         screen_id,
         name,
         kind_name,
         model,
-        status,
+        shown,
         decoding,
         len(probes),
         planned,
@@ -343,7 +344,7 @@ def _assemble(
         styles=styles,
         words=words,
         tags=tags,
-        results=int(tested.sum()),
+        written=len(mutation_id),
     )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mutatui.store.database import connect, initialize
+from mutatui.store.database import connect, initialize, writer_lock
 
 FIXED_TIME = datetime(2026, 1, 1, 12, 0, 0)
 
@@ -366,13 +366,14 @@ def resume_synthetic(path: str | Path, name: str, *, batches: int = 5, pause: fl
     tables = _generate(spec)
     total = len(tables.mutations["mutation_id"])
     edges = np.linspace(done, total, batches + 1).round().astype(int)
-    for start, stop in itertools.pairwise(edges):
-        time.sleep(pause)
-        _write_batch(target, screen_id, tables, int(start), int(stop))
-    with connect(target, read_only=False) as connection:
-        connection.execute(
-            "UPDATE screens SET status = 'complete' WHERE screen_id = ?", [screen_id]
-        )
+    with writer_lock(target):  # as a screen process holds it: the screen shows as running
+        for start, stop in itertools.pairwise(edges):
+            time.sleep(pause)
+            _write_batch(target, screen_id, tables, int(start), int(stop))
+        with connect(target, read_only=False) as connection:
+            connection.execute(
+                "UPDATE screens SET status = 'complete' WHERE screen_id = ?", [screen_id]
+            )
 
 
 def main() -> None:

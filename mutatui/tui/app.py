@@ -2,9 +2,9 @@
 
 The app owns the state every screen shares: the database path, the open screen's data (read
 once into memory by a worker), the filter and the per-mutation phenotypes under it. Screens
-subscribe to `data_changed` and redraw from memory. While a screen is 'running' the app polls
-the database every few seconds (a short read-only connection, off the UI thread) and reloads
-when results have been added, so new phenotypes appear in the grid.
+subscribe to `data_changed` and redraw from memory. While a screen is not complete the app
+polls the database every few seconds (a short read-only connection, off the UI thread) and
+reloads when results have been added, so new phenotypes appear in the grid.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ THEMES = ("textual-dark", "textual-light")
 class ExplorerApp(LiveLauncher, App):
     """`mutatui browse DB`."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "mutatui"
     ENABLE_COMMAND_PALETTE = True
 
@@ -115,14 +115,15 @@ class ExplorerApp(LiveLauncher, App):
             self.data_changed.publish(self.data)
 
     def _poll(self) -> None:
+        """A screen that is not complete may be running, or resumed: look for new results."""
         data = self.data
-        if data is not None and data.summary.status == "running" and self._loading is None:
-            self.check_progress(data.summary.screen_id, data.results)
+        if data is not None and data.summary.status != "complete" and self._loading is None:
+            self.check_progress(data.summary.screen_id, data.summary.status, data.written)
 
     @work(thread=True, exclusive=True, group="poll")
-    def check_progress(self, screen_id: int, known_results: int) -> None:
-        status, results = queries.screen_progress(self.db_path, screen_id)
-        if results != known_results or status != "running":
+    def check_progress(self, screen_id: int, known_status: str, known_written: int) -> None:
+        status, written = queries.screen_progress(self.db_path, screen_id)
+        if written != known_written or status != known_status:
             self.call_from_thread(self.load_screen, screen_id)
 
     # --- triage --------------------------------------------------------------------------

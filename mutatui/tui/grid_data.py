@@ -67,12 +67,19 @@ class Phenotypes:
         return self.count > 0
 
 
+def _member(codes: np.ndarray, wanted: list[int], size: int) -> np.ndarray:
+    """codes in wanted, by table lookup (np.isin sorts, and is ten times slower here)."""
+    table = np.zeros(max(size, 1) + 1, dtype=bool)
+    table[wanted] = True
+    return table[codes]
+
+
 def apply_filter(data: ScreenData, selection: Filter) -> Phenotypes:
     n = len(data.mutation_id)
     kept = data.tested > 0
     if selection.kinds:
         codes = [KINDS.index(kind) for kind in selection.kinds if kind in KINDS]
-        kept &= np.isin(data.kind, codes)
+        kept &= _member(data.kind, codes, len(KINDS))
     if selection.tag:
         tagged = np.zeros(n, dtype=bool)
         for position, tags in data.tags.items():
@@ -82,20 +89,26 @@ def apply_filter(data: ScreenData, selection: Filter) -> Phenotypes:
     rows = data.phenotype_severity >= max(selection.min_severity, 0)
     if selection.styles:
         codes = [data.styles.index(s) for s in selection.styles if s in data.styles]
-        rows &= np.isin(data.phenotype_style, codes)
+        rows &= _member(data.phenotype_style, codes, len(data.styles))
     if selection.first_word is not None:
         code = data.words.index(selection.first_word) if selection.first_word in data.words else -2
         rows &= data.phenotype_word == code
     if selection.probes:
-        rows &= np.isin(data.phenotype_probe, list(selection.probes))
+        top = int(data.phenotype_probe.max(initial=0))
+        rows &= _member(
+            data.phenotype_probe, [p for p in selection.probes if 0 <= p <= top], top + 1
+        )
     if selection.malignant:
         rows &= data.phenotype_malignant
     owners = data.phenotype_mutation[rows]
+    severity = data.phenotype_severity[rows]
     count = np.bincount(owners, minlength=n).astype(np.int32)
     worst = np.zeros(n, dtype=np.int8)
-    np.maximum.at(worst, owners, data.phenotype_severity[rows])
-    count[~kept] = 0
-    worst[~kept] = 0
+    # assigned in rising severity, so each mutation keeps its worst (faster than maximum.at)
+    order = np.argsort(severity, kind="stable")
+    worst[owners[order]] = severity[order]
+    count *= kept
+    worst *= kept
     return Phenotypes(kept, count, worst)
 
 

@@ -3,6 +3,8 @@ cursor described below it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -33,8 +35,10 @@ class MatrixScreen(FilterActions, Screen):
         Binding("m", "matrix_type(1)", "Matrix", id="matrix.type_next"),
         Binding("M", "matrix_type(-1)", "Matrix back", show=False, id="matrix.type_prev"),
         Binding("g", "goto", "Go to", id="matrix.goto"),
-        Binding("r", "rearrange", "Rearrange", id="matrix.rearrange"),
-        Binding("c", "complement", "Max/min", id="matrix.complement"),
+        Binding("r", "rearrange", "Rearrange", show=False, id="matrix.rearrange"),
+        Binding("c", "complement", "Max/min", show=False, id="matrix.complement"),
+        Binding("K", "cycle_kind", "Kind filter", show=False, id="matrix.kind_filter"),
+        Binding("V", "cycle_severity", "Severity filter", show=False, id="matrix.severity_filter"),
         Binding("s", "colour", "Density/severity", show=False, id="matrix.colour"),
         Binding("enter", "detail", "Detail", id="matrix.detail"),
         Binding("t", "tag", "Tag", show=False, id="matrix.tag"),
@@ -60,9 +64,22 @@ class MatrixScreen(FilterActions, Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.app.data_changed.subscribe(self, lambda _data: self.rebuild())
+        self.stale = False
+        self.app.data_changed.subscribe(self, self.data_changed)
         self.query_one(MatrixGrid).focus()
         self.call_after_refresh(self.rebuild)
+
+    def data_changed(self, _data: ScreenData) -> None:
+        """Rebuild now if on top (or under a dialog), else when the user comes back."""
+        if self.app.screen is self or self.app.screen.is_modal:
+            self.rebuild()
+        else:
+            self.stale = True
+
+    def on_screen_resume(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.rebuild()
 
     def on_unmount(self) -> None:
         self.app.data_changed.unsubscribe(self)
@@ -120,7 +137,8 @@ class MatrixScreen(FilterActions, Screen):
         self.query_one("#matrix-status", Static).update(
             f"[b]{shape.label}[/b] {shape.rows}x{shape.cols}  cell {cell}  "
             f"[b]{hits:,}[/b]/{tested:,} phenotypic  {', '.join(view)}  "
-            f"[dim]{self.app.selection.describe(data)}[/dim]"
+            f"[dim]{self.app.selection.describe(data)}[/dim]",
+            layout=False,  # a fixed one-line bar: no re-layout on every key
         )
 
     def cell_positions(self) -> np.ndarray:
@@ -139,7 +157,8 @@ class MatrixScreen(FilterActions, Screen):
         bounds = layout.cell_bounds(event.cell.row, event.cell.col)
         self.anchor = (bounds[0], bounds[2])
         self.query_one(CellSummary).update(
-            describe_cell(self.data, self.app.phenotypes, self.cell_positions(), bounds)
+            describe_cell(self.data, self.app.phenotypes, self.cell_positions(), bounds),
+            layout=False,  # fixed height: no re-layout on every cursor move
         )
 
     # --- actions -------------------------------------------------------------------------
@@ -182,6 +201,18 @@ class MatrixScreen(FilterActions, Screen):
             if position is not None:
                 self._move_to(position)
                 return
+
+    def action_cycle_kind(self) -> None:
+        """Quick filter: any kind -> max only -> min only -> any."""
+        order = (frozenset(), frozenset({"max"}), frozenset({"min"}))
+        current = self.app.selection.kinds
+        following = order[(order.index(current) + 1) % 3] if current in order else frozenset()
+        self.app.set_filter(replace(self.app.selection, kinds=following))
+
+    def action_cycle_severity(self) -> None:
+        """Quick filter: phenotypes of any severity -> mild or worse -> ... -> severe -> any."""
+        level = (self.app.selection.min_severity + 1) % 4
+        self.app.set_filter(replace(self.app.selection, min_severity=level))
 
     def action_rearrange(self) -> None:
         self.rearranged = not self.rearranged

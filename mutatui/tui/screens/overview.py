@@ -33,9 +33,22 @@ class OverviewScreen(FilterActions, Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.app.data_changed.subscribe(self, self.redraw)
+        self.stale = False
+        self.app.data_changed.subscribe(self, self.data_changed)
         self.query_one(OverviewHeatmap).display = False
         if self.app.data is not None:
+            self.redraw(self.app.data)
+
+    def data_changed(self, data: ScreenData) -> None:
+        """Redraw now if on top, else when the user comes back (see on_screen_resume)."""
+        if self.app.screen is self:
+            self.redraw(data)
+        else:
+            self.stale = True
+
+    def on_screen_resume(self) -> None:
+        if self.stale and self.app.data is not None:
+            self.stale = False
             self.redraw(self.app.data)
 
     def on_unmount(self) -> None:
@@ -47,6 +60,7 @@ class OverviewScreen(FilterActions, Screen):
             return
         self.query_one(LoadingIndicator).display = False
         heatmap = self.query_one(OverviewHeatmap)
+        first = not heatmap.display
         heatmap.display = True
         layers, types = data.layers, data.matrix_types
         by_max, by_min = overview_counts(data, phenotypes)
@@ -61,13 +75,15 @@ class OverviewScreen(FilterActions, Screen):
                 data.matrix_slices[position].stop > data.matrix_slices[position].start
             )
         heatmap.show(layers, types, max_grid, min_grid, present)
-        heatmap.focus()
+        if first:
+            heatmap.focus()
         summary = data.summary
         shown = int(phenotypes.phenotypic.sum())
         self.query_one("#overview-status", Static).update(
             f"[b]{summary.name}[/b]  {summary.model}  {summary.status}  "
             f"{shown:,} of {int(phenotypes.kept.sum()):,} mutations with phenotypes"
-            f"  [dim]({self.app.selection.describe(data)})[/dim]"
+            f"  [dim]({self.app.selection.describe(data)})[/dim]",
+            layout=False,
         )
 
     def on_overview_heatmap_opened(self, event: OverviewHeatmap.Opened) -> None:

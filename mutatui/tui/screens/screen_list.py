@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from mutatui.store import queries
 from mutatui.store.queries import ScreenSummary
 
-COLUMNS = ("screen", "model", "kind", "prompts", "mutations", "phenotypes", "rate", "status")
+COLUMNS = ("screen", "status", "mutations", "phenotypes", "rate", "prompts", "model", "kind")
 
 
 class ScreenListScreen(Screen):
@@ -58,13 +58,13 @@ class ScreenListScreen(Screen):
             )
             table.add_row(
                 summary.name,
-                summary.model,
-                summary.kind,
-                str(summary.probes),
+                summary.status,
                 done,
                 f"{summary.phenotypes:,}",
                 f"{summary.phenotype_rate:.1%}",
-                summary.status,
+                str(summary.probes),
+                summary.model,
+                summary.kind,
                 key=str(summary.screen_id),
             )
         if not summaries:

@@ -13,7 +13,7 @@ class FilterActions:
     FILTER_BINDINGS = [
         Binding("f", "filter", "Filter", id="filter.open"),
         Binding("F", "clear_filter", "Clear filter", show=False, id="filter.clear"),
-        Binding("w", "writers", "Writers", id="writers.open"),
+        Binding("w", "writers", "Writers", show=False, id="writers.open"),
     ]
 
     def action_filter(self) -> None:

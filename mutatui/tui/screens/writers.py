@@ -37,10 +37,22 @@ class WritersScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.app.data_changed.subscribe(self, lambda _data: self.redraw())
+        self.stale = False
+        self.app.data_changed.subscribe(self, self.data_changed)
         table = self.query_one(DataTable)
         table.add_columns("rank", "first word", "outputs", "mutations", "share", "styles")
         self.redraw()
+
+    def data_changed(self, _data) -> None:
+        if self.app.screen is self:
+            self.redraw()
+        else:
+            self.stale = True
+
+    def on_screen_resume(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.redraw()
 
     def on_unmount(self) -> None:
         self.app.data_changed.unsubscribe(self)
