@@ -47,6 +47,7 @@ STATISTICS = ("tile_block", "tile_sum", "tile_max")
 class Outcome:
     changed: bool
     severe: bool
+    dissimilarity: float  # 1 - cosine to the baseline; 0 when unchanged
 
 
 def log(message: str) -> None:
@@ -86,7 +87,8 @@ def screen(assay: Assay, mutations: Sequence[Mutation]) -> list[Outcome]:
             nonfinite=outcome.nonfinite,
             cosine=cosines.get(index),
         )
-        graded.append(Outcome(grade.changed, grade.severity >= SEVERE))
+        cosine = 1.0 if grade.cosine is None else grade.cosine
+        graded.append(Outcome(grade.changed, grade.severity >= SEVERE, 1.0 - cosine))
     return graded
 
 
@@ -139,18 +141,38 @@ def tile_report(
                 )
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks with ties sharing their mean rank (many outcomes tie at 0)."""
+    ranks = np.empty(len(values))
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values), dtype=float)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ranks_a = np.argsort(np.argsort(a)).astype(float)
-    ranks_b = np.argsort(np.argsort(b)).astype(float)
-    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+    return float(np.corrcoef(average_ranks(a), average_ranks(b))[0, 1])
+
+
+def matrices(catalog: MatrixCatalog, labels: str) -> list:
+    """`L1.o,L11.down` -> their MatrixInfo."""
+    found = []
+    for label in labels.split(","):
+        layer, name = label.strip()[1:].split(".", 1)
+        found.append(catalog.get(int(layer), name))
+    return found
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--matrices", default="L3.o,L15.gate,L27.down")
+    parser.add_argument("--matrices", default="L1.o", help="exhaustive 64x64 tile screens")
+    parser.add_argument(
+        "--element-matrices", default="L1.o,L11.down,L25.gate", help="top-K vs random K"
+    )
     parser.add_argument("--prompt", default="The life cycle of Drosophila:")
-    parser.add_argument("--max-new-tokens", type=int, default=24)
-    parser.add_argument("--elements", type=int, default=100, help="K per matrix and kind")
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--elements", type=int, default=20, help="K per matrix and kind")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -158,10 +180,7 @@ def main() -> int:
     catalog = MatrixCatalog(lm.model)
     decoding = Decoding(max_new_tokens=args.max_new_tokens)
     probe = baseline_probe(lm, catalog, args.prompt, decoding)
-    chosen = []
-    for label in args.matrices.split(","):
-        layer, name = label.strip()[1:].split(".")
-        chosen.append(catalog.get(int(layer), name))
+    chosen = matrices(catalog, args.matrices)
 
     started = time.perf_counter()
     maps = {
@@ -192,7 +211,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     element_rows = []
     started = time.perf_counter()
-    for info in chosen:
+    for info in matrices(catalog, args.element_matrices):
         for kind in ("max", "min"):
             item = maps[(info.layer, info.name, kind)]
             top = [Site.element(info.layer, info.name, r, c) for r, c, _s in item.top]
@@ -213,17 +232,23 @@ def main() -> int:
 
     print(
         f"\nSmolLM2-135M-Instruct, probe {args.prompt!r} (chat template), greedy, "
-        f"{args.max_new_tokens} new tokens; matrices {args.matrices}.\n"
+        f"{args.max_new_tokens} new tokens; tiles of {args.matrices}, elements of "
+        f"{args.element_matrices}.\n"
         f"Prediction of all {len(catalog)} matrices: {predict_seconds:.1f} s; tile screens "
         f"{tile_seconds:.0f} s; element screens {element_seconds:.0f} s "
         "(2-core CPU shared with other work)."
     )
     tile_report(maps, chosen, tile_outcomes)
+    print("\nSpearman rank correlation of the predicted tile statistic with 1 - cosine:\n")
+    print("| kind | " + " | ".join(STATISTICS) + " |")
+    print("|---|" + "---|" * len(STATISTICS))
     for kind in ("max", "min"):
-        block = np.concatenate([maps[(i.layer, i.name, kind)].tile_block.ravel() for i in chosen])
-        changed = np.array([o.changed for o in tile_outcomes[kind]], dtype=float)
-        print(f"\nSpearman rank correlation, tile_block vs changed ({kind}): "
-              f"{spearman(block, changed):.2f}")  # fmt: skip
+        truth = np.array([o.dissimilarity for o in tile_outcomes[kind]])
+        cells = []
+        for statistic in STATISTICS:
+            scores = [getattr(maps[(i.layer, i.name, kind)], statistic).ravel() for i in chosen]
+            cells.append(f"{spearman(np.concatenate(scores), truth):.2f}")
+        print(f"| {kind} | " + " | ".join(cells) + " |")
     print("\n### Elements (top-K predicted vs K random, per matrix)\n")
     print("| matrix | kind | K | top-K changed | random changed | top-K severe | random severe |")
     print("|---|---|---|---|---|---|---|")

@@ -167,3 +167,31 @@ def test_smollm2_has_a_super_weight_in_layer_11(smollm2):
         after = perplexity(lm, ids)
     assert after > 10 * before
     assert perplexity(lm, ids) == before
+
+
+def test_superweights_command_prints_stores_and_lists_sites(tiny_model_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    lm = load_model(str(tiny_model_dir))
+    plant(MatrixCatalog(lm.model))
+    folder = tmp_path / "planted"
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    db = tmp_path / "sw.db"
+    command = [sys.executable, "-m", "mutatui", "superweights", "--model", str(folder)]
+    options = ["--candidates", "2", "--max-new-tokens", "6", "--prompt", "the cat sat"]
+    result = subprocess.run(
+        [*command, *options, "--db", str(db), "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows[0]["site"] == "L1.down[5,17]"
+    assert superweight_sites(db) == [row["site"] for row in rows]
+    table = subprocess.run([*command, *options], capture_output=True, text=True, timeout=300)
+    assert table.returncode == 0, table.stderr
+    assert "L1.down[5,17]" in table.stdout and "super-weight candidates" in table.stdout
+    bad = subprocess.run([*command, "--matrix", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("mutatui: unknown matrix 'nope'; valid:")

@@ -133,8 +133,10 @@ def _print_table(
         caption=f"probe perplexity unmutated: {baseline_perplexity:.4g} · baseline: "
         f"{baseline_text[:70]!r}" + (f" · stored in {args.db}" if args.db else ""),
     )
-    for column in ("site", "weight", "spike", "out act", "in act", "pos", "ppl zeroed", "x ppl"):
-        table.add_column(column, justify="left" if column == "site" else "right", no_wrap=True)
+    site_width = max((len(result.site) for result in results), default=4)
+    table.add_column("site", no_wrap=True, min_width=site_width)
+    for column in ("weight", "spike", "out act", "in act", "pos", "ppl zeroed", "x ppl"):
+        table.add_column(column, justify="right", no_wrap=True)
     table.add_column("output when zeroed", no_wrap=True, overflow="ellipsis", min_width=12)
     for result in results:
         ratio = result.perplexity / baseline_perplexity
