@@ -165,6 +165,19 @@ def test_a_ray_screen_refuses_a_resume_without_ray(killed_worker_run, spec, tiny
         run_screen(spec, ScreenRun(db, resume=True), lambda model: lm)
 
 
+def test_resuming_a_finished_ray_screen_starts_no_worker(killed_worker_run, tmp_path):
+    from mutatui.scale.ray_runner import RayRun, run_screen_on_ray
+
+    db = tmp_path / "copy.db"
+    shutil.copy(killed_worker_run[0], db)
+    before = dump(db)
+    with connect(db, read_only=False) as connection:
+        connection.execute("UPDATE screens SET status = 'running'")
+    report = run_screen_on_ray(None, ScreenRun(db, resume=True), RayRun(address="nowhere:1"))
+    assert (report.status, report.done, report.planned) == ("complete", PARTS * 64, PARTS * 64)
+    assert dump(db) == before
+
+
 def test_ray_resume_of_a_screen_started_without_ray_is_refused(uninterrupted, spec, tmp_path):
     from mutatui.scale.ray_runner import RayRun, run_screen_on_ray
 

@@ -164,12 +164,13 @@ def run_screen_on_ray(
                 raise MutatuiError(
                     f"screen {record.name!r} is shard {record.shard}; resume it without --ray"
                 )
-            if not ledger.has_ledger(run.db, record.screen_id) and store.resume_point(
-                run.db, record.screen_id
-            ):
+            found = ledger.load_ledger(run.db, record.screen_id)
+            if found is None and store.resume_point(run.db, record.screen_id):
                 raise MutatuiError(
                     f"screen {record.name!r} was started without --ray; resume it without --ray"
                 )
+            if found is not None and not found.pending:
+                return _already_done(run, record, found)
         elif spec is None:
             raise MutatuiError("give a spec (--spec FILE or --model and flags), or --resume")
         else:
@@ -182,6 +183,21 @@ def run_screen_on_ray(
         with connected(ray, ray_run):
             driver = _Driver(ray, spec, run, ray_run, record, progress or Silent(), on_event)
             return driver.drive()
+
+
+def _already_done(run: ScreenRun, record: store.ScreenRecord, found: ledger.Ledger) -> ScreenReport:
+    """A resumed screen whose parts are all in (its driver died at the very end): put its rows
+    in id order and mark it complete, starting no worker."""
+    store.reorder_screen(run.db, record.screen_id)
+    store.set_status(run.db, record.screen_id, "complete")
+    return ScreenReport(
+        record.screen_id,
+        record.name,
+        "complete",
+        found.done_mutations,
+        record.planned_mutations or found.done_mutations,
+        store.phenotype_count(run.db, record.screen_id),
+    )
 
 
 @dataclass
@@ -216,7 +232,6 @@ class _Driver:
         self.workers: list[_Worker] = []
         self.pending: dict[object, tuple[int, int | None]] = {}
         self.queue: deque[int] = deque()
-        self.sizes: dict[int, int] = {}
         self.parts = 0
         self.total = self.done = self.phenotypes = 0
         self.screen_id: int | None = None
@@ -328,7 +343,6 @@ class _Driver:
             found = ledger.load_ledger(run.db, screen_id)
             assert found is not None
         self.parts = found.parts
-        self.sizes = dict(found.pending)
         self.queue.extend(sorted(found.pending))
         self.total = info.planned
         self.done = found.done_mutations
