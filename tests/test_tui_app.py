@@ -17,7 +17,7 @@ from mutatui.tui.screens.help import HelpScreen
 from mutatui.tui.screens.matrix import MatrixScreen
 from mutatui.tui.screens.overview import OverviewScreen
 from mutatui.tui.screens.screen_list import ScreenListScreen
-from mutatui.tui.screens.tag import TagScreen
+from mutatui.tui.screens.tag import TagScreen, UntagScreen
 from mutatui.tui.screens.writers import WritersScreen
 from mutatui.tui.widgets.matrix_grid import MatrixGrid
 from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap
@@ -295,6 +295,12 @@ async def test_detail_tag_and_copy(db):
         await pilot.press("enter")
         await settle(pilot)
         assert set(queries.mutation_detail(db, 1, mutation_id).tags) == {"writer", "odd-grammar"}
+        await pilot.press("T")
+        assert isinstance(app.screen, UntagScreen)
+        await pilot.press("enter")  # the first: writer
+        await settle(pilot)
+        assert set(queries.mutation_detail(db, 1, mutation_id).tags) == {"odd-grammar"}
+        assert detail.detail.tags == {"odd-grammar": None}
         await pilot.press("escape")
         assert app.screen is screen
         await pilot.press("f")
@@ -307,7 +313,7 @@ async def test_detail_tag_and_copy(db):
     async with again.run_test(size=SIZE) as pilot:
         await open_matrix(pilot)
         index = again.data.index_of(mutation_id)
-        assert set(again.data.tags[index]) == {"writer", "odd-grammar"}
+        assert set(again.data.tags[index]) == {"odd-grammar"}
 
 
 async def test_tag_key_in_the_grid_on_a_single_mutation_cell(db):

@@ -140,17 +140,45 @@ class ExplorerApp(LiveLauncher, App):
         queries.add_tag(self.db_path, screen_id, mutation_id, tag, note)
         self.call_from_thread(self._tag_saved, screen_id, mutation_id, tag, note)
 
-    def _tag_saved(self, screen_id: int, mutation_id: int, tag: str, note: str | None) -> None:
+    def remove_tag(self, mutation_id: int, tag: str) -> None:
+        """Untag a mutation, in the database at once."""
+        data = self.data
+        if data is not None:
+            self._delete_tag(data.summary.screen_id, mutation_id, tag)
+
+    @work(thread=True, group="tag")
+    def _delete_tag(self, screen_id: int, mutation_id: int, tag: str) -> None:
+        queries.remove_tag(self.db_path, screen_id, mutation_id, tag)
+        self.call_from_thread(self._tag_saved, screen_id, mutation_id, tag, None, removed=True)
+
+    def _tag_saved(
+        self,
+        screen_id: int,
+        mutation_id: int,
+        tag: str,
+        note: str | None,
+        *,
+        removed: bool = False,
+    ) -> None:
         data = self.data
         if data is not None and data.summary.screen_id == screen_id:
             position = data.index_of(mutation_id)
             if position is not None:
-                data.tags.setdefault(position, {})[tag] = note
+                tags = data.tags.setdefault(position, {})
+                if removed:
+                    tags.pop(tag, None)
+                else:
+                    tags[tag] = note
+                if not tags:
+                    del data.tags[position]
             self.set_filter(self.selection)
         hook = getattr(self.screen, "tag_saved", None)
         if hook is not None:
             hook(mutation_id)
-        self.notify(f"tagged {tag}" + (f": {note}" if note else ""), timeout=2)
+        if removed:
+            self.notify(f"removed tag {tag}", timeout=2)
+        else:
+            self.notify(f"tagged {tag}" + (f": {note}" if note else ""), timeout=2)
 
     # --- errors, help, theme -------------------------------------------------------------
 

@@ -49,6 +49,7 @@ class DetailScreen(Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Grid", id="detail.back"),
         Binding("t", "tag", "Tag", id="detail.tag"),
+        Binding("T", "untag", "Remove tag", show=False, id="detail.untag"),
         Binding("y", "copy_site", "Copy site", id="detail.copy_site"),
         Binding("Y", "copy_output", "Copy output", id="detail.copy_output"),
     ]
@@ -143,6 +144,20 @@ class DetailScreen(Screen):
                 self.app.save_tag(detail.mutation_id, *choice)
 
         self.app.push_screen(TagScreen(str(site_of(detail)), detail.tags), chosen)
+
+    def action_untag(self) -> None:
+        from mutatui.tui.screens.tag import UntagScreen
+
+        detail = self.detail
+        if detail is None or not detail.tags:
+            self.notify("no tags on this mutation", timeout=1.5)
+            return
+
+        def chosen(tag: str | None) -> None:
+            if tag:
+                self.app.remove_tag(detail.mutation_id, tag)
+
+        self.app.push_screen(UntagScreen(str(site_of(detail)), list(detail.tags)), chosen)
 
     def tag_saved(self, mutation_id: int) -> None:
         """Called by the app once a tag is in the database."""

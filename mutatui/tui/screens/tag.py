@@ -51,3 +51,25 @@ class TagScreen(ModalScreen[tuple[str, str | None] | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class UntagScreen(ModalScreen[str | None]):
+    """Pick one of a mutation's tags to remove."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="untag.cancel")]
+
+    def __init__(self, site: str, tags: list[str]) -> None:
+        super().__init__()
+        self.site = site
+        self.tags = tags
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="untag-dialog", classes="dialog"):
+            yield Label(f"[b]Remove a tag from {self.site}[/b]  (Enter removes, Esc cancels)")
+            yield OptionList(*self.tags, id="untag-choices")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.tags[event.option_index])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
