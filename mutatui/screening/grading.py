@@ -162,6 +162,7 @@ FIGURATIVE = frozenset(
         "breeze", "shimmer", "shimmering", "softly", "serene", "twilight", "hues",
     }
 )  # fmt: skip
+LIST_ITEM = re.compile(r"^(\d+[.)]|[-*•])\s")
 POETIC_MIN_LINES = 3
 POETIC_MAX_WORDS_PER_LINE = 10
 POETIC_MAX_LENGTH_SPREAD = 0.35
@@ -181,7 +182,8 @@ def _rhymes(lines: Sequence[str]) -> int:
 def style_label(text: str) -> str:
     """descriptive / conversational / poetic / other, by counting cues (README rules).
 
-    Poetic cues: at least 3 short lines (at most 10 words each); regular line lengths (word
+    Poetic cues: at least 3 short lines (at most 10 words each; not a list, where half the lines
+    or more start with `1.`, `1)`, `-`, `*` or `•`); regular line lengths (word
     counts' spread at most 35% of their mean); a rhyme; two or more figurative words. Two poetic
     cues make it poetic. Conversational cues: second person (you, your); first person (I, me,
     we, let's); a greeting or interjection as the first word; an exclamation mark; a question
@@ -191,7 +193,12 @@ def style_label(text: str) -> str:
     words = WORD.findall(text.lower())
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     line_words = [len(line.split()) for line in lines]
-    short_lines = len(lines) >= POETIC_MIN_LINES and max(line_words) <= POETIC_MAX_WORDS_PER_LINE
+    listed = sum(bool(LIST_ITEM.match(line)) for line in lines) * 2 >= max(len(lines), 1)
+    short_lines = (
+        len(lines) >= POETIC_MIN_LINES
+        and not listed
+        and max(line_words) <= POETIC_MAX_WORDS_PER_LINE
+    )
     regular = short_lines and statistics.pstdev(
         line_words
     ) <= POETIC_MAX_LENGTH_SPREAD * statistics.mean(line_words)
