@@ -16,6 +16,7 @@ from mutatui.guided.predict import (
 )
 from mutatui.guided.sampler import guided_sites
 from mutatui.store.guided import (
+    predicted_layer,
     prediction_info,
     prediction_lines,
     prediction_maps,
@@ -147,6 +148,8 @@ def test_store_round_trip_and_reads(tmp_path, probes, maps):
     assert [s.score for s in best] == sorted((s.score for s in best), reverse=True)
     assert best[0].score == pytest.approx(max(m.top[0][2] for m in maps))
     assert prediction_shapes(db)[(2, "gate")] == (64, 32)
+    shading = predicted_layer(db, 2, "gate", "max")
+    assert shading.tile_size == TILE and shading.value(0, 64, 0, 32) == item.tile_sum.max()
     with pytest.raises(MutatuiError, match="already exists"):
         save_prediction(
             db,

@@ -18,6 +18,7 @@ from mutatui.errors import MutatuiError
 from mutatui.store.database import connect, initialize
 
 if TYPE_CHECKING:
+    from mutatui.guided.layer import PredictedLayer
     from mutatui.guided.predict import MatrixPrediction, Probe
 
 TILE_STATISTICS = ("tile_block", "tile_sum", "tile_max")
@@ -409,3 +410,19 @@ def prediction_shapes(
             [info.prediction_id],
         ).fetchall()
     return {(int(layer), matrix): (int(r), int(c)) for layer, matrix, r, c in rows}
+
+
+def predicted_layer(
+    db: str | Path,
+    layer: int,
+    matrix: str,
+    kind: str,
+    *,
+    prediction: str | None = None,
+    statistic: str = "tile_sum",
+) -> PredictedLayer:
+    """The explorer's predicted layer for one matrix and kind (see `mutatui.guided.layer`)."""
+    from mutatui.guided.layer import PredictedLayer
+
+    tiles = prediction_tiles(db, layer, matrix, kind, prediction=prediction, statistic=statistic)
+    return PredictedLayer(tiles, prediction_info(db, prediction).tile_size)
