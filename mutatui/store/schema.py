@@ -106,6 +106,7 @@ CREATE TABLE IF NOT EXISTS tags (
     created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
     PRIMARY KEY (screen_id, mutation_id, tag)
 );
+
 -- Guided screens (README "Guided screens and super weights"). A prediction is a first-order
 -- estimate, from one backward pass per probe, of how much each mutation would change the
 -- log-likelihood of the baseline continuation: |grad * (target - w)|, averaged over probes.
