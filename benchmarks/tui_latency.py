@@ -101,7 +101,7 @@ async def run(db: Path, size: tuple[int, int], presses: int) -> None:
         await pilot.pause()
         loaded = app.frames[-1] - opened
         load = os.getloadavg()[0]
-        print(f"size {size[0]}x{size[1]}, {app.data.results:,} results, load average {load:.1f}")
+        print(f"size {size[0]}x{size[1]}, {int(app.data.tested.sum()):,} results, load average {load:.1f}")
         print(f"first paint      {first_paint * 1000:7.0f} ms after the app starts (goal <= 2000)")
         print(f"screen list      {listed * 1000:7.0f} ms after the app starts (counts filled in)")
         print(f"2M-result screen {loaded * 1000:7.0f} ms from Enter to its overview (worker)")

@@ -59,7 +59,7 @@ class MatrixScreen(FilterActions, Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="matrix-status", classes="status")
-        yield MatrixGrid(id="grid")
+        yield MatrixGrid(on_cursor=self.cursor_moved, id="grid")
         yield CellSummary("", id="cell-summary")
         yield Footer()
 
@@ -150,11 +150,11 @@ class MatrixScreen(FilterActions, Screen):
         start = self.data.matrix_slices[self.position].start
         return layout.members(cursor.row, cursor.col) + start
 
-    def on_matrix_grid_cursor_moved(self, event: MatrixGrid.CursorMoved) -> None:
+    def cursor_moved(self, cell: CellPosition) -> None:
         layout = self.layout_data
-        if layout is None or event.grid.layout_data is not layout:
+        if layout is None:
             return
-        bounds = layout.cell_bounds(event.cell.row, event.cell.col)
+        bounds = layout.cell_bounds(cell.row, cell.col)
         self.anchor = (bounds[0], bounds[2])
         self.query_one(CellSummary).update(
             describe_cell(self.data, self.app.phenotypes, self.cell_positions(), bounds),

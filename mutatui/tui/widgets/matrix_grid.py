@@ -12,6 +12,7 @@ move refreshes two lines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,6 @@ from rich.style import Style
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
-from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -86,16 +86,17 @@ class MatrixGrid(ScrollView, can_focus=True):
     colour_mode: reactive[str] = reactive("density")
     complement: reactive[bool] = reactive(False)
 
-    class CursorMoved(Message):
-        """The cursor is on another cell (or the layout changed under it)."""
-
-        def __init__(self, grid: MatrixGrid, cell: CellPosition) -> None:
-            super().__init__()
-            self.grid = grid
-            self.cell = cell
-
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        on_cursor: Callable[[CellPosition], None] | None = None,
+        id: str | None = None,
+    ) -> None:
+        """`on_cursor` is called, synchronously, whenever the cursor lands on a cell: a direct
+        call rather than a bubbling message, so the grid and what describes its cursor change
+        in the same frame."""
         super().__init__(id=id)
+        self.on_cursor = on_cursor
         self.layout_data: MatrixLayout | None = None
         self.cursor = CellPosition(0, 0)
         self.cell_width = 1
@@ -120,7 +121,8 @@ class MatrixGrid(ScrollView, can_focus=True):
         )
         self._keep_cursor_visible(center=True)
         self.refresh()
-        self.post_message(self.CursorMoved(self, self.cursor))
+        if self.on_cursor is not None:
+            self.on_cursor(self.cursor)
 
     @property
     def grid_height(self) -> int:
@@ -158,7 +160,8 @@ class MatrixGrid(ScrollView, can_focus=True):
         if not self._keep_cursor_visible():
             self._refresh_row(old.row)
             self._refresh_row(new.row)
-        self.post_message(self.CursorMoved(self, new))
+        if self.on_cursor is not None:
+            self.on_cursor(new)
 
     def _refresh_row(self, display_row: int) -> None:
         y = display_row - round(self.scroll_y) + HEADER
