@@ -331,12 +331,13 @@ def test_cli_bad_spec_is_one_line(tiny_model_dir, tmp_path):
 
 
 def test_cli_progress_lines_and_quiet(tiny_model_dir, questions_file, tmp_path):
-    args = [*screen_args(tmp_path / "p.db", tiny_model_dir, questions_file), "--layers", "2"]
+    narrow = ["--layers", "2", "--matrices", "q"]
+    args = [*screen_args(tmp_path / "p.db", tiny_model_dir, questions_file), *narrow]
     shown = subprocess.run(cli(*args), capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
     assert "mutatui: screen 0/" in shown.stderr  # progress lines when stderr is not a terminal
     assert "phenotypes" in shown.stderr and "mut/s" in shown.stderr
-    quiet_args = [*screen_args(tmp_path / "q.db", tiny_model_dir, questions_file), "--layers", "2"]
+    quiet_args = [*screen_args(tmp_path / "q.db", tiny_model_dir, questions_file), *narrow]
     quiet = subprocess.run(cli(*quiet_args, "--quiet"), capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stderr == ""
 

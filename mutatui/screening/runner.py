@@ -142,29 +142,10 @@ def mutation_row(mutation_id: int, mutation: Mutation, info: MatrixInfo) -> list
     ]
 
 
-TEXT_GRADE_COLUMNS = (
-    "changed",
-    "diverge_at",
-    "edit_distance",
-    "cosine",
-    "text",
-    "first_word",
-    "empty",
-    "repetitive",
-    "garbage",
-    "nonfinite",
-    "style",
-    "severity",
-)
-"""The `TextGrade` fields that are `results` columns of the same name."""
-
-
 class BatchGrader:
-    """Runs one batch of mutations through every probe and grades the outcomes.
-
-    Each row gets its own probe's severity; `malignant`, a property of the mutation (low
-    cosine on a text probe and a destroyed choice score), is set on every row of the mutation.
-    """
+    """Runs one batch of mutations through every probe and grades the outcomes into `results`
+    rows (`grading.result_rows`: each row its probe's severity, the mutation's malignant flag
+    on every row)."""
 
     def __init__(
         self,
@@ -188,14 +169,12 @@ class BatchGrader:
             self._embedder = grading.Embedder()
         return list(self._embedder.cosines(baseline_text, texts))
 
-    def _text_rows(
-        self, mutations: Sequence[Mutation]
-    ) -> tuple[list[list[dict[str, object]]], list[list[grading.TextGrade]]]:
+    def _text_grades(self, mutations: Sequence[Mutation]) -> list[list[grading.TextGrade]]:
+        """Per mutation, its grade on every text probe (in probe order)."""
         assays = self.assays
-        rows: list[list[dict[str, object]]] = [[] for _ in mutations]
         grades: list[list[grading.TextGrade]] = [[] for _ in mutations]
-        for probe_id, (prompt, baseline, baseline_text) in enumerate(
-            zip(assays.prompts, assays.baselines, assays.baseline_texts, strict=True)
+        for prompt, baseline, baseline_text in zip(
+            assays.prompts, assays.baselines, assays.baseline_texts, strict=True
         ):
             outcomes = self.screener.screen_text(prompt, baseline, mutations)
             changed = [i for i, o in enumerate(outcomes) if o.diverge_at is not None]
@@ -204,75 +183,56 @@ class BatchGrader:
                 zip(changed, self._cosines(baseline_text, [texts[i] for i in changed]), strict=True)
             )
             for index, outcome in enumerate(outcomes):
-                grade = grading.grade_text(
-                    baseline.tokens,
-                    baseline_text,
-                    outcome.tokens,
-                    texts.get(index, baseline_text),
-                    stopped=outcome.stopped,
-                    nonfinite=outcome.nonfinite,
-                    cosine=cosines.get(index),
+                grades[index].append(
+                    grading.grade_text(
+                        baseline.tokens,
+                        baseline_text,
+                        outcome.tokens,
+                        texts.get(index, baseline_text),
+                        stopped=outcome.stopped,
+                        nonfinite=outcome.nonfinite,
+                        cosine=cosines.get(index),
+                        settled_naively=outcome.settled_naively,
+                    )
                 )
-                row: dict[str, object] = {
-                    "probe_id": probe_id,
-                    **{column: getattr(grade, column) for column in TEXT_GRADE_COLUMNS},
-                    "settled_naively": outcome.settled_naively,
-                }
-                if not grade.changed:
-                    row["text"] = None  # the baseline's text lives once, in `probes`
-                grades[index].append(grade)
-                rows[index].append(row)
-        return rows, grades
+        return grades
 
-    def grade(self, mutations: Sequence[Mutation]) -> tuple[list[list[dict[str, object]]], int]:
-        """Result rows per mutation (one per probe run), and how many mutations show a
-        phenotype (changed a probe's output or destroyed the choice score)."""
-        rows, text_grades = self._text_rows(mutations)
-        phenotypes = 0
-        for index, (choice_row, choice_grade) in enumerate(
-            self._choice_rows(mutations, text_grades)
-        ):
-            if choice_row is not None:
-                rows[index].append(choice_row)
-            _, malignant = grading.finalize(text_grades[index], choice_grade)
-            for row in rows[index]:
-                row["malignant"] = malignant
-            phenotypes += any(row["changed"] or row.get("destructive") for row in rows[index])
-        return rows, phenotypes
-
-    def _choice_rows(
+    def _choice_grades(
         self, mutations: Sequence[Mutation], text_grades: Sequence[Sequence[grading.TextGrade]]
-    ) -> list[tuple[dict[str, object] | None, grading.ChoiceGrade | None]]:
-        """The choice probe's row and grade per mutation ((None, None) when not asked)."""
+    ) -> list[grading.ChoiceGrade | None]:
+        """The choice probe's grade per mutation (None when there is none or it was not asked)."""
         assays = self.assays
-        out: list[tuple[dict[str, object] | None, grading.ChoiceGrade | None]] = [
-            (None, None)
-        ] * len(mutations)
+        grades: list[grading.ChoiceGrade | None] = [None] * len(mutations)
         if assays.choice is None or assays.baseline_answers is None:
-            return out
+            return grades
         asked = [
             index
             for index in range(len(mutations))
             if not self.spec.choice_only_changed or any(g.changed for g in text_grades[index])
         ]
         if not asked:
-            return out
+            return grades
         questions = list(assays.choice.questions)
         answers = self.screener.screen_choice(
             questions, [mutations[i] for i in asked], chat=self.spec.chat
         )
         for index, chosen in zip(asked, answers, strict=True):
-            grade = grading.grade_choice(assays.baseline_answers, chosen, questions)
-            row: dict[str, object] = {
-                "probe_id": assays.choice_probe_id,
-                "changed": list(chosen) != list(assays.baseline_answers),
-                "choice_score": grade.score,
-                "choice_delta": grade.delta,
-                "destructive": grade.destructive,
-                "severity": grade.severity,
-            }
-            out[index] = (row, grade)
-        return out
+            grades[index] = grading.grade_choice(assays.baseline_answers, chosen, questions)
+        return grades
+
+    def grade(self, mutations: Sequence[Mutation]) -> tuple[list[list[dict[str, object]]], int]:
+        """Result rows per mutation (one per probe run), and how many mutations show a
+        phenotype (changed a probe's output or its choice score)."""
+        text_grades = self._text_grades(mutations)
+        choice_grades = self._choice_grades(mutations, text_grades)
+        per_mutation: list[list[dict[str, object]]] = []
+        for texts, choice in zip(text_grades, choice_grades, strict=True):
+            rows = grading.result_rows(texts, choice)
+            for probe_id, row in enumerate(rows):
+                row["probe_id"] = probe_id  # text probes 0..n-1, then the choice probe
+            per_mutation.append(rows)
+        phenotypes = sum(any(row["changed"] for row in rows) for rows in per_mutation)
+        return per_mutation, phenotypes
 
 
 @dataclass(frozen=True)
