@@ -1,0 +1,129 @@
+"""Screen throughput: the fast engine against the naive loop (edit, model.generate, restore).
+
+Runs the same mutations of SmolLM2-135M-Instruct through both, in one run, checks that every
+output is equal, and prints mutations/s of each and the ratio, for random element sites and for
+64x64 tiles (max and min alternating).
+
+    .venv/bin/python benchmarks/screen_throughput.py [--elements 256] [--tiles 64] [--naive 24]
+
+The naive loop is timed on a subset (`--naive` mutations per design, the first ones of the same
+list); its outputs are compared with the fast engine's for that subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
+from mutatui.engine.matrices import MatrixCatalog
+from mutatui.engine.models import load_model
+from mutatui.engine.mutations import Mutation, make_mutation
+from mutatui.engine.sites import Site
+from mutatui.screening.fast import Screener
+
+PROMPT = "The life cycle of Drosophila:"
+KINDS = ("max", "min")
+
+
+def element_mutations(catalog: MatrixCatalog, count: int, seed: int) -> list[Mutation]:
+    """Random element sites over every matrix of every layer."""
+    rng = random.Random(seed)
+    matrices = list(catalog)
+    mutations = []
+    for number in range(count):
+        info = rng.choice(matrices)
+        site = Site.element(
+            info.layer, info.name, rng.randrange(info.rows), rng.randrange(info.cols)
+        )
+        mutations.append(make_mutation(site, KINDS[number % 2], catalog))
+    return mutations
+
+
+def tile_mutations(catalog: MatrixCatalog, count: int, seed: int, size: int = 64) -> list[Mutation]:
+    """Random non-overlapping-grid tiles of size x size over every matrix of every layer."""
+    rng = random.Random(seed)
+    matrices = list(catalog)
+    mutations = []
+    for number in range(count):
+        info = rng.choice(matrices)
+        row = rng.randrange(info.rows // size) * size
+        col = rng.randrange(info.cols // size) * size
+        site = Site(info.layer, info.name, row, row + size, col, col + size)
+        mutations.append(make_mutation(site, KINDS[number % 2], catalog))
+    return mutations
+
+
+def compare(
+    name: str, screener: Screener, prompt: list[int], mutations: list[Mutation], naive: int
+) -> None:
+    lm, catalog, decoding = screener.lm, screener.catalog, screener.decoding
+    baseline = screener.baseline(prompt)
+    started = time.perf_counter()
+    outcomes = screener.screen_text(prompt, baseline, mutations)
+    fast_seconds = time.perf_counter() - started
+    subset = mutations[:naive]
+    started = time.perf_counter()
+    references = [naive_generate(lm, catalog, prompt, m, decoding) for m in subset]
+    naive_seconds = time.perf_counter() - started
+    mismatches = sum(
+        (ref.tokens, ref.stopped) != (out.tokens, out.stopped)
+        for ref, out in zip(references, outcomes, strict=False)
+    )
+    fast_rate = len(mutations) / fast_seconds
+    naive_rate = len(subset) / naive_seconds
+    changed = sum(out.diverge_at is not None for out in outcomes)
+    settled = sum(out.settled_naively for out in outcomes)
+    print(
+        f"{name}: fast {len(mutations)} mutations in {fast_seconds:.1f} s = {fast_rate:.2f}/s "
+        f"({changed} changed, {settled} settled naively); naive {len(subset)} in "
+        f"{naive_seconds:.1f} s = {naive_rate:.3f}/s; ratio {fast_rate / naive_rate:.1f}x; "
+        f"outputs equal on {len(subset) - mismatches}/{len(subset)}"
+    )
+    if mismatches:
+        raise SystemExit(f"{name}: {mismatches} outputs differ from the naive path")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--elements", type=int, default=256)
+    parser.add_argument("--tiles", type=int, default=64)
+    parser.add_argument("--naive", type=int, default=24, help="mutations timed on the naive loop")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--decoding", choices=("greedy", "sample"), default="greedy")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    lm = load_model("smollm2")
+    catalog = MatrixCatalog(lm.model)
+    decoding = Decoding(mode=args.decoding, max_new_tokens=args.max_new_tokens, seed=args.seed)
+    screener = Screener(lm, catalog, decoding, batch_size=args.batch_size)
+    prompt = encode_prompt(lm, PROMPT)
+    print(
+        f"smollm2, prompt {PROMPT!r} ({len(prompt)} tokens), {decoding.describe()}, "
+        f"max_new_tokens {decoding.max_new_tokens}, batch {args.batch_size}"
+    )
+    if args.elements:
+        compare(
+            "random elements",
+            screener,
+            prompt,
+            element_mutations(catalog, args.elements, args.seed),
+            args.naive,
+        )
+    if args.tiles:
+        compare(
+            "64x64 tiles",
+            screener,
+            prompt,
+            tile_mutations(catalog, args.tiles, args.seed),
+            args.naive,
+        )
+
+
+if __name__ == "__main__":
+    main()

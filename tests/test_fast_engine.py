@@ -1,0 +1,159 @@
+"""The fast screen engine against the naive path (edit the weight, generate alone, restore),
+on the tiny random Llama, whose large weights make many mutations change the output."""
+
+import random
+
+import pytest
+import torch
+
+from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
+from mutatui.engine.mutations import make_mutation
+from mutatui.engine.sites import Site
+from mutatui.screening.choice import ChoiceQuestion, naive_choices
+from mutatui.screening.fast import Screener
+from mutatui.screening.layers import supports_layers
+
+GREEDY = Decoding(max_new_tokens=20)
+SAMPLED = Decoding(mode="sample", temperature=0.7, seed=5, max_new_tokens=20)
+DECODINGS = pytest.mark.parametrize("decoding", [GREEDY, SAMPLED], ids=["greedy", "sampled"])
+
+
+def sample_mutations(catalog, seed=0):
+    """Elements and blocks of every matrix type of every layer, max and min, plus huge values."""
+    rng = random.Random(seed)
+    mutations = []
+    for info in catalog:
+        for kind in ("max", "min"):
+            row, col = rng.randrange(info.rows), rng.randrange(info.cols)
+            mutations.append(
+                make_mutation(Site.element(info.layer, info.name, row, col), kind, catalog)
+            )
+            row, col = rng.randrange(info.rows - 8), rng.randrange(info.cols - 8)
+            block = Site(info.layer, info.name, row, row + 8, col, col + 8)
+            mutations.append(make_mutation(block, kind, catalog))
+    mutations += [
+        make_mutation("L0.q[0:32,0:32]", "inf", catalog),
+        make_mutation("L1.down[3,4]", "1e30", catalog),
+        make_mutation("L2.v[0:16,:]", "nan", catalog),
+    ]
+    return mutations
+
+
+def naive_outcomes(lm, catalog, prompt, mutations, decoding):
+    return [naive_generate(lm, catalog, prompt, m, decoding) for m in mutations]
+
+
+@pytest.fixture(scope="module")
+def prompt(tiny):
+    lm, _ = tiny
+    return encode_prompt(lm, "the cat sat")
+
+
+def test_tiny_llama_takes_the_layered_path(tiny):
+    lm, catalog = tiny
+    assert supports_layers(lm.model)
+    assert Screener(lm, catalog, GREEDY).layered
+
+
+@DECODINGS
+def test_fast_engine_equals_editing_and_generating_alone(tiny, prompt, decoding):
+    lm, catalog = tiny
+    originals = {(i.layer, i.name): catalog.weight(i.layer, i.name).clone() for i in catalog}
+    mutations = sample_mutations(catalog)
+    assert {m.site.matrix for m in mutations} == {"q", "k", "v", "o", "gate", "up", "down"}
+    screener = Screener(lm, catalog, decoding, batch_size=8)
+    baseline = screener.baseline(prompt)
+    outcomes = screener.screen_text(prompt, baseline, mutations)
+    references = naive_outcomes(lm, catalog, prompt, mutations, decoding)
+    for mutation, outcome, reference in zip(mutations, outcomes, references, strict=True):
+        assert outcome.tokens == reference.tokens, str(mutation)
+        assert outcome.stopped == reference.stopped, str(mutation)
+    diverged = [o.diverge_at for o in outcomes if o.diverge_at is not None]
+    assert 0 in diverged, "some mutation must diverge at the very first step"
+    assert len(diverged) >= 10 and len(diverged) < len(mutations), "needs changed and unchanged"
+    assert sum(not o.settled_naively for o in outcomes if o.diverge_at) >= 10, (
+        "diverged mutants must mostly be decoded by the fast path, not settled naively"
+    )
+    infinite, huge, nan = outcomes[-3:]
+    assert infinite.nonfinite and nan.nonfinite and not huge.nonfinite
+    for info in catalog:
+        assert torch.equal(
+            catalog.weight(info.layer, info.name), originals[(info.layer, info.name)]
+        )
+
+
+@DECODINGS
+def test_batch_composition_does_not_change_results(tiny, prompt, decoding):
+    lm, catalog = tiny
+    mutations = sample_mutations(catalog, seed=1)
+    batched = Screener(lm, catalog, decoding, batch_size=16)
+    alone = Screener(lm, catalog, decoding, batch_size=1)
+    baseline = batched.baseline(prompt)
+    together = batched.screen_text(prompt, baseline, mutations)
+    reversed_order = batched.screen_text(prompt, baseline, mutations[::-1])[::-1]
+    for index, mutation in enumerate(mutations):
+        single = alone.screen_text(prompt, baseline, [mutation])[0]
+        for outcome in (together[index], reversed_order[index]):
+            assert (outcome.tokens, outcome.stopped, outcome.diverge_at) == (
+                single.tokens,
+                single.stopped,
+                single.diverge_at,
+            ), str(mutation)
+
+
+def test_diverge_at_is_the_first_differing_token(tiny, prompt):
+    lm, catalog = tiny
+    screener = Screener(lm, catalog, GREEDY, batch_size=8)
+    baseline = screener.baseline(prompt)
+    for outcome in screener.screen_text(prompt, baseline, sample_mutations(catalog, seed=2)):
+        if outcome.diverge_at is None:
+            assert (outcome.tokens, outcome.stopped) == (baseline.tokens, baseline.stopped)
+        else:
+            at = outcome.diverge_at
+            assert outcome.tokens[:at] == baseline.tokens[:at]
+            assert outcome.tokens[at : at + 1] != baseline.tokens[at : at + 1]
+
+
+def test_a_baseline_that_stops_on_eos_is_matched_exactly(tiny, prompt):
+    """Make a frequent baseline token an EOS, so the baseline stops early and mutants may stop
+    earlier, later or not at all."""
+    lm, catalog = tiny
+    config = lm.model.generation_config
+    original = config.eos_token_id
+    probe = naive_generate(lm, catalog, prompt, None, GREEDY)
+    config.eos_token_id = [original, probe.tokens[4]]
+    try:
+        screener = Screener(lm, catalog, GREEDY, batch_size=8)
+        baseline = screener.baseline(prompt)
+        assert baseline.stopped
+        mutations = sample_mutations(catalog, seed=3)
+        outcomes = screener.screen_text(prompt, baseline, mutations)
+        references = naive_outcomes(lm, catalog, prompt, mutations, GREEDY)
+    finally:
+        config.eos_token_id = original
+    for mutation, outcome, reference in zip(mutations, outcomes, references, strict=True):
+        assert (outcome.tokens, outcome.stopped) == (reference.tokens, reference.stopped), str(
+            mutation
+        )
+    assert any(o.stopped and o.diverge_at is not None for o in outcomes)
+    assert any(not o.stopped for o in outcomes)
+
+
+QUESTIONS = [
+    ChoiceQuestion("What is 2 + 2?", ("3", "4", "5", "22"), 1),
+    ChoiceQuestion("Which is a colour?", ("red", "dog"), 0),
+    ChoiceQuestion("The sky is", ("green", "blue", "loud"), 1),
+]
+
+
+def test_choice_screen_equals_the_naive_scorer(tiny):
+    lm, catalog = tiny
+    mutations = sample_mutations(catalog, seed=4)
+    screener = Screener(lm, catalog, GREEDY, batch_size=8)
+    answers = screener.screen_choice(QUESTIONS, mutations)
+    baseline = naive_choices(lm, catalog, QUESTIONS, None)
+    changed = 0
+    for mutation, chosen in zip(mutations, answers, strict=True):
+        assert chosen == naive_choices(lm, catalog, QUESTIONS, mutation), str(mutation)
+        changed += chosen != baseline
+    assert changed >= 3
