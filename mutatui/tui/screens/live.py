@@ -170,6 +170,7 @@ class LiveScreen(Screen):
         self._run_id = 0
         self._running = False
         self._key_time = 0.0
+        self._describe = ""
         self._stop_runs = Event()
         self.first_token_latency: float | None = None
         """Seconds from the run key to the first mutant token painted, for the last run."""
