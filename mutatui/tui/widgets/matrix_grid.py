@@ -12,6 +12,7 @@ move refreshes two lines.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,23 @@ ROW_BARS = " ▏▎▍▌▋▊▉█"
 DENSITY_LEVELS = 5
 COLOUR_MODES = ("density", "severity")
 MAX_CELL_WIDTH = 3
+
+GLYPHS = (" ", ".", "+", "-", "#", "o")
+GLYPH_UNTESTED, GLYPH_TESTED, GLYPH_MAX, GLYPH_MIN, GLYPH_BOTH, GLYPH_OTHER = range(6)
+STYLE_NAMES = (
+    "untested",
+    "tested",
+    "max",
+    "min",
+    "both",
+    *(f"density-{level}" for level in range(1, DENSITY_LEVELS + 1)),
+    "severity-1",
+    "severity-2",
+    "severity-3",
+)
+STYLE_UNTESTED, STYLE_TESTED, STYLE_MAX, STYLE_MIN, STYLE_BOTH = range(5)
+STYLE_DENSITY = 5
+STYLE_SEVERITY = STYLE_DENSITY + DENSITY_LEVELS
 
 
 @dataclass(frozen=True)
@@ -275,43 +293,53 @@ class MatrixGrid(ScrollView, can_focus=True):
             MARGIN - 1
         )
         segments = [Segment(bar, self._style("marginal")), Segment(" ", self._style("axis"))]
-        line = self._line(display_row)
         stop = min(left + (width - MARGIN) // self.cell_width, layout.cols)
-        pad = " " * (self.cell_width - 1)
-        cursor_style = self._style("cursor") if self.has_focus else Style(reverse=True)
-        run_text: list[str] = []
-        run_style: Style | None = None
-        for col in range(left, stop):
-            glyph, name = self._cell(line, col)
-            style = self._style(name)
-            if col == cursor_col:
-                style = style + cursor_style
-            if style is not run_style and run_text:
-                segments.append(Segment("".join(run_text), run_style))
-                run_text = []
-            run_style = style
-            run_text.append(glyph + pad)
-        if run_text:
-            segments.append(Segment("".join(run_text), run_style))
+        if stop > left:
+            glyphs, styles = self._cells(self._line(display_row), left, stop)
+            segments.extend(self._runs(glyphs, styles, cursor_col - left))
         return Strip(segments).adjust_cell_length(width, self.rich_style)
 
-    def _cell(self, line: CellLine, col: int) -> tuple[str, str]:
-        max_hits, min_hits, other = line.max_hits[col], line.min_hits[col], line.other_hits[col]
-        hits = max_hits + min_hits + other
-        if not hits:
-            return (".", "tested") if line.tested[col] else (" ", "untested")
-        if max_hits and min_hits:
-            glyph, kinds = "#", "both"
-        elif max_hits:
-            glyph, kinds = "+", "max"
-        elif min_hits:
-            glyph, kinds = "-", "min"
-        else:
-            glyph, kinds = "o", "both"
+    def _cells(self, line: CellLine, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Glyph and style codes (indices into GLYPHS and STYLE_NAMES) of columns start:stop,
+        computed for the whole span at once."""
+        max_hits = line.max_hits[start:stop]
+        min_hits = line.min_hits[start:stop]
+        hits = max_hits + min_hits + line.other_hits[start:stop]
+        tested = line.tested[start:stop]
+        both = (max_hits > 0) & (min_hits > 0)
+        glyphs = np.select(
+            [hits == 0, both, max_hits > 0, min_hits > 0],
+            [np.where(tested > 0, GLYPH_TESTED, GLYPH_UNTESTED), GLYPH_BOTH, GLYPH_MAX, GLYPH_MIN],
+            GLYPH_OTHER,
+        )
         if self.complement:
-            return glyph, kinds
-        if self.colour_mode == "severity":
-            return glyph, f"severity-{max(int(line.worst[col]), 1)}"
-        tested = max(int(line.tested[col]), 1)
-        level = min(DENSITY_LEVELS, max(1, int(np.ceil(hits / tested * DENSITY_LEVELS))))
-        return glyph, f"density-{level}"
+            coloured = np.select(
+                [both, max_hits > 0, min_hits > 0], [STYLE_BOTH, STYLE_MAX, STYLE_MIN], STYLE_BOTH
+            )
+        elif self.colour_mode == "severity":
+            coloured = STYLE_SEVERITY + np.clip(line.worst[start:stop], 1, 3) - 1
+        else:
+            level = np.ceil(hits / np.maximum(tested, 1) * DENSITY_LEVELS)
+            coloured = STYLE_DENSITY + np.clip(level, 1, DENSITY_LEVELS).astype(int) - 1
+        styles = np.where(hits > 0, coloured, np.where(tested > 0, STYLE_TESTED, STYLE_UNTESTED))
+        return glyphs, styles
+
+    def _runs(self, glyphs: np.ndarray, styles: np.ndarray, cursor: int) -> list[Segment]:
+        """One segment per run of equal style; the cursor cell is a run of its own."""
+        styles = styles.copy()
+        if 0 <= cursor < len(styles):
+            styles[cursor] = -1 - styles[cursor]  # unique code: the cell under the cursor
+        cuts = np.flatnonzero(np.diff(styles)) + 1
+        bounds = [0, *cuts.tolist(), len(styles)]
+        pad = " " * (self.cell_width - 1)
+        text = "".join([GLYPHS[g] + pad for g in glyphs.tolist()])
+        width = self.cell_width
+        cursor_style = self._style("cursor") if self.has_focus else Style(reverse=True)
+        segments = []
+        for begin, end in itertools.pairwise(bounds):
+            code = int(styles[begin])
+            style = self._style(STYLE_NAMES[code if code >= 0 else -1 - code])
+            if code < 0:
+                style = style + cursor_style
+            segments.append(Segment(text[begin * width : end * width], style))
+        return segments
