@@ -103,17 +103,17 @@ def rearranged_maps(frame: SiteFrame, matrix: str) -> Figure:
     for position, layer in enumerate(layers, start=1):
         selected = frame.subset((frame.layer == layer) & (frame.matrix == matrix))
         axes = figure.add_subplot(grid_rows, grid_cols, position)
-        extent = (1, 1)
+        grid, row_lines, col_lines = rearranged_order(selected)
+        row_rank = {int(line): rank for rank, line in enumerate(row_lines)}
+        col_rank = {int(line): rank for rank, line in enumerate(col_lines)}
+        rows, cols = line_index(selected, "row"), line_index(selected, "col")
         for kind in KINDS:
-            of_kind = selected.subset(selected.kind == kind)
-            if not len(of_kind):
-                continue
-            grid, _, _ = rearranged_order(of_kind)
-            extent = max(extent[0], grid.shape[0]), max(extent[1], grid.shape[1])
-            r, c = np.nonzero(grid)
-            axes.scatter(c + 0.5, r + 0.5, s=6, c=KIND_COLORS[kind], marker="s", linewidths=0)
-        axes.set_xlim(0, extent[1])
-        axes.set_ylim(extent[0], 0)
+            mask = selected.changed & (selected.kind == kind)
+            y = np.array([row_rank[int(line)] for line in rows[mask]]) + 0.5
+            x = np.array([col_rank[int(line)] for line in cols[mask]]) + 0.5
+            axes.scatter(x, y, s=6, c=KIND_COLORS[kind], marker="s", linewidths=0)
+        axes.set_xlim(0, max(grid.shape[1], 1))
+        axes.set_ylim(max(grid.shape[0], 1), 0)
         axes.set_title(f"L{layer}", fontsize=8)
         axes.tick_params(labelsize=6)
     figure.suptitle(f"{matrix}, rearranged: rows and columns sorted by phenotype count (per kind)")
