@@ -33,7 +33,7 @@ from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
 from mutatui.engine.mutations import Kind, Mutation
 from mutatui.engine.sites import Site
-from mutatui.guided.predict import MatrixPrediction, baseline_probe, predict
+from mutatui.guided.predict import baseline_probe, predict
 from mutatui.screening import grading
 from mutatui.screening.fast import Screener
 
@@ -107,22 +107,23 @@ def precision_recall(scores: np.ndarray, truth: np.ndarray, k: int) -> tuple[flo
     return hits / k, (hits / positives if positives else float("nan"))
 
 
-def tile_report(
-    maps: dict[tuple[int, str, str], MatrixPrediction],
-    infos,
-    outcomes: dict[str, list[Outcome]],
-) -> None:
-    print("\n### Tiles (64x64, exhaustive)\n")
-    print(
-        "| kind | phenotype | tiles | base rate | K | random P / R | "
-        + " | ".join(f"{s} P / R" for s in STATISTICS)
-        + " |"
-    )
+def tile_report(assay: Assay, maps: dict, chosen: list) -> None:
+    """Exhaustive 64x64 tile screens of `chosen`, compared with the ranking of each statistic."""
+    started = time.perf_counter()
+    outcomes = {
+        kind: screen(assay, [Mutation(s, Kind(kind)) for info in chosen for s in tile_sites(info)])
+        for kind in ("max", "min")
+    }
+    labels = ", ".join(info.label for info in chosen)
+    print(f"\n### Tiles (64x64, exhaustive over {labels}; {time.perf_counter() - started:.0f} s)\n")
+    print("| kind | phenotype | tiles | base rate | K | random P / R | " + " | ".join(
+        f"{s} P / R" for s in STATISTICS
+    ) + " |")  # fmt: skip
     print("|---|---|---|---|---|---|" + "---|" * len(STATISTICS))
     for kind in ("max", "min"):
         scores = {
             statistic: np.concatenate(
-                [getattr(maps[(i.layer, i.name, kind)], statistic).ravel() for i in infos]
+                [getattr(maps[(i.layer, i.name, kind)], statistic).ravel() for i in chosen]
             )
             for statistic in STATISTICS
         }
@@ -139,6 +140,16 @@ def tile_report(
                     f"| {kind} | {label} | {total} | {base:.2f} | {k} | "
                     f"{base:.2f} / {k / total:.2f} | " + " | ".join(cells) + " |"
                 )
+    print("\nSpearman rank correlation of the predicted tile statistic with 1 - cosine:\n")
+    print("| kind | " + " | ".join(STATISTICS) + " |")
+    print("|---|" + "---|" * len(STATISTICS))
+    for kind in ("max", "min"):
+        truth = np.array([o.dissimilarity for o in outcomes[kind]])
+        cells = []
+        for statistic in STATISTICS:
+            scores = [getattr(maps[(i.layer, i.name, kind)], statistic).ravel() for i in chosen]
+            cells.append(f"{spearman(np.concatenate(scores), truth):.2f}")
+        print(f"| {kind} | " + " | ".join(cells) + " |", flush=True)
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -166,9 +177,11 @@ def matrices(catalog: MatrixCatalog, labels: str) -> list:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--matrices", default="L1.o", help="exhaustive 64x64 tile screens")
     parser.add_argument(
-        "--element-matrices", default="L1.o,L11.down,L25.gate", help="top-K vs random K"
+        "--matrices", default="L1.o", help="exhaustive 64x64 tile screens ('' for none)"
+    )
+    parser.add_argument(
+        "--element-matrices", default="L3.k,L11.down,L25.gate", help="top-K vs random K"
     )
     parser.add_argument("--prompt", default="The life cycle of Drosophila:")
     parser.add_argument("--max-new-tokens", type=int, default=16)
@@ -180,7 +193,6 @@ def main() -> int:
     catalog = MatrixCatalog(lm.model)
     decoding = Decoding(max_new_tokens=args.max_new_tokens)
     probe = baseline_probe(lm, catalog, args.prompt, decoding)
-    chosen = matrices(catalog, args.matrices)
 
     started = time.perf_counter()
     maps = {
@@ -200,16 +212,24 @@ def main() -> int:
         decode_tokens(lm, baseline.tokens),
         grading.Embedder(),
     )
-    tile_outcomes: dict[str, list[Outcome]] = {}
-    started = time.perf_counter()
-    for kind in ("max", "min"):
-        mutations = [Mutation(s, Kind(kind)) for info in chosen for s in tile_sites(info)]
-        tile_outcomes[kind] = screen(assay, mutations)
-        log(f"tile screen {kind}: {len(mutations)} mutations")
-    tile_seconds = time.perf_counter() - started
+    print(
+        f"SmolLM2-135M-Instruct, probe {args.prompt!r} (chat template), greedy, "
+        f"{args.max_new_tokens} new tokens. Prediction of all {len(catalog)} matrices: "
+        f"{predict_seconds:.1f} s (2-core CPU shared with other work).",
+        flush=True,
+    )
+    element_report(assay, catalog, maps, args)
+    if args.matrices:
+        tile_report(assay, maps, matrices(catalog, args.matrices))
+    return 0
 
+
+def element_report(assay: Assay, catalog: MatrixCatalog, maps, args) -> None:
+    """Top-K predicted elements vs K random ones of the same matrix; rows print as they come."""
     rng = random.Random(args.seed)
-    element_rows = []
+    print("\n### Elements (top-K predicted vs K random, per matrix)\n")
+    print("| matrix | kind | K | top-K changed | random changed | top-K severe | random severe |")
+    print("|---|---|---|---|---|---|---|", flush=True)
     started = time.perf_counter()
     for info in matrices(catalog, args.element_matrices):
         for kind in ("max", "min"):
@@ -219,45 +239,20 @@ def main() -> int:
             while len(drawn) < len(top):
                 drawn.add(Site.element(info.layer, info.name, rng.randrange(info.rows),
                                        rng.randrange(info.cols)))  # fmt: skip
-            found = {}
+            counts = {}
             for label, sites in (("top", top), ("random", sorted(drawn))):
                 outcomes = screen(assay, [Mutation(s, Kind(kind)) for s in sites])
-                found[label] = (
-                    sum(o.changed for o in outcomes) / len(sites),
-                    sum(o.severe for o in outcomes) / len(sites),
-                )
-            element_rows.append((info.label, kind, len(top), found["top"], found["random"]))
-            log(f"elements {info.label} {kind}: {found}")
-    element_seconds = time.perf_counter() - started
-
-    print(
-        f"\nSmolLM2-135M-Instruct, probe {args.prompt!r} (chat template), greedy, "
-        f"{args.max_new_tokens} new tokens; tiles of {args.matrices}, elements of "
-        f"{args.element_matrices}.\n"
-        f"Prediction of all {len(catalog)} matrices: {predict_seconds:.1f} s; tile screens "
-        f"{tile_seconds:.0f} s; element screens {element_seconds:.0f} s "
-        "(2-core CPU shared with other work)."
-    )
-    tile_report(maps, chosen, tile_outcomes)
-    print("\nSpearman rank correlation of the predicted tile statistic with 1 - cosine:\n")
-    print("| kind | " + " | ".join(STATISTICS) + " |")
-    print("|---|" + "---|" * len(STATISTICS))
-    for kind in ("max", "min"):
-        truth = np.array([o.dissimilarity for o in tile_outcomes[kind]])
-        cells = []
-        for statistic in STATISTICS:
-            scores = [getattr(maps[(i.layer, i.name, kind)], statistic).ravel() for i in chosen]
-            cells.append(f"{spearman(np.concatenate(scores), truth):.2f}")
-        print(f"| {kind} | " + " | ".join(cells) + " |")
-    print("\n### Elements (top-K predicted vs K random, per matrix)\n")
-    print("| matrix | kind | K | top-K changed | random changed | top-K severe | random severe |")
-    print("|---|---|---|---|---|---|---|")
-    for label, kind, k, top, drawn in element_rows:
-        print(
-            f"| {label} | {kind} | {k} | {top[0]:.2f} | {drawn[0]:.2f} | {top[1]:.2f} | "
-            f"{drawn[1]:.2f} |"
-        )
-    return 0
+                counts[label] = (sum(o.changed for o in outcomes), sum(o.severe for o in outcomes))
+            (top_changed, top_severe), (random_changed, random_severe) = (
+                counts["top"],
+                counts["random"],
+            )
+            print(
+                f"| {info.label} | {kind} | {len(top)} | {top_changed} | {random_changed} | "
+                f"{top_severe} | {random_severe} |",
+                flush=True,
+            )
+    print(f"\nElement screens: {time.perf_counter() - started:.0f} s.", flush=True)
 
 
 if __name__ == "__main__":
