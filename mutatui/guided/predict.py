@@ -169,9 +169,10 @@ def predict(
 ) -> list[MatrixPrediction]:
     """First-order sensitivity maps of every matrix for every kind, from one backward per probe.
 
-    Memory: the gradients of all matrices plus one accumulator of their magnitudes, i.e. two
-    copies of the matrices' size. Runs with gradients enabled even when called from inside
-    `torch.inference_mode` is impossible: call it from ordinary (or `no_grad`) code.
+    Memory: besides the model, the gradients of all matrices and one accumulator of their
+    magnitudes, each the size of the matrices in the weights' dtype (a 7B model in bfloat16:
+    about 14 GB each). It needs gradients, so it cannot run inside `torch.inference_mode`
+    (call it from ordinary code, e.g. a worker thread that has not entered inference mode).
     """
     kinds = check_kinds(kinds)
     if not probes:
@@ -191,7 +192,8 @@ def predict(
                 for info, weight in pairs:
                     key = (info.layer, info.name)
                     grad = weight.grad.float()
-                    magnitude[key] = magnitude.get(key, 0) + grad.abs()
+                    # Kept in the weights' dtype: a float32 copy of a 7B model's gradients is 28 GB.
+                    magnitude[key] = magnitude.get(key, 0) + weight.grad.abs()
                     # sum over a tile of g * (t - w) = t * sum(g) - sum(g * w), for every t.
                     grad_sum = _tile_reduce(grad, tile_size, "sum")
                     grad_weight_sum = _tile_reduce(grad * weight.float(), tile_size, "sum")
@@ -204,7 +206,7 @@ def predict(
     with torch.no_grad():
         for info, weight in pairs:
             key = (info.layer, info.name)
-            mean_magnitude = magnitude.pop(key) / count
+            mean_magnitude = magnitude.pop(key).float() / count
             for kind, target in _targets(info, kinds).items():
                 score = mean_magnitude * (target - weight.float()).abs()
                 results.append(
