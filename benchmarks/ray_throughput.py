@@ -1,9 +1,11 @@
 """Ray throughput: the same screen on a local Ray cluster with 1 and with 2 CPU workers.
 
 Each run starts its own local cluster, screens the spec into a fresh database and reports
-two rates: over the whole run (cluster start, model loads and baselines included), and over
-the screening alone (from the moment every worker has started to the end). Both runs must
-record the same results; the script checks that.
+three rates: over the whole run (cluster start, model loads and baselines included); over the
+screening (from the moment the first worker has started, when parts begin, to the end); and
+per worker (mutations over the summed compute seconds of the parts, which shows how much each
+worker slows down when they share the machine). Both runs must record the same results; the
+script checks that.
 
     .venv/bin/python benchmarks/ray_throughput.py [--model smollm2] [--sites random:4,seed=0]
 
@@ -44,16 +46,18 @@ def run_once(spec: ScreenSpec, workers: int, parts: int | None, folder: Path) ->
     )
     ended = time.perf_counter()
     assert report.status == "complete", report
-    screening = ended - max(started.values())
+    screening = ended - min(started.values())
     with connect(db, read_only=True) as connection:
         rows = connection.execute(
             "SELECT * EXCLUDE (screen_id) FROM results ORDER BY mutation_id, probe_id"
         ).fetchall()
+        compute = connection.execute("SELECT sum(seconds) FROM screen_parts").fetchall()[0][0]
     return {
         "workers": workers,
         "mutations": report.done,
         "wall": ended - began,
         "screening": screening,
+        "compute": compute,
         "rows": rows,
     }
 
@@ -83,7 +87,8 @@ def main() -> None:
         print(
             f"{run['workers']} worker(s): {run['mutations']} mutations; whole run "
             f"{run['wall']:.1f} s = {run['mutations'] / run['wall']:.2f} mut/s; screening "
-            f"{run['screening']:.1f} s = {run['mutations'] / run['screening']:.2f} mut/s"
+            f"{run['screening']:.1f} s = {run['mutations'] / run['screening']:.2f} mut/s; "
+            f"per worker {run['mutations'] / run['compute']:.2f} mut/s"
         )
     one, two = (run["mutations"] / run["screening"] for run in runs)
     print(f"2 workers / 1 worker (screening): {two / one:.2f}x; results equal")

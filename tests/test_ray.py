@@ -342,10 +342,18 @@ def test_without_ray_a_screen_runs_and_ray_is_one_clear_line(
         (["--ray-workers", "2"], "--ray-workers only apply with --ray"),
         (["--ray", "--ray-parts", "0"], "--ray-parts must be at least 1, got 0"),
         (["--ray", "--shard", "1/2"], "--ray splits the spec into parts itself; drop --shard"),
+        (
+            ["--ray", "--device", "cuda:1"],
+            "--device cuda:1 does not apply with --ray: each worker uses the one GPU Ray gives "
+            "it; valid: auto, cuda, cpu",
+        ),
     ],
 )
-def test_bad_ray_options_are_one_line(flags, message, tiny_model_dir, questions_file, tmp_path):
+def test_bad_ray_options_are_one_line(
+    flags, message, tiny_model_dir, questions_file, tmp_path, capsys
+):
+    from mutatui.cli import main
+
     args = screen_args(tmp_path / "bad.db", tiny_model_dir, questions_file)
-    result = subprocess.run(cli(*args, *flags), capture_output=True, text=True)
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"mutatui: {message}"
+    assert main([*args, *flags]) == 2
+    assert capsys.readouterr().err.strip() == f"mutatui: {message}"

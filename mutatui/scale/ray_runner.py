@@ -442,6 +442,11 @@ def run_from_args(
     for flag, value in (("--ray-workers", args.ray_workers), ("--ray-parts", args.ray_parts)):
         if value is not None and value < 1:
             raise MutatuiError(f"{flag} must be at least 1, got {value}")
+    if args.device not in ("auto", "cpu", "cuda"):
+        raise MutatuiError(
+            f"--device {args.device} does not apply with --ray: each worker uses the one GPU "
+            "Ray gives it; valid: auto, cuda, cpu"
+        )
     cpus = 1 if args.ray_cpus is None else args.ray_cpus
     if cpus < 1:
         raise MutatuiError(f"--ray-cpus must be at least 1, got {cpus}")
