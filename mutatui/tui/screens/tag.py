@@ -22,7 +22,7 @@ class TagScreen(ModalScreen[tuple[str, str | None] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="tag-dialog", classes="dialog"):
-            yield Label(f"[b]Tag {self.site}[/b]  (Enter on a tag, or type one; Esc cancels)")
+            yield Label(f"[b]Tag {self.site}[/b]  (Enter picks; Tab: own tag, note)")
             if self.existing:
                 current = ", ".join(
                     tag + (f" ({note})" if note else "") for tag, note in self.existing.items()
