@@ -362,3 +362,16 @@ def test_cli_export_and_info(whole, tmp_path):
     assert "tiny [complete]" in info.stdout and "phenotypes" in info.stdout
     missing = subprocess.run(cli("info", str(tmp_path / "none.db")), capture_output=True, text=True)
     assert missing.returncode == 2 and "no such database" in missing.stderr
+
+
+def test_resume_refuses_when_the_probes_are_no_longer_the_same(whole, tiny, tmp_path):
+    """A resume whose model or question rendering changed would mix two different screens."""
+    import shutil
+
+    copy = tmp_path / "copy.db"
+    shutil.copy(whole, copy)
+    with connect(copy, read_only=False) as connection:
+        connection.execute("UPDATE probes SET prompt = prompt || ' (edited)' WHERE kind = 'choice'")
+        connection.execute("UPDATE screens SET status = 'interrupted'")
+    with pytest.raises(MutatuiError, match="other baselines than when the screen began"):
+        run_screen(None, ScreenRun(copy, resume=True), loader(tiny))

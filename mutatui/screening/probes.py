@@ -8,7 +8,6 @@ names the question set shipped with mutatui.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -96,12 +95,6 @@ class ChoiceProbe:
     @property
     def name(self) -> str:
         return "choice" if self.source == DEFAULT_CHOICE else f"choice:{Path(self.source).name}"
-
-    @property
-    def digest(self) -> str:
-        """A hash of the questions, so a resumed or merged screen can check it asks the same."""
-        text = repr([(q.question, q.choices, q.answer) for q in self.questions])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def load_choice_probe(source: str) -> ChoiceProbe:

@@ -51,7 +51,7 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("-- mut/s" if speed is None else f"{speed:.1f} mut/s", style="cyan")
+        return Text("-- mut/s" if speed is None else f"{speed:.3g} mut/s", style="cyan")
 
 
 class Bar:
@@ -119,7 +119,7 @@ class LogLines:
         left = self._total - self._done
         eta = str(timedelta(seconds=round(left / rate))) if rate > 0 else "?"
         print(
-            f"mutatui: screen {self._done}/{self._total} mutations, {rate:.1f} mut/s, "
+            f"mutatui: screen {self._done}/{self._total} mutations, {rate:.3g} mut/s, "
             f"ETA {eta}, {self._phenotypes} phenotypes",
             file=self._stream,
             flush=True,

@@ -8,6 +8,7 @@ the stored baselines, and continues after the last committed batch.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation
 from mutatui.errors import MutatuiError
 from mutatui.screening import grading
-from mutatui.screening.choice import naive_choices, score
+from mutatui.screening.choice import naive_choices, render_question, score
 from mutatui.screening.fast import Screener
 from mutatui.screening.plan import WHOLE, Plan, Shard, parse_shard
 from mutatui.screening.probes import ChoiceProbe, load_choice_probe
@@ -61,6 +62,9 @@ class Assays:
     baseline_texts: list[str]
     choice: ChoiceProbe | None
     baseline_answers: list[int] | None
+    choice_digest: str | None = None
+    """sha256 of the questions as the model sees them (token ids) and their answers: a resume
+    or merge must ask exactly the same."""
 
     @property
     def choice_probe_id(self) -> int:
@@ -88,7 +92,7 @@ class Assays:
                     "probe_id": self.choice_probe_id,
                     "name": self.choice.name,
                     "kind": "choice",
-                    "prompt": f"{self.choice.source} (sha256 {self.choice.digest})",
+                    "prompt": f"{self.choice.source} (sha256 {self.choice_digest})",
                     "baseline_score": score(self.choice.questions, self.baseline_answers),
                     "questions": len(self.choice.questions),
                 }
@@ -103,12 +107,17 @@ def measure_assays(
     baselines = [screener.baseline(ids) for ids in prompts]
     choice = load_choice_probe(spec.choice) if spec.choice else None
     answers = naive_choices(lm, catalog, choice.questions, None, chat=spec.chat) if choice else None
+    digest = None
+    if choice is not None:
+        rendered = [(render_question(lm, q, chat=spec.chat), q.answer) for q in choice.questions]
+        digest = hashlib.sha256(repr(rendered).encode()).hexdigest()[:16]
     return Assays(
         prompts=prompts,
         baselines=baselines,
         baseline_texts=[decode_tokens(lm, b.tokens) for b in baselines],
         choice=choice,
         baseline_answers=answers,
+        choice_digest=digest,
     )
 
 
@@ -297,13 +306,13 @@ def stored_spec(
 
 def check_baselines(run: ScreenRun, record: store.ScreenRecord, rows: list[dict]) -> None:
     stored = store.load_probes(run.db, record.screen_id)
-    keys = ("probe_id", "name", "kind", "baseline_tokens", "baseline_score", "questions")
+    keys = ("probe_id", "name", "kind", "prompt", "baseline_tokens", "baseline_score", "questions")
     mine = [[row.get(k) for k in keys] for row in rows]
     theirs = [[row.get(k) for k in keys] for row in stored]
     if mine != theirs:
         raise MutatuiError(
             f"screen {record.name!r}: the model now gives other baselines than when the screen "
-            "began (another model, dtype or device?); resume refused"
+            "began (another model, dtype, device or mutatui version?); resume refused"
         )
 
 
