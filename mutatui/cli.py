@@ -34,22 +34,29 @@ DEFAULT_COMMAND = "browse"
 """With no arguments, `mutatui` opens the explorer on ./screens.db."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+LIGHT_COMMANDS = ("browse",)
+"""Commands parsed alone when they are the one asked for, so that starting them does not pay
+for the other commands' imports (torch, transformers: seconds). The explorer's first paint
+depends on it."""
+
+
+def build_parser(names: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mutatui",
         description="Mutagenesis screens of language-model weights, and a terminal explorer.",
     )
     parser.add_argument("--version", action="version", version=f"mutatui {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in names:
         importlib.import_module(f"mutatui.commands.{name}").register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(arguments or [DEFAULT_COMMAND])
+    arguments = list(sys.argv[1:] if argv is None else argv) or [DEFAULT_COMMAND]
+    light = arguments[0] in LIGHT_COMMANDS and "-h" not in arguments and "--help" not in arguments
+    parser = build_parser([arguments[0]] if light else COMMANDS)
+    args = parser.parse_args(arguments)
     try:
         return int(args.run(args) or 0)
     except MutatuiError as error:

@@ -93,3 +93,18 @@ def test_no_arguments_opens_screens_db_or_says_it_is_missing(tmp_path, monkeypat
     assert main([]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "screens.db" in err
+
+
+def test_browse_starts_without_importing_torch(tmp_path):
+    """The explorer's start does not pay for the model commands' imports."""
+    code = (
+        "import sys\n"
+        "from mutatui.cli import main\n"
+        f"status = main(['browse', {str(tmp_path / 'nope.db')!r}])\n"
+        "print(status, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["2", "False", "False"]
+    assert "no such database" in done.stderr

@@ -9,6 +9,7 @@ reloads when results have been added, so new phenotypes appear in the grid.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -75,9 +76,18 @@ class ExplorerApp(LiveLauncher, App):
         from mutatui.tui.screens.screen_list import ScreenListScreen
 
         self.push_screen(ScreenListScreen())
+        self.preload_views()
         if self._initial_screen is not None:
             self.open_screen(self._initial_screen)
         self.set_interval(self.poll_seconds, self._poll)
+
+    @work(thread=True, group="preload")
+    def preload_views(self) -> None:
+        """Import the grid, detail and writers views off the UI thread while the user reads
+        the screen list (their widgets and the engine's site parser take a second or two to
+        import on a loaded machine), so opening the first matrix does not wait for that."""
+        for name in ("matrix", "detail", "writers"):
+            importlib.import_module(f"mutatui.tui.screens.{name}")
 
     # --- the open screen -----------------------------------------------------------------
 
