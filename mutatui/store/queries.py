@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mutatui.errors import MutatuiError
 from mutatui.store.database import connect, writer_alive
 
 KINDS = ("max", "min", "zero", "value")
@@ -265,7 +266,7 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
             "SELECT mutation_id, tag, note FROM tags WHERE screen_id = ?", [screen_id]
         ).fetchall()
     if summary_row is None:
-        raise LookupError(f"no screen {screen_id}")
+        raise MutatuiError(f"no screen {screen_id} in {path}")
     return _assemble(
         path, summary_row, probes, matrices, runs, mutations, changed, styles, words, tag_rows
     )
@@ -381,7 +382,7 @@ def mutation_detail(path: str | Path, screen_id: int, mutation_id: int) -> Mutat
             ).fetchall()
         )
     if site is None:
-        raise LookupError(f"no mutation {mutation_id} in screen {screen_id}")
+        raise MutatuiError(f"no mutation {mutation_id} in screen {screen_id} of {path}")
     results = []
     for row in rows:
         probe_id, changed, text, word, diverge, distance, cosine, severity, malignant = row[:9]

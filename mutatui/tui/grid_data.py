@@ -165,7 +165,10 @@ class MatrixLayout:
     col_totals: np.ndarray = field(init=False)
     _bin_row: np.ndarray = field(init=False)
     _sorted: np.ndarray = field(init=False)
+    """Positions of the mutations, sorted by bin row."""
     _bounds: np.ndarray = field(init=False)
+    """_sorted[_bounds[r]:_bounds[r + 1]] are the mutations of bin row r."""
+    _bin_col: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         bin_row = self.row0 // self.bin_rows

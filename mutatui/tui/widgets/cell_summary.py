@@ -45,4 +45,4 @@ def describe_cell(
 
 
 class CellSummary(Static):
-    pass
+    """Three fixed lines under the grid; the matrix screen fills them with `describe_cell`."""
