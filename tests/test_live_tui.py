@@ -322,3 +322,34 @@ def test_mutatui_live_rejects_bad_input_in_one_line(tmp_path, capsys):
     not_a_db.write_text("hello")
     assert main(["live", "--model", "smollm2", "--db", str(not_a_db)]) == 2
     assert "not a mutatui database" in capsys.readouterr().err
+
+
+async def test_leaving_while_the_model_loads_keeps_loading_and_the_app_says_when_ready(
+    tiny_model_dir,
+):
+    import threading
+
+    from mutatui.live.cache import SessionCache
+
+    class GatedCache(SessionCache):
+        """The real cache; the load starts only when the test opens the gate."""
+
+        gate = threading.Event()
+
+        def get(self, *args, **kwargs):
+            assert self.gate.wait(timeout=60)
+            return super().get(*args, **kwargs)
+
+    sessions = GatedCache()
+    screen = LiveScreen(str(tiny_model_dir), sessions=sessions)
+    app = LiveApp(screen)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.screen is screen, pilot)
+        await pilot.press("escape")  # back, before the model is loaded
+        await pilot.pause()
+        assert app.screen is not screen and not screen.is_attached
+        sessions.gate.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert sessions.loaded(str(tiny_model_dir)) is not None
+        assert any("loaded: x opens live mode" in n.message for n in app._notifications)

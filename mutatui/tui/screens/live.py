@@ -162,13 +162,13 @@ class LiveScreen(Screen):
         self.prompts = list(dict.fromkeys(prompts))
         self.decoding = decoding or Decoding()
         self.chat = chat
-        self._initial = {
+        self._form_initial = {
             "site": site,
             "kind": kind,
             "prompt": prompt or next(iter(self.prompts), DEFAULT_PROMPT),
         }
         self._run_id = 0
-        self._running = False
+        self._run_active = False
         self._key_time = 0.0
         self._describe = ""
         self._stop_runs = Event()
@@ -183,12 +183,12 @@ class LiveScreen(Screen):
             yield LoadingIndicator(id="live-loading")
         with Horizontal(id="live-form"):
             yield Label("site")
-            yield Input(self._initial["site"], placeholder="L3.down[12,345]", id="live-site")
+            yield Input(self._form_initial["site"], placeholder="L3.down[12,345]", id="live-site")
             yield Label("kind")
-            yield Input(self._initial["kind"], placeholder="max", id="live-kind")
+            yield Input(self._form_initial["kind"], placeholder="max", id="live-kind")
             yield Label("prompt")
             yield Input(
-                self._initial["prompt"],
+                self._form_initial["prompt"],
                 id="live-prompt",
                 suggester=SuggestFromList(self.prompts, case_sensitive=False)
                 if self.prompts
@@ -216,25 +216,30 @@ class LiveScreen(Screen):
 
     def _load_model(self, spec: str) -> None:
         """Load in a thread worker owned by the app, so that leaving this screen does not stop
-        the load: the model lands in the session cache for the next live screen."""
-        sessions, options = self.sessions, self.load_options
+        the load: the model lands in the session cache for the next live screen, and the app
+        says when it is ready (or why not) if this screen is gone by then."""
+        app, sessions, options = self.app, self.sessions, self.load_options
+
+        def tell(message: Message, note: str, severity: str) -> None:
+            if self.is_attached:
+                self.post_message(message)
+            else:
+                app.call_from_thread(app.notify, note, title="live", severity=severity)
 
         def load() -> None:
             try:
                 session = sessions.get(
                     spec, options, progress=lambda text: self.post_message(self.LoadProgress(text))
                 )
-            except MutatuiError as error:
-                self.post_message(self.ModelFailed(str(error)))
+            except Exception as error:  # a broken model folder can raise anything: one line
+                text = str(error) if isinstance(error, MutatuiError) else f"{error}"
+                if not isinstance(error, MutatuiError):
+                    text = f"cannot load model {spec!r}: {text}".splitlines()[0]
+                tell(self.ModelFailed(text), text, "error")
                 return
-            except Exception as error:  # a broken model folder can raise anything: say it
-                self.post_message(
-                    self.ModelFailed(f"cannot load model {spec!r}: {error}".splitlines()[0])
-                )
-                return
-            self.post_message(self.ModelReady(session))
+            tell(self.ModelReady(session), f"model {spec} loaded: x opens live mode", "information")
 
-        self.app.run_worker(load, thread=True, group="live-load", exit_on_error=False)
+        app.run_worker(load, thread=True, group="live-load", exit_on_error=False)
 
     @on(LoadProgress)
     def _on_load_progress(self, message: LoadProgress) -> None:
@@ -294,7 +299,7 @@ class LiveScreen(Screen):
             return
         self._key_time = time.perf_counter()
         self._run_id += 1
-        self._running = True
+        self._run_active = True
         self.first_token_latency = None
         self.last_result = None
         info = self.session.catalog.get(request.mutation.site.layer, request.mutation.site.matrix)
@@ -340,7 +345,7 @@ class LiveScreen(Screen):
     def _on_run_finished(self, message: RunFinished) -> None:
         if message.run != self._run_id:
             return
-        self._running = False
+        self._run_active = False
         result = self.last_result = message.result
         self._set_status(
             self._summary(result),
@@ -371,7 +376,7 @@ class LiveScreen(Screen):
         return " · ".join(parts)
 
     def action_cancel(self) -> None:
-        if self._running:
+        if self._run_active:
             self.workers.cancel_group(self, "live-run")
             self._set_status(f"{self._describe} · cancelling…")
         elif isinstance(self.focused, Input):
