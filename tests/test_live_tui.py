@@ -353,3 +353,37 @@ async def test_leaving_while_the_model_loads_keeps_loading_and_the_app_says_when
         await pilot.pause()
         assert sessions.loaded(str(tiny_model_dir)) is not None
         assert any("loaded: x opens live mode" in n.message for n in app._notifications)
+
+
+async def test_x_in_the_grid_opens_live_mode_on_the_cursor_site_with_the_given_model(
+    tiny_model_dir, tmp_path
+):
+    from mutatui.store.synthetic import SyntheticSpec, build_synthetic
+    from mutatui.tui.app import ExplorerApp
+    from mutatui.tui.screens.matrix import MatrixScreen
+    from mutatui.tui.screens.overview import OverviewScreen
+
+    db = tmp_path / "screens.db"  # a tile screen shaped like the tiny model
+    build_synthetic(db, SyntheticSpec(layers=3, hidden=32, intermediate=64, kv=16, site=8, seed=1))
+    app = ExplorerApp(db)
+    app.live_model = str(tiny_model_dir)  # as `mutatui browse DB --model M` sets it
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("enter")
+        await until(lambda: isinstance(app.screen, OverviewScreen) and app.data is not None, pilot)
+        await pilot.press("enter")
+        await until(lambda: isinstance(app.screen, MatrixScreen), pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("l", "j")
+        site = str(app.screen.cell_site())
+        await pilot.press("x")
+        await until(lambda: isinstance(app.screen, LiveScreen), pilot)
+        live = app.screen
+        assert live.model_spec == str(tiny_model_dir)
+        assert live.query_one("#live-site").value == site
+        assert live.prompts == [p.prompt for p in app.data.probes if p.kind == "text"]
+        await until(lambda: live.session is not None, pilot)
+        await pilot.press("z")
+        await until(lambda: live.last_saved is not None, pilot, timeout=120)
+        assert str(live.last_result.request.mutation.site) == site

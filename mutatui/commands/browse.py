@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mutatui.commands.common import add_model_arguments
 from mutatui.errors import MutatuiError
 from mutatui.store.database import check_readable
 
@@ -21,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=str(DEFAULT_DATABASE),
         help=f"a mutatui database (default: ./{DEFAULT_DATABASE})",
     )
+    add_model_arguments(parser, required=False)  # for live mode (x); default: the screen's model
     parser.set_defaults(run=run)
 
 
@@ -38,5 +40,12 @@ def run(args: argparse.Namespace) -> int:
     check_readable(path)
     from mutatui.tui.app import ExplorerApp
 
-    ExplorerApp(path).run()
+    app = ExplorerApp(path)
+    app.live_model = args.model
+    app.live_load_options = {
+        "device": args.device,
+        "dtype": args.dtype,
+        "trust_remote_code": args.trust_remote_code,
+    }
+    app.run()
     return 0
