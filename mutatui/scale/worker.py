@@ -78,7 +78,6 @@ class ScreenWorker:
 
         from mutatui.engine.matrices import MatrixCatalog
         from mutatui.engine.models import load_model
-        from mutatui.screening import grading
         from mutatui.screening.fast import Screener
 
         if self._threads:
@@ -94,7 +93,7 @@ class ScreenWorker:
         plan = spec.plan(catalog)
         screener = Screener(lm, catalog, spec.decoding, batch_size=self._batch_size)
         assays = measure_assays(lm, catalog, screener, spec)
-        grader = BatchGrader(lm, screener, spec, assays, grading.Embedder())
+        grader = BatchGrader(lm, screener, spec, assays)
         info = WorkerInfo(
             host=socket.gethostname(),
             pid=os.getpid(),
