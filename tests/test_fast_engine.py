@@ -91,7 +91,7 @@ def test_batch_composition_does_not_change_results(tiny, prompt, decoding):
     baseline = batched.baseline(prompt)
     together = batched.screen_text(prompt, baseline, mutations)
     reversed_order = batched.screen_text(prompt, baseline, mutations[::-1])[::-1]
-    for index, mutation in enumerate(mutations):
+    for index, mutation in list(enumerate(mutations))[::3]:
         single = alone.screen_text(prompt, baseline, [mutation])[0]
         for outcome in (together[index], reversed_order[index]):
             assert (outcome.tokens, outcome.stopped, outcome.diverge_at) == (

@@ -4,9 +4,9 @@ site and generating alone gives, far faster than doing that.
 For a text probe (Llama-family models):
 1. the baseline's prompt and continuation are traced once through the unmutated model, keeping
    every layer's input, keys and values;
-2. mutations are grouped by layer; a batch of mutations of layer L (one per batch row, each a
-   per-sample delta on its matrix's output) starts from the baseline's residual stream at L's
-   input and runs layers L and up with teacher forcing;
+2. mutations are sorted by layer and batched (one per batch row, each a per-sample delta on
+   its matrix's output); a row of layer L joins its batch at L, entering with the baseline's
+   residual stream at L's input, so it runs only layers L and up, with teacher forcing;
 3. each mutant's first step choosing differently from the baseline is found (`teacher.judge`),
    mostly without computing logits;
 4. only diverged mutants are decoded on, from where they diverge, together (`onward`).
@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import groupby
 
 import torch
 
@@ -75,13 +74,23 @@ class _TextProbe:
 
 def _layer_batches(
     mutations: Sequence[Mutation], batch_size: int
-) -> Iterator[tuple[int, list[tuple[int, Mutation]]]]:
-    """(layer, [(index, mutation)]) batches of at most `batch_size`, one layer per batch."""
+) -> Iterator[list[tuple[int, Mutation]]]:
+    """[(index, mutation)] batches of at most `batch_size`, sorted by layer (rows join a batch
+    at their own layer, so neighbouring layers share a batch cheaply)."""
     indexed = sorted(enumerate(mutations), key=lambda item: item[1].site.layer)
-    for layer, group in groupby(indexed, key=lambda item: item[1].site.layer):
-        members = list(group)
-        for start in range(0, len(members), batch_size):
-            yield layer, members[start : start + batch_size]
+    for start in range(0, len(indexed), batch_size):
+        yield indexed[start : start + batch_size]
+
+
+def _row_states(
+    states: dict[int, torch.Tensor], row: int, first_layer: int
+) -> dict[int, torch.Tensor]:
+    """One batch row's keys (or values) for the layers it ran, copied out of the batch."""
+    return {
+        layer: tensor[row : row + 1].clone()
+        for layer, tensor in states.items()
+        if layer >= first_layer
+    }
 
 
 class Screener:
@@ -180,8 +189,8 @@ class Screener:
         outcomes: list[TextOutcome | None] = [None] * len(mutations)
         pending: list[Diverged] = []
         decisions = slice(reference.prompt_length - 1, None)
-        for layer, batch in _layer_batches(mutations, self.batch_size):
-            final, kv = self.runner.run_from(probe.trace, layer, [m for _, m in batch], decisions)
+        for batch in _layer_batches(mutations, self.batch_size):
+            final, kv = self.runner.run_from(probe.trace, [m for _, m in batch], decisions)
             verdicts = judge(
                 reference,
                 final,
@@ -199,11 +208,11 @@ class Screener:
                     Diverged(
                         index=index,
                         mutation=mutation,
-                        layer=layer,
+                        layer=mutation.site.layer,
                         diverge_at=verdict.diverge_at,
                         tokens=[*baseline.tokens[: verdict.diverge_at], verdict.token],
-                        keys={k: v[row : row + 1].clone() for k, v in kv.keys.items()},
-                        values={k: v[row : row + 1].clone() for k, v in kv.values.items()},
+                        keys=_row_states(kv.keys, row, mutation.site.layer),
+                        values=_row_states(kv.values, row, mutation.site.layer),
                         min_margin=verdict.min_margin,
                         nonfinite=verdict.nonfinite,
                     )
@@ -298,9 +307,9 @@ class Screener:
         head = self.runner.head_weight[letters]
         bias = getattr(self.runner.head, "bias", None)
         chosen: dict[int, int] = {}
-        for layer, batch in _layer_batches(mutations, self.batch_size):
+        for batch in _layer_batches(mutations, self.batch_size):
             final, _ = self.runner.run_from(
-                trace, layer, [m for _, m in batch], slice(-1, None), keep_kv=False
+                trace, [m for _, m in batch], slice(-1, None), keep_kv=False
             )
             scores = final[:, -1] @ head.T
             if bias is not None:

@@ -9,6 +9,7 @@ once from a normal forward pass of the baseline), so masks and rotary embeddings
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -126,25 +127,32 @@ class LayerRunner:
     def run_from(
         self,
         trace: BaselineTrace,
-        layer: int,
         mutations: Sequence[Mutation],
         positions: slice,
         *,
         keep_kv: bool = True,
     ) -> tuple[torch.Tensor, KVStore]:
-        """Every mutation (one batch row each) from layer `layer` up, on the traced sequence.
+        """Every mutation (one batch row each, sorted by layer) on the traced sequence.
 
-        Returns the final-norm output at `positions`, (rows, len(positions), hidden), and (when
-        `keep_kv`) the keys and values of layers `layer` and up.
+        A row joins the batch at its mutation's layer, entering with the baseline's residual
+        stream there, so a row costs only the layers from its own up: at layer l the batch is
+        the rows whose layer is at most l, a prefix of the sorted rows. Returns the final-norm
+        output at `positions`, (rows, len(positions), hidden), and (when `keep_kv`) the keys and
+        values, which for layer l hold the rows that had joined by then.
         """
-        rows = len(mutations)
-        start = trace.layer_inputs[layer]
-        hidden = start.expand(rows, *start.shape[1:])
+        layers = [mutation.site.layer for mutation in mutations]
+        if layers != sorted(layers):
+            raise ValueError("run_from needs mutations sorted by layer")
         kv = KVStore()
+        hidden = trace.layer_inputs[layers[0]][:0]
         with sample_deltas(self.catalog, list(enumerate(mutations))):
-            for block in self.layers[layer:]:
+            for layer in range(layers[0], len(self.layers)):
+                joining = bisect_right(layers, layer) - hidden.shape[0]
+                if joining:
+                    start = trace.layer_inputs[layer]
+                    hidden = torch.cat([hidden, start.expand(joining, *start.shape[1:])])
                 hidden = _hidden(
-                    block(
+                    self.layers[layer](
                         hidden,
                         past_key_values=kv if keep_kv else None,
                         use_cache=keep_kv,
