@@ -243,3 +243,25 @@ def test_a_real_run_is_graded_like_a_screen_result_and_saved(tiny, tmp_path):
     ]
     assert [run.status for run in read_live_runs(db)] == ["completed", "completed", "cancelled"]
     assert read_live_runs(db)[2].steps == 1
+
+
+def test_a_screens_decoding_is_read_from_its_spec(tmp_path):
+    import json
+
+    from mutatui.store.live import ScreenDecoding, screen_decoding
+
+    db = tmp_path / "screens.db"
+    live = save_live_run(db, record())
+    with connect(db, read_only=False) as connection:
+        connection.execute(
+            "INSERT INTO screens (screen_id, name, model, spec, spec_hash, decoding, max_new_tokens, status) "
+            "VALUES (7, 'tiles', 'tiny', ?, 'x', 'sample(T=0.5, seed=3)', 32, 'complete')",
+            [
+                json.dumps(
+                    {"decoding": {"mode": "sample", "temperature": 0.5, "seed": 3}, "chat": False}
+                )
+            ],
+        )
+    assert screen_decoding(db, 7) == ScreenDecoding("sample", 0.5, 3, 32, False)
+    assert screen_decoding(db, live.screen_id) is None  # live screens: the defaults
+    assert screen_decoding(db, 99) is None

@@ -358,6 +358,9 @@ async def test_leaving_while_the_model_loads_keeps_loading_and_the_app_says_when
 async def test_x_in_the_grid_opens_live_mode_on_the_cursor_site_with_the_given_model(
     tiny_model_dir, tmp_path
 ):
+    import json
+
+    from mutatui.store.database import connect
     from mutatui.store.synthetic import SyntheticSpec, build_synthetic
     from mutatui.tui.app import ExplorerApp
     from mutatui.tui.screens.matrix import MatrixScreen
@@ -365,6 +368,12 @@ async def test_x_in_the_grid_opens_live_mode_on_the_cursor_site_with_the_given_m
 
     db = tmp_path / "screens.db"  # a tile screen shaped like the tiny model
     build_synthetic(db, SyntheticSpec(layers=3, hidden=32, intermediate=64, kv=16, site=8, seed=1))
+    sampled = {"mode": "sample", "temperature": 0.7, "seed": 5}
+    with connect(db, read_only=False) as connection:  # as `mutatui screen` records its decoding
+        connection.execute(
+            "UPDATE screens SET spec = ?, max_new_tokens = 12",
+            [json.dumps({"decoding": sampled, "chat": True})],
+        )
     app = ExplorerApp(db)
     app.live_model = str(tiny_model_dir)  # as `mutatui browse DB --model M` sets it
     async with app.run_test(size=SIZE) as pilot:
@@ -383,7 +392,10 @@ async def test_x_in_the_grid_opens_live_mode_on_the_cursor_site_with_the_given_m
         assert live.model_spec == str(tiny_model_dir)
         assert live.query_one("#live-site").value == site
         assert live.prompts == [p.prompt for p in app.data.probes if p.kind == "text"]
+        assert live.decoding == Decoding("sample", 0.7, 5, 12)  # the screen's, to reproduce it
+        assert live.query_one("#live-tokens").value == "12"
         await until(lambda: live.session is not None, pilot)
         await pilot.press("z")
         await until(lambda: live.last_saved is not None, pilot, timeout=120)
         assert str(live.last_result.request.mutation.site) == site
+        assert live.last_result.request.decoding == Decoding("sample", 0.7, 5, 12)

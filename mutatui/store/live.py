@@ -328,6 +328,41 @@ def _write_result(
     )
 
 
+@dataclass(frozen=True)
+class ScreenDecoding:
+    """How a screen decoded, so that live mode can reproduce its results."""
+
+    mode: str
+    temperature: float
+    seed: int
+    max_new_tokens: int
+    chat: bool
+
+
+def screen_decoding(path: str | Path, screen_id: int) -> ScreenDecoding | None:
+    """A screen's decoding settings from its spec; None when the spec does not say them (a live
+    screen's spec names its decoding only as text, and live screens decode greedily unless
+    started otherwise)."""
+    with connect(path, read_only=True) as connection:
+        row = connection.execute(
+            "SELECT spec, max_new_tokens FROM screens WHERE screen_id = ?", [screen_id]
+        ).fetchone()
+    if row is None:
+        return None
+    try:
+        spec = json.loads(row[0])
+        decoding = spec["decoding"]
+        return ScreenDecoding(
+            mode=str(decoding["mode"]),
+            temperature=float(decoding.get("temperature", 0.7)),
+            seed=int(decoding.get("seed", 0)),
+            max_new_tokens=int(row[1]),
+            chat=bool(spec.get("chat", True)),
+        )
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return None
+
+
 def read_live_runs(path: str | Path, screen_id: int | None = None) -> list[LiveRunRow]:
     """Live runs, oldest first, of one live screen or of all of them."""
     with connect(path, read_only=True) as connection:

@@ -3,7 +3,7 @@
 `class ExplorerApp(LiveLauncher, App)` gains:
 - the `live_here` action (bound to a key by the app): a `LiveScreen` on the site under the
   cursor of the current screen (any screen with a `cell_site()`), with the open screen's model
-  and text prompts unless `live_model` (`--model`) names another model. The model loads once,
+  (unless `live_model`, `--model`, names another), text prompts and decoding. The model loads once,
   in the background (the grid stays usable), and is kept for the next time;
 - `live_start`: a `LiveScreen` shown at start-up over the explorer (`mutatui live`);
 - a saved live run reloads the open screen when it is the live screen the run went into.
@@ -49,8 +49,27 @@ class LiveLauncher:
                 site=site,
                 prompts=prompts,
                 load_options=self.live_load_options,
+                **self._screen_decoding(),
             )
         )
+
+    def _screen_decoding(self) -> dict:
+        """The open screen's decoding, so that a live run reproduces its results ({} if none)."""
+        from mutatui.engine.decoding import Decoding
+        from mutatui.errors import MutatuiError
+        from mutatui.store.live import screen_decoding
+
+        data, db_path = self._open_data(), getattr(self, "db_path", None)
+        if data is None or db_path is None:
+            return {}
+        try:
+            found = screen_decoding(db_path, data.summary.screen_id)
+            if found is None:
+                return {}
+            decoding = Decoding(found.mode, found.temperature, found.seed, found.max_new_tokens)
+        except MutatuiError:
+            return {}
+        return {"decoding": decoding, "chat": found.chat}
 
     def action_live_here(self) -> None:
         """Open live mode on the site under the cursor (of any screen that has one)."""
