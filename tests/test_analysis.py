@@ -354,3 +354,65 @@ def test_bundled_specs_plan_the_designed_screens(smollm2):
     elements = spec_from_table(load_spec_file(SCREENS / "elements.toml"))
     assert len(elements.plan(catalog)) == 2 * 210 * 128
     assert {p.style for p in elements.probes} == {"describe", "explain", "instruct"}
+
+
+@pytest.fixture(scope="module")
+def real_screen(tiny, tiny_model_dir, tmp_path_factory):
+    """A real screen of the tiny model by the project's runner: tiles, two text probes, choice."""
+    from mutatui.engine.decoding import Decoding
+    from mutatui.screening.probes import TextProbe
+    from mutatui.screening.runner import ScreenRun, run_screen
+    from mutatui.screening.samplers import Tiles
+    from mutatui.screening.spec import ScreenSpec
+
+    folder = tmp_path_factory.mktemp("real")
+    questions = folder / "q.jsonl"
+    questions.write_text(
+        json.dumps({"question": "2 + 2 = ?", "choices": ["3", "4"], "answer": 1}) + "\n"
+    )
+    spec = ScreenSpec(
+        model=str(tiny_model_dir),
+        name="tiny-tiles",
+        probes=(
+            TextProbe("life", "The life cycle of Drosophila:", "describe"),
+            TextProbe("sky", "Why is the sky blue?", "explain"),
+        ),
+        choice=str(questions),
+        layers=(0,),
+        matrices=("q", "v", "down"),
+        sites=Tiles(8, 8),
+        decoding=Decoding(max_new_tokens=8),
+    )
+    lm, _ = tiny
+    db = folder / "tiny.db"
+    assert run_screen(spec, ScreenRun(db, batch_size=16), lambda _: lm).status == "complete"
+    return db
+
+
+def test_analysis_of_a_real_screen_matches_its_results_table(real_screen, tiny, tmp_path):
+    from mutatui.store.database import connect
+
+    _, catalog = tiny
+    screened = [m for m in catalog if m.layer == 0 and m.name in ("q", "v", "down")]
+    tiles = sum(-(-m.rows // 8) * -(-m.cols // 8) for m in screened)
+
+    summary = pick_screen(real_screen, None)
+    frame = load_sites(real_screen, summary)
+    with connect(real_screen, read_only=True) as db:
+        mutations = db.execute("SELECT count(*) FROM mutations").fetchone()[0]
+        changed = db.execute(
+            """SELECT count(DISTINCT r.mutation_id) FROM results r JOIN probes p
+               USING (screen_id, probe_id) WHERE p.kind = 'text' AND r.changed"""
+        ).fetchone()[0]
+        sky = db.execute(
+            """SELECT count(*) FROM results r JOIN probes p USING (screen_id, probe_id)
+               WHERE p.name = 'sky' AND r.changed"""
+        ).fetchone()[0]
+    assert len(frame) == mutations == 2 * tiles  # max and min
+    assert int(frame.changed.sum()) == changed > 0
+    assert int(load_sites(real_screen, summary, ["sky"]).changed.sum()) == sky
+    result = analyze(real_screen, permutations=50).to_dict()
+    assert result["shapes"][0]["tested"] == mutations
+    assert result["probes"] == ["life", "sky"]
+    assert main(["plot", str(real_screen), str(tmp_path / "figures")]) == 0
+    assert len(list((tmp_path / "figures").glob("*.png"))) == 1 + 3 * 3
