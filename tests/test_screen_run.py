@@ -239,7 +239,7 @@ READER = """
 import sys, time
 from mutatui.store.database import connect
 seen = []
-deadline = time.monotonic() + 120
+deadline = time.monotonic() + 900
 while time.monotonic() < deadline:
     try:
         with connect(sys.argv[1], read_only=True) as connection:
@@ -290,7 +290,7 @@ def test_killed_screen_resumes_to_the_uninterrupted_result(
         process.send_signal(signal.SIGKILL)
         process.wait()
         if reader is not None:
-            seen = [int(line) for line in reader.communicate(timeout=120)[0].split()]
+            seen = [int(line) for line in reader.communicate(timeout=900)[0].split()]
             assert len(seen) >= 2 and seen == sorted(seen), seen
         with connect(db, read_only=True) as connection:
             (status,) = connection.execute("SELECT status FROM screens").fetchall()[0]

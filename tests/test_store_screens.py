@@ -290,3 +290,11 @@ def test_summary_counts(tmp_path):
     assert summary.severity == (4, 0, 2, 0)
     assert summary.status == "interrupted"  # 'running' but nobody holds the lock
     assert summary.screen.planned_mutations == 12
+
+
+def test_a_database_in_a_missing_folder_is_one_line(tmp_path):
+    with (
+        pytest.raises(MutatuiError, match=r"cannot write a database at .*No such file"),
+        writer_lock(tmp_path / "missing" / "s.db"),
+    ):
+        pass

@@ -15,6 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from mutatui.store.screens import summarize
@@ -52,18 +53,20 @@ def run(args: argparse.Namespace) -> int:
         share = f" ({100 * s.done / planned:.1f}%)" if planned else ""
         rate = s.done / s.screen.elapsed_seconds if s.screen.elapsed_seconds > 0 else 0.0
         table = Table(
-            title=f"{s.screen.name} [{s.status}]", show_header=False, title_justify="left"
+            title=escape(f"{s.screen.name} [{s.status}]"),
+            show_header=False,
+            title_justify="left",
         )
         table.add_column("field", style="bold")
         table.add_column("value")
-        table.add_row("model", s.screen.model)
+        table.add_row("model", escape(s.screen.model))
         table.add_row("shard", s.screen.shard or "whole spec")
         table.add_row("mutations", f"{s.done} of {planned if planned is not None else '?'}{share}")
         table.add_row("phenotypes", f"{s.phenotypes} mutations changed some probe")
         table.add_row("severity", "none {} · mild {} · moderate {} · severe {}".format(*s.severity))
         table.add_row("malignant", str(s.malignant))
         table.add_row("matrices", str(s.matrices))
-        table.add_row("probes", "; ".join(s.probes))
+        table.add_row("probes", escape("; ".join(s.probes)))
         table.add_row("time", f"{s.screen.elapsed_seconds:.0f} s screening, {rate:.2f} mutations/s")
         console.print(table)
     return 0

@@ -21,6 +21,7 @@ from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.engine.sites import Site, check_site_syntax, parse_site
 from mutatui.errors import MutatuiError
 
+SAMPLER_NAMES = ("tiles", "random", "stride", "lines", "region", "list", "full")
 SAMPLER_FORMS = (
     "tiles:R[xC] | random:N[,seed=S] | stride:R[xC][,offset=R0xC0] | "
     "lines:rows|cols|both[,every=K] | region:R0:R1,C0:C1 | list:SITE;SITE... | full"
@@ -322,6 +323,8 @@ def parse_sampler(text: str) -> Sampler:
     """The command-line form: `tiles:64`, `random:1000,seed=7`, `region:0:8,0:16`, ..."""
     name, _, rest = text.strip().partition(":")
     name = name.strip().lower()
+    if name not in SAMPLER_NAMES:
+        raise MutatuiError(f"sites: unknown sampler {name!r}; valid: {SAMPLER_FORMS}")
     if name == "region":
         axes = rest.split(",")
         try:

@@ -145,7 +145,10 @@ def writer_lock(path: str | Path) -> Iterator[None]:
     never blocks a resume.
     """
     target = lock_path(path)
-    descriptor = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        descriptor = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise MutatuiError(f"cannot write a database at {path}: {error.strerror}") from None
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
