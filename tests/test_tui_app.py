@@ -3,7 +3,10 @@ screen database (real DuckDB file, real workers)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from textual.worker import WorkerFailed
 
 from mutatui.store import queries
 from mutatui.store.synthetic import SyntheticSpec, build_synthetic
@@ -409,3 +412,19 @@ async def test_a_bad_key_file_is_one_warning_not_a_crash(db, tmp_path, monkeypat
         await settle(pilot)
         assert isinstance(app.screen, ScreenListScreen)
         assert any("not valid TOML" in n.message for n in app._notifications)
+
+
+async def test_a_failed_read_is_one_notification_and_the_app_keeps_running(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.load_screen(999)
+        await pilot.pause()
+        with contextlib.suppress(WorkerFailed):  # the failed worker re-raises here only
+            await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("no screen 999" in n.message for n in app._notifications)
+        assert app._loading is None  # polling is not stuck behind the failed read
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, OverviewScreen) and app.data.summary.screen_id == 1

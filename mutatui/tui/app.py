@@ -18,7 +18,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.signal import Signal
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from mutatui.errors import MutatuiError
 from mutatui.store import queries
@@ -81,7 +81,7 @@ class ExplorerApp(LiveLauncher, App):
             self.open_screen(self._initial_screen)
         self.set_interval(self.poll_seconds, self._poll)
 
-    @work(thread=True, group="preload")
+    @work(thread=True, group="preload", exit_on_error=False)
     def preload_views(self) -> None:
         """Import the grid, detail and writers views off the UI thread while the user reads
         the screen list (their widgets and the engine's site parser take a second or two to
@@ -102,17 +102,20 @@ class ExplorerApp(LiveLauncher, App):
             self.load_screen(screen_id)
         self.push_screen(OverviewScreen())
 
-    @work(thread=True, exclusive=True, group="load")
-    def load_screen(self, screen_id: int) -> ScreenData:
+    def load_screen(self, screen_id: int) -> None:
+        """Read a screen into memory in a worker; a newer request supersedes an older one, and
+        no poll starts another while one is pending."""
         self._loading = screen_id
-        try:
-            data = queries.load_screen(self.db_path, screen_id)
-        finally:
-            self._loading = None
-        self.call_from_thread(self._loaded, data)
-        return data
+        self._read_screen(screen_id)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def _read_screen(self, screen_id: int) -> None:
+        data = queries.load_screen(self.db_path, screen_id)
+        if not get_current_worker().is_cancelled:  # superseded: the newer read will report
+            self.call_from_thread(self._loaded, data)
 
     def _loaded(self, data: ScreenData) -> None:
+        self._loading = None
         self.data = data
         self.phenotypes = apply_filter(data, self.selection)
         self.data_changed.publish(data)
@@ -130,7 +133,7 @@ class ExplorerApp(LiveLauncher, App):
         if data is not None and data.summary.status != "complete" and self._loading is None:
             self.check_progress(data.summary.screen_id, data.summary.status, data.written)
 
-    @work(thread=True, exclusive=True, group="poll")
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def check_progress(self, screen_id: int, known_status: str, known_written: int) -> None:
         status, written = queries.screen_progress(self.db_path, screen_id)
         if written != known_written or status != known_status:
@@ -145,7 +148,7 @@ class ExplorerApp(LiveLauncher, App):
             return
         self._write_tag(data.summary.screen_id, mutation_id, tag, note)
 
-    @work(thread=True, group="tag")
+    @work(thread=True, group="tag", exit_on_error=False)
     def _write_tag(self, screen_id: int, mutation_id: int, tag: str, note: str | None) -> None:
         queries.add_tag(self.db_path, screen_id, mutation_id, tag, note)
         self.call_from_thread(self._tag_saved, screen_id, mutation_id, tag, note)
@@ -156,7 +159,7 @@ class ExplorerApp(LiveLauncher, App):
         if data is not None:
             self._delete_tag(data.summary.screen_id, mutation_id, tag)
 
-    @work(thread=True, group="tag")
+    @work(thread=True, group="tag", exit_on_error=False)
     def _delete_tag(self, screen_id: int, mutation_id: int, tag: str) -> None:
         queries.remove_tag(self.db_path, screen_id, mutation_id, tag)
         self.call_from_thread(self._tag_saved, screen_id, mutation_id, tag, None, removed=True)
@@ -195,6 +198,8 @@ class ExplorerApp(LiveLauncher, App):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every worker's failure lands here: one line, and the app keeps running."""
         if event.state == WorkerState.ERROR:
+            if event.worker.group == "load":
+                self._loading = None
             error = event.worker.error
             message = str(error) if isinstance(error, MutatuiError) else repr(error)
             self.notify(message.splitlines()[0] if message else "failed", severity="error")

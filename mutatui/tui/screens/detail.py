@@ -95,7 +95,7 @@ class DetailScreen(Screen):
         data = self.app.data
         self.load_detail(data.summary.screen_id, int(data.mutation_id[position]))
 
-    @work(thread=True, exclusive=True, group="detail")
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def load_detail(self, screen_id: int, mutation_id: int) -> None:
         detail = queries.mutation_detail(self.app.db_path, screen_id, mutation_id)
         self.app.call_from_thread(self.show_detail, detail)

@@ -39,7 +39,7 @@ class ScreenListScreen(Screen):
     def action_reload(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, group="screens")
+    @work(thread=True, exclusive=True, group="screens", exit_on_error=False)
     def load(self) -> None:
         summaries = queries.list_screens(self.app.db_path)
         self.app.call_from_thread(self._show, summaries)
