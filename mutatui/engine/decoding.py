@@ -11,6 +11,7 @@ such a step is settled on the naive path (edit the weight, generate alone, resto
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -157,11 +158,15 @@ def stream_batch(
     cache = DynamicCache()
     finished = [False] * rows
     assignments = [(row, m) for row, m in enumerate(mutations) if m is not None]
+    # Only the last position's logits, as model.generate asks for them, where the model allows.
+    forward_parameters = inspect.signature(lm.model.forward).parameters
+    last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in forward_parameters else {}
     with torch.inference_mode(), sample_deltas(catalog, assignments):
         for step in range(decoding.max_new_tokens):
-            logits = lm.model(input_ids=input_ids, past_key_values=cache, use_cache=True).logits[
-                :, -1, :
-            ]
+            output = lm.model(
+                input_ids=input_ids, past_key_values=cache, use_cache=True, **last_logits_only
+            )
+            logits = output.logits[:, -1, :]
             chooser = chooser or Chooser(decoding, logits.shape[-1])
             tokens, margins = chooser.choose(logits, step)
             nonfinite = ~torch.isfinite(logits).all(dim=-1)
