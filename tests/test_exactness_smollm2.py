@@ -12,7 +12,8 @@ from mutatui.engine.mutations import make_mutation
 from mutatui.engine.sites import Site
 from mutatui.screening.fast import Screener
 
-pytestmark = pytest.mark.smollm2
+# The naive reference costs ~1 s per mutation on a quiet 2-core CPU; allow for a busy one.
+pytestmark = [pytest.mark.smollm2, pytest.mark.timeout(3600)]
 
 MATRICES = ("q", "k", "v", "o", "gate", "up", "down")
 PROMPT = "The life cycle of Drosophila:"
