@@ -343,6 +343,10 @@ def test_without_ray_a_screen_runs_and_ray_is_one_clear_line(
         (["--ray", "--ray-parts", "0"], "--ray-parts must be at least 1, got 0"),
         (["--ray", "--shard", "1/2"], "--ray splits the spec into parts itself; drop --shard"),
         (
+            ["--ray", "127.0.0.1:1"],
+            "cannot reach the Ray cluster at 127.0.0.1:1: Connection refused",
+        ),
+        (
             ["--ray", "--device", "cuda:1"],
             "--device cuda:1 does not apply with --ray: each worker uses the one GPU Ray gives "
             "it; valid: auto, cuda, cpu",

@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import sys
 import threading
 from collections import deque
@@ -51,6 +52,8 @@ MAX_RESTARTS = 3
 """How often Ray restarts a dead worker before the driver gives up on it."""
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
 """The object store of a local cluster: parts' rows are small."""
+REACH_SECONDS = 10.0
+"""How long to try to reach a cluster's address before giving up."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ def connected(ray: ModuleType, ray_run: RayRun) -> Iterator[None]:
     options = {"log_to_driver": False, "logging_level": logging.WARNING}
     try:
         if ray_run.address:
+            _check_reachable(ray_run.address)
             ray.init(address=ray_run.address, **options)
         else:
             workers = ray_run.workers or max(1, (os.cpu_count() or 1) // ray_run.cpus_per_worker)
@@ -123,6 +127,20 @@ def connected(ray: ModuleType, ray_run: RayRun) -> Iterator[None]:
             yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once on a cluster address nothing listens on (`ray.init` would retry for
+    minutes). `auto` and addresses without a port are left to Ray."""
+    host, _, port = address.rpartition("://")[2].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_SECONDS).close()
+    except OSError as error:
+        raise MutatuiError(
+            f"cannot reach the Ray cluster at {address}: {error.strerror or error}"
+        ) from None
 
 
 @contextmanager
