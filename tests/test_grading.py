@@ -73,6 +73,9 @@ def test_repetition_loops():
     assert is_repetitive(prose[:20] + [1, 2, 3] * 4)  # a 3-token loop over 12 tokens
     assert not is_repetitive(prose[:20] + [1, 2, 3] * 3)  # 9 tokens: too short to call
     assert is_repetitive(prose[:10] + list(range(8)) * 3)  # period 8, three times
+    assert is_repetitive(prose[:6] + list(range(14)) * 3)  # a sentence of 14 tokens, 3 times
+    assert not is_repetitive(prose[:6] + list(range(14)) * 2)  # twice is not yet a loop
+    assert not is_repetitive(prose[:6] + list(range(17)) * 3)  # blocks over 16 tokens
     assert not is_repetitive(prose)
     assert not is_repetitive([1, 2, 3] * 4 + prose[:20])  # a loop that ended is no loop
     assert not is_repetitive([])
@@ -89,6 +92,8 @@ def test_repetition_loops():
         ("Привет hello мир world ещё", True),
         ("Фотосинтез превращает свет в сахар", False),
         ("The sun is called 太陽 in Japanese.", False),
+        ("Drosophila development is a biripe" + "mic" * 20, True),
+        ("Pneumonoultramicroscopicsilicovolcanoconiosis is a word.", False),  # 45 letters
     ],
 )
 def test_garbage(text, garbage):
@@ -257,3 +262,39 @@ def test_embedder_cosines(embedder):
     alone = [embedder.cosines(baseline, [text])[0] for text in texts]
     assert alone == pytest.approx([same, paraphrase, unrelated, blank], abs=1e-5)
     assert embedder.cosines(baseline, []) == []
+
+
+REAL_FIXTURES = sorted(p for p in OUTPUTS.glob("*.json") if p.name != "styles.json")
+
+
+@pytest.mark.parametrize("path", REAL_FIXTURES, ids=lambda p: p.stem)
+def test_real_smollm2_outputs(path, embedder):
+    """Real baseline and mutant continuations of SmolLM2 (make_fixtures.py), graded; each
+    mutant's `expect` holds the grades a reader gives it by eye."""
+    record = json.loads(path.read_text(encoding="utf-8"))
+    baseline = record["baseline"]
+    mutants = record["mutants"]
+    assert mutants, f"{path.name} holds no mutants"
+    baseline_grade = grade_text(
+        baseline["tokens"], baseline["text"], baseline["tokens"], baseline["text"],
+        stopped=baseline["stopped"], nonfinite=False,
+    )  # fmt: skip
+    assert not baseline_grade.changed and baseline_grade.severity == 0
+    assert style_label(baseline["text"]) == record["baseline_style"]
+    cosines = embedder.cosines(baseline["text"], [m["text"] for m in mutants])
+    for mutant, cosine in zip(mutants, cosines, strict=True):
+        changed = mutant["tokens"] != baseline["tokens"]
+        grade = grade_text(
+            baseline["tokens"],
+            baseline["text"],
+            mutant["tokens"],
+            mutant["text"],
+            stopped=mutant["stopped"],
+            nonfinite=mutant["nonfinite"],
+            cosine=cosine if changed else None,
+        )
+        assert grade.changed is changed, mutant["mutation"]
+        if grade.nonfinite or grade.empty or grade.garbage:
+            assert grade.severity == 3, mutant["mutation"]
+        observed = {key: getattr(grade, key) for key in mutant["expect"]}
+        assert observed == mutant["expect"], mutant["mutation"]

@@ -40,13 +40,16 @@ MILD_COSINE = 0.8
 MALIGNANT_COSINE = 0.5
 """At most this similar is severe (and, with a destroyed choice score, malignant)."""
 
-LOOP_MAX_PERIOD = 8
+LOOP_MAX_PERIOD = 16
 LOOP_MIN_REPEATS = 3
 LOOP_MIN_TOKENS = 12
 GARBAGE_MIN_CHARS = 8
 GARBAGE_MIN_LETTER_SHARE = 0.5
 GARBAGE_MAX_REPLACEMENT_SHARE = 0.1
 GARBAGE_MIN_SCRIPT_SHARE = 0.8
+GARBAGE_MAX_WORD = 45
+"""Letters in a row beyond this (the longest English word) are no word (`micmicmic...`, `ssssss...`)."""
+LETTER_RUN = re.compile(r"[^\W\d_]+")
 REPLACEMENT_CHAR = "\ufffd"
 
 STYLES = ("descriptive", "conversational", "poetic", "other")
@@ -134,8 +137,8 @@ def _script(char: str) -> str:
 
 def is_garbage(text: str) -> bool:
     """Non-text output, judged on its non-space characters (at least `GARBAGE_MIN_CHARS`):
-    replacement characters (broken UTF-8) above 10%, letters below half, or letters of mixed
-    scripts where no one script holds 80%."""
+    replacement characters (broken UTF-8) above 10%, letters below half, a run of more than 45
+    letters (no word is that long), or letters of mixed scripts where no one script holds 80%."""
     chars = [ch for ch in text if not ch.isspace()]
     if len(chars) < GARBAGE_MIN_CHARS:
         return False
@@ -143,6 +146,8 @@ def is_garbage(text: str) -> bool:
         return True
     letters = [ch for ch in chars if ch.isalpha()]
     if len(letters) < GARBAGE_MIN_LETTER_SHARE * len(chars):
+        return True
+    if max(map(len, LETTER_RUN.findall(text)), default=0) > GARBAGE_MAX_WORD:
         return True
     scripts = Counter(_script(ch) for ch in letters)
     return scripts.most_common(1)[0][1] < GARBAGE_MIN_SCRIPT_SHARE * len(letters)
