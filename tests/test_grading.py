@@ -150,6 +150,18 @@ def test_unchanged_output_grades_as_silent():
     )
 
 
+def test_embedder_is_used_for_changed_outputs_only(embedder):
+    kept = grade_text([1, 2], "The egg.", [1, 2], "The egg.", stopped=True, nonfinite=False,
+                      embedder=embedder)  # fmt: skip
+    assert kept.cosine is None
+    moved = grade_text([1, 2], "The egg.", [1, 3], "The larva.", stopped=True, nonfinite=False,
+                       embedder=embedder)  # fmt: skip
+    assert moved.cosine == pytest.approx(embedder.cosines("The egg.", ["The larva."])[0])
+    given = grade_text([1, 2], "The egg.", [1, 3], "The larva.", stopped=True, nonfinite=False,
+                       cosine=0.3, embedder=embedder)  # fmt: skip
+    assert given.cosine == 0.3 and given.severity == 3
+
+
 def test_immediate_eos_is_empty_and_severe(embedder):
     grade = grade_text(
         [1, 2, 3], "The egg hatches.", [], "", stopped=True, nonfinite=False, embedder=embedder
