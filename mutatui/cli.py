@@ -21,23 +21,17 @@ COMMANDS = (
     "merge",
     "export",
     "info",
-    "predict",
-    "superweights",
     "browse",
     "live",
     "analyze",
     "plot",
+    "predict",
+    "superweights",
 )
 """Subcommand modules in `mutatui.commands`, in the order `--help` lists them."""
 
 DEFAULT_COMMAND = "browse"
 """With no arguments, `mutatui` opens the explorer on ./screens.db."""
-
-
-LIGHT_COMMANDS = ("browse",)
-"""Commands parsed alone when they are the one asked for, so that starting them does not pay
-for the other commands' imports (torch, transformers: seconds). The explorer's first paint
-depends on it."""
 
 
 def build_parser(names: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
@@ -54,8 +48,9 @@ def build_parser(names: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv) or [DEFAULT_COMMAND]
-    light = arguments[0] in LIGHT_COMMANDS and "-h" not in arguments and "--help" not in arguments
-    parser = build_parser([arguments[0]] if light else COMMANDS)
+    # A named command is parsed alone, so it does not pay for the other commands' imports
+    # (torch, transformers: seconds); the explorer's first paint depends on it.
+    parser = build_parser([arguments[0]] if arguments[0] in COMMANDS else COMMANDS)
     args = parser.parse_args(arguments)
     try:
         return int(args.run(args) or 0)
