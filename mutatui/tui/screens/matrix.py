@@ -4,8 +4,10 @@ cursor described below it."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -13,8 +15,16 @@ from textual.widgets import Footer, Header, Static
 
 from mutatui.engine.sites import Site, parse_site
 from mutatui.errors import MutatuiError
+from mutatui.guided.layer import PredictedLayer
+from mutatui.store.guided import SuperweightResult
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import MatrixLayout, fit_zoom, layout_for, unit_of, zoomed
+from mutatui.tui.guided_data import (
+    PredictedLayers,
+    load_predicted,
+    load_superweights,
+    predicted_kind,
+)
 from mutatui.tui.screens.shared import FilterActions
 from mutatui.tui.widgets.cell_summary import CellSummary, describe_cell
 from mutatui.tui.widgets.matrix_grid import HEADER, MARGIN, CellPosition, MatrixGrid
@@ -43,6 +53,8 @@ class MatrixScreen(FilterActions, Screen):
         Binding("enter", "detail", "Detail", id="matrix.detail"),
         Binding("t", "tag", "Tag", show=False, id="matrix.tag"),
         Binding("y", "copy_site", "Copy site", show=False, id="matrix.copy"),
+        Binding("p", "predicted", "Predicted", id="matrix.predicted"),
+        Binding("S", "superweights", "Super weights", show=False, id="matrix.superweights"),
         *FilterActions.FILTER_BINDINGS,
     ]
 
@@ -55,6 +67,9 @@ class MatrixScreen(FilterActions, Screen):
         self.anchor = anchor
         """The coordinate under the cursor, kept across zoom, layer and filter changes."""
         self.layout_data: MatrixLayout | None = None
+        self.show_predicted = False
+        self.predicted: PredictedLayers | None = None
+        """The loaded predicted layer (kept while hidden, so toggling back is instant)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -118,8 +133,12 @@ class MatrixScreen(FilterActions, Screen):
         row = min(self.anchor[0], layout.shape.rows - 1)
         col = min(self.anchor[1], layout.shape.cols - 1)
         cursor = CellPosition(*layout.display_cell_of(row, col))
-        self.query_one(MatrixGrid).show(layout, cursor)
+        grid = self.query_one(MatrixGrid)
+        grid.set_predicted(self._predicted_here())
+        grid.show(layout, cursor)
         self._update_status()
+        if self.show_predicted and self._predicted_stale():
+            self._load_predicted(self.app.db_path, self.data.summary.model, self._wanted_kind())
 
     def _update_status(self) -> None:
         layout, data = self.layout_data, self.data
@@ -133,6 +152,8 @@ class MatrixScreen(FilterActions, Screen):
         view = ["rearranged" if self.rearranged else "natural order"]
         grid = self.query_one(MatrixGrid)
         view.append("max/min overlay" if grid.complement else f"by {grid.colour_mode}")
+        if self.show_predicted and self.predicted is not None:
+            view.append(f"predicted {self.predicted.kind} ({self.predicted.info.name})")
         cell = f"{layout.bin_rows}x{layout.bin_cols}"
         self.query_one("#matrix-status", Static).update(
             f"[b]{shape.label}[/b] {shape.rows}x{shape.cols}  cell {cell}  "
@@ -311,6 +332,82 @@ class MatrixScreen(FilterActions, Screen):
             lambda chosen: chosen and self.app.save_tag(mutation_id, *chosen),
         )
 
+    # --- guided layers -------------------------------------------------------------------
+
+    def _wanted_kind(self) -> str:
+        return predicted_kind(self.app.selection.kinds)
+
+    def _predicted_stale(self) -> bool:
+        """No predicted layer loaded yet, or one of another kind than the filter asks for."""
+        return self.predicted is None or self.predicted.kind != self._wanted_kind()
+
+    def _predicted_here(self) -> PredictedLayer | None:
+        """The shown matrix's predicted layer, or None (hidden, not loaded, not predicted)."""
+        if not self.show_predicted or self.predicted is None:
+            return None
+        shape = self.data.matrices[self.position]
+        return self.predicted.layers.get((shape.layer, shape.matrix))
+
+    def action_predicted(self) -> None:
+        """Toggle the predicted layer under the measured phenotypes (loaded on first use)."""
+        self.show_predicted = not self.show_predicted
+        if self.show_predicted and self._predicted_stale():
+            self._load_predicted(self.app.db_path, self.data.summary.model, self._wanted_kind())
+            return
+        self.query_one(MatrixGrid).set_predicted(self._predicted_here())
+        self._update_status()
+
+    @work(thread=True, exclusive=True, group="predicted", exit_on_error=False)
+    def _load_predicted(self, db: Path, model: str, kind: str) -> None:
+        self.app.call_from_thread(self._predicted_loaded, load_predicted(db, model, kind), model)
+
+    def _predicted_loaded(self, predicted: PredictedLayers | None, model: str) -> None:
+        if predicted is None:
+            self.show_predicted = False
+            db = self.app.db_path
+            self.notify(
+                f"no prediction for {model} in {db.name}; run `mutatui predict --model {model} "
+                f"--db {db}`",
+                severity="warning",
+            )
+            return
+        self.predicted = predicted
+        if self.show_predicted:
+            self.query_one(MatrixGrid).set_predicted(self._predicted_here())
+            self._update_status()
+
+    def action_superweights(self) -> None:
+        """List the super weights of the database's newest run; choosing one jumps there."""
+        self._load_superweights(self.app.db_path)
+
+    @work(thread=True, exclusive=True, group="superweights", exit_on_error=False)
+    def _load_superweights(self, db: Path) -> None:
+        self.app.call_from_thread(self._superweights_loaded, load_superweights(db))
+
+    def _superweights_loaded(self, results: list[SuperweightResult]) -> None:
+        from mutatui.tui.screens.superweights import SuperweightScreen
+
+        if not results:
+            db = self.app.db_path
+            self.notify(
+                f"no super weights in {db.name}; run `mutatui superweights --model "
+                f"{self.data.summary.model} --db {db}`",
+                severity="warning",
+            )
+            return
+        self.app.push_screen(SuperweightScreen(results), self.jump_to_site)
+
+    def jump_to_site(self, text: str | None) -> None:
+        """Go to a site given as text (the `g` path), or say in one line why not."""
+        if text is None:
+            return
+        try:
+            site = self.check_site(text)
+        except MutatuiError as error:
+            self.notify(str(error), severity="warning")
+            return
+        self.go_to_site(site)
+
     def system_commands(self):
         from textual.app import SystemCommand
 
@@ -328,6 +425,16 @@ class MatrixScreen(FilterActions, Screen):
             ),
             ("Colour by density or severity", "Switch the cell colouring", self.action_colour),
             ("Go to site", "Jump to a site typed as text", self.action_goto),
+            (
+                "Predicted layer",
+                "Shade untested and quiet cells by the newest sensitivity prediction",
+                self.action_predicted,
+            ),
+            (
+                "Super weights",
+                "List super-weight candidates and jump to one",
+                self.action_superweights,
+            ),
             ("Copy site", "Copy the site under the cursor (OSC 52)", self.action_copy_site),
             ("Fit matrix", "Zoom out to the whole matrix", self.action_fit),
         ):

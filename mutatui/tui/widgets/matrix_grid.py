@@ -6,6 +6,8 @@ bar; both stay put while the grid scrolls. `scroll_y` is the first displayed bin
 margins. Each cell is one character: ` ` untested, `.` tested without a phenotype, `+` a max
 phenotype, `-` a min phenotype, `#` both, `o` another kind (zero or a value); its colour is the
 phenotype density of its bin, or the worst severity, or (complementarity) which kinds hit.
+With a predicted layer set (`set_predicted`), cells without a measured phenotype are shaded by
+the prediction's level for the coordinates they cover: measured phenotypes are drawn over it.
 Nothing here touches the database: the layout arrives computed, lines are cached, and a cursor
 move refreshes two lines.
 """
@@ -26,6 +28,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from mutatui.guided.layer import LEVELS, PredictedLayer
 from mutatui.tui.grid_data import CellLine, MatrixLayout
 
 MARGIN = 5
@@ -48,10 +51,12 @@ STYLE_NAMES = (
     "severity-1",
     "severity-2",
     "severity-3",
+    *(f"predicted-{level}" for level in range(1, LEVELS)),
 )
 STYLE_UNTESTED, STYLE_TESTED, STYLE_MAX, STYLE_MIN, STYLE_BOTH = range(5)
 STYLE_DENSITY = 5
 STYLE_SEVERITY = STYLE_DENSITY + DENSITY_LEVELS
+STYLE_PREDICTED = STYLE_SEVERITY + 3
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,10 @@ class MatrixGrid(ScrollView, can_focus=True):
         "matrix-grid--max",
         "matrix-grid--min",
         "matrix-grid--both",
+        "matrix-grid--predicted-1",
+        "matrix-grid--predicted-2",
+        "matrix-grid--predicted-3",
+        "matrix-grid--predicted-4",
         "matrix-grid--cursor",
         "matrix-grid--marginal",
         "matrix-grid--axis",
@@ -122,6 +131,8 @@ class MatrixGrid(ScrollView, can_focus=True):
         self._lines: LRUCache[int, CellLine] = LRUCache(4096)
         self._strips: LRUCache[tuple, Strip] = LRUCache(2048)
         self._styles: dict[str, Style] = {}
+        self.predicted: PredictedLayer | None = None
+        """The predicted layer of the shown matrix, drawn under the measured phenotypes."""
 
     # --- data in -------------------------------------------------------------------------
 
@@ -158,6 +169,13 @@ class MatrixGrid(ScrollView, can_focus=True):
     def watch_complement(self) -> None:
         self._strips.clear()
         self.refresh()
+
+    def set_predicted(self, predicted: PredictedLayer | None) -> None:
+        """Shade untouched cells by `predicted` (None: no predicted layer)."""
+        if predicted is not self.predicted:
+            self.predicted = predicted
+            self._strips.clear()
+            self.refresh()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -296,6 +314,8 @@ class MatrixGrid(ScrollView, can_focus=True):
         stop = min(left + (width - MARGIN) // self.cell_width, layout.cols)
         if stop > left:
             glyphs, styles = self._cells(self._line(display_row), left, stop)
+            if self.predicted is not None:
+                styles = self._shade_predicted(styles, display_row, left, stop, glyphs)
             segments.extend(self._runs(glyphs, styles, cursor_col - left))
         return Strip(segments).adjust_cell_length(width, self.rich_style)
 
@@ -323,6 +343,23 @@ class MatrixGrid(ScrollView, can_focus=True):
             coloured = STYLE_DENSITY + np.clip(level, 1, DENSITY_LEVELS).astype(int) - 1
         styles = np.where(hits > 0, coloured, np.where(tested > 0, STYLE_TESTED, STYLE_UNTESTED))
         return glyphs, styles
+
+    def _shade_predicted(
+        self, styles: np.ndarray, display_row: int, start: int, stop: int, glyphs: np.ndarray
+    ) -> np.ndarray:
+        """Styles of columns start:stop with the cells that show no phenotype shaded by the
+        predicted level of the coordinates they cover (level 0 keeps the plain style)."""
+        layout, predicted = self.layout_data, self.predicted
+        assert layout is not None and predicted is not None
+        quiet = (glyphs == GLYPH_UNTESTED) | (glyphs == GLYPH_TESTED)
+        levels = np.array(
+            [
+                predicted.level(*layout.cell_bounds(display_row, col)) if is_quiet else 0
+                for col, is_quiet in zip(range(start, stop), quiet.tolist(), strict=True)
+            ],
+            dtype=int,
+        )
+        return np.where(levels > 0, STYLE_PREDICTED + levels - 1, styles)
 
     def _runs(self, glyphs: np.ndarray, styles: np.ndarray, cursor: int) -> list[Segment]:
         """One segment per run of equal style; the cursor cell is a run of its own."""
