@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test setup lint format screens clean-venv screens.db
+.PHONY: run test setup lint clean-venv screens.db
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
+# Until the bundled screen is built (`make screens.db`), `make run` opens live mode on SmolLM2.
 run: $(STAMP)
-	$(BIN)/mutatui browse $(DB)
+	@if [ -f $(DB) ]; then \
+		$(BIN)/mutatui browse $(DB); \
+	else \
+		echo "mutatui: $(DB) is not built yet (make screens.db resumes its build); opening live mode on smollm2"; \
+		$(BIN)/mutatui live --model smollm2 --site 'L11.down[507,1229]' --kind zero; \
+	fi
 
 test: $(STAMP)
 	$(BIN)/ruff format --check .
