@@ -76,7 +76,10 @@ def test_streaming_yields_each_step_and_stops_rows_at_eos_like_generate(tiny):
     finally:
         config.eos_token_id = original
     assert [step.index for step in steps] == list(range(len(steps)))
-    assert results[0].stopped and results[0].tokens == baseline.tokens[: baseline.tokens.index(stop_token)]
+    assert (
+        results[0].stopped
+        and results[0].tokens == baseline.tokens[: baseline.tokens.index(stop_token)]
+    )
     assert results[0].tokens == alone.tokens and alone.stopped
     assert steps[len(results[0].tokens)].tokens[0] is None
 

@@ -1,8 +1,8 @@
 import pytest
+from tiny_models import OTHERS, build_tiny_model
 
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
-from tiny_models import OTHERS, build_tiny_model
 
 
 def test_llama_matrices_have_short_names_and_true_extremes(tiny):

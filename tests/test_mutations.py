@@ -50,7 +50,10 @@ def test_max_and_min_come_from_the_unmutated_matrix(tiny):
 def test_restores_when_the_body_raises(tiny):
     lm, catalog = tiny
     before = snapshot(lm.model)
-    with pytest.raises(RuntimeError), mutated(catalog, make_mutation("L2.down[0:8,0:8]", "max", catalog)):
+    with (
+        pytest.raises(RuntimeError),
+        mutated(catalog, make_mutation("L2.down[0:8,0:8]", "max", catalog)),
+    ):
         raise RuntimeError("generation failed")
     assert_unchanged(lm.model, before)
 

@@ -26,10 +26,17 @@ SITES = [
 def test_smollm2_shape_and_cache(smollm2):
     lm, catalog = smollm2
     assert catalog.num_layers == 30 and len(catalog) == 210
-    shapes = {name: (catalog.get(0, name).rows, catalog.get(0, name).cols) for name in catalog.names}
+    shapes = {
+        name: (catalog.get(0, name).rows, catalog.get(0, name).cols) for name in catalog.names
+    }
     assert shapes == {
-        "q": (576, 576), "k": (192, 576), "v": (192, 576), "o": (576, 576),
-        "gate": (1536, 576), "up": (1536, 576), "down": (576, 1536),
+        "q": (576, 576),
+        "k": (192, 576),
+        "v": (192, 576),
+        "o": (576, 576),
+        "gate": (1536, 576),
+        "up": (1536, 576),
+        "down": (576, 1536),
     }
     assert lm.dtype == torch.float32
     assert lm.source == str(_gguf_cache_dir(smollm2_gguf_path()))
