@@ -36,7 +36,13 @@ from mutatui.errors import MutatuiError
 from mutatui.scale.worker import ModelOptions, PartResult, ScreenWorker, WorkerInfo
 from mutatui.screening.plan import SHARD_CHUNK, WHOLE, Shard
 from mutatui.screening.progress import ScreenProgress, Silent
-from mutatui.screening.runner import ScreenReport, ScreenRun, check_baselines, stored_spec
+from mutatui.screening.runner import (
+    ScreenReport,
+    ScreenRun,
+    check_baselines,
+    new_screen,
+    stored_spec,
+)
 from mutatui.screening.spec import ScreenSpec
 from mutatui.store import parts as ledger
 from mutatui.store import screens as store
@@ -334,16 +340,7 @@ class _Driver:
         if self.record is None:
             screen_id = store.create_screen(
                 run.db,
-                store.NewScreen(
-                    name=spec.display_name,
-                    model=spec.model,
-                    spec=spec.to_json(),
-                    spec_hash=spec.digest,
-                    decoding=spec.decoding.describe(),
-                    max_new_tokens=spec.decoding.max_new_tokens,
-                    shard=None,
-                    planned_mutations=info.planned,
-                ),
+                new_screen(spec, None, info.planned),
                 info.probe_rows,
                 info.matrix_rows,
             )

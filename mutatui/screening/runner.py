@@ -100,6 +100,20 @@ class Assays:
         return rows
 
 
+def new_screen(spec: ScreenSpec, shard: str | None, planned: int) -> store.NewScreen:
+    """The `screens` row of a spec (or of one shard of it) about to be run."""
+    return store.NewScreen(
+        name=spec.display_name,
+        model=spec.model,
+        spec=spec.to_json(),
+        spec_hash=spec.digest,
+        decoding=spec.decoding.describe(),
+        max_new_tokens=spec.decoding.max_new_tokens,
+        shard=shard,
+        planned_mutations=planned,
+    )
+
+
 def measure_assays(
     lm: LoadedModel, catalog: MatrixCatalog, screener: Screener, spec: ScreenSpec
 ) -> Assays:
@@ -355,16 +369,7 @@ def run_screen(
         if record is None:
             screen_id = store.create_screen(
                 run.db,
-                store.NewScreen(
-                    name=spec.display_name,
-                    model=spec.model,
-                    spec=spec.to_json(),
-                    spec_hash=spec.digest,
-                    decoding=spec.decoding.describe(),
-                    max_new_tokens=spec.decoding.max_new_tokens,
-                    shard=None if shard == WHOLE else str(shard),
-                    planned_mutations=shard.size(len(plan)),
-                ),
+                new_screen(spec, None if shard == WHOLE else str(shard), shard.size(len(plan))),
                 probe_rows,
                 matrix_rows(plan.matrices),
             )

@@ -8,7 +8,7 @@ aggregates results per mutation so that a million-result screen arrives as a few
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import duckdb
@@ -52,20 +52,10 @@ class SiteFrame:
         return SiteFrame(self.screen, self.probes, self.matrices, **columns)
 
 
-_SITE_COLUMNS = (
-    "mutation_id",
-    "layer",
-    "matrix",
-    "row0",
-    "row1",
-    "col0",
-    "col1",
-    "kind",
-    "changed",
-    "severity",
-    "malignant",
-    "destructive",
+_SITE_COLUMNS = tuple(
+    field.name for field in fields(SiteFrame) if field.name not in ("screen", "probes", "matrices")
 )
+"""The per-mutation array columns of a SiteFrame, derived from its fields."""
 
 
 @dataclass

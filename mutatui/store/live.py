@@ -19,25 +19,16 @@ import duckdb
 
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
+from mutatui.store import screens
 from mutatui.store.database import connect, initialize
 
 LIVE_KIND = "live"
 
-RESULT_COLUMNS = (
-    "changed",
-    "diverge_at",
-    "edit_distance",
-    "cosine",
-    "text",
-    "first_word",
-    "empty",
-    "repetitive",
-    "garbage",
-    "nonfinite",
-    "severity",
-    "malignant",
-    "style",
-    "settled_naively",
+CHOICE_COLUMNS = ("choice_score", "choice_delta", "destructive")
+RESULT_COLUMNS = tuple(
+    column
+    for column in screens.RESULT_COLUMNS
+    if column not in ("mutation_id", "probe_id", *CHOICE_COLUMNS)
 )
 """The `results` columns a graded live run fills (choice-probe columns stay NULL)."""
 
