@@ -16,7 +16,8 @@ COLUMNS = ("screen", "status", "mutations", "phenotypes", "rate", "prompts", "mo
 
 class ScreenListScreen(Screen):
     BINDINGS = [
-        Binding("enter", "open", "Open", id="screens.open"),
+        # priority: the footer shows Open whether or not the table has focus yet
+        Binding("enter", "open", "Open", id="screens.open", priority=True),
         Binding("ctrl+r", "reload", "Reload", id="screens.reload"),
     ]
 
