@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -115,8 +116,8 @@ def uninterrupted(tiny, spec, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def killed_worker_run(spec, uninterrupted, tmp_path_factory) -> tuple[Path, list]:
     """A Ray screen on a local cluster of two CPU workers; right after the first part is
-    committed, the process of the worker that computed it (already busy with its next part)
-    is killed with SIGKILL."""
+    committed by a worker still computing another part, that worker's process is killed with
+    SIGKILL. (A worker that has already returned all its parts would die holding nothing.)"""
     from mutatui.scale.ray_runner import RayRun, run_screen_on_ray
 
     db = tmp_path_factory.mktemp("ray") / "ray.db"
@@ -124,9 +125,9 @@ def killed_worker_run(spec, uninterrupted, tmp_path_factory) -> tuple[Path, list
 
     def kill_once(event) -> None:
         events.append(event)
-        if event.kind == "part" and not any(e.kind == "killed" for e in events):
+        if event.running and not any(e.kind == "killed" for e in events):
             os.kill(event.info.pid, signal.SIGKILL)
-            events.append(type(event)("killed", event.worker, event.info))
+            events.append(replace(event, kind="killed"))
 
     report = run_screen_on_ray(
         spec, ScreenRun(db, batch_size=8), RayRun(workers=2, parts=PARTS), on_event=kill_once
@@ -141,9 +142,11 @@ def test_killed_worker_is_retried_and_the_result_equals_a_run_without_ray(
 ):
     db, events = killed_worker_run
     kinds = [event.kind for event in events]
+    assert "killed" in kinds, "no worker committed a part while still computing another"
     killed = events[kinds.index("killed")]
     died = [e for e in events if e.kind == "died" and e.worker == killed.worker]
     assert died and died[0].requeued, "the killed worker held no part"
+    assert set(died[0].requeued) <= set(killed.running)
     after = events[events.index(died[0]) :]
     retried = [e for e in after if e.kind == "part" and e.part in died[0].requeued]
     assert retried, "the requeued part was never committed"

@@ -86,6 +86,8 @@ class RayEvent:
     info: WorkerInfo | None = None
     part: int | None = None
     requeued: tuple[int, ...] = ()
+    running: tuple[int, ...] = ()
+    """On a `part` event: the worker's other parts still being computed (not yet returned)."""
     message: str = ""
 
 
@@ -390,7 +392,16 @@ class _Driver:
             self.done += len(result.mutations)
             self.phenotypes += result.phenotypes
             self.progress.advance(len(result.mutations), result.phenotypes)
-        self.on_event(RayEvent("part", index, worker.info, result.part))
+        self.on_event(
+            RayEvent("part", index, worker.info, result.part, running=self._running(index))
+        )
+
+    def _running(self, index: int) -> tuple[int, ...]:
+        held = {ref: part for ref, (i, part) in self.pending.items() if i == index and part}
+        if not held:
+            return ()
+        _, not_ready = self.ray.wait(list(held), num_returns=len(held), timeout=0)
+        return tuple(sorted(held[ref] for ref in not_ready))
 
     def _parts_left(self) -> bool:
         return bool(self.queue) or any(part is not None for _, part in self.pending.values())
