@@ -102,14 +102,26 @@ class GumbelNoise:
         return self._steps[step]
 
 
-def near_tie_tolerance(dtype: torch.dtype) -> float:
+ELEMENT_TIE_EPSILONS = 256
+"""float32 near-tie tolerance, in machine epsilons, for the unmutated model and element sites."""
+BLOCK_TIE_EPSILONS = 2048
+"""float32 near-tie tolerance, in machine epsilons, for block sites (tiles, lines, regions)."""
+
+
+def near_tie_tolerance(dtype: torch.dtype, mutation: Mutation | None = None) -> float:
     """Relative score gap below which batched and lone passes may pick different tokens.
 
-    Margins are measured relative to the winning score, `(top1 - top2) / (1 + |top1|)`.
+    Margins are measured relative to the winning score, `(top1 - top2) / (1 + |top1|)`. For
+    float32 the tolerance was set from measurements on SmolLM2 (benchmarks/near_ties.py): the
+    largest difference between a batched and a lone logit, relative to `1 + |top1|`, was 32
+    epsilons for element mutants, but 676 for a 64x64 block set to its matrix's maximum, whose
+    huge activations amplify rounding. A margin can move by twice that; the tolerances leave a
+    factor of 4 (elements) and 1.5 or more (blocks) on top.
     """
-    if dtype == torch.float32:
-        return 2048 * torch.finfo(torch.float32).eps
-    return 16 * torch.finfo(dtype).eps
+    if dtype != torch.float32:
+        return 16 * torch.finfo(dtype).eps
+    block = mutation is not None and not mutation.site.is_element
+    return (BLOCK_TIE_EPSILONS if block else ELEMENT_TIE_EPSILONS) * torch.finfo(dtype).eps
 
 
 class Chooser:
@@ -192,13 +204,13 @@ def stream_batch(
             input_ids = tokens.view(rows, 1)
 
 
-def is_near_tie(generation: Generation, dtype: torch.dtype) -> bool:
+def is_near_tie(generation: Generation, dtype: torch.dtype, mutation: Mutation | None) -> bool:
     """True when some step of this row was too close to call for a batched pass.
 
     NaN scores count as a tie: batched and lone passes may put the NaN in different places.
     """
     margin = generation.min_margin
-    return margin != margin or margin < near_tie_tolerance(dtype)
+    return margin != margin or margin < near_tie_tolerance(dtype, mutation)
 
 
 def naive_generate(
@@ -278,7 +290,7 @@ def settle(
     generation: Generation,
 ) -> Generation:
     """Keep a batched result unless a near tie makes it uncertain; then redo it naively."""
-    if not is_near_tie(generation, lm.dtype):
+    if not is_near_tie(generation, lm.dtype, mutation):
         return generation
     redone = naive_generate(lm, catalog, prompt, mutation, decoding)
     redone.nonfinite = generation.nonfinite

@@ -21,7 +21,7 @@ layer up; a near tie among the answer letters settles that question naively.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -108,14 +108,19 @@ class Screener:
         self.catalog = catalog
         self.decoding = decoding
         self.batch_size = max(1, batch_size)
-        self.tolerance = near_tie_tolerance(lm.dtype)
         self.runner = LayerRunner(lm.model, catalog) if supports_layers(lm.model) else None
         self._chooser: Chooser | None = None
         self._probe: _TextProbe | None = None
         self._questions: dict[tuple[ChoiceQuestion, bool], BaselineTrace] = {}
+        self.observe_onward: Callable[[Diverged, torch.Tensor], None] | None = None
+        """Sees every onward-decoding step's logits per row (for measurements only)."""
         if self.runner is not None:
             weight = self.runner.head_weight.detach()
             self.head_norm = float(weight.float().norm(dim=1).max())
+
+    def tolerance(self, mutation: Mutation) -> float:
+        """The near-tie margin below which this mutant is settled on the naive path."""
+        return near_tie_tolerance(self.lm.dtype, mutation)
 
     @property
     def layered(self) -> bool:
@@ -191,13 +196,9 @@ class Screener:
         decisions = slice(reference.prompt_length - 1, None)
         for batch in _layer_batches(mutations, self.batch_size):
             final, kv = self.runner.run_from(probe.trace, [m for _, m in batch], decisions)
+            tolerances = torch.tensor([self.tolerance(m) for _, m in batch])
             verdicts = judge(
-                reference,
-                final,
-                self.runner.head,
-                self.head_norm,
-                self._chooser_for(),
-                self.lm.dtype,
+                reference, final, self.runner.head, self.head_norm, self._chooser_for(), tolerances
             )
             for row, ((index, mutation), verdict) in enumerate(zip(batch, verdicts, strict=True)):
                 outcome = self._settle_verdict(prompt, baseline, mutation, verdict)
@@ -227,7 +228,7 @@ class Screener:
         self, prompt: list[int], baseline: Generation, mutation: Mutation, verdict: Verdict
     ) -> TextOutcome | None:
         """The outcome when teacher forcing alone decides it; None when it must decode on."""
-        if verdict.near_tie(self.tolerance):
+        if verdict.near_tie(self.tolerance(mutation)):
             return self._naive(prompt, baseline, mutation, verdict.nonfinite)
         if verdict.diverge_at is None:
             tokens, stopped = list(baseline.tokens), baseline.stopped
@@ -248,9 +249,10 @@ class Screener:
             self._chooser_for(),
             self.decoding,
             self.lm.eos_token_ids,
+            self.observe_onward,
         )
         for row in rows:
-            if math.isnan(row.min_margin) or row.min_margin < self.tolerance:
+            if math.isnan(row.min_margin) or row.min_margin < self.tolerance(row.mutation):
                 outcomes[row.index] = self._naive(
                     list(probe.prompt), probe.baseline, row.mutation, row.nonfinite
                 )
@@ -319,7 +321,8 @@ class Screener:
             finite = torch.isfinite(scores).all(dim=-1)
             for row, (index, mutation) in enumerate(batch):
                 margin = float(margins[row])
-                if not bool(finite[row]) or math.isnan(margin) or margin < self.tolerance:
+                tie = math.isnan(margin) or margin < self.tolerance(mutation)
+                if not bool(finite[row]) or tie:
                     chosen[index] = naive_choices(
                         self.lm, self.catalog, [question], mutation, chat=chat
                     )[0]

@@ -35,10 +35,32 @@ class KVStore:
     def __init__(self) -> None:
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
+        self._filled: dict[int, int] = {}  # positions in use, for layers given room
+
+    def reserve(self, room: int) -> None:
+        """Give every layer room for `room` more positions, so that updates write in place.
+
+        Decoding appends one position per layer per step; concatenating copied the whole cache
+        every time (an eighth of onward decoding's time). After this, `keys[l]` and `values[l]`
+        are buffers whose first positions are filled; `update` returns the filled part."""
+        for layer in list(self.keys):
+            self._filled[layer] = self.keys[layer].shape[-2]
+            self.keys[layer] = _with_room(self.keys[layer], room)
+            self.values[layer] = _with_room(self.values[layer], room)
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *_args, **_kw
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if layer_idx in self._filled:
+            start = self._filled[layer_idx]
+            end = start + key_states.shape[-2]
+            keys, values = self.keys[layer_idx], self.values[layer_idx]
+            if end > keys.shape[-2]:
+                raise ValueError(f"layer {layer_idx}'s cache has no room for position {end - 1}")
+            keys[..., start:end, :] = key_states
+            values[..., start:end, :] = value_states
+            self._filled[layer_idx] = end
+            return keys[..., :end, :], values[..., :end, :]
         if layer_idx in self.keys:
             key_states = torch.cat([self.keys[layer_idx], key_states], dim=-2)
             value_states = torch.cat([self.values[layer_idx], value_states], dim=-2)
@@ -51,6 +73,12 @@ class KVStore:
         for layer in self.keys:
             self.keys[layer] = self.keys[layer].index_select(0, rows)
             self.values[layer] = self.values[layer].index_select(0, rows)
+
+
+def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
+    grown = states.new_empty(*states.shape[:-2], states.shape[-2] + room, states.shape[-1])
+    grown[..., : states.shape[-2], :] = states
+    return grown
 
 
 @dataclass

@@ -11,6 +11,7 @@ forward pass per step, with no padding.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -63,14 +64,19 @@ def decode_onward(
     chooser: Chooser,
     decoding: Decoding,
     eos: frozenset[int],
+    observe: Callable[[Diverged, torch.Tensor], None] | None = None,
 ) -> None:
-    """Decode every row until EOS or `max_new_tokens`, updating the rows in place."""
+    """Decode every row until EOS or `max_new_tokens`, updating the rows in place.
+
+    `observe(row, logits)`, if given, sees each row's logits at every step (for measuring how far
+    batched logits are from lone ones: benchmarks/near_ties.py)."""
     active = [row for row in rows if len(row.tokens) < decoding.max_new_tokens]
     if not active:
         return
     device = runner.head_weight.device
     length = prompt_length + max(row.diverge_at for row in active)
     kv = _assemble_cache(active, trace, length)
+    kv.reserve(decoding.max_new_tokens)
     slots = torch.arange(length, device=device)
     prefix = torch.tensor([prompt_length + row.diverge_at for row in active], device=device)
     visible = slots.view(1, -1) < prefix.view(-1, 1)
@@ -82,6 +88,8 @@ def decode_onward(
         logits = runner.step(tokens, positions, visible, kv, [row.mutation for row in active])
         nonfinite = (~torch.isfinite(logits).all(dim=-1)).tolist()
         for offset, row in enumerate(active):
+            if observe is not None:
+                observe(row, logits[offset])
             token, margin = chooser.choose(logits[offset], len(row.tokens))
             row.note(float(margin), nonfinite[offset])
             if int(token) in eos:

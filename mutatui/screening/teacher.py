@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mutatui.engine.decoding import Chooser, Decoding, Generation, near_tie_tolerance
+from mutatui.engine.decoding import Chooser, Decoding, Generation
 from mutatui.errors import MutatuiError
 
 
@@ -124,17 +124,18 @@ class Verdict:
 
 
 def certified_steps(
-    reference: Reference, final: torch.Tensor, head_norm: float, tolerance: float
+    reference: Reference, final: torch.Tensor, head_norm: float, tolerances: torch.Tensor
 ) -> torch.Tensor:
     """(rows, steps) True where the mutant surely picks the baseline's token without a near tie.
 
-    `final` is the mutants' final-norm output at the decision positions, (rows, steps, hidden).
-    Comparisons with NaN are False, so non-finite rows are never certified.
+    `final` is the mutants' final-norm output at the decision positions, (rows, steps, hidden);
+    `tolerances` is each row's near-tie tolerance, (rows,). Comparisons with NaN are False, so
+    non-finite rows are never certified.
     """
     moved = (final.float() - reference.final.float()).norm(dim=-1)
     bound = moved * head_norm * reference.score_scale
     lower = (reference.gaps - 2 * bound) / (1 + reference.tops.abs() + bound)
-    return lower >= tolerance
+    return lower >= tolerances.view(-1, 1)
 
 
 def judge(
@@ -143,12 +144,12 @@ def judge(
     head: torch.nn.Module,
     head_norm: float,
     chooser: Chooser,
-    dtype: torch.dtype,
+    tolerances: torch.Tensor,
 ) -> list[Verdict]:
     """Each mutant's first step choosing differently from the baseline, step by step."""
     rows = final.shape[0]
     verdicts = [Verdict() for _ in range(rows)]
-    certain = certified_steps(reference, final, head_norm, near_tie_tolerance(dtype))
+    certain = certified_steps(reference, final, head_norm, tolerances.to(final.device))
     alive = torch.ones(rows, dtype=torch.bool)
     for step in range(reference.steps):
         pending = (alive & ~certain[:, step].cpu()).nonzero().flatten().tolist()
