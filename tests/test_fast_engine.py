@@ -9,6 +9,7 @@ import torch
 from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
 from mutatui.engine.mutations import make_mutation
 from mutatui.engine.sites import Site
+from mutatui.screening import fast
 from mutatui.screening.choice import ChoiceQuestion, naive_choices
 from mutatui.screening.fast import Screener
 from mutatui.screening.layers import supports_layers
@@ -53,6 +54,42 @@ def test_tiny_llama_takes_the_layered_path(tiny):
     lm, catalog = tiny
     assert supports_layers(lm.model)
     assert Screener(lm, catalog, GREEDY).layered
+
+
+class WideTieScreener(Screener):
+    """A screener that calls many decisions near ties, so that settling is exercised often."""
+
+    def tolerance(self, mutation):
+        return 0.05
+
+
+@DECODINGS
+def test_near_ties_are_checked_naively_only_as_far_as_the_last_tie(
+    tiny, prompt, decoding, monkeypatch
+):
+    lm, catalog = tiny
+    checks = []
+
+    def naive_spy(*args):
+        checks.append(args[-1].max_new_tokens)
+        return naive_generate(*args)
+
+    monkeypatch.setattr(fast, "naive_generate", naive_spy)
+    mutations = sample_mutations(catalog, seed=3)
+    screener = WideTieScreener(lm, catalog, decoding, batch_size=8)
+    baseline = screener.baseline(prompt)
+    checks.clear()
+    outcomes = screener.screen_text(prompt, baseline, mutations)
+    references = naive_outcomes(lm, catalog, prompt, mutations, decoding)
+    for mutation, outcome, reference in zip(mutations, outcomes, references, strict=True):
+        assert (outcome.tokens, outcome.stopped) == (reference.tokens, reference.stopped), str(
+            mutation
+        )
+    settled = sum(o.settled_naively for o in outcomes)
+    full = checks.count(decoding.max_new_tokens)
+    assert settled >= 10, "the wide tolerance must send many mutants to the naive check"
+    assert full < len(checks), "some checks must stop at their last near tie"
+    assert len(checks) < 2 * settled, "most checks must confirm the batched outcome"
 
 
 @DECODINGS

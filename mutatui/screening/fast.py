@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -80,6 +80,11 @@ def _layer_batches(
     indexed = sorted(enumerate(mutations), key=lambda item: item[1].site.layer)
     for start in range(0, len(indexed), batch_size):
         yield indexed[start : start + batch_size]
+
+
+def _decisions(tokens: Sequence[int], stopped: bool, steps: int) -> list[int | None]:
+    """The first `steps` decisions of a continuation: its tokens, then None for its EOS."""
+    return [*tokens, *([None] if stopped else [])][:steps]
 
 
 def _row_states(
@@ -201,9 +206,9 @@ class Screener:
                 reference, final, self.runner.head, self.head_norm, self._chooser_for(), tolerances
             )
             for row, ((index, mutation), verdict) in enumerate(zip(batch, verdicts, strict=True)):
-                outcome = self._settle_verdict(prompt, baseline, mutation, verdict)
+                outcome = self._teacher_outcome(baseline, verdict)
                 if outcome is not None:
-                    outcomes[index] = outcome
+                    outcomes[index] = self._settle(probe, mutation, outcome, verdict.last_tie)
                     continue
                 pending.append(
                     Diverged(
@@ -214,7 +219,8 @@ class Screener:
                         tokens=[*baseline.tokens[: verdict.diverge_at], verdict.token],
                         keys=_row_states(kv.keys, row, mutation.site.layer),
                         values=_row_states(kv.values, row, mutation.site.layer),
-                        min_margin=verdict.min_margin,
+                        tolerance=self.tolerance(mutation),
+                        last_tie=verdict.last_tie,
                         nonfinite=verdict.nonfinite,
                     )
                 )
@@ -224,12 +230,8 @@ class Screener:
         self._finish_diverged(probe, pending, outcomes)
         return outcomes  # type: ignore[return-value]
 
-    def _settle_verdict(
-        self, prompt: list[int], baseline: Generation, mutation: Mutation, verdict: Verdict
-    ) -> TextOutcome | None:
+    def _teacher_outcome(self, baseline: Generation, verdict: Verdict) -> TextOutcome | None:
         """The outcome when teacher forcing alone decides it; None when it must decode on."""
-        if verdict.near_tie(self.tolerance(mutation)):
-            return self._naive(prompt, baseline, mutation, verdict.nonfinite)
         if verdict.diverge_at is None:
             tokens, stopped = list(baseline.tokens), baseline.stopped
         elif verdict.token in self.lm.eos_token_ids:
@@ -252,26 +254,30 @@ class Screener:
             self.observe_onward,
         )
         for row in rows:
-            if math.isnan(row.min_margin) or row.min_margin < self.tolerance(row.mutation):
-                outcomes[row.index] = self._naive(
-                    list(probe.prompt), probe.baseline, row.mutation, row.nonfinite
-                )
-            else:
-                outcomes[row.index] = TextOutcome(
-                    row.tokens, row.stopped, row.nonfinite, False, row.diverge_at
-                )
+            outcome = TextOutcome(row.tokens, row.stopped, row.nonfinite, False, row.diverge_at)
+            outcomes[row.index] = self._settle(probe, row.mutation, outcome, row.last_tie)
 
-    def _naive(
-        self, prompt: list[int], baseline: Generation, mutation: Mutation, nonfinite: bool
+    def _settle(
+        self, probe: _TextProbe, mutation: Mutation, outcome: TextOutcome, last_tie: int | None
     ) -> TextOutcome:
+        """Keep a batched outcome unless a near tie makes it uncertain; then check it naively.
+
+        Only the steps up to the last near tie are uncertain: when the naive path, run that far,
+        chose the same tokens, every later step sees the same context and was decided by a
+        margin the batched pass cannot flip, so the batched outcome is the naive one. Otherwise
+        the naive path runs to the end."""
+        if last_tie is None:
+            return outcome
+        prompt = list(probe.prompt)
+        checked = replace(self.decoding, max_new_tokens=last_tie + 1)
+        prefix = naive_generate(self.lm, self.catalog, prompt, mutation, checked)
+        if _decisions(prefix.tokens, prefix.stopped, last_tie + 1) == _decisions(
+            outcome.tokens, outcome.stopped, last_tie + 1
+        ):
+            return replace(outcome, settled_naively=True)
         result = naive_generate(self.lm, self.catalog, prompt, mutation, self.decoding)
-        return TextOutcome(
-            result.tokens,
-            result.stopped,
-            nonfinite,
-            True,
-            first_divergence(baseline.tokens, result.tokens),
-        )
+        divergence = first_divergence(probe.baseline.tokens, result.tokens)
+        return TextOutcome(result.tokens, result.stopped, outcome.nonfinite, True, divergence)
 
     def _screen_text_batched(
         self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]

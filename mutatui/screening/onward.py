@@ -33,13 +33,14 @@ class Diverged:
     tokens: list[int]
     keys: dict[int, torch.Tensor]  # layer -> (1, kv_heads, positions, head_dim)
     values: dict[int, torch.Tensor]
-    min_margin: float
+    tolerance: float  # its near-tie tolerance
+    last_tie: int | None  # its last step decided by a near tie so far
     nonfinite: bool
     stopped: bool = field(default=False)
 
-    def note(self, margin: float, nonfinite: bool) -> None:
-        if math.isnan(margin) or margin < self.min_margin:
-            self.min_margin = margin
+    def note(self, step: int, margin: float, nonfinite: bool) -> None:
+        if math.isnan(margin) or margin < self.tolerance:
+            self.last_tie = step
         self.nonfinite |= nonfinite
 
 
@@ -90,8 +91,9 @@ def decode_onward(
         for offset, row in enumerate(active):
             if observe is not None:
                 observe(row, logits[offset])
-            token, margin = chooser.choose(logits[offset], len(row.tokens))
-            row.note(float(margin), nonfinite[offset])
+            step = len(row.tokens)
+            token, margin = chooser.choose(logits[offset], step)
+            row.note(step, float(margin), nonfinite[offset])
             if int(token) in eos:
                 row.stopped = True
             else:

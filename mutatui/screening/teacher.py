@@ -106,21 +106,19 @@ def make_reference(
 @dataclass
 class Verdict:
     """One mutant under teacher forcing: its first differing step and the token it chose there
-    (None, None when it agrees at every step), the smallest relative margin of its decisions up
-    to that step (NaN once a non-finite score was seen), and whether its logits went non-finite."""
+    (None, None when it agrees at every step), its last step decided by a near tie up to there
+    (a margin under its tolerance, or a non-finite score), and whether its logits went
+    non-finite."""
 
     diverge_at: int | None = None
     token: int | None = None
-    min_margin: float = math.inf
+    last_tie: int | None = None
     nonfinite: bool = False
 
-    def note(self, margin: float, nonfinite: bool) -> None:
-        if math.isnan(margin) or margin < self.min_margin:  # NaN, once seen, stays
-            self.min_margin = margin
+    def note(self, step: int, margin: float, nonfinite: bool, tolerance: float) -> None:
+        if math.isnan(margin) or margin < tolerance:
+            self.last_tie = step
         self.nonfinite |= nonfinite
-
-    def near_tie(self, tolerance: float) -> bool:
-        return math.isnan(self.min_margin) or self.min_margin < tolerance
 
 
 def certified_steps(
@@ -162,7 +160,7 @@ def judge(
             pending, tokens.tolist(), margins.tolist(), nonfinite.tolist(), strict=True
         ):
             verdict = verdicts[row]
-            verdict.note(margin, bad)
+            verdict.note(step, margin, bad, float(tolerances[row]))
             if not reference.agrees(step, token):
                 verdict.diverge_at, verdict.token = step, token
                 alive[row] = False
