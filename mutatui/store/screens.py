@@ -554,6 +554,38 @@ def reorder_screen(path: str | Path, screen_id: int) -> None:
             raise
 
 
+_MERGED_TABLES = (
+    # (table, its rows' key, the table that says a row is stored already, the key compared there)
+    ("matrices", ("layer", "matrix"), "matrices", ("layer", "matrix")),
+    # results before mutations: a result is new exactly when its mutation is not stored yet
+    ("results", ("mutation_id", "probe_id"), "mutations", ("mutation_id",)),
+    ("mutations", ("mutation_id",), "mutations", ("mutation_id",)),
+    ("tags", ("mutation_id", "tag"), "tags", ("mutation_id", "tag")),
+)
+"""The tables a merge appends to, in order. Names are the schema's, never user input."""
+
+
+def _append_new_rows(
+    connection: duckdb.DuckDBPyConnection,
+    target: int,
+    members: Sequence[tuple[str, ScreenRecord]],
+    table: str,
+    key: tuple[str, ...],
+    stored_in: str,
+    stored_key: tuple[str, ...],
+) -> None:
+    """Append to screen `target`'s `table` the members' rows (one per key) not stored yet."""
+    union, ids = _union_of(members, table)
+    match = " AND ".join(f"m.{column} = s.{column}" for column in stored_key)
+    connection.execute(
+        f"INSERT INTO {table} SELECT ? AS screen_id, * EXCLUDE (screen_id) FROM "
+        f"(SELECT DISTINCT ON ({', '.join(key)}) * FROM ({union})) s WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {stored_in} m WHERE m.screen_id = ? AND {match}) "
+        f"ORDER BY {', '.join(f's.{column}' for column in key)}",
+        [target, *ids, target],
+    )
+
+
 def _merge_screen(
     connection: duckdb.DuckDBPyConnection,
     name: str,
@@ -585,41 +617,8 @@ def _merge_screen(
     before = connection.execute(
         "SELECT count(*) FROM mutations WHERE screen_id = ?", [target]
     ).fetchall()[0][0]
-    not_stored = (
-        "NOT EXISTS (SELECT 1 FROM mutations m WHERE m.screen_id = ? "
-        "AND m.mutation_id = s.mutation_id)"
-    )
-    union, ids = _union_of(members, "matrices")
-    connection.execute(
-        "INSERT INTO matrices SELECT ? AS screen_id, * EXCLUDE (screen_id) FROM "
-        f"(SELECT DISTINCT ON (layer, matrix) * FROM ({union})) s WHERE NOT EXISTS "
-        "(SELECT 1 FROM matrices m WHERE m.screen_id = ? AND m.layer = s.layer "
-        "AND m.matrix = s.matrix) ORDER BY s.layer, s.matrix",
-        [target, *ids, target],
-    )
-    # Results first: they are new exactly when their mutation is not stored yet.
-    union, ids = _union_of(members, "results")
-    connection.execute(
-        "INSERT INTO results SELECT ? AS screen_id, * EXCLUDE (screen_id) FROM "
-        f"(SELECT DISTINCT ON (mutation_id, probe_id) * FROM ({union})) s WHERE {not_stored} "
-        "ORDER BY s.mutation_id, s.probe_id",
-        [target, *ids, target],
-    )
-    union, ids = _union_of(members, "mutations")
-    connection.execute(
-        "INSERT INTO mutations SELECT ? AS screen_id, * EXCLUDE (screen_id) FROM "
-        f"(SELECT DISTINCT ON (mutation_id) * FROM ({union})) s WHERE {not_stored} "
-        "ORDER BY s.mutation_id",
-        [target, *ids, target],
-    )
-    union, ids = _union_of(members, "tags")
-    connection.execute(
-        "INSERT INTO tags SELECT ? AS screen_id, * EXCLUDE (screen_id) FROM "
-        f"(SELECT DISTINCT ON (mutation_id, tag) * FROM ({union})) s WHERE NOT EXISTS "
-        "(SELECT 1 FROM tags t WHERE t.screen_id = ? AND t.mutation_id = s.mutation_id "
-        "AND t.tag = s.tag)",
-        [target, *ids, target],
-    )
+    for table, key, stored_in, stored_key in _MERGED_TABLES:
+        _append_new_rows(connection, target, members, table, key, stored_in, stored_key)
     if before:
         _reorder(connection, target)
     shards = [record.shard for _, record in members]
