@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import duckdb
@@ -74,17 +74,10 @@ class MatrixRow:
     max: float
 
 
-@dataclass(frozen=True)
-class LiveRunRecord:
-    """One live run, ready to save. `baseline_tokens` and `graded` only for completed runs.
+@dataclass(frozen=True, kw_only=True)
+class LiveRunOutcome:
+    """What a live run did: the columns of `live_runs` that are saved and read back alike."""
 
-    `matrices` lists the model's matrices (all of them, so the grid can show the whole model;
-    at least the mutated one); they are written once per live screen.
-    """
-
-    key: LiveScreenKey
-    matrices: tuple[MatrixRow, ...]
-    site: Site
     kind: str
     value: float
     prompt: str
@@ -97,6 +90,23 @@ class LiveRunRecord:
     tokens_per_second: float | None
     elapsed_seconds: float
     error: str | None = None
+
+
+OUTCOME_COLUMNS = tuple(field.name for field in fields(LiveRunOutcome))
+"""The `live_runs` columns named like `LiveRunOutcome`'s fields (identifiers of ours)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveRunRecord(LiveRunOutcome):
+    """One live run, ready to save. `baseline_tokens` and `graded` only for completed runs.
+
+    `matrices` lists the model's matrices (all of them, so the grid can show the whole model;
+    at least the mutated one); they are written once per live screen.
+    """
+
+    key: LiveScreenKey
+    matrices: tuple[MatrixRow, ...]
+    site: Site
     style: str | None = None
     baseline_tokens: list[int] | None = None
     graded: Mapping[str, object] | None = None
@@ -111,27 +121,19 @@ class SavedLiveRun:
     probe_id: int | None
 
 
-@dataclass(frozen=True)
-class LiveRunRow:
+@dataclass(frozen=True, kw_only=True)
+class LiveRunRow(LiveRunOutcome):
     """A row of `live_runs` as the explorer shows it."""
 
     screen_id: int
     run_id: int
     site: str
-    kind: str
-    value: float
-    prompt: str
-    status: str
-    steps: int
-    baseline_text: str
-    mutant_text: str
-    diverge_at: int | None
-    first_token_seconds: float | None
-    tokens_per_second: float | None
-    elapsed_seconds: float
-    error: str | None
     mutation_id: int | None
     probe_id: int | None
+
+
+_SITE_COLUMNS = ("layer", "matrix", "row0", "row1", "col0", "col1")
+_RUN_COLUMNS = ("screen_id", "run_id", *_SITE_COLUMNS, *OUTCOME_COLUMNS, "mutation_id", "probe_id")
 
 
 def save_live_run(path: str | Path, record: LiveRunRecord) -> SavedLiveRun:
@@ -163,31 +165,13 @@ def _save(connection: duckdb.DuckDBPyConnection, record: LiveRunRecord) -> Saved
     run_id = _next_id(connection, "live_runs", "run_id", screen_id)
     site = record.site
     connection.execute(
-        "INSERT INTO live_runs (screen_id, run_id, layer, matrix, row0, row1, col0, col1, kind, "
-        "value, prompt, status, steps, baseline_text, mutant_text, diverge_at, "
-        "first_token_seconds, tokens_per_second, elapsed_seconds, error, mutation_id, probe_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO live_runs ({', '.join(_RUN_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)})",
         [
             screen_id,
             run_id,
-            site.layer,
-            site.matrix,
-            site.row0,
-            site.row1,
-            site.col0,
-            site.col1,
-            record.kind,
-            record.value,
-            record.prompt,
-            record.status,
-            record.steps,
-            record.baseline_text,
-            record.mutant_text,
-            record.diverge_at,
-            record.first_token_seconds,
-            record.tokens_per_second,
-            record.elapsed_seconds,
-            record.error,
+            *(site.layer, site.matrix, site.row0, site.row1, site.col0, site.col1),
+            *(getattr(record, column) for column in OUTCOME_COLUMNS),
             mutation_id,
             probe_id,
         ],
@@ -358,31 +342,19 @@ def read_live_runs(path: str | Path, screen_id: int | None = None) -> list[LiveR
     """Live runs, oldest first, of one live screen or of all of them."""
     with connect(path, read_only=True) as connection:
         rows = connection.execute(
-            "SELECT screen_id, run_id, layer, matrix, row0, row1, col0, col1, kind, value, prompt, "
-            "status, steps, baseline_text, mutant_text, diverge_at, first_token_seconds, "
-            "tokens_per_second, elapsed_seconds, error, mutation_id, probe_id FROM live_runs "
+            f"SELECT {', '.join(_RUN_COLUMNS)} FROM live_runs "
             "WHERE ? IS NULL OR screen_id = ? ORDER BY screen_id, run_id",
             [screen_id, screen_id],
         ).fetchall()
+    outcome = slice(2 + len(_SITE_COLUMNS), 2 + len(_SITE_COLUMNS) + len(OUTCOME_COLUMNS))
     return [
         LiveRunRow(
             screen_id=row[0],
             run_id=row[1],
-            site=str(Site(row[2], row[3], row[4], row[5], row[6], row[7])),
-            kind=row[8],
-            value=row[9],
-            prompt=row[10],
-            status=row[11],
-            steps=row[12],
-            baseline_text=row[13],
-            mutant_text=row[14],
-            diverge_at=row[15],
-            first_token_seconds=row[16],
-            tokens_per_second=row[17],
-            elapsed_seconds=row[18],
-            error=row[19],
-            mutation_id=row[20],
-            probe_id=row[21],
+            site=str(Site(*row[2 : outcome.start])),
+            **dict(zip(OUTCOME_COLUMNS, row[outcome], strict=True)),
+            mutation_id=row[-2],
+            probe_id=row[-1],
         )
         for row in rows
     ]
