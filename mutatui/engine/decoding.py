@@ -114,7 +114,7 @@ def near_tie_tolerance(dtype: torch.dtype, mutation: Mutation | None = None) -> 
     Margins are measured relative to the winning score, `(top1 - top2) / (1 + |top1|)`. For
     float32 the tolerance was set from measurements on SmolLM2 (benchmarks/near_ties.py): the
     largest difference between a batched and a lone logit, relative to `1 + |top1|`, was 32
-    epsilons for element mutants, but 676 for a 64x64 block set to its matrix's maximum, whose
+    epsilons for element mutants, but 676 for a 64x64 block set to its matrix's minimum, whose
     huge activations amplify rounding. A margin can move by twice that; the tolerances leave a
     factor of 4 (elements) and 1.5 or more (blocks) on top.
     """

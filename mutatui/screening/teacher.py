@@ -148,6 +148,7 @@ def judge(
     rows = final.shape[0]
     verdicts = [Verdict() for _ in range(rows)]
     certain = certified_steps(reference, final, head_norm, tolerances.to(final.device))
+    row_tolerances = tolerances.tolist()
     alive = torch.ones(rows, dtype=torch.bool)
     for step in range(reference.steps):
         pending = (alive & ~certain[:, step].cpu()).nonzero().flatten().tolist()
@@ -160,7 +161,7 @@ def judge(
             pending, tokens.tolist(), margins.tolist(), nonfinite.tolist(), strict=True
         ):
             verdict = verdicts[row]
-            verdict.note(step, margin, bad, float(tolerances[row]))
+            verdict.note(step, margin, bad, row_tolerances[row])
             if not reference.agrees(step, token):
                 verdict.diverge_at, verdict.token = step, token
                 alive[row] = False
