@@ -1,9 +1,10 @@
 """The matrix grid: one matrix binned to the space available, drawn with the Line API.
 
 Line 0 is the column marginal bar and the first `MARGIN` cells of every line the row marginal
-bar; both stay put while the grid scrolls. `scroll_y` is the first displayed bin row and
-`scroll_x` the first displayed bin column, because the virtual size is the grid plus its
-margins. Each cell is one character: ` ` untested, `.` tested without a phenotype, `+` a max
+bar; both stay put while the grid scrolls. The grid keeps its own viewport (`top`, the first
+displayed bin row, and `left`, the first displayed bin column) instead of being a ScrollView:
+a zoom then changes two integers and repaints, without the virtual-size and scrollbar
+relayout a ScrollView does on every change of its content. Each cell is one character: ` ` untested, `.` tested without a phenotype, `+` a max
 phenotype, `-` a min phenotype, `#` both, `o` another kind (zero or a value); its colour is the
 phenotype density of its bin, or the worst severity, or (complementarity) which kinds hit.
 With a predicted layer set (`set_predicted`), cells without a measured phenotype are shaded by
@@ -23,10 +24,11 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.events import MouseScrollDown, MouseScrollUp
+from textual.geometry import Region
 from textual.reactive import reactive
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from mutatui.guided.layer import LEVELS, PredictedLayer
 from mutatui.tui.grid_data import CellLine, MatrixLayout
@@ -65,7 +67,7 @@ class CellPosition:
     col: int
 
 
-class MatrixGrid(ScrollView, can_focus=True):
+class MatrixGrid(Widget, can_focus=True):
     """A binned view of one matrix with a cell cursor."""
 
     BINDINGS = [
@@ -104,12 +106,6 @@ class MatrixGrid(ScrollView, can_focus=True):
         "matrix-grid--axis",
     }
 
-    DEFAULT_CSS = """
-    MatrixGrid {
-        scrollbar-size: 0 0;
-    }
-    """
-
     colour_mode: reactive[str] = reactive("density")
     complement: reactive[bool] = reactive(False)
 
@@ -128,6 +124,10 @@ class MatrixGrid(ScrollView, can_focus=True):
         self.cursor = CellPosition(0, 0)
         self.cell_width = 1
         """Characters per cell: wider when a small matrix leaves room, 1 otherwise."""
+        self.top = 0
+        """The first displayed bin row."""
+        self.left = 0
+        """The first displayed bin column."""
         self._lines: LRUCache[int, CellLine] = LRUCache(4096)
         self._strips: LRUCache[tuple, Strip] = LRUCache(2048)
         self._styles: dict[str, Style] = {}
@@ -143,7 +143,6 @@ class MatrixGrid(ScrollView, can_focus=True):
         self._strips.clear()
         room = max(self.size.width - MARGIN, 1)
         self.cell_width = max(1, min(MAX_CELL_WIDTH, room // max(layout.cols, 1)))
-        self.virtual_size = Size(MARGIN + layout.cols * self.cell_width, HEADER + layout.rows)
         target = cursor or self.cursor
         self.cursor = CellPosition(
             min(max(target.row, 0), layout.rows - 1), min(max(target.col, 0), layout.cols - 1)
@@ -200,13 +199,13 @@ class MatrixGrid(ScrollView, can_focus=True):
             self.on_cursor(new)
 
     def _refresh_row(self, display_row: int) -> None:
-        y = display_row - round(self.scroll_y) + HEADER
+        y = display_row - self.top + HEADER
         if HEADER <= y < self.size.height:
-            self.refresh_line(y + round(self.scroll_y))
+            self.refresh(Region(0, y, self.size.width, 1))
 
     def _keep_cursor_visible(self, *, center: bool = False) -> bool:
         """Scroll so the cursor is on screen; True if that scrolled."""
-        top, left = round(self.scroll_y), round(self.scroll_x) // self.cell_width
+        top, left = self.top, self.left
         height, width = self.grid_height, self.grid_width
         row, col = self.cursor.row, self.cursor.col
         new_top, new_left = top, left
@@ -222,11 +221,32 @@ class MatrixGrid(ScrollView, can_focus=True):
             new_left = col - width + 1
         if (new_top, new_left) == (top, left):
             return False
-        self.scroll_to(
-            x=max(new_left, 0) * self.cell_width, y=max(new_top, 0), animate=False, immediate=True
-        )
+        self.top, self.left = max(new_top, 0), max(new_left, 0)
         self.refresh()
         return True
+
+    def on_resize(self) -> None:
+        if self.layout_data is not None:
+            self._keep_cursor_visible()
+
+    def on_mouse_scroll_down(self, event: MouseScrollDown) -> None:
+        event.stop()
+        self._scroll_rows(3)
+
+    def on_mouse_scroll_up(self, event: MouseScrollUp) -> None:
+        event.stop()
+        self._scroll_rows(-3)
+
+    def _scroll_rows(self, rows: int) -> None:
+        """Move the view (and the cursor with it) by `rows` bin rows, as a wheel does."""
+        layout = self.layout_data
+        if layout is None:
+            return
+        top = min(max(self.top + rows, 0), max(layout.rows - self.grid_height, 0))
+        if top != self.top:
+            shift, self.top = top - self.top, top
+            self.move_cursor(self.cursor.row + shift, self.cursor.col)
+            self.refresh()
 
     def action_move(self, rows: int, cols: int) -> None:
         self.move_cursor(self.cursor.row + rows, self.cursor.col + cols)
@@ -271,7 +291,7 @@ class MatrixGrid(ScrollView, can_focus=True):
         width = self.size.width
         if layout is None:
             return Strip.blank(width, self.rich_style)
-        top, left = round(self.scroll_y), round(self.scroll_x) // self.cell_width
+        top, left = self.top, self.left
         if y < HEADER:
             key = ("header", left, width)
         else:
