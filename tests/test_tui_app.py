@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from textual import events
 from textual.worker import WorkerFailed
 
 from mutatui.store import queries
@@ -22,6 +23,7 @@ from mutatui.tui.screens.overview import OverviewScreen
 from mutatui.tui.screens.screen_list import ScreenListScreen
 from mutatui.tui.screens.tag import TagScreen, UntagScreen
 from mutatui.tui.screens.writers import WritersScreen
+from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.matrix_grid import MatrixGrid
 from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap
 
@@ -387,6 +389,51 @@ async def test_help_theme_palette_and_quit(db):
     assert app.return_code == 0
 
 
+def key_bar_text(app: ExplorerApp) -> str:
+    return app.screen.query_one(KeyBar).render().plain
+
+
+async def test_key_bar_follows_the_screen_and_a_click_presses_its_key(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert " ⏎ Open " in key_bar_text(app) and "Zoom in" not in key_bar_text(app)
+        grid_screen = await open_matrix(pilot, "l", "l", "l", "l")
+        shown = key_bar_text(app)
+        assert shown.startswith(" esc Overview  + Zoom in  - Zoom out ")
+        assert shown.rstrip().endswith("▏^p palette") and len(shown) == SIZE[0]
+        grid = grid_of(app)
+        fitted = grid.layout_data.bin_rows
+        await pilot.click(KeyBar, offset=(shown.index("+ Zoom in"), 0))
+        await settle(pilot)
+        assert grid.layout_data.bin_rows < fitted  # the click pressed +
+        await pilot.click(KeyBar, offset=(shown.index("esc"), 0))
+        await settle(pilot)
+        assert isinstance(app.screen, OverviewScreen) and grid_screen is not app.screen
+
+
+def wheel(kind: type[events.MouseEvent], widget: MatrixGrid) -> events.MouseEvent:
+    """One notch of the mouse wheel over the middle of `widget`."""
+    x, y = widget.size.width // 2, widget.size.height // 2
+    return kind(widget, x, y, 0, 0, 0, False, False, False, screen_x=x, screen_y=y)
+
+
+async def test_mouse_wheel_scrolls_the_grid_and_its_cursor(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_matrix(pilot, "l", "l", "l", "l")
+        await pilot.press("plus", "plus")  # single tiles, taller than the view
+        grid = grid_of(app)
+        await pilot.press("ctrl+home")
+        assert grid.top == 0 and grid.cursor.row == 0
+        grid.post_message(wheel(events.MouseScrollDown, grid))
+        await pilot.pause()
+        assert grid.top == 3 and grid.cursor.row == 3
+        grid.post_message(wheel(events.MouseScrollUp, grid))
+        await pilot.pause()
+        assert grid.top == 0 and grid.cursor.row == 0
+
+
 async def test_keys_remapped_from_a_config_file(db, tmp_path, monkeypatch):
     config = tmp_path / "keys.toml"
     config.write_text('[keys]\n"grid.left" = "a"\n"matrix.zoom_in" = "i"\n')
@@ -397,6 +444,8 @@ async def test_keys_remapped_from_a_config_file(db, tmp_path, monkeypatch):
         await open_matrix(pilot, "l", "l", "l", "l")
         grid = grid_of(app)
         fitted = grid.layout_data.bin_rows
+        keys, _ = app.screen.query_one(KeyBar).shown()
+        assert ("i", "Zoom in") in [(binding.key, binding.description) for binding, _ in keys]
         await pilot.press("i")
         assert grid.layout_data.bin_rows < fitted
         await pilot.press("l", "l", "a")

@@ -8,12 +8,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from mutatui.engine.sites import Site
 from mutatui.store import queries
 from mutatui.store.queries import KINDS, MutationDetail, ResultDetail
 from mutatui.tui.widgets.cell_summary import SEVERITY_NAMES
+from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.side_by_side import SideBySide
 
 
@@ -64,7 +65,7 @@ class DetailScreen(Screen):
         yield DataTable(id="detail-mutations", cursor_type="row")
         yield Static("", id="detail-head", classes="status")
         yield VerticalScroll(id="detail-results")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         data, phenotypes = self.app.data, self.app.phenotypes

@@ -22,7 +22,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import Footer, Input, Label, LoadingIndicator, Static
+from textual.widgets import Input, Label, LoadingIndicator, Static
 from textual.worker import get_current_worker
 
 from mutatui.engine.decoding import Decoding
@@ -31,6 +31,7 @@ from mutatui.engine.mutations import Mutation, make_mutation
 from mutatui.errors import MutatuiError
 from mutatui.live.cache import SESSIONS, SessionCache
 from mutatui.live.session import LiveRequest, LiveResult, LiveSession, LiveUpdate, RunStatus
+from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.live_pane import LivePane
 
 DEFAULT_PROMPT = "The life cycle of Drosophila:"
@@ -200,7 +201,7 @@ class LiveScreen(Screen):
         with Horizontal(id="live-panes"):
             yield LivePane("baseline", id="live-baseline", classes="baseline")
             yield LivePane("mutant", id="live-mutant", classes="mutant")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         if self.session is None:

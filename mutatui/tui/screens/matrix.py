@@ -11,7 +11,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from mutatui.engine.sites import Site, parse_site
 from mutatui.errors import MutatuiError
@@ -27,6 +27,7 @@ from mutatui.tui.guided_data import (
 )
 from mutatui.tui.screens.shared import FilterActions
 from mutatui.tui.widgets.cell_summary import CellSummary, describe_cell
+from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.matrix_grid import HEADER, MARGIN, CellPosition, MatrixGrid
 
 
@@ -76,7 +77,7 @@ class MatrixScreen(FilterActions, Screen):
         yield Static("", id="matrix-status", classes="status")
         yield MatrixGrid(on_cursor=self.cursor_moved, id="grid")
         yield CellSummary("", id="cell-summary")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.stale = False

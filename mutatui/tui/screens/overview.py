@@ -6,11 +6,12 @@ import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, LoadingIndicator, Static
+from textual.widgets import Header, LoadingIndicator, Static
 
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import overview_counts
 from mutatui.tui.screens.shared import FilterActions
+from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap
 
 
@@ -30,7 +31,7 @@ class OverviewScreen(FilterActions, Screen):
             id="overview-hint",
             classes="hint",
         )
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.stale = False

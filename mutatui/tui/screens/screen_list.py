@@ -6,17 +6,18 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from mutatui.store import queries
 from mutatui.store.queries import ScreenSummary
+from mutatui.tui.widgets.key_bar import KeyBar
 
 COLUMNS = ("screen", "status", "mutations", "phenotypes", "rate", "prompts", "model", "kind")
 
 
 class ScreenListScreen(Screen):
     BINDINGS = [
-        # priority: the footer shows Open whether or not the table has focus yet
+        # priority: the key bar shows Open whether or not the table has focus yet
         Binding("enter", "open", "Open", id="screens.open", priority=True),
         Binding("ctrl+r", "reload", "Reload", id="screens.reload"),
     ]
@@ -29,7 +30,7 @@ class ScreenListScreen(Screen):
         yield Header()
         yield Static("Screens (Enter opens one)", id="screen-list-title", classes="title")
         yield DataTable(id="screen-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -7,9 +7,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from mutatui.engine.sites import Site
+from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.writers_data import Writers, WriterSite, writer_groups
 
 
@@ -34,7 +35,7 @@ class WritersScreen(Screen):
         yield DataTable(id="writers-table", cursor_type="row")
         with VerticalScroll(id="writers-sites-box"):
             yield Static("", id="writers-sites")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.stale = False
