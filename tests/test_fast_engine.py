@@ -183,6 +183,30 @@ QUESTIONS = [
 ]
 
 
+PREAMBLE = "Read the question, then answer with the letter of the right option. "
+PREFIXED = [
+    ChoiceQuestion(PREAMBLE + question.question, question.choices, question.answer)
+    for question in QUESTIONS
+]
+
+
+def test_choice_screen_with_a_shared_prefix_equals_the_naive_scorer(tiny):
+    """Questions opening with the same words run that prefix once per batch."""
+    lm, catalog = tiny
+    mutations = sample_mutations(catalog, seed=6)
+    screener = Screener(lm, catalog, GREEDY, batch_size=8)
+    prompts = [fast.render_choice_question(lm, q) for q in PREFIXED]
+    shared = screener._shared_prefix(prompts)
+    assert shared is not None and shared.length >= len(PREAMBLE) // 2
+    answers = screener.screen_choice(PREFIXED, mutations)
+    baseline = naive_choices(lm, catalog, PREFIXED, None)
+    changed = 0
+    for mutation, chosen in zip(mutations, answers, strict=True):
+        assert chosen == naive_choices(lm, catalog, PREFIXED, mutation), str(mutation)
+        changed += chosen != baseline
+    assert changed >= 3
+
+
 def test_choice_screen_equals_the_naive_scorer(tiny):
     lm, catalog = tiny
     mutations = sample_mutations(catalog, seed=4)

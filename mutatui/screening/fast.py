@@ -15,7 +15,9 @@ edit the weight, generate alone, restore. Other architectures decode every mutan
 (`generate_exact`), which is exact too, only slower.
 
 For a choice probe, each question's prompt is traced once and each layer's batch runs from its
-layer up; a near tie among the answer letters settles that question naively.
+layer up; the prefix all the questions share (the chat template's system turn) runs once per
+batch, and each question from there on. A near tie among the answer letters settles that
+question naively.
 """
 
 from __future__ import annotations
@@ -72,6 +74,18 @@ class _TextProbe:
     reference: Reference
 
 
+MIN_SHARED_PREFIX = 4
+"""Fewer shared prompt tokens than this are not worth a separate prefix run."""
+
+
+@dataclass
+class _SharedPrefix:
+    """The first `length` tokens every question's prompt starts with, traced once."""
+
+    length: int
+    trace: BaselineTrace
+
+
 def _layer_batches(
     mutations: Sequence[Mutation], batch_size: int
 ) -> Iterator[list[tuple[int, Mutation]]]:
@@ -117,6 +131,7 @@ class Screener:
         self._chooser: Chooser | None = None
         self._probe: _TextProbe | None = None
         self._questions: dict[tuple[ChoiceQuestion, bool], BaselineTrace] = {}
+        self._prefixes: dict[tuple[tuple[int, ...], ...], _SharedPrefix | None] = {}
         self.observe_onward: Callable[[Diverged, torch.Tensor], None] | None = None
         """Sees every onward-decoding step's logits per row (for measurements only)."""
         if self.runner is not None:
@@ -161,9 +176,29 @@ class Screener:
             ]
         answers = [[0] * len(questions) for _ in mutations]
         with torch.inference_mode():
-            for number, question in enumerate(questions):
-                for index, chosen in self._screen_question(question, mutations, chat).items():
-                    answers[index][number] = chosen
+            prompts = [render_choice_question(self.lm, q, chat=chat) for q in questions]
+            traces = [self._question_trace(q, p) for q, p in zip(questions, prompts, strict=True)]
+            shared = self._shared_prefix(prompts)
+            for batch in _layer_batches(mutations, self.batch_size):
+                batch_mutations = [m for _, m in batch]
+                prefix_kv = None
+                if shared is not None:
+                    _, prefix_kv = self.runner.run_from(
+                        shared.trace, batch_mutations, slice(-1, None)
+                    )
+                for number, (question, trace) in enumerate(zip(questions, traces, strict=True)):
+                    if prefix_kv is None:
+                        final, _ = self.runner.run_from(
+                            trace, batch_mutations, slice(-1, None), keep_kv=False
+                        )
+                        final = final[:, -1]
+                    else:
+                        final = self.runner.run_after(
+                            trace, shared.length, batch_mutations, prefix_kv
+                        )
+                    decided = self._choose(question, batch, final, chat)
+                    for index, chosen in decided.items():
+                        answers[index][number] = chosen
         return answers
 
     def _chooser_for(self) -> Chooser:
@@ -298,40 +333,52 @@ class Screener:
                 )
         return outcomes
 
-    def _question_trace(self, question: ChoiceQuestion, chat: bool) -> BaselineTrace:
-        key = (question, chat)
+    def _question_trace(self, question: ChoiceQuestion, prompt: list[int]) -> BaselineTrace:
+        key = (question, tuple(prompt))
         if key not in self._questions:
-            self._questions[key] = self.runner.trace(
-                render_choice_question(self.lm, question, chat=chat)
-            )
+            self._questions[key] = self.runner.trace(prompt)
         return self._questions[key]
 
-    def _screen_question(
-        self, question: ChoiceQuestion, mutations: Sequence[Mutation], chat: bool
-    ) -> dict[int, int]:
-        """Mutation index -> chosen choice for one question."""
-        trace = self._question_trace(question, chat)
-        letters = choice_token_ids(self.lm, len(question.choices))
-        head = self.runner.head_weight[letters]
-        bias = getattr(self.runner.head, "bias", None)
-        chosen: dict[int, int] = {}
-        for batch in _layer_batches(mutations, self.batch_size):
-            final, _ = self.runner.run_from(
-                trace, [m for _, m in batch], slice(-1, None), keep_kv=False
+    def _shared_prefix(self, prompts: Sequence[list[int]]) -> _SharedPrefix | None:
+        """The traced prefix the prompts share, leaving each at least one token of its own;
+        None when they share fewer than MIN_SHARED_PREFIX tokens."""
+        key = tuple(tuple(prompt) for prompt in prompts)
+        if key not in self._prefixes:
+            length = min(len(p) for p in prompts) - 1
+            for prompt in prompts[1:]:
+                length = next((i for i in range(length) if prompt[i] != prompts[0][i]), length)
+            self._prefixes[key] = (
+                _SharedPrefix(length, self.runner.trace(prompts[0][:length]))
+                if length >= MIN_SHARED_PREFIX
+                else None
             )
-            scores = final[:, -1] @ head.T
-            if bias is not None:
-                scores = scores + bias[letters]
-            top = scores.float().topk(2, dim=-1).values
-            margins = (top[:, 0] - top[:, 1]) / (1.0 + top[:, 0].abs())
-            finite = torch.isfinite(scores).all(dim=-1)
-            for row, (index, mutation) in enumerate(batch):
-                margin = float(margins[row])
-                tie = math.isnan(margin) or margin < self.tolerance(mutation)
-                if not bool(finite[row]) or tie:
-                    chosen[index] = naive_choices(
-                        self.lm, self.catalog, [question], mutation, chat=chat
-                    )[0]
-                else:
-                    chosen[index] = pick_choice(scores[row], range(len(letters)))
+        return self._prefixes[key]
+
+    def _choose(
+        self,
+        question: ChoiceQuestion,
+        batch: Sequence[tuple[int, Mutation]],
+        final: torch.Tensor,
+        chat: bool,
+    ) -> dict[int, int]:
+        """Mutation index -> chosen choice for one question, from the final-norm outputs at its
+        answer position (one row per mutation of `batch`); near ties are settled naively."""
+        letters = choice_token_ids(self.lm, len(question.choices))
+        scores = final @ self.runner.head_weight[letters].T
+        bias = getattr(self.runner.head, "bias", None)
+        if bias is not None:
+            scores = scores + bias[letters]
+        top = scores.float().topk(2, dim=-1).values
+        margins = (top[:, 0] - top[:, 1]) / (1.0 + top[:, 0].abs())
+        finite = torch.isfinite(scores).all(dim=-1)
+        chosen: dict[int, int] = {}
+        for row, (index, mutation) in enumerate(batch):
+            margin = float(margins[row])
+            tie = math.isnan(margin) or margin < self.tolerance(mutation)
+            if not bool(finite[row]) or tie:
+                chosen[index] = naive_choices(
+                    self.lm, self.catalog, [question], mutation, chat=chat
+                )[0]
+            else:
+                chosen[index] = pick_choice(scores[row], range(len(letters)))
         return chosen

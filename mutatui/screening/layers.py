@@ -75,6 +75,25 @@ class KVStore:
             self.values[layer] = self.values[layer].index_select(0, rows)
 
 
+class PrefixedKV:
+    """The cache of one sequence that continues a shared prefix, for `LayerRunner.run_after`.
+
+    `update` returns the prefix's keys and values (for the rows in the batch) followed by the
+    new ones, and keeps nothing: the prefix serves the next sequence unchanged.
+    """
+
+    def __init__(self, prefix: KVStore) -> None:
+        self.prefix = prefix
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *_args, **_kw
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = key_states.shape[0]
+        keys = torch.cat([self.prefix.keys[layer_idx][:rows], key_states], dim=-2)
+        values = torch.cat([self.prefix.values[layer_idx][:rows], value_states], dim=-2)
+        return keys, values
+
+
 def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
     grown = states.new_empty(*states.shape[:-2], states.shape[-2] + room, states.shape[-1])
     grown[..., : states.shape[-2], :] = states
@@ -188,6 +207,49 @@ class LayerRunner:
                     )
                 )
         return self.inner.norm(hidden[:, positions]), kv
+
+    def run_after(
+        self,
+        trace: BaselineTrace,
+        start: int,
+        mutations: Sequence[Mutation],
+        prefix: KVStore,
+    ) -> torch.Tensor:
+        """Like `run_from` on positions `start:` of the traced sequence, its first `start`
+        positions already run for these mutations: `prefix` is what `run_from` (with `keep_kv`)
+        kept for them on that prefix. Many sequences sharing a prefix (the chat template's
+        system turn before each question) thus run it once per mutation, not once per sequence.
+        Returns the final-norm output at the last position, (rows, hidden)."""
+        layers = [mutation.site.layer for mutation in mutations]
+        if layers != sorted(layers):
+            raise ValueError("run_after needs mutations sorted by layer")
+        first = trace.layer_inputs[layers[0]]
+        length = first.shape[1] - start
+        position_ids = torch.arange(start, start + length, device=first.device).view(1, length)
+        rotary = self.inner.rotary_emb(first, position_ids)
+        visible = torch.ones(length, start + length, dtype=torch.bool, device=first.device)
+        visible[:, start:] = torch.tril(visible[:, start:])
+        mask = torch.zeros(visible.shape, dtype=first.dtype, device=first.device)
+        mask = mask.masked_fill(~visible, torch.finfo(first.dtype).min).view(1, 1, length, -1)
+        cache = PrefixedKV(prefix)
+        hidden = first[:0, start:]
+        with sample_deltas(self.catalog, list(enumerate(mutations))):
+            for layer in range(layers[0], len(self.layers)):
+                joining = bisect_right(layers, layer) - hidden.shape[0]
+                if joining:
+                    entry = trace.layer_inputs[layer][:, start:]
+                    hidden = torch.cat([hidden, entry.expand(joining, *entry.shape[1:])])
+                hidden = _hidden(
+                    self.layers[layer](
+                        hidden,
+                        attention_mask=mask,
+                        position_ids=position_ids,
+                        past_key_values=cache,
+                        use_cache=True,
+                        position_embeddings=rotary,
+                    )
+                )
+        return self.inner.norm(hidden[:, -1])
 
     def step(
         self,

@@ -15,7 +15,6 @@ move refreshes two lines.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -131,6 +130,7 @@ class MatrixGrid(Widget, can_focus=True):
         self._lines: LRUCache[int, CellLine] = LRUCache(4096)
         self._strips: LRUCache[tuple, Strip] = LRUCache(2048)
         self._styles: dict[str, Style] = {}
+        self._style_tables: dict[tuple[str, bool], tuple[list[Style], list[Style]]] = {}
         self.predicted: PredictedLayer | None = None
         """The predicted layer of the shown matrix, drawn under the measured phenotypes."""
 
@@ -179,6 +179,7 @@ class MatrixGrid(Widget, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles.clear()
+        self._style_tables.clear()
         self._strips.clear()
 
     # --- cursor ------------------------------------------------------------------------------
@@ -381,22 +382,34 @@ class MatrixGrid(Widget, can_focus=True):
         )
         return np.where(levels > 0, STYLE_PREDICTED + levels - 1, styles)
 
+    def _cell_styles(self) -> tuple[list[Style], list[Style]]:
+        """The style of each code of STYLE_NAMES, plain and under the cursor (made once per
+        style update: a row has dozens of runs, each needing its style)."""
+        key = ("cell-styles", self.has_focus)
+        cached = self._style_tables.get(key)
+        if cached is None:
+            plain = [self._style(name) for name in STYLE_NAMES]
+            cursor = self._style("cursor") if self.has_focus else Style(reverse=True)
+            cached = (plain, [style + cursor for style in plain])
+            self._style_tables[key] = cached
+        return cached
+
     def _runs(self, glyphs: np.ndarray, styles: np.ndarray, cursor: int) -> list[Segment]:
         """One segment per run of equal style; the cursor cell is a run of its own."""
-        styles = styles.copy()
-        if 0 <= cursor < len(styles):
-            styles[cursor] = -1 - styles[cursor]  # unique code: the cell under the cursor
-        cuts = np.flatnonzero(np.diff(styles)) + 1
-        bounds = [0, *cuts.tolist(), len(styles)]
-        pad = " " * (self.cell_width - 1)
-        text = "".join([GLYPHS[g] + pad for g in glyphs.tolist()])
+        codes = styles.copy()
+        if 0 <= cursor < len(codes):
+            codes[cursor] = -1 - codes[cursor]  # unique code: the cell under the cursor
+        cuts = np.flatnonzero(np.diff(codes)) + 1
+        starts = [0, *cuts.tolist()]
+        ends = [*cuts.tolist(), len(codes)]
         width = self.cell_width
-        cursor_style = self._style("cursor") if self.has_focus else Style(reverse=True)
-        segments = []
-        for begin, end in itertools.pairwise(bounds):
-            code = int(styles[begin])
-            style = self._style(STYLE_NAMES[code if code >= 0 else -1 - code])
-            if code < 0:
-                style = style + cursor_style
-            segments.append(Segment(text[begin * width : end * width], style))
-        return segments
+        pad = " " * (width - 1)
+        text = "".join([GLYPHS[g] + pad for g in glyphs.tolist()])
+        plain, under_cursor = self._cell_styles()
+        return [
+            Segment(
+                text[begin * width : end * width],
+                plain[code] if code >= 0 else under_cursor[-1 - code],
+            )
+            for begin, end, code in zip(starts, ends, codes[starts].tolist(), strict=True)
+        ]
