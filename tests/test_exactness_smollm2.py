@@ -10,6 +10,7 @@ import torch
 from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
 from mutatui.engine.mutations import make_mutation
 from mutatui.engine.sites import Site
+from mutatui.screening.choice import load_questions, naive_choices, render_question
 from mutatui.screening.fast import Screener
 
 # The naive reference costs ~1 s per mutation on a quiet 2-core CPU; allow for a busy one.
@@ -79,3 +80,19 @@ def test_sampled_decoding_equals_the_sampler_alone_on_smollm2(smollm2):
             mutation
         )
     assert any(outcome.diverge_at is not None for outcome in outcomes)
+
+
+def test_choice_assay_equals_the_naive_scorer_on_smollm2(smollm2):
+    """The shipped questions share the chat template's system turn, which the fast assay runs
+    once per batch; every answer must still be the naive scorer's."""
+    lm, catalog = smollm2
+    questions = load_questions()
+    mutations = sampled_mutations(catalog, seed=2)[8::15]
+    screener = Screener(lm, catalog, Decoding())
+    prompts = [render_question(lm, question) for question in questions]
+    assert screener._shared_prefix(prompts) is not None
+    answers = screener.screen_choice(questions, mutations)
+    baseline = naive_choices(lm, catalog, questions, None)
+    for mutation, chosen in zip(mutations, answers, strict=True):
+        assert chosen == naive_choices(lm, catalog, questions, mutation), str(mutation)
+    assert any(chosen != baseline for chosen in answers)
