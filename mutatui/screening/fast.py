@@ -44,6 +44,7 @@ from mutatui.screening.choice import ChoiceQuestion, choice_token_ids, naive_cho
 from mutatui.screening.choice import render_question as render_choice_question
 from mutatui.screening.layers import BaselineTrace, LayerRunner, supports_layers
 from mutatui.screening.onward import Diverged, decode_onward
+from mutatui.screening.replay import GenerateTrace
 from mutatui.screening.teacher import (
     Reference,
     Verdict,
@@ -72,6 +73,8 @@ class _TextProbe:
     baseline: Generation
     trace: BaselineTrace
     reference: Reference
+    generate_trace: GenerateTrace | None = None
+    """The baseline's own `generate`, recorded for naive checks (made at the first one)."""
 
 
 MIN_SHARED_PREFIX = 4
@@ -304,15 +307,32 @@ class Screener:
         if last_tie is None:
             return outcome
         prompt = list(probe.prompt)
-        checked = replace(self.decoding, max_new_tokens=last_tie + 1)
-        prefix = naive_generate(self.lm, self.catalog, prompt, mutation, checked)
-        if _decisions(prefix.tokens, prefix.stopped, last_tie + 1) == _decisions(
-            outcome.tokens, outcome.stopped, last_tie + 1
-        ):
+        wanted = _decisions(outcome.tokens, outcome.stopped, last_tie + 1)
+        if self._naive_decisions(probe, mutation, outcome, last_tie) == wanted:
             return replace(outcome, settled_naively=True)
         result = naive_generate(self.lm, self.catalog, prompt, mutation, self.decoding)
         divergence = first_divergence(probe.baseline.tokens, result.tokens)
         return TextOutcome(result.tokens, result.stopped, outcome.nonfinite, True, divergence)
+
+    def _naive_decisions(
+        self, probe: _TextProbe, mutation: Mutation, outcome: TextOutcome, last_tie: int
+    ) -> list[int | None]:
+        """The naive path's first `last_tie + 1` decisions for this mutant. While the batched
+        outcome follows the baseline up to the tie, `model.generate` is replayed from the
+        mutated layer up (`replay`), bit for bit the same, without the layers below it."""
+        steps = last_tie + 1
+        follows = outcome.diverge_at is None or outcome.diverge_at >= last_tie
+        if follows and GenerateTrace.supports(self.lm, self.decoding):
+            if probe.generate_trace is None:
+                probe.generate_trace = GenerateTrace(
+                    self.lm, self.catalog, list(probe.prompt), self.decoding
+                )
+            decisions = probe.generate_trace.decisions(mutation, steps)
+            if decisions is not None:
+                return decisions
+        checked = replace(self.decoding, max_new_tokens=steps)
+        prefix = naive_generate(self.lm, self.catalog, list(probe.prompt), mutation, checked)
+        return _decisions(prefix.tokens, prefix.stopped, steps)
 
     def _screen_text_batched(
         self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
