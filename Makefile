@@ -46,9 +46,7 @@ clean-venv:
 # The bundled screens (README, section "Analysis"). Each spec runs, or resumes when $(DB) already
 # holds its screen, so the build can span several runs; the dense lines come from tiles-64.
 LINE_TILES ?= 6
-# 128 rows per batch: onward decoding of SmolLM2 runs ~1.5x faster than at the default 32 on a
-# CPU (benchmarks/screen_throughput.py --batch-size); results are the same at any batch size.
-SCREEN_FLAGS ?= --batch-size 128
+SCREEN_FLAGS ?=
 
 define run_spec
 	if [ -f $(DB) ] && $(BIN)/mutatui info $(DB) --json | grep -q '"name": "$(2)"'; then \

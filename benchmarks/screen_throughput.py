@@ -94,7 +94,9 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=64)
     parser.add_argument("--naive", type=int, default=24, help="mutations timed on the naive loop")
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: the engine's for the model"
+    )
     parser.add_argument("--decoding", choices=("greedy", "sample"), default="greedy")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -105,7 +107,7 @@ def main() -> None:
     prompt = encode_prompt(lm, PROMPT)
     print(
         f"smollm2, prompt {PROMPT!r} ({len(prompt)} tokens), {decoding.describe()}, "
-        f"max_new_tokens {decoding.max_new_tokens}, batch {args.batch_size}"
+        f"max_new_tokens {decoding.max_new_tokens}, batch {screener.batch_size}"
     )
     if args.elements:
         compare(

@@ -218,3 +218,11 @@ def test_choice_screen_equals_the_naive_scorer(tiny):
         assert chosen == naive_choices(lm, catalog, QUESTIONS, mutation), str(mutation)
         changed += chosen != baseline
     assert changed >= 3
+
+
+def test_default_batch_size_follows_the_model_size(tiny):
+    lm, catalog = tiny
+    assert Screener(lm, catalog, GREEDY).batch_size == 128
+    assert Screener(lm, catalog, GREEDY, batch_size=8).batch_size == 8
+    billion = torch.nn.Linear(40_000, 40_000, device="meta")  # 1.6e9 parameters, no memory
+    assert fast.default_batch_size(billion) == 32

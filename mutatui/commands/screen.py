@@ -57,7 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     running = parser.add_argument_group("running")
     running.add_argument("--resume", action="store_true", help="continue an interrupted screen")
     running.add_argument("--shard", help="run part K of N of the spec, e.g. 2/8")
-    running.add_argument("--batch-size", type=int, default=32, help="mutations per batch")
+    running.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="mutations per batch (default: 128 for models under 1B parameters, else 32)",
+    )
     running.add_argument("--quiet", action="store_true", help="no progress output")
     add_ray_arguments(parser)
     parser.set_defaults(run=run)
@@ -129,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from mutatui.screening.runner import ScreenRun, run_screen
     from mutatui.screening.spec import spec_from_table
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise MutatuiError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.resume and args.shard:
         raise MutatuiError("a resumed screen keeps its shard; drop --shard")

@@ -57,7 +57,7 @@ class ScreenWorker:
     restarted after a crash loads it again on its first call)."""
 
     def __init__(
-        self, spec: ScreenSpec, options: ModelOptions, batch_size: int, threads: int | None
+        self, spec: ScreenSpec, options: ModelOptions, batch_size: int | None, threads: int | None
     ) -> None:
         self._spec = spec
         self._options = options
@@ -111,7 +111,7 @@ class ScreenWorker:
         results: list[dict[str, object]] = []
         phenotypes = 0
         seconds = 0.0
-        for batch in plan.batches(Shard(part, parts), size=self._batch_size):
+        for batch in plan.batches(Shard(part, parts), size=grader.screener.batch_size):
             graded = grade_batch(grader, plan, batch)
             mutations += graded.mutations
             results += graded.results

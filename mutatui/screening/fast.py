@@ -77,6 +77,18 @@ class _TextProbe:
     """The baseline's own `generate`, recorded for naive checks (made at the first one)."""
 
 
+SMALL_MODEL_PARAMETERS = 1_000_000_000
+
+
+def default_batch_size(model: torch.nn.Module) -> int:
+    """Rows per batch when none is asked for: 128 for models under a billion parameters, where
+    wider batches make onward decoding's matrix products efficient (SmolLM2 on a 2-core CPU:
+    tiles screen ~1.3x faster than at 32) and the keys and values of 128 rows take under 1 GB;
+    32 for larger models, whose per-row caches are tens of MB."""
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    return 128 if parameters < SMALL_MODEL_PARAMETERS else 32
+
+
 MIN_SHARED_PREFIX = 4
 """Fewer shared prompt tokens than this are not worth a separate prefix run."""
 
@@ -124,12 +136,13 @@ class Screener:
         catalog: MatrixCatalog,
         decoding: Decoding,
         *,
-        batch_size: int = 32,
+        batch_size: int | None = None,
     ) -> None:
         self.lm = lm
         self.catalog = catalog
         self.decoding = decoding
-        self.batch_size = max(1, batch_size)
+        self.batch_size = max(1, batch_size or default_batch_size(lm.model))
+        """Mutations per batch (`default_batch_size` when none is given)."""
         self.runner = LayerRunner(lm.model, catalog) if supports_layers(lm.model) else None
         self._chooser: Chooser | None = None
         self._probe: _TextProbe | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mutatui.engine.decoding import Generation, decode_tokens, encode_prompt
@@ -40,7 +40,8 @@ class ScreenRun:
     db: Path
     shard: Shard = WHOLE
     resume: bool = False
-    batch_size: int = 32
+    batch_size: int | None = None
+    """Mutations per batch; None: the engine's default for the model (`default_batch_size`)."""
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,7 @@ def run_screen(
             start = store.resume_point(run.db, screen_id)
             store.set_status(run.db, screen_id, "running")
         grader = BatchGrader(lm, screener, spec, assays)
+        run = replace(run, batch_size=screener.batch_size)
         return _loop(run, spec, plan, shard, screen_id, start, grader, progress)
 
 
