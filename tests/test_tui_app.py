@@ -236,6 +236,9 @@ async def test_filters_drive_grid_marginals_and_counts(db):
         assert after < before
         assert "kind min, severity>=3" in str(screen.query_one("#matrix-status").render())
         await pilot.press("f")
+        assert app.screen is dialog  # one dialog, kept installed, shows the current filter
+        assert dialog.query_one("#kind-min").value and not dialog.query_one("#kind-max").value
+        assert dialog.query_one("#severity").value == 3
         app.screen.query_one("#first-word").value = "Oh"
         await pilot.press("escape")  # cancel keeps the filter
         assert app.selection.first_word is None
@@ -243,6 +246,7 @@ async def test_filters_drive_grid_marginals_and_counts(db):
         assert app.selection == Filter()
         assert int(grid.layout_data.row_totals.sum()) == before
         await pilot.press("f")
+        assert app.screen is dialog and dialog.selection() == Filter()  # the typed word is gone
         app.screen.query_one("#first-word").value = "Oh"
         app.screen.query_one("#first-word").focus()
         await pilot.press("enter")
@@ -261,6 +265,22 @@ async def test_filters_drive_grid_marginals_and_counts(db):
         assert app.selection == Filter(min_severity=2)
         await pilot.press("V", "V")
         assert app.selection == Filter()
+
+
+async def test_a_new_tag_rebuilds_the_filter_dialog_with_it(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_matrix(pilot)
+        await pilot.press("f")
+        first = app.screen
+        await pilot.press("escape")
+        app.save_tag(int(app.data.mutation_id[0]), "gardener", None)
+        await settle(pilot)
+        await pilot.press("f")
+        dialog = app.screen
+        assert isinstance(dialog, FilterScreen) and dialog is not first
+        assert "gardener" in dialog.options[2]
+        await pilot.press("escape")
 
 
 async def test_detail_tag_and_copy(db):

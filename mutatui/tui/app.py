@@ -25,9 +25,11 @@ from mutatui.store import queries
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import Filter, Phenotypes, apply_filter
 from mutatui.tui.keymap import load_keymap
+from mutatui.tui.screens.filters import FilterScreen, dialog_options
 from mutatui.tui.screens.live_launcher import LiveLauncher
 
 POLL_SECONDS = 3.0
+FILTER_DIALOG = "filter-dialog"
 THEMES = ("textual-dark", "textual-light")
 
 
@@ -63,6 +65,7 @@ class ExplorerApp(LiveLauncher, App):
         self._initial_screen = open_screen
         self._keymap_override = keymap
         self._loading: int | None = None
+        self._filter_dialog: FilterScreen | None = None
 
     def on_mount(self) -> None:
         try:
@@ -119,6 +122,19 @@ class ExplorerApp(LiveLauncher, App):
         self.data = data
         self.phenotypes = apply_filter(data, self.selection)
         self.data_changed.publish(data)
+
+    def filter_dialog(self, data: ScreenData) -> FilterScreen:
+        """The filter dialog for `data`: one installed dialog, reused while the choices it
+        offers (styles, prompts, tags, words) stay the same (`FilterScreen` says why)."""
+        dialog = self._filter_dialog
+        if dialog is not None and dialog.options == dialog_options(data):
+            return dialog
+        if dialog is not None:
+            self.uninstall_screen(dialog)
+        dialog = FilterScreen(data, self.selection)
+        self.install_screen(dialog, name=FILTER_DIALOG)
+        self._filter_dialog = dialog
+        return dialog
 
     def set_filter(self, selection: Filter) -> None:
         """Apply a filter: every view (grid, marginals, counts, overview) follows."""

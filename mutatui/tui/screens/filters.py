@@ -15,7 +15,18 @@ from mutatui.tui.grid_data import Filter
 SEVERITIES = (("any", 0), ("mild or worse", 1), ("moderate or worse", 2), ("severe", 3))
 
 
+def dialog_options(data: ScreenData) -> tuple:
+    """What the dialog's choices are built from: a dialog is reused while these stay the same."""
+    tags = sorted(set(TRIAGE_TAGS) | {tag for tags in data.tags.values() for tag in tags})
+    probes = tuple((probe.probe_id, probe.name, probe.prompt) for probe in data.probes)
+    return tuple(data.styles), probes, tuple(tags), tuple(data.words)
+
+
 class FilterScreen(ModalScreen[Filter | None]):
+    """The filter dialog. The app keeps one installed and shows it again with the current
+    filter (`show_filter`): a screen that is not installed is removed as it closes, and Textual
+    then lays the whole app out again, a frame after the one showing the new filter."""
+
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="filter.cancel"),
         Binding("ctrl+s", "apply", "Apply", id="filter.apply"),
@@ -24,11 +35,12 @@ class FilterScreen(ModalScreen[Filter | None]):
     def __init__(self, data: ScreenData, current: Filter) -> None:
         super().__init__()
         self.data = data
+        self.options = dialog_options(data)
         self.current = current
 
     def compose(self) -> ComposeResult:
         current, data = self.current, self.data
-        tags = sorted(set(TRIAGE_TAGS) | {tag for tags in data.tags.values() for tag in tags})
+        tags = self.options[2]
         with Vertical(id="filter-dialog", classes="dialog"):
             yield Label("[b]Filter phenotypes[/b]  (Tab moves, Enter applies, Esc cancels)")
             with Horizontal(classes="row"):
@@ -74,6 +86,24 @@ class FilterScreen(ModalScreen[Filter | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Apply", variant="primary", id="apply", compact=True)
                 yield Button("Clear all", id="clear", compact=True)
+
+    def show_filter(self, current: Filter) -> None:
+        """Set the dialog's fields to `current` (before it is shown again)."""
+        self.current = current
+        if not self.is_mounted:
+            return  # compose reads self.current
+        for kind in ("max", "min"):
+            self.query_one(f"#kind-{kind}", Checkbox).value = kind in current.kinds
+        self.query_one("#malignant", Checkbox).value = current.malignant
+        self.query_one("#severity", Select).value = current.min_severity
+        for selector, chosen in (
+            ("#style", next(iter(current.styles), None)),
+            ("#probe", next(iter(current.probes), None)),
+            ("#tag", current.tag),
+        ):
+            self.query_one(selector, Select).value = Select.NULL if chosen is None else chosen
+        self.query_one("#first-word", Input).value = current.first_word or ""
+        self.query_one("#kind-max", Checkbox).focus()
 
     def _value(self, selector: str):
         value = self.query_one(selector, Select).value

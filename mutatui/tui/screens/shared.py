@@ -17,8 +17,6 @@ class FilterActions:
     ]
 
     def action_filter(self) -> None:
-        from mutatui.tui.screens.filters import FilterScreen
-
         data = self.app.data
         if data is None:
             return
@@ -27,7 +25,9 @@ class FilterActions:
             if selection is not None:
                 self.app.set_filter(selection)
 
-        self.app.push_screen(FilterScreen(data, self.app.selection), chosen)
+        dialog = self.app.filter_dialog(data)
+        dialog.show_filter(self.app.selection)
+        self.app.push_screen(dialog, chosen)
 
     def action_clear_filter(self) -> None:
         self.app.set_filter(Filter())
