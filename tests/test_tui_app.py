@@ -279,7 +279,7 @@ async def test_a_new_tag_rebuilds_the_filter_dialog_with_it(db):
         await pilot.press("f")
         dialog = app.screen
         assert isinstance(dialog, FilterScreen) and dialog is not first
-        assert "gardener" in dialog.options[2]
+        assert "gardener" in dialog.options.tags
         await pilot.press("escape")
 
 

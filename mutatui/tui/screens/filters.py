@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -15,11 +17,20 @@ from mutatui.tui.grid_data import Filter
 SEVERITIES = (("any", 0), ("mild or worse", 1), ("moderate or worse", 2), ("severe", 3))
 
 
-def dialog_options(data: ScreenData) -> tuple:
-    """What the dialog's choices are built from: a dialog is reused while these stay the same."""
+class DialogChoices(NamedTuple):
+    """What the dialog offers: a dialog is reused while these stay the same."""
+
+    styles: tuple[str, ...]
+    probes: tuple[tuple[int, str, str], ...]
+    tags: tuple[str, ...]
+    words: tuple[str, ...]
+
+
+def dialog_options(data: ScreenData) -> DialogChoices:
+    """The choices a filter dialog for `data` offers."""
     tags = sorted(set(TRIAGE_TAGS) | {tag for tags in data.tags.values() for tag in tags})
     probes = tuple((probe.probe_id, probe.name, probe.prompt) for probe in data.probes)
-    return tuple(data.styles), probes, tuple(tags), tuple(data.words)
+    return DialogChoices(tuple(data.styles), probes, tuple(tags), tuple(data.words))
 
 
 class FilterScreen(ModalScreen[Filter | None]):
@@ -40,7 +51,7 @@ class FilterScreen(ModalScreen[Filter | None]):
 
     def compose(self) -> ComposeResult:
         current, data = self.current, self.data
-        tags = self.options[2]
+        tags = self.options.tags
         with Vertical(id="filter-dialog", classes="dialog"):
             yield Label("[b]Filter phenotypes[/b]  (Tab moves, Enter applies, Esc cancels)")
             with Horizontal(classes="row"):
