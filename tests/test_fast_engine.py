@@ -190,32 +190,25 @@ PREFIXED = [
 ]
 
 
-def test_choice_screen_with_a_shared_prefix_equals_the_naive_scorer(tiny):
-    """Questions opening with the same words run that prefix once per batch."""
+@pytest.mark.parametrize(
+    ("questions", "seed", "shared_length"),
+    [(QUESTIONS, 4, 0), (PREFIXED, 6, len(PREAMBLE) // 2)],
+    ids=["own-prompts", "shared-prefix"],
+)
+def test_choice_screen_equals_the_naive_scorer(tiny, questions, seed, shared_length):
+    """Questions opening with the same words run that prefix once per batch; either way every
+    answer is the naive scorer's."""
     lm, catalog = tiny
-    mutations = sample_mutations(catalog, seed=6)
+    mutations = sample_mutations(catalog, seed=seed)
     screener = Screener(lm, catalog, GREEDY, batch_size=8)
-    prompts = [fast.render_choice_question(lm, q) for q in PREFIXED]
-    shared = screener._shared_prefix(prompts)
-    assert shared is not None and shared.length >= len(PREAMBLE) // 2
-    answers = screener.screen_choice(PREFIXED, mutations)
-    baseline = naive_choices(lm, catalog, PREFIXED, None)
+    shared = screener._shared_prefix([fast.render_choice_question(lm, q) for q in questions])
+    if shared_length:
+        assert shared is not None and shared.length >= shared_length
+    answers = screener.screen_choice(questions, mutations)
+    baseline = naive_choices(lm, catalog, questions, None)
     changed = 0
     for mutation, chosen in zip(mutations, answers, strict=True):
-        assert chosen == naive_choices(lm, catalog, PREFIXED, mutation), str(mutation)
-        changed += chosen != baseline
-    assert changed >= 3
-
-
-def test_choice_screen_equals_the_naive_scorer(tiny):
-    lm, catalog = tiny
-    mutations = sample_mutations(catalog, seed=4)
-    screener = Screener(lm, catalog, GREEDY, batch_size=8)
-    answers = screener.screen_choice(QUESTIONS, mutations)
-    baseline = naive_choices(lm, catalog, QUESTIONS, None)
-    changed = 0
-    for mutation, chosen in zip(mutations, answers, strict=True):
-        assert chosen == naive_choices(lm, catalog, QUESTIONS, mutation), str(mutation)
+        assert chosen == naive_choices(lm, catalog, questions, mutation), str(mutation)
         changed += chosen != baseline
     assert changed >= 3
 

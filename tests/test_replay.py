@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
+from mutatui.engine.decoding import (
+    Decoding,
+    encode_prompt,
+    greedy_generate_kwargs,
+    naive_generate,
+)
 from mutatui.engine.mutations import make_mutation, mutated
 from mutatui.screening.replay import GenerateTrace
 
@@ -13,22 +18,10 @@ STEPS = 10
 def generate_logits(lm, catalog, prompt, mutation):
     """model.generate's own float32 scores per step, with the weight edited."""
     ids = torch.tensor([prompt])
-    eos = sorted(lm.eos_token_ids)
+    arguments = greedy_generate_kwargs(lm, ids, Decoding(max_new_tokens=STEPS))
     with mutated(catalog, mutation), torch.inference_mode():
         output = lm.model.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=STEPS,
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=eos,
-            pad_token_id=eos[0],
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            repetition_penalty=None,
-            output_logits=True,
-            return_dict_in_generate=True,
+            ids, **arguments, output_logits=True, return_dict_in_generate=True
         )
     return [step[0].float() for step in output.logits]
 

@@ -230,6 +230,24 @@ def naive_generate(
         return _generate_alone(lm, catalog, prompt, decoding)
 
 
+def greedy_generate_kwargs(lm: LoadedModel, input_ids: torch.Tensor, decoding: Decoding) -> dict:
+    """The arguments the naive path passes `model.generate`: plain greedy decoding, none of
+    the model's own generation defaults (penalties, sampling) applied."""
+    eos = sorted(lm.eos_token_ids)
+    return {
+        "attention_mask": torch.ones_like(input_ids),
+        "max_new_tokens": decoding.max_new_tokens,
+        "do_sample": False,
+        "num_beams": 1,
+        "eos_token_id": eos,
+        "pad_token_id": eos[0] if eos else 0,
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+        "repetition_penalty": None,
+    }
+
+
 def _generate_alone(
     lm: LoadedModel, catalog: MatrixCatalog, prompt: Sequence[int], decoding: Decoding
 ) -> Generation:
@@ -240,21 +258,8 @@ def _generate_alone(
         return results[0]
     device = next(lm.model.parameters()).device
     input_ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)
-    eos = sorted(lm.eos_token_ids)
     with torch.inference_mode():
-        output = lm.model.generate(
-            input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=decoding.max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=eos,
-            pad_token_id=eos[0] if eos else 0,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            repetition_penalty=None,
-        )
+        output = lm.model.generate(input_ids, **greedy_generate_kwargs(lm, input_ids, decoding))
     generated = output[0, input_ids.shape[1] :].tolist()
     result = Generation()
     for token in generated:

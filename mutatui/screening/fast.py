@@ -146,7 +146,7 @@ class Screener:
         self.runner = LayerRunner(lm.model, catalog) if supports_layers(lm.model) else None
         self._chooser: Chooser | None = None
         self._probe: _TextProbe | None = None
-        self._questions: dict[tuple[ChoiceQuestion, bool], BaselineTrace] = {}
+        self._questions: dict[tuple[int, ...], BaselineTrace] = {}
         self._prefixes: dict[tuple[tuple[int, ...], ...], _SharedPrefix | None] = {}
         self.observe_onward: Callable[[Diverged, torch.Tensor], None] | None = None
         """Sees every onward-decoding step's logits per row (for measurements only)."""
@@ -193,7 +193,7 @@ class Screener:
         answers = [[0] * len(questions) for _ in mutations]
         with torch.inference_mode():
             prompts = [render_choice_question(self.lm, q, chat=chat) for q in questions]
-            traces = [self._question_trace(q, p) for q, p in zip(questions, prompts, strict=True)]
+            traces = [self._prompt_trace(prompt) for prompt in prompts]
             shared = self._shared_prefix(prompts)
             for batch in _layer_batches(mutations, self.batch_size):
                 batch_mutations = [m for _, m in batch]
@@ -366,8 +366,9 @@ class Screener:
                 )
         return outcomes
 
-    def _question_trace(self, question: ChoiceQuestion, prompt: list[int]) -> BaselineTrace:
-        key = (question, tuple(prompt))
+    def _prompt_trace(self, prompt: list[int]) -> BaselineTrace:
+        """A question prompt's baseline trace, made once: the prompt alone decides it."""
+        key = tuple(prompt)
         if key not in self._questions:
             self._questions[key] = self.runner.trace(prompt)
         return self._questions[key]

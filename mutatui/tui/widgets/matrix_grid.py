@@ -130,7 +130,8 @@ class MatrixGrid(Widget, can_focus=True):
         self._lines: LRUCache[int, CellLine] = LRUCache(4096)
         self._strips: LRUCache[tuple, Strip] = LRUCache(2048)
         self._styles: dict[str, Style] = {}
-        self._style_tables: dict[tuple[str, bool], tuple[list[Style], list[Style]]] = {}
+        self._style_tables: dict[bool, tuple[list[Style], list[Style]]] = {}
+        """Cell styles by code, plain and under the cursor, keyed by whether the grid has focus."""
         self.predicted: PredictedLayer | None = None
         """The predicted layer of the shown matrix, drawn under the measured phenotypes."""
 
@@ -385,7 +386,7 @@ class MatrixGrid(Widget, can_focus=True):
     def _cell_styles(self) -> tuple[list[Style], list[Style]]:
         """The style of each code of STYLE_NAMES, plain and under the cursor (made once per
         style update: a row has dozens of runs, each needing its style)."""
-        key = ("cell-styles", self.has_focus)
+        key = self.has_focus
         cached = self._style_tables.get(key)
         if cached is None:
             plain = [self._style(name) for name in STYLE_NAMES]
