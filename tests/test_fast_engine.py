@@ -6,13 +6,21 @@ import random
 import pytest
 import torch
 
-from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
+from mutatui.engine.decoding import (
+    Chooser,
+    Decoding,
+    encode_prompt,
+    naive_generate,
+    near_tie_tolerance,
+)
 from mutatui.engine.mutations import make_mutation
 from mutatui.engine.sites import Site
-from mutatui.screening import fast
+from mutatui.screening import fast, teacher
 from mutatui.screening.choice import ChoiceQuestion, naive_choices
 from mutatui.screening.fast import Screener
-from mutatui.screening.layers import supports_layers
+from mutatui.screening.layers import LayerRunner, supports_layers
+from mutatui.screening.replay import GenerateTrace
+from mutatui.screening.teacher import make_reference, teacher_input
 
 GREEDY = Decoding(max_new_tokens=20)
 SAMPLED = Decoding(mode="sample", temperature=0.7, seed=5, max_new_tokens=20)
@@ -64,17 +72,24 @@ class WideTieScreener(Screener):
 
 
 @DECODINGS
-def test_near_ties_are_checked_naively_only_as_far_as_the_last_tie(
-    tiny, prompt, decoding, monkeypatch
-):
+def test_near_ties_are_checked_naively_only_as_far_as_needed(tiny, prompt, decoding, monkeypatch):
+    """Greedy checks replay generate and score only the tie steps; sampled checks run the naive
+    path to the last tie. Either way the outcome is the naive path's."""
     lm, catalog = tiny
-    checks = []
+    checks, replays = [], []
 
     def naive_spy(*args):
         checks.append(args[-1].max_new_tokens)
         return naive_generate(*args)
 
+    decisions = GenerateTrace.decisions
+
+    def replay_spy(self, mutation, steps, tokens=()):
+        replays.append(list(steps))
+        return decisions(self, mutation, steps, tokens)
+
     monkeypatch.setattr(fast, "naive_generate", naive_spy)
+    monkeypatch.setattr(GenerateTrace, "decisions", replay_spy)
     mutations = sample_mutations(catalog, seed=3)
     screener = WideTieScreener(lm, catalog, decoding, batch_size=8)
     baseline = screener.baseline(prompt)
@@ -88,8 +103,14 @@ def test_near_ties_are_checked_naively_only_as_far_as_the_last_tie(
     settled = sum(o.settled_naively for o in outcomes)
     full = checks.count(decoding.max_new_tokens)
     assert settled >= 10, "the wide tolerance must send many mutants to the naive check"
-    assert full < len(checks), "some checks must stop at their last near tie"
-    assert len(checks) < 2 * settled, "most checks must confirm the batched outcome"
+    if decoding.mode == "greedy":
+        assert len(replays) >= settled - full, "greedy checks must be replays"
+        assert any(len(steps) <= steps[-1] for steps in replays), "only tie steps are scored"
+        assert full == len(checks) < settled / 2, "most replays must confirm the batch"
+    else:
+        assert not replays
+        assert full < len(checks), "some checks must stop at their last near tie"
+        assert len(checks) < 2 * settled, "most checks must confirm the batched outcome"
 
 
 @DECODINGS
@@ -219,3 +240,43 @@ def test_default_batch_size_follows_the_model_size(tiny):
     assert Screener(lm, catalog, GREEDY, batch_size=8).batch_size == 8
     billion = torch.nn.Linear(40_000, 40_000, device="meta")  # 1.6e9 parameters, no memory
     assert fast.default_batch_size(billion) == 32
+
+
+@DECODINGS
+def test_candidate_scores_decide_as_the_full_head_does(tiny, prompt, decoding, monkeypatch):
+    """The judge's middle tier (exact scores of the baseline's best tokens, a bound for the rest)
+    finds the same first differing step and token as the full head at every step."""
+    lm, catalog = tiny
+    runner = LayerRunner(lm.model, catalog)
+    chooser = Chooser(decoding, runner.head_weight.shape[0])
+    baseline = naive_generate(lm, catalog, prompt, None, decoding)
+    trace = runner.trace(teacher_input(prompt, baseline, decoding))
+    final = trace.final[len(prompt) - 1 :]
+    reference = make_reference(
+        len(prompt), baseline, lm.eos_token_ids, final, runner.logits(final), chooser
+    )
+    decided = []
+    candidate_choices = teacher.candidate_choices
+
+    def spy(reference, step, *args):
+        tokens, mask = candidate_choices(reference, step, *args)
+        decided.extend(reference.agrees(step, token) for token in tokens[mask].tolist())
+        return tokens, mask
+
+    monkeypatch.setattr(teacher, "candidate_choices", spy)
+    head_norm = float(runner.head_weight.norm(dim=1).max())
+    mutations = sorted(sample_mutations(catalog, seed=2)[:-3], key=lambda m: m.site.layer)
+    with torch.inference_mode():
+        mutants, _ = runner.run_from(trace, mutations, slice(len(prompt) - 1, None))
+        tolerances = torch.full((len(mutations),), near_tie_tolerance(torch.float32))
+        verdicts = teacher.judge(reference, mutants, runner.head, head_norm, chooser, tolerances)
+        for row, verdict in enumerate(verdicts):
+            expected = (None, None)
+            for step in range(reference.steps):
+                token = int(chooser.scores(runner.logits(mutants[row, step]), step).argmax())
+                if not reference.agrees(step, token):
+                    expected = (step, token)
+                    break
+            assert (verdict.diverge_at, verdict.token) == expected, str(mutations[row])
+    assert decided.count(True) >= 20, "the candidate tier must decide many steps"
+    assert decided.count(False) >= 3, "the candidate tier must also find divergences"

@@ -32,21 +32,27 @@ def check_bitwise(lm, catalog, text, sites):
     assert trace.generation == naive_generate(
         lm, catalog, prompt, None, Decoding(max_new_tokens=STEPS)
     )
-    baseline = trace.generation.tokens
-    compared = 0
+    compared, left = 0, 0
     for site, kind in sites:
         mutation = make_mutation(site, kind, catalog)
         weight = catalog.weight(mutation.site.layer, mutation.site.matrix).clone()
         reference = generate_logits(lm, catalog, prompt, mutation)
-        for step, logits in enumerate(trace.replay(mutation)):
-            assert torch.equal(logits, reference[step]), f"{site} step {step}"
-            compared += 1
-            if int(logits.argmax()) != baseline[step]:
-                break  # later calls assume the baseline's tokens
-        assert torch.equal(catalog.weight(mutation.site.layer, mutation.site.matrix), weight)
-        decisions = trace.decisions(mutation, STEPS)
         naive = naive_generate(lm, catalog, prompt, mutation, Decoding(max_new_tokens=STEPS))
-        assert decisions == naive.tokens[: len(decisions)]
+        steps = range(len(reference))
+        # fed the mutant's own tokens, every step is generate's, also after leaving the baseline
+        replayed = trace.replay(mutation, steps, naive.tokens)
+        for step in steps:
+            assert torch.equal(replayed[step], reference[step]), f"{site} step {step}"
+        compared += len(steps)
+        left += naive.tokens != trace.generation.tokens
+        assert torch.equal(catalog.weight(mutation.site.layer, mutation.site.matrix), weight)
+        chosen = [*naive.tokens, None]
+        last = len(reference) - 1
+        assert trace.decisions(mutation, [0, last], naive.tokens) == {
+            0: chosen[0],
+            last: chosen[last],
+        }
+    assert left >= 2, "some mutants must leave the baseline's tokens"
     return compared
 
 
@@ -62,15 +68,15 @@ def test_replay_is_generate_bit_for_bit_on_the_tiny_llama(tiny):
     assert check_bitwise(lm, catalog, "the cat sat", sites) > len(sites)
 
 
-def test_a_partial_replay_restores_the_weight(tiny):
+def test_a_replay_restores_the_weight_and_needs_the_recorded_calls(tiny):
     lm, catalog = tiny
     prompt = encode_prompt(lm, "the cat sat")
     trace = GenerateTrace(lm, catalog, prompt, Decoding(max_new_tokens=STEPS))
     mutation = make_mutation("L1.up[0:8,0:8]", "max", catalog)
     before = catalog.weight(1, "up").clone()
-    assert len(trace.decisions(mutation, 1)) == 1
+    assert list(trace.decisions(mutation, [2])) == [2]
     assert torch.equal(catalog.weight(1, "up"), before)
-    assert trace.decisions(mutation, len(trace.calls) + 1) is None
+    assert trace.decisions(mutation, [len(trace.calls)]) is None
 
 
 def test_only_greedy_llama_runs_are_replayed(tiny):

@@ -131,15 +131,26 @@ class Chooser:
         self.decoding = decoding
         self._noise = GumbelNoise(decoding.seed, vocab) if decoding.mode == "sample" else None
 
-    def scores(self, logits: torch.Tensor, step: int) -> torch.Tensor:
+    def scores(
+        self, logits: torch.Tensor, step: int | Sequence[int], tokens: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scores of the vocabulary (or of `tokens`, when the logits are theirs) at `step`, or
+        at `step[r]` for row r of the logits."""
         scores = logits.float()
         if self._noise is None:
             return scores
-        noise = self._noise.at(step)[: scores.shape[-1]].to(scores.device)
-        return scores / self.decoding.temperature + noise
+        if isinstance(step, int):
+            noise = self._noise.at(step)
+        else:
+            noise = torch.stack([self._noise.at(row_step) for row_step in step])
+        noise = noise[..., : scores.shape[-1]] if tokens is None else noise[..., tokens]
+        return scores / self.decoding.temperature + noise.to(scores.device)
 
-    def choose(self, logits: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token per row and its relative margin over the runner-up (NaN for non-finite scores)."""
+    def choose(
+        self, logits: torch.Tensor, step: int | Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token per row and its relative margin over the runner-up (NaN for non-finite scores);
+        `step` is every row's, or one per row."""
         scores = self.scores(logits, step)
         top = scores.topk(2, dim=-1).values
         tokens = scores.argmax(dim=-1)

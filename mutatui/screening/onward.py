@@ -34,13 +34,13 @@ class Diverged:
     keys: dict[int, torch.Tensor]  # layer -> (1, kv_heads, positions, head_dim)
     values: dict[int, torch.Tensor]
     tolerance: float  # its near-tie tolerance
-    last_tie: int | None  # its last step decided by a near tie so far
+    ties: list[int]  # its steps decided by a near tie so far
     nonfinite: bool
     stopped: bool = field(default=False)
 
     def note(self, step: int, margin: float, nonfinite: bool) -> None:
         if math.isnan(margin) or margin < self.tolerance:
-            self.last_tie = step
+            self.ties.append(step)
         self.nonfinite |= nonfinite
 
 
@@ -88,16 +88,18 @@ def decode_onward(
         )
         logits = runner.step(tokens, positions, visible, kv, [row.mutation for row in active])
         nonfinite = (~torch.isfinite(logits).all(dim=-1)).tolist()
-        for offset, row in enumerate(active):
+        steps = [len(row.tokens) for row in active]
+        chosen, margins = chooser.choose(logits, steps)
+        for offset, (row, step, token, margin) in enumerate(
+            zip(active, steps, chosen.tolist(), margins.tolist(), strict=True)
+        ):
             if observe is not None:
                 observe(row, logits[offset])
-            step = len(row.tokens)
-            token, margin = chooser.choose(logits[offset], step)
-            row.note(step, float(margin), nonfinite[offset])
-            if int(token) in eos:
+            row.note(step, margin, nonfinite[offset])
+            if token in eos:
                 row.stopped = True
             else:
-                row.tokens.append(int(token))
+                row.tokens.append(token)
         visible = torch.cat([visible, visible.new_ones(len(active), 1)], dim=1)
         keep = [
             offset
