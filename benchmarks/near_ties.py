@@ -7,7 +7,8 @@ A decision can flip only when its margin is smaller than that difference (twice 
 and 64x64 tile mutations, the largest difference of any logit relative to `1 + |top1|`, in
 float32 epsilons, over
 - teacher forcing (the baseline's tokens through the mutated model, up to the mutant's first
-  different choice), and
+  different choice), for the full head and for the judge's candidate scores (the baseline's
+  best tokens at each step, as one small product), and
 - onward decoding of diverged mutants (each compared on its own tokens),
 and how many mutants' decisions come closer than a range of tolerances.
 
@@ -75,17 +76,27 @@ def measure(name: str, screener: Screener, prompt: list[int], mutations: list[Mu
     outcomes = screener.screen_text(prompt, baseline, mutations)
     screener.observe_onward = None
     probe = screener._text_probe(prompt, baseline)
-    teacher, margins = [], []
-    for start in range(0, len(mutations), screener.batch_size):
-        chunk = sorted(mutations[start : start + screener.batch_size], key=lambda m: m.site.layer)
+    teacher, candidate, margins = [], [], []
+    rows_per_pass = screener.pass_rows(len(sequence))
+    weight = screener.runner.head_weight
+    tokens = probe.reference.candidates
+    for start in range(0, len(mutations), rows_per_pass):
+        chunk = sorted(mutations[start : start + rows_per_pass], key=lambda m: m.site.layer)
         with torch.inference_mode():
             final, _ = screener.runner.run_from(probe.trace, chunk, slice(len(prompt) - 1, None))
             batched = screener.runner.logits(final)
+            # the judge's candidate scores: each step's candidates only, as one small product
+            scored = torch.stack(
+                [final[:, step] @ weight[tokens[step]].T for step in range(len(tokens))], 1
+            )
         for row, mutation in enumerate(chunk):
             lone = lone_logits(lm, catalog, mutation, sequence, len(prompt))
             outcome = outcomes[mutations.index(mutation)]
             end = len(lone) if outcome.diverge_at is None else outcome.diverge_at + 1
             teacher.append(epsilons(batched[row, :end], lone[:end]))
+            top = lone[:end].max(dim=-1).values.abs().view(-1, 1)
+            error = (scored[row, :end] - lone[:end].gather(1, tokens[:end])).abs() / (1 + top)
+            candidate.append(float(error.max()) / EPS)
             top2 = lone[:end].topk(2, dim=-1).values
             margin = (top2[:, 0] - top2[:, 1]) / (1 + top2[:, 0].abs())
             margins.append(float(margin.min()) / EPS)
@@ -97,7 +108,12 @@ def measure(name: str, screener: Screener, prompt: list[int], mutations: list[Mu
         usable = min(len(steps), len(lone) - first)
         decoded.append(epsilons(torch.stack(steps[:usable]), lone[first : first + usable]))
     print(f"{name}: {len(mutations)} mutants, {len(decoded)} decoded onward")
-    for label, values in (("teacher forcing", teacher), ("onward decoding", decoded)):
+    measured = (
+        ("teacher forcing", teacher),
+        ("teacher forcing, candidate scores", candidate),
+        ("onward decoding", decoded),
+    )
+    for label, values in measured:
         if values:
             values.sort()
             median = values[len(values) // 2]

@@ -73,8 +73,6 @@ class _TextProbe:
     baseline: Generation
     trace: BaselineTrace
     reference: Reference
-    generate_trace: GenerateTrace | None = None
-    """The baseline's own `generate`, recorded for naive checks (made at the first one)."""
 
 
 SMALL_MODEL_PARAMETERS = 1_000_000_000
@@ -154,6 +152,7 @@ class Screener:
         self._probe: _TextProbe | None = None
         self._questions: dict[tuple[int, ...], BaselineTrace] = {}
         self._prefixes: dict[tuple[tuple[int, ...], ...], _SharedPrefix | None] = {}
+        self._generate_traces: dict[tuple[int, ...], GenerateTrace] = {}
         self.observe_onward: Callable[[Diverged, torch.Tensor], None] | None = None
         """Sees every onward-decoding step's logits per row (for measurements only)."""
         if self.runner is not None:
@@ -177,8 +176,17 @@ class Screener:
         return self.runner is not None
 
     def baseline(self, prompt: list[int]) -> Generation:
-        """The unmutated model's continuation of `prompt`, on the naive (reference) path."""
-        return naive_generate(self.lm, self.catalog, prompt, None, self.decoding)
+        """The unmutated model's continuation of `prompt`, on the naive (reference) path; for
+        greedy decoding its `generate` is recorded as it runs, for the naive checks' replays."""
+        if self.runner is None or not GenerateTrace.supports(self.lm, self.decoding):
+            return naive_generate(self.lm, self.catalog, prompt, None, self.decoding)
+        return self._generate_trace(prompt).generation
+
+    def _generate_trace(self, prompt: Sequence[int]) -> GenerateTrace:
+        key = tuple(prompt)
+        if key not in self._generate_traces:
+            self._generate_traces[key] = GenerateTrace(self.lm, self.catalog, key, self.decoding)
+        return self._generate_traces[key]
 
     def screen_text(
         self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
@@ -354,11 +362,8 @@ class Screener:
         last = ties[-1]
         wanted = _decisions(outcome.tokens, outcome.stopped, last + 1)
         if GenerateTrace.supports(self.lm, self.decoding):
-            if probe.generate_trace is None:
-                probe.generate_trace = GenerateTrace(
-                    self.lm, self.catalog, list(probe.prompt), self.decoding
-                )
-            decisions = probe.generate_trace.decisions(mutation, ties, outcome.tokens[:last])
+            trace = self._generate_trace(probe.prompt)
+            decisions = trace.decisions(mutation, ties, outcome.tokens[:last])
             if decisions is not None:
                 return all(decisions[step] == wanted[step] for step in ties)
         checked = replace(self.decoding, max_new_tokens=last + 1)
