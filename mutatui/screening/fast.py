@@ -42,7 +42,7 @@ from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation
 from mutatui.screening.choice import ChoiceQuestion, choice_token_ids, naive_choices, pick_choice
 from mutatui.screening.choice import render_question as render_choice_question
-from mutatui.screening.layers import BaselineTrace, LayerRunner, supports_layers
+from mutatui.screening.layers import BaselineTrace, LayerRunner, supports_layers, token_logits
 from mutatui.screening.onward import Diverged, decode_onward
 from mutatui.screening.replay import GenerateTrace
 from mutatui.screening.teacher import (
@@ -421,10 +421,7 @@ class Screener:
         """Mutation index -> chosen choice for one question, from the final-norm outputs at its
         answer position (one row per mutation of `batch`); near ties are settled naively."""
         letters = choice_token_ids(self.lm, len(question.choices))
-        scores = final @ self.runner.head_weight[letters].T
-        bias = getattr(self.runner.head, "bias", None)
-        if bias is not None:
-            scores = scores + bias[letters]
+        scores = token_logits(self.runner.head, final, letters)
         top = scores.float().topk(2, dim=-1).values
         margins = (top[:, 0] - top[:, 1]) / (1.0 + top[:, 0].abs())
         finite = torch.isfinite(scores).all(dim=-1)

@@ -125,6 +125,16 @@ def supports_layers(model: nn.Module) -> bool:
     )
 
 
+def token_logits(
+    head: nn.Module, final: torch.Tensor, tokens: torch.Tensor | Sequence[int]
+) -> torch.Tensor:
+    """The head's logits of `tokens` only, for final-norm outputs `final` (..., hidden): one
+    small product instead of the whole vocabulary's."""
+    logits = final @ head.weight[tokens].T
+    bias = getattr(head, "bias", None)
+    return logits if bias is None else logits + bias[tokens]
+
+
 def _hidden(output: torch.Tensor | tuple) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 

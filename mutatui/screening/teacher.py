@@ -27,6 +27,7 @@ import torch
 
 from mutatui.engine.decoding import Chooser, Decoding, Generation
 from mutatui.errors import MutatuiError
+from mutatui.screening.layers import token_logits
 
 CANDIDATES = 64
 """Baseline tokens per step whose scores are computed exactly before falling back to the head."""
@@ -164,11 +165,7 @@ def candidate_choices(
     `1 + |best|`, as `Chooser.choose` measures margins).
     """
     tokens = reference.candidates[step]
-    logits = final @ head.weight[tokens].T
-    bias = getattr(head, "bias", None)
-    if bias is not None:
-        logits = logits + bias[tokens]
-    scores = chooser.scores(logits, step, tokens)
+    scores = chooser.scores(token_logits(head, final, tokens), step, tokens)
     top = scores.topk(2, dim=-1)
     runner_up = torch.maximum(top.values[:, 1], reference.outside[step] + bounds)
     best = top.values[:, 0]
