@@ -124,6 +124,12 @@ def near_tie_tolerance(dtype: torch.dtype, mutation: Mutation | None = None) -> 
     return (BLOCK_TIE_EPSILONS if block else ELEMENT_TIE_EPSILONS) * torch.finfo(dtype).eps
 
 
+def too_close(margin: float, tolerance: float) -> bool:
+    """Whether a decision's relative margin is too close to call: under the tolerance, or NaN
+    (non-finite scores; batched and lone passes may put the NaN in different places)."""
+    return math.isnan(margin) or margin < tolerance
+
+
 class Chooser:
     """Picks the next token from logits, greedily or by seeded Gumbel-max sampling."""
 
@@ -216,12 +222,8 @@ def stream_batch(
 
 
 def is_near_tie(generation: Generation, dtype: torch.dtype, mutation: Mutation | None) -> bool:
-    """True when some step of this row was too close to call for a batched pass.
-
-    NaN scores count as a tie: batched and lone passes may put the NaN in different places.
-    """
-    margin = generation.min_margin
-    return margin != margin or margin < near_tie_tolerance(dtype, mutation)
+    """True when some step of this row was too close to call for a batched pass."""
+    return too_close(generation.min_margin, near_tie_tolerance(dtype, mutation))
 
 
 def naive_generate(

@@ -22,7 +22,6 @@ question naively.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -36,6 +35,7 @@ from mutatui.engine.decoding import (
     generate_exact,
     naive_generate,
     near_tie_tolerance,
+    too_close,
 )
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
@@ -294,7 +294,7 @@ class Screener:
                         keys=_row_states(kv.keys, row, mutation.site.layer),
                         values=_row_states(kv.values, row, mutation.site.layer),
                         tolerance=self.tolerance(mutation),
-                        ties=verdict.ties,
+                        ties=list(verdict.ties),
                         nonfinite=verdict.nonfinite,
                     )
                 )
@@ -428,7 +428,7 @@ class Screener:
         chosen: dict[int, int] = {}
         for row, (index, mutation) in enumerate(batch):
             margin = float(margins[row])
-            tie = math.isnan(margin) or margin < self.tolerance(mutation)
+            tie = too_close(margin, self.tolerance(mutation))
             if not bool(finite[row]) or tie:
                 chosen[index] = naive_choices(
                     self.lm, self.catalog, [question], mutation, chat=chat

@@ -10,13 +10,12 @@ forward pass per step, with no padding.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from mutatui.engine.decoding import Chooser, Decoding
+from mutatui.engine.decoding import Chooser, Decoding, too_close
 from mutatui.engine.mutations import Mutation
 from mutatui.screening.layers import BaselineTrace, KVStore, LayerRunner
 
@@ -39,7 +38,7 @@ class Diverged:
     stopped: bool = field(default=False)
 
     def note(self, step: int, margin: float, nonfinite: bool) -> None:
-        if math.isnan(margin) or margin < self.tolerance:
+        if too_close(margin, self.tolerance):
             self.ties.append(step)
         self.nonfinite |= nonfinite
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mutatui.engine.decoding import Chooser, Decoding, Generation
+from mutatui.engine.decoding import Chooser, Decoding, Generation, too_close
 from mutatui.errors import MutatuiError
 from mutatui.screening.layers import token_logits
 
@@ -134,7 +134,7 @@ class Verdict:
     nonfinite: bool = False
 
     def note(self, step: int, margin: float, nonfinite: bool, tolerance: float) -> None:
-        if math.isnan(margin) or margin < tolerance:
+        if too_close(margin, tolerance):
             self.ties.append(step)
         self.nonfinite |= nonfinite
 
