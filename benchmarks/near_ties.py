@@ -32,6 +32,7 @@ from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel, load_model
 from mutatui.engine.mutations import Mutation, mutated
 from mutatui.screening.fast import Screener
+from mutatui.screening.layers import token_logits
 from mutatui.screening.onward import Diverged
 from mutatui.screening.teacher import teacher_input
 
@@ -78,7 +79,6 @@ def measure(name: str, screener: Screener, prompt: list[int], mutations: list[Mu
     probe = screener._text_probe(prompt, baseline)
     teacher, candidate, margins = [], [], []
     rows_per_pass = screener.pass_rows(len(sequence))
-    weight = screener.runner.head_weight
     tokens = probe.reference.candidates
     for start in range(0, len(mutations), rows_per_pass):
         chunk = sorted(mutations[start : start + rows_per_pass], key=lambda m: m.site.layer)
@@ -86,8 +86,9 @@ def measure(name: str, screener: Screener, prompt: list[int], mutations: list[Mu
             final, _ = screener.runner.run_from(probe.trace, chunk, slice(len(prompt) - 1, None))
             batched = screener.runner.logits(final)
             # the judge's candidate scores: each step's candidates only, as one small product
+            head = screener.runner.head
             scored = torch.stack(
-                [final[:, step] @ weight[tokens[step]].T for step in range(len(tokens))], 1
+                [token_logits(head, final[:, step], tokens[step]) for step in range(len(tokens))], 1
             )
         for row, mutation in enumerate(chunk):
             lone = lone_logits(lm, catalog, mutation, sequence, len(prompt))

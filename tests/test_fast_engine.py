@@ -7,20 +7,17 @@ import pytest
 import torch
 
 from mutatui.engine.decoding import (
-    Chooser,
     Decoding,
     encode_prompt,
     naive_generate,
-    near_tie_tolerance,
 )
 from mutatui.engine.mutations import make_mutation
 from mutatui.engine.sites import Site
 from mutatui.screening import fast, teacher
 from mutatui.screening.choice import ChoiceQuestion, naive_choices
 from mutatui.screening.fast import Screener
-from mutatui.screening.layers import LayerRunner, supports_layers
+from mutatui.screening.layers import supports_layers
 from mutatui.screening.replay import GenerateTrace
-from mutatui.screening.teacher import make_reference, teacher_input
 
 GREEDY = Decoding(max_new_tokens=20)
 SAMPLED = Decoding(mode="sample", temperature=0.7, seed=5, max_new_tokens=20)
@@ -247,14 +244,11 @@ def test_candidate_scores_decide_as_the_full_head_does(tiny, prompt, decoding, m
     """The judge's middle tier (exact scores of the baseline's best tokens, a bound for the rest)
     finds the same first differing step and token as the full head at every step."""
     lm, catalog = tiny
-    runner = LayerRunner(lm.model, catalog)
-    chooser = Chooser(decoding, runner.head_weight.shape[0])
-    baseline = naive_generate(lm, catalog, prompt, None, decoding)
-    trace = runner.trace(teacher_input(prompt, baseline, decoding))
-    final = trace.final[len(prompt) - 1 :]
-    reference = make_reference(
-        len(prompt), baseline, lm.eos_token_ids, final, runner.logits(final), chooser
-    )
+    screener = Screener(lm, catalog, decoding)
+    runner, chooser = screener.runner, screener._chooser_for()
+    baseline = screener.baseline(prompt)
+    probe = screener._text_probe(prompt, baseline)
+    reference = probe.reference
     decided = []
     candidate_choices = teacher.candidate_choices
 
@@ -264,12 +258,13 @@ def test_candidate_scores_decide_as_the_full_head_does(tiny, prompt, decoding, m
         return tokens, mask
 
     monkeypatch.setattr(teacher, "candidate_choices", spy)
-    head_norm = float(runner.head_weight.norm(dim=1).max())
     mutations = sorted(sample_mutations(catalog, seed=2)[:-3], key=lambda m: m.site.layer)
     with torch.inference_mode():
-        mutants, _ = runner.run_from(trace, mutations, slice(len(prompt) - 1, None))
-        tolerances = torch.full((len(mutations),), near_tie_tolerance(torch.float32))
-        verdicts = teacher.judge(reference, mutants, runner.head, head_norm, chooser, tolerances)
+        mutants, _ = runner.run_from(probe.trace, mutations, slice(len(prompt) - 1, None))
+        tolerances = torch.tensor([screener.tolerance(m) for m in mutations])
+        verdicts = teacher.judge(
+            reference, mutants, runner.head, screener.head_norm, chooser, tolerances
+        )
         for row, verdict in enumerate(verdicts):
             expected = (None, None)
             for step in range(reference.steps):

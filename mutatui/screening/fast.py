@@ -178,7 +178,7 @@ class Screener:
     def baseline(self, prompt: list[int]) -> Generation:
         """The unmutated model's continuation of `prompt`, on the naive (reference) path; for
         greedy decoding its `generate` is recorded as it runs, for the naive checks' replays."""
-        if self.runner is None or not GenerateTrace.supports(self.lm, self.decoding):
+        if not GenerateTrace.supports(self.lm, self.decoding):
             return naive_generate(self.lm, self.catalog, prompt, None, self.decoding)
         return self._generate_trace(prompt).generation
 
