@@ -259,6 +259,22 @@ def test_analysis_is_deterministic_and_seeded(planted):
     assert cluster["result"]["null_mean"] != cluster_other["result"]["null_mean"]
 
 
+def test_min_severity_counts_only_graver_phenotypes(planted, capsys):
+    """Severity 3 is only the planted L0.q row; severity 2 adds one down mutation."""
+    path, _, _ = planted
+    severe = analyze(path, min_severity=3, permutations=100).shapes[0]
+    assert (severe.phenotypes, severe.severe) == (8, 8)
+    assert [c.min_severity for c in severe.clustering] == [0, 0]  # every phenotype is severe
+    row_cluster = stratum(severe.clustering[0], 0, "q", "max")
+    assert row_cluster.result.observed == 64.0 and row_cluster.result.p < 0.01
+    moderate = analyze(path, min_severity=2, permutations=100).shapes[0]
+    assert moderate.phenotypes == 9
+    assert [c.min_severity for c in moderate.clustering] == [0, 0, 3, 3]
+    assert main(["analyze", str(path), "--min-severity", "3", "--permutations", "100"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal width
+    assert "phenotype: a changed output graded severe;" in printed
+
+
 def test_probe_filter_and_bad_names(planted):
     path, _, _ = planted
     summary = pick_screen(path, None)
@@ -301,6 +317,7 @@ def test_analyze_command_bad_input_is_one_line(tmp_path, planted, capsys):
         ("analyze", str(path), "--screen", "nope"),
         ("analyze", str(path), "--probe", "nope"),
         ("analyze", str(path), "--permutations", "3"),
+        ("analyze", str(path), "--min-severity", "4"),
     ):
         assert main(list(args)) == 2
         error = capsys.readouterr().err

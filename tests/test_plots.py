@@ -56,6 +56,20 @@ def test_plot_command_writes_every_figure(screen_db, tmp_path, capsys):
         assert colour_pixels(outdir / name, KIND_COLORS["min"]) > 20, name
     assert colour_pixels(outdir / "map_gate.png", KIND_COLORS["max"]) > 4
     assert colour_pixels(outdir / "map_gate.png", KIND_COLORS["min"]) == 0
+    # tile (1, 6) of q has a max and a min phenotype: one mark of its own colour, per layer
+    for name in ("map_q.png", "rearranged_q.png"):
+        assert colour_pixels(outdir / name, KIND_COLORS["both"]) > 4, name
+    assert colour_pixels(outdir / "map_gate.png", KIND_COLORS["both"]) == 0
+
+
+def test_min_severity_keeps_only_graver_phenotypes(screen_db, tmp_path):
+    """At severity 3 only q's max row is left: no min (severity 1) and no gate (severity 2)."""
+    outdir = tmp_path / "severe"
+    assert main(["plot", str(screen_db), str(outdir), "--min-severity", "3"]) == 0
+    assert colour_pixels(outdir / "map_q.png", KIND_COLORS["max"]) > 20
+    for colour in ("min", "both"):
+        assert colour_pixels(outdir / "map_q.png", KIND_COLORS[colour]) == 0, colour
+    assert colour_pixels(outdir / "map_gate.png", KIND_COLORS["max"]) == 0
 
 
 def test_map_puts_phenotypes_where_they_are(screen_db, tmp_path):
@@ -88,6 +102,7 @@ def test_plot_bad_input_is_one_line(screen_db, tmp_path, capsys):
         ["plot", str(tmp_path / "missing.db"), str(tmp_path / "out")],
         ["plot", str(screen_db), str(a_file)],
         ["plot", str(screen_db), str(tmp_path / "out"), "--screen", "nope"],
+        ["plot", str(screen_db), str(tmp_path / "out"), "--min-severity", "0"],
     ):
         assert main(args) == 2
         error = capsys.readouterr().err

@@ -2,7 +2,8 @@
 
 Matplotlib runs on the Agg backend (no display needed, safe in threads of a headless box). A
 mutation map puts each phenotype at its site's centre, (column, row) with row 0 at the top, as
-the paper drew them; colour says the kind (max red, min blue) and marker size the severity.
+the paper drew them; colour says the kind (max red, min blue, magenta where both kinds of the
+same site have one) and marker size the severity.
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ from matplotlib.figure import Figure
 from mutatui.analysis.stats import KINDS, line_index, rates, rearranged_order
 from mutatui.store.frames import SiteFrame
 
-KIND_COLORS = {"max": "#d62728", "min": "#1f77b4", "zero": "#2ca02c", "value": "#9467bd"}
-"""Solid colours (no alpha), so a test can find their pixels."""
+KIND_COLORS = {
+    "max": "#d62728",
+    "min": "#1f77b4",
+    "both": "#e377c2",
+    "zero": "#2ca02c",
+    "value": "#9467bd",
+}
+"""Solid colours (no alpha), so a test can find their pixels. "both" marks a site whose max and
+min mutations both have a phenotype: drawn one over the other, one colour would hide the other."""
 SEVERITY_SIZES = (4.0, 6.0, 12.0, 24.0)
 """Marker area per severity grade 0-3."""
 DPI = 100
@@ -36,15 +44,43 @@ def _extents(frame: SiteFrame) -> dict[tuple[int, str], tuple[int, int]]:
     return {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
 
 
+def _marks(frame: SiteFrame) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(colour key, mask, severity) per group of phenotypes to draw. A site with a max and a
+    min phenotype is one "both" mark at its max entry, with the worse of the two severities."""
+    keys = list(
+        zip(
+            frame.layer.tolist(),
+            frame.matrix.tolist(),
+            frame.row0.tolist(),
+            frame.col0.tolist(),
+            frame.row1.tolist(),
+            frame.col1.tolist(),
+            strict=True,
+        )
+    )
+    hit = {kind: frame.changed & (frame.kind == kind) for kind in KIND_COLORS if kind != "both"}
+    min_severity = {keys[i]: int(frame.severity[i]) for i in np.flatnonzero(hit["min"])}
+    max_sites = {keys[i] for i in np.flatnonzero(hit["max"])}
+    both_at_max = hit["max"] & np.array([key in min_severity for key in keys], dtype=bool)
+    both_at_min = hit["min"] & np.array([key in max_sites for key in keys], dtype=bool)
+    severity = frame.severity.astype(np.int64)
+    worse = severity.copy()
+    for i in np.flatnonzero(both_at_max):
+        worse[i] = max(worse[i], min_severity[keys[i]])
+    marks = [
+        ("max", hit["max"] & ~both_at_max, severity),
+        ("min", hit["min"] & ~both_at_min, severity),
+        ("both", both_at_max, worse),
+    ]
+    marks += [(kind, mask, severity) for kind, mask in hit.items() if kind not in KINDS]
+    return [mark for mark in marks if mark[1].any()]
+
+
 def _draw_map(axes, frame: SiteFrame, rows: int, cols: int, title: str) -> None:
-    hits = frame.changed
-    for kind in KINDS + tuple(k for k in KIND_COLORS if k not in KINDS):
-        mask = hits & (frame.kind == kind)
-        if not mask.any():
-            continue
+    for kind, mask, severity in _marks(frame):
         x = (frame.col0[mask] + frame.col1[mask]) / 2
         y = (frame.row0[mask] + frame.row1[mask]) / 2
-        sizes = np.asarray(SEVERITY_SIZES)[np.clip(frame.severity[mask], 0, 3)]
+        sizes = np.asarray(SEVERITY_SIZES)[np.clip(severity[mask], 0, 3)]
         axes.scatter(x, y, s=sizes, c=KIND_COLORS[kind], marker="s", linewidths=0, label=kind)
     axes.set_xlim(0, cols)
     axes.set_ylim(rows, 0)
@@ -89,7 +125,8 @@ def type_maps(frame: SiteFrame, matrix: str) -> Figure:
         axes = figure.add_subplot(grid_rows, grid_cols, position)
         _draw_map(axes, selected, rows, cols, f"L{layer} ({int(selected.changed.sum())})")
     figure.suptitle(
-        f"{matrix}: phenotypes per layer (red max, blue min; size = severity)", fontsize=10
+        f"{matrix}: phenotypes per layer (red max, blue min, magenta both; size = severity)",
+        fontsize=10,
     )
     figure.tight_layout()
     return figure
@@ -107,8 +144,7 @@ def rearranged_maps(frame: SiteFrame, matrix: str) -> Figure:
         row_rank = {int(line): rank for rank, line in enumerate(row_lines)}
         col_rank = {int(line): rank for rank, line in enumerate(col_lines)}
         rows, cols = line_index(selected, "row"), line_index(selected, "col")
-        for kind in KINDS:
-            mask = selected.changed & (selected.kind == kind)
+        for kind, mask, _ in _marks(selected):
             y = np.array([row_rank[int(line)] for line in rows[mask]]) + 0.5
             x = np.array([col_rank[int(line)] for line in cols[mask]]) + 0.5
             axes.scatter(x, y, s=6, c=KIND_COLORS[kind], marker="s", linewidths=0)
@@ -116,7 +152,7 @@ def rearranged_maps(frame: SiteFrame, matrix: str) -> Figure:
         axes.set_ylim(max(grid.shape[0], 1), 0)
         axes.set_title(f"L{layer}", fontsize=8)
         axes.tick_params(labelsize=6)
-    figure.suptitle(f"{matrix}, rearranged: rows and columns sorted by phenotype count (per kind)")
+    figure.suptitle(f"{matrix}, rearranged: rows and columns sorted by phenotype count (max and min together)")
     figure.tight_layout()
     return figure
 

@@ -37,6 +37,10 @@ from mutatui.store.frames import (
 DEFAULT_PERMUTATIONS = 1000
 """p-values resolve down to about 1/1000; the smallest possible is 1/(N+1)."""
 
+ANY_CHANGE = 1
+"""The lowest grade of a changed output: as a minimum severity, every changed output counts
+(the paper's phenotype, a non-silent mutation)."""
+
 
 @dataclass
 class ShapeAnalysis:
@@ -60,6 +64,7 @@ class ShapeAnalysis:
 class ScreenAnalysis:
     screen: ScreenSummary
     probes: list[str]
+    min_severity: int
     permutations: int
     seed: int
     shapes: list[ShapeAnalysis]
@@ -74,6 +79,7 @@ def analyze_shape(
     shape: tuple[int, int],
     styled: StyledOutcomes,
     *,
+    min_severity: int,
     permutations: int,
     seed: int,
 ) -> ShapeAnalysis:
@@ -92,7 +98,7 @@ def analyze_shape(
         balance=kind_balance(frame),
         clustering=[
             axis_clustering(frame, axis, min_severity=level, **options)
-            for level in (0, SEVERE)
+            for level in ((0,) if min_severity >= SEVERE else (0, SEVERE))
             for axis in AXES
         ],
         complementarity=[complementarity(frame, axis, **options) for axis in AXES],
@@ -107,21 +113,27 @@ def analyze(
     screen_name: str | None = None,
     probe_names: Sequence[str] | None = None,
     *,
+    min_severity: int = ANY_CHANGE,
     permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
 ) -> ScreenAnalysis:
+    """The paper's quantities; a phenotype is a changed output graded at least `min_severity`
+    on some chosen text probe."""
     screen = pick_screen(path, screen_name)
-    frame = load_sites(path, screen, probe_names)
+    frame = load_sites(path, screen, probe_names).with_min_severity(min_severity)
     styled = load_styled(path, screen, probe_names)
     text_probes = [p.name for p in frame.probes if p.kind == "text"]
     used = list(probe_names) if probe_names else text_probes
     shapes = [
-        analyze_shape(group, shape, styled, permutations=permutations, seed=seed)
+        analyze_shape(
+            group, shape, styled, min_severity=min_severity, permutations=permutations, seed=seed
+        )
         for shape, group in shape_groups(frame).items()
     ]
     return ScreenAnalysis(
         screen=screen,
         probes=used,
+        min_severity=min_severity,
         permutations=permutations,
         seed=seed,
         shapes=shapes,

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from mutatui.analysis.report import DEFAULT_PERMUTATIONS, ScreenAnalysis, ShapeAnalysis, analyze
 from mutatui.analysis.stats import NullSummary, RateRow
+from mutatui.commands.common import add_phenotype_arguments, min_severity_from_args
 from mutatui.errors import MutatuiError
 
 
@@ -19,10 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "analyze", help="phenotype rates, clustering, complementarity, asymmetry, writers"
     )
     parser.add_argument("db", help="a mutatui database")
-    parser.add_argument("--screen", help="the screen's name (default: the largest screen)")
-    parser.add_argument(
-        "--probe", action="append", help="only these text probes (repeatable; default: all)"
-    )
+    add_phenotype_arguments(parser)
     parser.add_argument(
         "--permutations",
         type=int,
@@ -58,7 +56,7 @@ def emit_lines(args: argparse.Namespace) -> int:
     if args.tiles < 1:
         raise MutatuiError(f"--tiles must be at least 1, got {args.tiles}")
     screen = pick_screen(args.db, args.screen)
-    frame = load_sites(args.db, screen, args.probe)
+    frame = load_sites(args.db, screen, args.probe).with_min_severity(min_severity_from_args(args))
     tiles = sensitive_tiles(frame, args.tiles)
     if not tiles:
         raise MutatuiError(f"screen {screen.name!r} has no tile phenotypes yet; no lines to emit")
@@ -80,7 +78,12 @@ def run(args: argparse.Namespace) -> int:
     if args.permutations < 10:
         raise MutatuiError(f"--permutations must be at least 10, got {args.permutations}")
     result = analyze(
-        args.db, args.screen, args.probe, permutations=args.permutations, seed=args.seed
+        args.db,
+        args.screen,
+        args.probe,
+        min_severity=min_severity_from_args(args),
+        permutations=args.permutations,
+        seed=args.seed,
     )
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
@@ -88,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
     print_analysis(Console(), result)
     return 0
 
+
+PHENOTYPES = {
+    1: "a changed output",
+    2: "a changed output graded moderate or severe",
+    3: "a changed output graded severe",
+}
 
 TESTS_LEGEND = (
     "clustering: per matrix and kind, the sum of squared phenotype counts per line against "
@@ -220,6 +229,7 @@ def print_analysis(console: Console, result: ScreenAnalysis) -> None:
     console.print(
         f"[bold]{screen.name}[/bold] ({screen.model}, {screen.decoding}, {screen.status}); "
         f"probes: {', '.join(result.probes) or 'none'}; "
+        f"phenotype: {PHENOTYPES[result.min_severity]}; "
         f"{result.permutations} permutations, seed {result.seed}"
     )
     if not result.shapes:

@@ -1,4 +1,5 @@
-"""Arguments shared by several commands: which model, on which device, and how to decode."""
+"""Arguments shared by several commands: which model, on which device, how to decode, and which
+results of a screen to analyse."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from mutatui.engine.forms import MODEL_FORMS
+from mutatui.errors import MutatuiError
 
 if TYPE_CHECKING:  # torch and transformers load only when a command runs, not for --help
     from mutatui.engine.decoding import Decoding
@@ -40,6 +42,34 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--no-chat", action="store_true", help="do not wrap prompts in the chat template"
     )
+
+
+SEVERITIES = (1, 2, 3)
+"""The grades of a changed text output: 1 mild, 2 moderate, 3 severe."""
+
+
+def add_phenotype_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which screen, which of its text probes, and which changed outputs count as phenotypes."""
+    parser.add_argument("--screen", help="the screen's name (default: the largest screen)")
+    parser.add_argument(
+        "--probe", action="append", help="only these text probes (repeatable; default: all)"
+    )
+    parser.add_argument(
+        "--min-severity",
+        type=int,
+        default=SEVERITIES[0],
+        help="a phenotype is a changed output graded at least this (1 any change, the default; "
+        "2 moderate; 3 severe)",
+    )
+
+
+def min_severity_from_args(args: argparse.Namespace) -> int:
+    if args.min_severity not in SEVERITIES:
+        raise MutatuiError(
+            f"--min-severity must be 1 (any change), 2 (moderate) or 3 (severe), "
+            f"got {args.min_severity}"
+        )
+    return args.min_severity
 
 
 def decoding_from_args(args: argparse.Namespace) -> Decoding:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mutatui.commands.common import add_phenotype_arguments, min_severity_from_args
 from mutatui.errors import MutatuiError
 
 
@@ -12,10 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("plot", help="write PNG figures of a screen into a folder")
     parser.add_argument("db", help="a mutatui database")
     parser.add_argument("outdir", help="the folder for the figures (created if missing)")
-    parser.add_argument("--screen", help="the screen's name (default: the largest screen)")
-    parser.add_argument(
-        "--probe", action="append", help="only these text probes (repeatable; default: all)"
-    )
+    add_phenotype_arguments(parser)
     parser.add_argument(
         "--each-matrix", action="store_true", help="also one map per matrix of every layer"
     )
@@ -23,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    min_severity = min_severity_from_args(args)
     try:
         from mutatui.analysis.plots import write_figures
     except ImportError as error:
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise MutatuiError(f"{outdir} exists and is not a folder; give a folder for the figures")
     screen = pick_screen(args.db, args.screen)
-    frame = load_sites(args.db, screen, args.probe)
+    frame = load_sites(args.db, screen, args.probe).with_min_severity(min_severity)
     groups = shape_groups(frame)
     if not groups:
         raise MutatuiError(f"screen {screen.name!r} has no results yet; nothing to plot")

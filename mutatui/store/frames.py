@@ -51,6 +51,16 @@ class SiteFrame:
         columns = {name: getattr(self, name)[mask] for name in _SITE_COLUMNS}
         return SiteFrame(self.screen, self.probes, self.matrices, **columns)
 
+    def with_min_severity(self, level: int) -> SiteFrame:
+        """The same mutations, with a phenotype only where the severity reaches `level`.
+
+        Where nearly every mutation changes the text (64x64 tiles of a small model), a changed
+        output says little; its grade still separates a reworded answer from a broken one.
+        """
+        columns = {name: getattr(self, name) for name in _SITE_COLUMNS}
+        columns["changed"] = self.changed & (self.severity >= level)
+        return SiteFrame(self.screen, self.probes, self.matrices, **columns)
+
 
 _SITE_COLUMNS = tuple(
     field.name for field in fields(SiteFrame) if field.name not in ("screen", "probes", "matrices")
