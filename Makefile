@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test setup lint clean-venv screens.db
+.PHONY: run test setup lint clean-venv screens.db screenshots
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,3 +62,8 @@ screens.db: $(STAMP)
 		--lines-template screens/lines.base.toml --tiles $(LINE_TILES)
 	$(call run_spec,screens/lines.toml,elements-lines)
 	$(call run_spec,screens/elements.toml,elements-random)
+
+# The README's pictures of the explorer on the bundled screen (scripts/screenshots.py).
+SHOT_SITE ?= L0.q[0,0]
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py $(DB) assets --screen tiles-64 --site '$(SHOT_SITE)'

@@ -152,7 +152,9 @@ def rearranged_maps(frame: SiteFrame, matrix: str) -> Figure:
         axes.set_ylim(max(grid.shape[0], 1), 0)
         axes.set_title(f"L{layer}", fontsize=8)
         axes.tick_params(labelsize=6)
-    figure.suptitle(f"{matrix}, rearranged: rows and columns sorted by phenotype count (max and min together)")
+    figure.suptitle(
+        f"{matrix}, rearranged: rows and columns sorted by phenotype count (max and min together)"
+    )
     figure.tight_layout()
     return figure
 

@@ -1,0 +1,118 @@
+"""SVG screenshots of the explorer on a database: the README's pictures of the bundled screen.
+
+    .venv/bin/python scripts/screenshots.py screens.db assets/ --screen tiles-64 \\
+        --site 'L3.o[64,128]' [--size 120x36]
+
+Drives the real app with Textual's Pilot: each view is reached by the keys a user would press,
+once the app's workers have finished, and written with `App.export_screenshot` as
+`explorer_<view>.svg`. The grid views open the matrix of `--site` with the cursor on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from mutatui.engine.sites import check_site_syntax
+from mutatui.errors import MutatuiError
+from mutatui.store.database import check_readable
+from mutatui.store.queries import list_screens
+from mutatui.tui.app import ExplorerApp
+
+
+def views(site: str) -> dict[str, tuple[str, ...]]:
+    """The keys that reach each view from the opened screen's overview."""
+    grid = ("enter", "g", *site, "enter")
+    return {
+        "overview": (),
+        "grid": grid,
+        "grid_severity": (*grid, "s"),
+        "grid_severe_only": (*grid, "s", "V", "V", "V"),
+        "grid_rearranged": (*grid, "r"),
+        "grid_complementarity": (*grid, "c"),
+        "detail": (*grid, "enter"),
+        "writers": ("w",),
+    }
+
+
+async def settle(pilot: Pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def capture(
+    db: Path, screen_id: int | None, keys: tuple[str, ...], size: tuple[int, int], title: str
+) -> str:
+    """The SVG of the app on `db` after pressing `keys` (the screen list when no screen_id)."""
+    app = ExplorerApp(db, open_screen=screen_id, poll_seconds=3600)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+        return app.export_screenshot(title=title)
+
+
+def screen_id_of(db: Path, name: str | None) -> int:
+    check_readable(db)
+    screens = [screen for screen in list_screens(db) if screen.kind != "live"]
+    if not screens:
+        raise MutatuiError(f"{db} holds no screens")
+    if name is None:
+        return screens[0].screen_id
+    for screen in screens:
+        if screen.name == name:
+            return screen.screen_id
+    names = ", ".join(screen.name for screen in screens)
+    raise MutatuiError(f"no screen named {name!r} in {db}; screens: {names}")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    if not (width.isdigit() and height.isdigit()) or int(width) < 80 or int(height) < 24:
+        raise MutatuiError(f"--size must be COLUMNSxROWS, at least 80x24, got {text!r}")
+    return int(width), int(height)
+
+
+async def write_all(args: argparse.Namespace) -> list[Path]:
+    db, outdir = Path(args.db), Path(args.outdir)
+    size = parse_size(args.size)
+    check_site_syntax(args.site)
+    screen_id = screen_id_of(db, args.screen)
+    outdir.mkdir(parents=True, exist_ok=True)
+    shots = {"screens": (None, ())} | {
+        view: (screen_id, keys) for view, keys in views(args.site).items()
+    }
+    written = []
+    for view, (opened, keys) in shots.items():
+        svg = await capture(db, opened, keys, size, f"mutatui: {view.replace('_', ' ')}")
+        path = outdir / f"explorer_{view}.svg"
+        path.write_text(svg, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("db", help="a mutatui database")
+    parser.add_argument("outdir", help="the folder for the SVG files")
+    parser.add_argument("--screen", help="the screen to open (default: the first)")
+    parser.add_argument("--site", default="L0.q[0,0]", help="the matrix and cell of the grids")
+    parser.add_argument("--size", default="120x36", help="terminal COLUMNSxROWS (default 120x36)")
+    args = parser.parse_args(argv)
+    try:
+        written = asyncio.run(write_all(args))
+    except MutatuiError as error:
+        print(f"screenshots: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} screenshots to {args.outdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
