@@ -11,7 +11,7 @@ from rich.table import Table
 
 from mutatui.analysis.report import DEFAULT_PERMUTATIONS, ScreenAnalysis, ShapeAnalysis, analyze
 from mutatui.analysis.stats import NullSummary, RateRow
-from mutatui.commands.common import add_phenotype_arguments, min_severity_from_args
+from mutatui.commands.common import PHENOTYPES, add_phenotype_arguments, min_severity_from_args
 from mutatui.errors import MutatuiError
 
 
@@ -91,12 +91,6 @@ def run(args: argparse.Namespace) -> int:
     print_analysis(Console(), result)
     return 0
 
-
-PHENOTYPES = {
-    1: "a changed output",
-    2: "a changed output graded moderate or severe",
-    3: "a changed output graded severe",
-}
 
 TESTS_LEGEND = (
     "clustering: per matrix and kind, the sum of squared phenotype counts per line against "

@@ -44,8 +44,12 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-SEVERITIES = (1, 2, 3)
-"""The grades of a changed text output: 1 mild, 2 moderate, 3 severe."""
+PHENOTYPES = {
+    1: "a changed output",
+    2: "a changed output graded moderate or severe",
+    3: "a changed output graded severe",
+}
+"""What counts as a phenotype, by minimum severity (the grades of a changed text output)."""
 
 
 def add_phenotype_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,14 +61,14 @@ def add_phenotype_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-severity",
         type=int,
-        default=SEVERITIES[0],
+        default=min(PHENOTYPES),
         help="a phenotype is a changed output graded at least this (1 any change, the default; "
         "2 moderate; 3 severe)",
     )
 
 
 def min_severity_from_args(args: argparse.Namespace) -> int:
-    if args.min_severity not in SEVERITIES:
+    if args.min_severity not in PHENOTYPES:
         raise MutatuiError(
             f"--min-severity must be 1 (any change), 2 (moderate) or 3 (severe), "
             f"got {args.min_severity}"
