@@ -27,11 +27,13 @@ from mutatui.tui.app import ExplorerApp
 def views(site: str) -> dict[str, tuple[str, ...]]:
     """The keys that reach each view from the opened screen's overview."""
     grid = ("enter", "g", *site, "enter")
+    severe_only = ("V", "V", "V")  # the minimum-severity filter: any, >=1, >=2, >=3
     return {
         "overview": (),
+        "overview_severe_only": (*grid, *severe_only, "escape"),
         "grid": grid,
         "grid_severity": (*grid, "s"),
-        "grid_severe_only": (*grid, "s", "V", "V", "V"),
+        "grid_severe_only": (*grid, "s", *severe_only),
         "grid_rearranged": (*grid, "r"),
         "grid_complementarity": (*grid, "c"),
         "detail": (*grid, "enter"),

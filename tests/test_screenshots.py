@@ -36,11 +36,12 @@ def db(tmp_path_factory):
 def test_every_view_is_written_as_an_svg_of_that_view(db, tmp_path):
     done = run_script(str(db), str(tmp_path), "--site", "L1.gate[192,0]", "--size", "100x30")
     assert done.returncode == 0, done.stderr
-    assert "wrote 9 screenshots" in done.stdout
+    assert "wrote 10 screenshots" in done.stdout
     texts = {path.stem.removeprefix("explorer_"): svg_text(path) for path in tmp_path.iterdir()}
     assert set(texts) == {
         "screens",
         "overview",
+        "overview_severe_only",
         "grid",
         "grid_severity",
         "grid_severe_only",
@@ -55,6 +56,7 @@ def test_every_view_is_written_as_an_svg_of_that_view(db, tmp_path):
         assert "L1.gate 1536x576" in texts[view], view
         assert "cols 0:64" in texts[view], view  # the cursor's cell: row 192 binned with others
     assert "severity>=3" in texts["grid_severe_only"]
+    assert "severity>=3" in texts["overview_severe_only"]
     assert "rearranged" in texts["grid_rearranged"]
     assert "L1.gate" in texts["detail"] and "baseline" in texts["detail"].lower()
     assert "complete" in texts["screens"] or "running" in texts["screens"]
