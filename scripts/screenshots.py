@@ -19,8 +19,7 @@ from textual.pilot import Pilot
 
 from mutatui.engine.sites import check_site_syntax
 from mutatui.errors import MutatuiError
-from mutatui.store.database import check_readable
-from mutatui.store.queries import list_screens
+from mutatui.store.frames import pick_screen
 from mutatui.tui.app import ExplorerApp
 
 
@@ -60,20 +59,6 @@ async def capture(
         return app.export_screenshot(title=title)
 
 
-def screen_id_of(db: Path, name: str | None) -> int:
-    check_readable(db)
-    screens = [screen for screen in list_screens(db) if screen.kind != "live"]
-    if not screens:
-        raise MutatuiError(f"{db} holds no screens")
-    if name is None:
-        return screens[0].screen_id
-    for screen in screens:
-        if screen.name == name:
-            return screen.screen_id
-    names = ", ".join(screen.name for screen in screens)
-    raise MutatuiError(f"no screen named {name!r} in {db}; screens: {names}")
-
-
 def parse_size(text: str) -> tuple[int, int]:
     width, _, height = text.partition("x")
     if not (width.isdigit() and height.isdigit()) or int(width) < 80 or int(height) < 24:
@@ -85,7 +70,7 @@ async def write_all(args: argparse.Namespace) -> list[Path]:
     db, outdir = Path(args.db), Path(args.outdir)
     size = parse_size(args.size)
     check_site_syntax(args.site)
-    screen_id = screen_id_of(db, args.screen)
+    screen_id = pick_screen(db, args.screen).screen_id
     outdir.mkdir(parents=True, exist_ok=True)
     shots = {"screens": (None, ())} | {
         view: (screen_id, keys) for view, keys in views(args.site).items()
@@ -103,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", help="a mutatui database")
     parser.add_argument("outdir", help="the folder for the SVG files")
-    parser.add_argument("--screen", help="the screen to open (default: the first)")
+    parser.add_argument("--screen", help="the screen to open (default: the largest)")
     parser.add_argument("--site", default="L0.q[0,0]", help="the matrix and cell of the grids")
     parser.add_argument("--size", default="120x36", help="terminal COLUMNSxROWS (default 120x36)")
     args = parser.parse_args(argv)

@@ -39,17 +39,7 @@ def sensitive_tiles(frame: SiteFrame, count: int) -> list[RankedTile]:
     blocks = (frame.row1 - frame.row0 > 1) | (frame.col1 - frame.col0 > 1)
     if not blocks.any():
         raise MutatuiError(f"screen {frame.screen.name!r} has no block sites; give a tile screen")
-    keys = list(
-        zip(
-            frame.layer.tolist(),
-            frame.matrix.tolist(),
-            frame.row0.tolist(),
-            frame.row1.tolist(),
-            frame.col0.tolist(),
-            frame.col1.tolist(),
-            strict=True,
-        )
-    )
+    keys = frame.site_keys()
     scores: dict[tuple, list[int]] = {}
     for index in np.flatnonzero(blocks & frame.changed):
         score = scores.setdefault(keys[index], [0, 0])

@@ -47,30 +47,22 @@ def _extents(frame: SiteFrame) -> dict[tuple[int, str], tuple[int, int]]:
 def _marks(frame: SiteFrame) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(colour key, mask, severity) per group of phenotypes to draw. A site with a max and a
     min phenotype is one "both" mark at its max entry, with the worse of the two severities."""
-    keys = list(
-        zip(
-            frame.layer.tolist(),
-            frame.matrix.tolist(),
-            frame.row0.tolist(),
-            frame.col0.tolist(),
-            frame.row1.tolist(),
-            frame.col1.tolist(),
-            strict=True,
-        )
-    )
+    numbers: dict[tuple, int] = {}
+    site = np.array([numbers.setdefault(key, len(numbers)) for key in frame.site_keys()], int)
     hit = {kind: frame.changed & (frame.kind == kind) for kind in KIND_COLORS if kind != "both"}
-    min_severity = {keys[i]: int(frame.severity[i]) for i in np.flatnonzero(hit["min"])}
-    max_sites = {keys[i] for i in np.flatnonzero(hit["max"])}
-    both_at_max = hit["max"] & np.array([key in min_severity for key in keys], dtype=bool)
-    both_at_min = hit["min"] & np.array([key in max_sites for key in keys], dtype=bool)
+    has_min = np.zeros(len(numbers), dtype=bool)
+    has_min[site[hit["min"]]] = True
+    has_max = np.zeros_like(has_min)
+    has_max[site[hit["max"]]] = True
+    both_at_max = hit["max"] & has_min[site]
+    both_at_min = hit["min"] & has_max[site]
     severity = frame.severity.astype(np.int64)
-    worse = severity.copy()
-    for i in np.flatnonzero(both_at_max):
-        worse[i] = max(worse[i], min_severity[keys[i]])
+    worst = np.zeros(len(has_min), dtype=np.int64)
+    np.maximum.at(worst, site[hit["max"] | hit["min"]], severity[hit["max"] | hit["min"]])
     marks = [
         ("max", hit["max"] & ~both_at_max, severity),
         ("min", hit["min"] & ~both_at_min, severity),
-        ("both", both_at_max, worse),
+        ("both", both_at_max, worst[site]),
     ]
     marks += [(kind, mask, severity) for kind, mask in hit.items() if kind not in KINDS]
     return [mark for mark in marks if mark[1].any()]

@@ -8,7 +8,7 @@ aggregates results per mutation so that a million-result screen arrives as a few
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import duckdb
@@ -57,9 +57,21 @@ class SiteFrame:
         Where nearly every mutation changes the text (64x64 tiles of a small model), a changed
         output says little; its grade still separates a reworded answer from a broken one.
         """
-        columns = {name: getattr(self, name) for name in _SITE_COLUMNS}
-        columns["changed"] = self.changed & (self.severity >= level)
-        return SiteFrame(self.screen, self.probes, self.matrices, **columns)
+        return replace(self, changed=self.changed & (self.severity >= level))
+
+    def site_keys(self) -> list[tuple[int, str, int, int, int, int]]:
+        """(layer, matrix, row0, row1, col0, col1) per mutation: equal for the kinds of a site."""
+        return list(
+            zip(
+                self.layer.tolist(),
+                self.matrix.tolist(),
+                self.row0.tolist(),
+                self.row1.tolist(),
+                self.col0.tolist(),
+                self.col1.tolist(),
+                strict=True,
+            )
+        )
 
 
 _SITE_COLUMNS = tuple(
