@@ -8,7 +8,14 @@ import pytest
 from analysis_fixtures import FixtureScreen
 from matplotlib.colors import to_rgb
 
-from mutatui.analysis.plots import KIND_COLORS, mutation_map, save, write_figures
+from mutatui.analysis.plots import (
+    KIND_COLORS,
+    add_caption,
+    mutation_map,
+    rate_heatmap,
+    save,
+    write_figures,
+)
 from mutatui.cli import main
 from mutatui.store.frames import load_sites, pick_screen
 
@@ -70,6 +77,37 @@ def test_min_severity_keeps_only_graver_phenotypes(screen_db, tmp_path):
     for colour in ("min", "both"):
         assert colour_pixels(outdir / "map_q.png", KIND_COLORS[colour]) == 0, colour
     assert colour_pixels(outdir / "map_gate.png", KIND_COLORS["max"]) == 0
+
+
+def bottom_ink(path, share: float = 0.025) -> int:
+    """Non-white pixels in the bottom `share` of the image, where the caption goes."""
+    image = matplotlib.image.imread(path)[..., :3]
+    strip = image[-max(int(image.shape[0] * share), 1) :]
+    return int((strip.min(axis=-1) < 0.9).sum())
+
+
+def test_every_figure_says_what_a_phenotype_is(screen_db, tmp_path):
+    """The command captions every figure with the screen, probes and phenotype definition;
+    the same figures without a caption have nothing drawn along the bottom."""
+    outdir = tmp_path / "captioned"
+    assert main(["plot", str(screen_db), str(outdir), "--min-severity", "2"]) == 0
+    frame = load_sites(screen_db, pick_screen(screen_db, None), None)
+    bare = write_figures(frame, tmp_path / "bare")
+    assert len(bare) == len(list(outdir.glob("*.png")))
+    for path in bare:
+        assert bottom_ink(path) == 0, path.name
+        assert bottom_ink(outdir / path.name) > 50, path.name
+    figure = add_caption(mutation_map(frame, 0, "q"), "probes p1: a phenotype is X")
+    assert [text.get_text() for text in figure.texts] == ["probes p1: a phenotype is X"]
+
+
+def test_rate_panels_share_one_colour_scale(screen_db):
+    """At severity 2 only max mutations have phenotypes (q's row: 8 of 64 tiles); the min
+    panel is drawn on the max panel's scale, so an empty min panel reads as empty."""
+    frame = load_sites(screen_db, pick_screen(screen_db, None), None).with_min_severity(2)
+    figure = rate_heatmap(frame)
+    limits = [image.get_clim() for axes in figure.axes for image in axes.get_images()]
+    assert limits == [(0.0, 0.125), (0.0, 0.125)]
 
 
 def test_map_puts_phenotypes_where_they_are(screen_db, tmp_path):

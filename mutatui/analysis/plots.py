@@ -8,6 +8,8 @@ same site have one) and marker size the severity.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -181,21 +183,27 @@ def marginals(frame: SiteFrame, matrix: str) -> Figure:
 
 
 def rate_heatmap(frame: SiteFrame) -> Figure:
-    """Phenotype rate per layer and matrix type, one panel per kind."""
+    """Phenotype rate per layer and matrix type, one panel per kind, on one colour scale so
+    the kinds compare by eye."""
     kinds = [k for k in KINDS if (frame.kind == k).any()]
     types = list(dict.fromkeys(row.key for row in rates(frame, "matrix")))
     layers = sorted(set(frame.layer.tolist()))
-    figure, panels = plt.subplots(
-        1, max(len(kinds), 1), figsize=(4 * max(len(kinds), 1), 6), dpi=DPI, squeeze=False
-    )
-    for axes, kind in zip(panels[0], kinds, strict=False):
+    grids = {}
+    for kind in kinds:
         grid = np.full((len(layers), len(types)), np.nan)
         for i, layer in enumerate(layers):
             for j, name in enumerate(types):
                 mask = (frame.layer == layer) & (frame.matrix == name) & (frame.kind == kind)
                 if mask.any():
                     grid[i, j] = frame.changed[mask].mean()
-        image = axes.imshow(grid, aspect="auto", cmap="Reds" if kind == "max" else "Blues", vmin=0)
+        grids[kind] = grid
+    top = max([float(np.nanmax(grid)) for grid in grids.values()] + [0.0]) or 1.0
+    figure, panels = plt.subplots(
+        1, max(len(kinds), 1), figsize=(4 * max(len(kinds), 1), 6), dpi=DPI, squeeze=False
+    )
+    for axes, (kind, grid) in zip(panels[0], grids.items(), strict=False):
+        cmap = "Reds" if kind == "max" else "Blues"
+        image = axes.imshow(grid, aspect="auto", cmap=cmap, vmin=0, vmax=top)
         axes.set_xticks(range(len(types)), types, fontsize=7)
         axes.set_yticks(range(len(layers)), [str(layer) for layer in layers], fontsize=6)
         axes.set_ylabel("layer")
@@ -211,19 +219,40 @@ def save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def write_figures(frame: SiteFrame, outdir: Path, *, each_matrix: bool = False) -> list[Path]:
-    """Every figure for one frame (one site shape) into `outdir`; returns the files written."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    written = [save(rate_heatmap(frame), outdir / "rates.png")]
+def add_caption(figure: Figure, caption: str) -> Figure:
+    """A line under the figure saying what was counted (a phenotype's definition changes every
+    picture, and a PNG travels without the command line that made it)."""
+    figure.text(0.5, 0.005, caption, ha="center", va="bottom", fontsize=7, color="#444444")
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
+    return figure
+
+
+def figures(
+    frame: SiteFrame, *, each_matrix: bool = False
+) -> Iterator[tuple[str, Callable[[], Figure]]]:
+    """(file name, figure maker) for every figure of one frame (one site shape)."""
+    yield "rates.png", lambda: rate_heatmap(frame)
     for matrix in dict.fromkeys(row.key for row in rates(frame, "matrix")):
-        written.append(save(type_maps(frame, matrix), outdir / f"map_{matrix}.png"))
-        written.append(save(rearranged_maps(frame, matrix), outdir / f"rearranged_{matrix}.png"))
-        written.append(save(marginals(frame, matrix), outdir / f"marginals_{matrix}.png"))
+        yield f"map_{matrix}.png", partial(type_maps, frame, matrix)
+        yield f"rearranged_{matrix}.png", partial(rearranged_maps, frame, matrix)
+        yield f"marginals_{matrix}.png", partial(marginals, frame, matrix)
     if each_matrix:
         for layer, matrix in sorted(
             set(zip(frame.layer.tolist(), frame.matrix.tolist(), strict=True))
         ):
-            written.append(
-                save(mutation_map(frame, layer, matrix), outdir / f"map_L{layer}_{matrix}.png")
-            )
+            yield f"map_L{layer}_{matrix}.png", partial(mutation_map, frame, layer, matrix)
+
+
+def write_figures(
+    frame: SiteFrame, outdir: Path, *, each_matrix: bool = False, caption: str = ""
+) -> list[Path]:
+    """Every figure for one frame (one site shape) into `outdir`, each with `caption` under it
+    when given; returns the files written."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in figures(frame, each_matrix=each_matrix):
+        figure = make()
+        if caption:
+            add_caption(figure, caption)
+        written.append(save(figure, outdir / name))
     return written

@@ -122,8 +122,6 @@ def analyze(
     screen = pick_screen(path, screen_name)
     frame = load_sites(path, screen, probe_names).with_min_severity(min_severity)
     styled = load_styled(path, screen, probe_names)
-    text_probes = [p.name for p in frame.probes if p.kind == "text"]
-    used = list(probe_names) if probe_names else text_probes
     shapes = [
         analyze_shape(
             group, shape, styled, min_severity=min_severity, permutations=permutations, seed=seed
@@ -132,7 +130,7 @@ def analyze(
     ]
     return ScreenAnalysis(
         screen=screen,
-        probes=used,
+        probes=frame.text_probes(probe_names),
         min_severity=min_severity,
         permutations=permutations,
         seed=seed,

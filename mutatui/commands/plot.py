@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mutatui.commands.common import add_phenotype_arguments, min_severity_from_args
+from mutatui.commands.common import (
+    PHENOTYPES,
+    add_phenotype_arguments,
+    min_severity_from_args,
+)
 from mutatui.errors import MutatuiError
 
 
@@ -39,9 +43,11 @@ def run(args: argparse.Namespace) -> int:
     groups = shape_groups(frame)
     if not groups:
         raise MutatuiError(f"screen {screen.name!r} has no results yet; nothing to plot")
+    probes = ", ".join(frame.text_probes(args.probe))
+    caption = f"{screen.name}, probes {probes}: a phenotype is {PHENOTYPES[min_severity]}"
     written = []
     for (rows, cols), group in groups.items():
         target = outdir if len(groups) == 1 else outdir / f"sites_{rows}x{cols}"
-        written += write_figures(group, target, each_matrix=args.each_matrix)
+        written += write_figures(group, target, each_matrix=args.each_matrix, caption=caption)
     print(f"wrote {len(written)} figures to {outdir}")
     return 0

@@ -51,6 +51,10 @@ class SiteFrame:
         columns = {name: getattr(self, name)[mask] for name in _SITE_COLUMNS}
         return SiteFrame(self.screen, self.probes, self.matrices, **columns)
 
+    def text_probes(self, chosen: Sequence[str] | None = None) -> list[str]:
+        """The text probes a phenotype is read from: `chosen`, or else every text probe."""
+        return list(chosen) if chosen else [p.name for p in self.probes if p.kind == "text"]
+
     def with_min_severity(self, level: int) -> SiteFrame:
         """The same mutations, with a phenotype only where the severity reaches `level`.
 
