@@ -22,6 +22,7 @@ class Outcome:
     first_word: str | None = "the"
     malignant: bool = False
     probe: str = "describe"
+    cosine: float | None = None
 
 
 @dataclass
@@ -38,6 +39,8 @@ class FixtureScreen:
     matrices: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     outcomes: dict[tuple[int, str, int, int, str], list[Outcome]] = field(default_factory=dict)
     tags: list[tuple[int, str, int, int, str, str]] = field(default_factory=list)
+    choice_deltas: dict[tuple[int, str, int, int, str], int] = field(default_factory=dict)
+    """With any: a choice probe (baseline 14 of 21 right), asked of these mutations."""
 
     def matrix(self, layer: int, name: str, tile_rows: int, tile_cols: int) -> FixtureScreen:
         self.matrices[(layer, name)] = (tile_rows * TILE, tile_cols * TILE)
@@ -63,6 +66,13 @@ class FixtureScreen:
                     """INSERT INTO probes (screen_id, probe_id, name, kind, style, prompt,
                        baseline_text) VALUES (?, ?, ?, 'text', 'describe', ?, ?)""",
                     [screen_id, probe_id, name, f"Tell me: {name}", text],
+                )
+            choice_id = len(self.probes)
+            if self.choice_deltas:
+                db.execute(
+                    """INSERT INTO probes (screen_id, probe_id, name, kind, prompt, baseline_score,
+                       questions) VALUES (?, ?, 'choice', 'choice', 'shipped', 14, 21)""",
+                    [screen_id, choice_id],
                 )
             for (layer, name), (rows, cols) in sorted(self.matrices.items()):
                 db.execute(
@@ -109,6 +119,22 @@ class FixtureScreen:
                                         o.style if o.changed else None,
                                         o.first_word if o.changed else None,
                                         f"{o.first_word} ..." if o.changed else None,
+                                        o.cosine if o.changed else None,
+                                        None,
+                                    )
+                                )
+                            delta = self.choice_deltas.get((layer, name, row, col, kind))
+                            if delta is not None:
+                                no_text = (False, None, None, None, None)
+                                results.append(
+                                    (
+                                        screen_id,
+                                        mutation_id,
+                                        choice_id,
+                                        delta != 0,
+                                        0,
+                                        *no_text,
+                                        delta,
                                     )
                                 )
                             for tag_layer, tag_name, tag_row, tag_col, tag_kind, tag in self.tags:
@@ -154,6 +180,8 @@ class FixtureScreen:
                     "style",
                     "first_word",
                     "text",
+                    "cosine",
+                    "choice_delta",
                 ),
                 results,
             )

@@ -338,6 +338,36 @@ def test_sensitive_tiles_and_dense_lines(planted):
     assert all(s.is_element for s in sites)
 
 
+def test_sensitive_tiles_break_grade_ties_by_damage(tmp_path):
+    """Tiles graded severe for both kinds tie on the grades; the choice assay's lost questions,
+    then the text's distance from the baseline, rank them, not their place in the model."""
+    screen = FixtureScreen()
+    damage = {  # (layer, tile row, tile col): (cosine, choice delta) of both kinds
+        (0, 0, 0): (0.2, -3),
+        (0, 1, 0): (0.0, -1),
+        (1, 1, 1): (0.4, -5),
+        (2, 0, 1): (0.1, -5),
+    }
+    for layer in range(3):
+        screen.matrix(layer, "q", 2, 2)
+    for (layer, row, col), (cosine, delta) in damage.items():
+        for kind in ("max", "min"):
+            screen.hit(layer, "q", row, col, kind, severity=3, cosine=cosine)
+            screen.choice_deltas[(layer, "q", row, col, kind)] = delta
+    path = screen.write(tmp_path / "ties.db")
+    frame = load_sites(path, pick_screen(path, None), None)
+    assert sorted(set(frame.cosine.round(3).tolist())) == [0.0, 0.1, 0.2, 0.4, 1.0]
+    assert sorted(set(frame.choice_delta.tolist())) == [-5, -3, -1, 0]
+    tiles = sensitive_tiles(frame, 3)
+    assert [str(t.site) for t in tiles] == [
+        "L2.q[0:64,64:128]",
+        "L1.q[64:128,64:128]",
+        "L0.q[0:64,0:64]",
+    ]
+    assert [(t.severity, t.questions_lost) for t in tiles] == [(6, 10), (6, 10), (6, 6)]
+    assert [round(t.dissimilarity, 3) for t in tiles] == [1.8, 1.2, 1.6]
+
+
 def test_emit_lines_writes_a_spec_the_runner_reads(planted, tmp_path, capsys):
     from mutatui.screening.spec import load_spec_file, spec_from_table
 

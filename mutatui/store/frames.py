@@ -25,6 +25,9 @@ class SiteFrame:
 
     `changed` is the phenotype (output differs on any chosen text probe); `severity` is the
     highest grade over those probes; `malignant` and `destructive` are true when any probe says so.
+    `cosine` is the lowest similarity to the baseline over those probes (1 where no output
+    changed or none was embedded); `choice_delta` the change in questions answered right (0 where
+    the assay did not run).
     """
 
     screen: ScreenSummary
@@ -42,6 +45,8 @@ class SiteFrame:
     severity: np.ndarray
     malignant: np.ndarray
     destructive: np.ndarray
+    cosine: np.ndarray
+    choice_delta: np.ndarray
 
     def __len__(self) -> int:
         return len(self.mutation_id)
@@ -166,7 +171,9 @@ def load_sites(
                       bool_or(r.changed) AS changed,
                       max(r.severity)::TINYINT AS severity,
                       bool_or(r.malignant) AS malignant,
-                      coalesce(bool_or(c.destructive), false) AS destructive
+                      coalesce(bool_or(c.destructive), false) AS destructive,
+                      coalesce(min(r.cosine), 1.0)::DOUBLE AS cosine,
+                      coalesce(min(c.choice_delta), 0)::INTEGER AS choice_delta
                FROM mutations m
                JOIN results r
                  ON r.screen_id = m.screen_id AND r.mutation_id = m.mutation_id
@@ -187,6 +194,8 @@ def load_sites(
     for name in ("changed", "malignant", "destructive"):
         columns[name] = columns[name].astype(bool)
     columns["severity"] = columns["severity"].astype(np.int8)
+    columns["cosine"] = columns["cosine"].astype(np.float64)
+    columns["choice_delta"] = columns["choice_delta"].astype(np.int64)
     return SiteFrame(screen, probes, matrices, **columns)
 
 
