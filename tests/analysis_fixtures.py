@@ -5,6 +5,7 @@ Used by the analysis and plot tests: every expected statistic follows from the p
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,12 @@ class Outcome:
 
 @dataclass
 class FixtureScreen:
-    """A tile screen: matrices as grids of 64x64 tiles, every tile tested with max and min."""
+    """A tile screen: matrices as grids of 64x64 tiles, every tile tested with max and min.
+    `tile=1` makes an element screen; `sites` (layer, matrix, row, col) tests only those."""
 
     name: str = "fixture"
+    tile: int = TILE
+    sites: set[tuple[int, str, int, int]] | None = None
     probes: dict[str, str] = field(
         default_factory=lambda: {
             "describe": "The life cycle of a frog begins in water.",
@@ -43,7 +47,7 @@ class FixtureScreen:
     """With any: a choice probe (baseline 14 of 21 right), asked of these mutations."""
 
     def matrix(self, layer: int, name: str, tile_rows: int, tile_cols: int) -> FixtureScreen:
-        self.matrices[(layer, name)] = (tile_rows * TILE, tile_cols * TILE)
+        self.matrices[(layer, name)] = (tile_rows * self.tile, tile_cols * self.tile)
         return self
 
     def hit(self, layer: int, name: str, row: int, col: int, kind: str, **outcome) -> None:
@@ -81,75 +85,76 @@ class FixtureScreen:
                 )
             mutations, results = [], []
             mutation_id = 0
+            size = self.tile
             for (layer, name), (rows, cols) in sorted(self.matrices.items()):
-                for row in range(rows // TILE):
-                    for col in range(cols // TILE):
-                        for kind in ("max", "min"):
-                            mutations.append(
+                for row, col in itertools.product(range(rows // size), range(cols // size)):
+                    if self.sites is not None and (layer, name, row, col) not in self.sites:
+                        continue
+                    for kind in ("max", "min"):
+                        mutations.append(
+                            (
+                                screen_id,
+                                mutation_id,
+                                layer,
+                                name,
+                                row * size,
+                                (row + 1) * size,
+                                col * size,
+                                (col + 1) * size,
+                                kind,
+                                1.0 if kind == "max" else -1.0,
+                            )
+                        )
+                        found = {
+                            o.probe: o for o in self.outcomes.get((layer, name, row, col, kind), [])
+                        }
+                        for probe, probe_id in probe_ids.items():
+                            o = found.get(
+                                probe,
+                                Outcome(changed=False, severity=0, style=None, first_word=None),
+                            )
+                            results.append(
                                 (
                                     screen_id,
                                     mutation_id,
-                                    layer,
-                                    name,
-                                    row * TILE,
-                                    (row + 1) * TILE,
-                                    col * TILE,
-                                    (col + 1) * TILE,
-                                    kind,
-                                    1.0 if kind == "max" else -1.0,
+                                    probe_id,
+                                    o.changed,
+                                    o.severity if o.changed else 0,
+                                    o.malignant and o.changed,
+                                    o.style if o.changed else None,
+                                    o.first_word if o.changed else None,
+                                    f"{o.first_word} ..." if o.changed else None,
+                                    o.cosine if o.changed else None,
+                                    None,
                                 )
                             )
-                            found = {
-                                o.probe: o
-                                for o in self.outcomes.get((layer, name, row, col, kind), [])
-                            }
-                            for probe, probe_id in probe_ids.items():
-                                o = found.get(
-                                    probe,
-                                    Outcome(changed=False, severity=0, style=None, first_word=None),
+                        delta = self.choice_deltas.get((layer, name, row, col, kind))
+                        if delta is not None:
+                            no_text = (False, None, None, None, None)
+                            results.append(
+                                (
+                                    screen_id,
+                                    mutation_id,
+                                    choice_id,
+                                    delta != 0,
+                                    0,
+                                    *no_text,
+                                    delta,
                                 )
-                                results.append(
-                                    (
-                                        screen_id,
-                                        mutation_id,
-                                        probe_id,
-                                        o.changed,
-                                        o.severity if o.changed else 0,
-                                        o.malignant and o.changed,
-                                        o.style if o.changed else None,
-                                        o.first_word if o.changed else None,
-                                        f"{o.first_word} ..." if o.changed else None,
-                                        o.cosine if o.changed else None,
-                                        None,
-                                    )
+                            )
+                        for tag_layer, tag_name, tag_row, tag_col, tag_kind, tag in self.tags:
+                            if (tag_layer, tag_name, tag_row, tag_col, tag_kind) == (
+                                layer,
+                                name,
+                                row,
+                                col,
+                                kind,
+                            ):
+                                db.execute(
+                                    "INSERT INTO tags (screen_id, mutation_id, tag) VALUES (?, ?, ?)",
+                                    [screen_id, mutation_id, tag],
                                 )
-                            delta = self.choice_deltas.get((layer, name, row, col, kind))
-                            if delta is not None:
-                                no_text = (False, None, None, None, None)
-                                results.append(
-                                    (
-                                        screen_id,
-                                        mutation_id,
-                                        choice_id,
-                                        delta != 0,
-                                        0,
-                                        *no_text,
-                                        delta,
-                                    )
-                                )
-                            for tag_layer, tag_name, tag_row, tag_col, tag_kind, tag in self.tags:
-                                if (tag_layer, tag_name, tag_row, tag_col, tag_kind) == (
-                                    layer,
-                                    name,
-                                    row,
-                                    col,
-                                    kind,
-                                ):
-                                    db.execute(
-                                        "INSERT INTO tags (screen_id, mutation_id, tag) VALUES (?, ?, ?)",
-                                        [screen_id, mutation_id, tag],
-                                    )
-                            mutation_id += 1
+                        mutation_id += 1
             insert_columns(
                 db,
                 "mutations",

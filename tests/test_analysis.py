@@ -195,7 +195,7 @@ def planted_first_row() -> int:
 
 def test_v_column_across_layers_and_writer_rows_across_matrices(planted):
     _, frame, styled = planted
-    extents = {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
+    extents = frame.extents()
     v = frame.subset(frame.matrix == "v")
     columns = shared_lines(v, v.changed, "col", extents, permutations=PERMUTATIONS)
     assert columns.flagged == 8
@@ -330,7 +330,7 @@ def test_sensitive_tiles_and_dense_lines(planted):
     assert len({(t.site.layer, t.site.matrix) for t in tiles}) == 3
     assert str(tiles[0].site) == "L0.q[192:256,0:64]"  # the severe planted row, first by severity
     assert (tiles[0].phenotypes, tiles[0].severity) == (1, 3)
-    extents = {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
+    extents = frame.extents()
     sites = dense_lines(tiles[:1], extents)
     assert len(sites) == 512 + 512 - 1
     assert {s.row0 for s in sites if s.col0 != 32} == {224}
@@ -463,3 +463,69 @@ def test_analysis_of_a_real_screen_matches_its_results_table(real_screen, tiny, 
     assert result["probes"] == ["life", "sky"]
     assert main(["plot", str(real_screen), str(tmp_path / "figures")]) == 0
     assert len(list((tmp_path / "figures").glob("*.png"))) == 1 + 3 * 3
+
+
+@pytest.fixture(scope="module")
+def lines_db(tmp_path_factory):
+    """An element screen of two whole lines of L0.down (8x16): max phenotypes fill row 3, min
+    fill column 5; a random sample of 20 other elements with 2 max and 1 min phenotypes; and a
+    tile screen. L1.up has a whole row in the lines screen only."""
+    path = tmp_path_factory.mktemp("lines") / "lines.db"
+    cross = {(0, "down", 3, col) for col in range(16)} | {(0, "down", row, 5) for row in range(8)}
+    lines = FixtureScreen(name="lines", tile=1, sites=cross | {(1, "up", 0, c) for c in range(8)})
+    lines.matrix(0, "down", 8, 16).matrix(1, "up", 16, 8)
+    for col in range(16):
+        lines.hit(0, "down", 3, col, "max", severity=3)
+    for row in range(8):
+        lines.hit(0, "down", row, 5, "min", severity=2)
+    sample = {(0, "down", row, col) for row in (0, 1, 6, 7) for col in (0, 2, 8, 11, 14)}
+    random = FixtureScreen(name="random", tile=1, sites=sample).matrix(0, "down", 8, 16)
+    random.hit(0, "down", 0, 0, "max", severity=3)
+    random.hit(0, "down", 7, 14, "max", severity=3)
+    random.hit(0, "down", 1, 2, "min", severity=3)
+    for screen in (lines, random, FixtureScreen(name="tiles").matrix(0, "q", 2, 2)):
+        screen.write(path)
+    return path
+
+
+def test_whole_lines_against_random_elements(lines_db):
+    """The planted lines stand out against the random sample; the crossing lines do not."""
+    result = analyze(lines_db, "lines", against="random", permutations=PERMUTATIONS).lines
+    assert result.against == "random"
+    found = {(t.matrix, t.axis, t.line, t.kind): t for t in result.lines}
+    assert set(found) == {
+        ("down", axis, line, kind)
+        for axis, line in (("row", 3), ("col", 5))
+        for kind in ("max", "min")
+    }
+    row_max, col_min = found[("down", "row", 3, "max")], found[("down", "col", 5, "min")]
+    assert (row_max.tested, row_max.phenotypes) == (16, 16)
+    assert (row_max.against_tested, row_max.against_phenotypes) == (20, 2)
+    assert (col_min.tested, col_min.phenotypes, col_min.against_phenotypes) == (8, 8, 1)
+    for planted in (row_max, col_min):
+        assert planted.test.p <= 2 / (PERMUTATIONS + 1) and planted.test.z > 3
+    for crossing in (found[("down", "col", 5, "max")], found[("down", "row", 3, "min")]):
+        assert crossing.phenotypes == 1 and crossing.test.p > 0.1
+    assert result.overall.z > 3
+    severe = analyze(lines_db, "lines", against="random", min_severity=3, permutations=200).lines
+    severe_col = next(t for t in severe.lines if (t.axis, t.kind) == ("col", "min"))
+    assert (severe_col.phenotypes, severe_col.against_phenotypes) == (0, 1)
+
+
+def test_lines_against_on_the_command_line(lines_db, capsys):
+    args = ["analyze", str(lines_db), "--screen", "lines", "--permutations", "200"]
+    assert main([*args, "--against", "random"]) == 0
+    out = capsys.readouterr().out
+    assert "whole lines against random's elements" in out
+    assert "L0.down row 3" in out and "L0.down col 5" in out
+    assert main([*args, "--against", "random", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["lines"]["lines"]) == 4
+    for against, message in (
+        ("nope", "no screen named 'nope'"),
+        ("lines", "cannot compare screen 'lines' with itself"),
+        ("tiles", "screen 'tiles' has no element sites"),
+    ):
+        assert main([*args, "--against", against]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and message in error, error

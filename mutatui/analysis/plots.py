@@ -42,10 +42,6 @@ def _layout(count: int, columns: int = 6) -> tuple[int, int]:
     return -(-count // columns), columns
 
 
-def _extents(frame: SiteFrame) -> dict[tuple[int, str], tuple[int, int]]:
-    return {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
-
-
 def _marks(frame: SiteFrame) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(colour key, mask, severity) per group of phenotypes to draw. A site with a max and a
     min phenotype is one "both" mark at its max entry, with the worse of the two severities."""
@@ -84,7 +80,7 @@ def _draw_map(axes, frame: SiteFrame, rows: int, cols: int, title: str) -> None:
 
 def mutation_map(frame: SiteFrame, layer: int, matrix: str) -> Figure:
     """One matrix's phenotypes at their coordinates."""
-    rows, cols = _extents(frame).get(
+    rows, cols = frame.extents().get(
         (layer, matrix), (int(frame.row1.max()), int(frame.col1.max()))
     )
     mask = (frame.layer == layer) & (frame.matrix == matrix)
@@ -108,7 +104,7 @@ def mutation_map(frame: SiteFrame, layer: int, matrix: str) -> Figure:
 def type_maps(frame: SiteFrame, matrix: str) -> Figure:
     """The maps of one matrix type, one panel per layer."""
     layers = sorted(set(frame.layer[frame.matrix == matrix].tolist()))
-    extents = _extents(frame)
+    extents = frame.extents()
     grid_rows, grid_cols = _layout(len(layers))
     figure = plt.figure(figsize=(max(2.4 * grid_cols, 7), 2.4 * grid_rows + 0.6), dpi=DPI)
     for position, layer in enumerate(layers, start=1):

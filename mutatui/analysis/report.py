@@ -13,18 +13,21 @@ from mutatui.analysis.stats import (
     ClusteringResult,
     ComplementarityResult,
     KindBalance,
+    LineEnrichmentResult,
     RateRow,
     RearrangedResult,
     SharedLinesResult,
     axis_clustering,
     complementarity,
     kind_balance,
+    line_enrichment,
     rates,
     rearranged_asymmetry,
     shape_groups,
     shared_lines,
 )
 from mutatui.analysis.writers import WriterGroups, writer_groups, writer_mask
+from mutatui.errors import MutatuiError
 from mutatui.store.frames import (
     ScreenSummary,
     SiteFrame,
@@ -36,6 +39,9 @@ from mutatui.store.frames import (
 
 DEFAULT_PERMUTATIONS = 1000
 """p-values resolve down to about 1/1000; the smallest possible is 1/(N+1)."""
+
+ELEMENT = (1, 1)
+"""The site shape of a single element."""
 
 ANY_CHANGE = 1
 """The lowest grade of a changed output: as a minimum severity, every changed output counts
@@ -69,6 +75,8 @@ class ScreenAnalysis:
     seed: int
     shapes: list[ShapeAnalysis]
     writers: WriterGroups
+    lines: LineEnrichmentResult | None = None
+    """With `against`: the screen's whole lines of elements against another screen's elements."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -83,7 +91,7 @@ def analyze_shape(
     permutations: int,
     seed: int,
 ) -> ShapeAnalysis:
-    extents = {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
+    extents = frame.extents()
     options = {"permutations": permutations, "seed": seed}
     types = sorted(set(frame.matrix.tolist()))
     is_v = frame.matrix == "v"
@@ -116,9 +124,12 @@ def analyze(
     min_severity: int = ANY_CHANGE,
     permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
+    against: str | None = None,
 ) -> ScreenAnalysis:
     """The paper's quantities; a phenotype is a changed output graded at least `min_severity`
-    on some chosen text probe."""
+    on some chosen text probe. With `against` (the name of an element screen of the same
+    model, such as a random sample), also every whole line of elements this screen tested
+    against that screen's elements of the same matrix (`line_enrichment`)."""
     screen = pick_screen(path, screen_name)
     frame = load_sites(path, screen, probe_names).with_min_severity(min_severity)
     styled = load_styled(path, screen, probe_names)
@@ -136,4 +147,31 @@ def analyze(
         seed=seed,
         shapes=shapes,
         writers=writer_groups(styled, frame.probes),
+        lines=None
+        if against is None
+        else _lines_against(
+            path, frame, against, probe_names, min_severity, permutations=permutations, seed=seed
+        ),
     )
+
+
+def _lines_against(
+    path: str | Path,
+    frame: SiteFrame,
+    against: str,
+    probe_names: Sequence[str] | None,
+    min_severity: int,
+    **options: int,
+) -> LineEnrichmentResult:
+    other = pick_screen(path, against)
+    if other.screen_id == frame.screen.screen_id:
+        raise MutatuiError(
+            f"cannot compare screen {other.name!r} with itself; give another element screen"
+        )
+    lines = shape_groups(frame).get(ELEMENT)
+    theirs = load_sites(path, other, probe_names).with_min_severity(min_severity)
+    elements = shape_groups(theirs).get(ELEMENT)
+    for name, sites in ((frame.screen.name, lines), (other.name, elements)):
+        if sites is None:
+            raise MutatuiError(f"screen {name!r} has no element sites; lines compare elements")
+    return line_enrichment(lines, elements, **options)

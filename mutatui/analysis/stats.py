@@ -714,3 +714,91 @@ def shared_lines(
         shared / flagged_count,
         top_lines,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole lines of elements against random elements of the same matrix
+
+
+@dataclass
+class LineTest:
+    """One fully tested line (every element of a row or column, one kind) of one matrix."""
+
+    layer: int
+    matrix: str
+    axis: str
+    line: int
+    kind: str
+    tested: int
+    phenotypes: int
+    against_tested: int
+    against_phenotypes: int
+    test: NullSummary
+    """Phenotypes on the line, against the pooled line and random sites shuffled."""
+
+
+@dataclass
+class LineEnrichmentResult:
+    """Are the elements of whole lines more often phenotypes than random elements?
+
+    For every line an element screen tested in full (a row or a column, per kind), its
+    phenotype count is set against the other screen's elements of the same matrix and kind: the
+    null shuffles the phenotypes among the pooled sites, so the line's count is hypergeometric.
+    Screen-wide: the summed z over lines.
+    """
+
+    against: str
+    permutations: int
+    lines: list[LineTest]
+    overall: NullSummary | None
+
+
+def full_lines(frame: SiteFrame, extents: dict[tuple[int, str], tuple[int, int]]) -> Iterator:
+    """(layer, matrix, axis, line, kind, indices) of every row and column whose elements were
+    all tested with one kind; `frame` holds element sites only."""
+    for (layer, matrix, kind), indices in _strata(frame):
+        rows, cols = extents[(layer, matrix)]
+        for axis, along, extent in (("row", frame.row0, cols), ("col", frame.col0, rows)):
+            lines, counts = np.unique(along[indices], return_counts=True)
+            for line in lines[counts == extent]:
+                yield layer, matrix, axis, int(line), kind, indices[along[indices] == line]
+
+
+def line_enrichment(
+    frame: SiteFrame,
+    against: SiteFrame,
+    *,
+    permutations: int = 1000,
+    seed: int = 0,
+) -> LineEnrichmentResult:
+    """Every full line of `frame` against `against`'s sites of the same matrix and kind (both
+    element screens, phenotypes already decided: `SiteFrame.with_min_severity`)."""
+    extents = frame.extents()
+    random_sites = dict(_strata(against))
+    tests: list[LineTest] = []
+    total = _ZAccumulator(permutations)
+    for layer, matrix, axis, line, kind, indices in full_lines(frame, extents):
+        pool = random_sites.get((layer, matrix, kind))
+        if pool is None:
+            continue
+        tested, hits = len(indices), int(frame.changed[indices].sum())
+        pooled_hits = hits + int(against.changed[pool].sum())
+        pooled = tested + len(pool)
+        rng = _rng(seed, "line", layer, matrix, axis, line, kind)
+        null = rng.hypergeometric(pooled_hits, pooled - pooled_hits, tested, size=permutations)
+        total.add(hits, null)
+        tests.append(
+            LineTest(
+                layer,
+                matrix,
+                axis,
+                line,
+                kind,
+                tested,
+                hits,
+                len(pool),
+                pooled_hits - hits,
+                _summary(hits, null, p_upper),
+            )
+        )
+    return LineEnrichmentResult(against.screen.name, permutations, tests, total.summary(p_upper))

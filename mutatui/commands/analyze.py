@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mutatui.analysis.report import DEFAULT_PERMUTATIONS, ScreenAnalysis, ShapeAnalysis, analyze
-from mutatui.analysis.stats import NullSummary, RateRow
+from mutatui.analysis.stats import LineEnrichmentResult, NullSummary, RateRow
 from mutatui.commands.common import PHENOTYPES, add_phenotype_arguments, min_severity_from_args
 from mutatui.errors import MutatuiError
 
@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the permutations")
     parser.add_argument("--json", action="store_true", help="print everything as one JSON object")
+    parser.add_argument(
+        "--against",
+        metavar="SCREEN",
+        help="also compare every whole row and column of elements the screen tested (dense "
+        "lines) with SCREEN's elements of the same matrix (a random sample)",
+    )
     lines = parser.add_argument_group("dense lines through the most sensitive tiles")
     lines.add_argument(
         "--emit-lines",
@@ -60,7 +66,7 @@ def emit_lines(args: argparse.Namespace) -> int:
     tiles = sensitive_tiles(frame, args.tiles)
     if not tiles:
         raise MutatuiError(f"screen {screen.name!r} has no tile phenotypes yet; no lines to emit")
-    extents = {(m.layer, m.matrix): (m.rows, m.cols) for m in frame.matrices}
+    extents = frame.extents()
     sites = dense_lines(tiles, extents)
     text = lines_spec(Path(args.lines_template), sites, tiles)
     try:
@@ -84,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         min_severity=min_severity_from_args(args),
         permutations=args.permutations,
         seed=args.seed,
+        against=args.against,
     )
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
@@ -218,6 +225,35 @@ def _print_shape(console: Console, shape: ShapeAnalysis) -> None:
             console.print(f"most shared {label}: {lines}")
 
 
+def _print_lines(console: Console, result: LineEnrichmentResult) -> None:
+    console.rule(f"whole lines against {result.against}'s elements of the same matrix")
+    if not result.lines:
+        console.print("no whole line of elements tested yet, or none in a matrix both screens hold")
+        return
+    table = Table(title_justify="left")
+    table.add_column("line", no_wrap=True)
+    for column in ("kind", "tested", "rate", "other tested", "other rate", "line vs other"):
+        table.add_column(column, justify="right")
+    for test in result.lines:
+        table.add_row(
+            f"L{test.layer}.{test.matrix} {test.axis} {test.line}",
+            test.kind,
+            str(test.tested),
+            f"{test.phenotypes / test.tested:.1%}",
+            str(test.against_tested),
+            f"{test.against_phenotypes / test.against_tested:.1%}",
+            f"z={test.test.z:+.1f} p={test.test.p:.3g}",
+        )
+    console.print(table)
+    overall = _null(result.overall)[2] if result.overall else "-"
+    console.print(
+        f"screen-wide (summed z over {len(result.lines)} line tests): {overall}; null: the "
+        "phenotypes shuffled among the line's and the other screen's sites of that matrix and "
+        f"kind, {result.permutations} times; upper tail",
+        style="dim",
+    )
+
+
 def print_analysis(console: Console, result: ScreenAnalysis) -> None:
     screen = result.screen
     console.print(
@@ -230,6 +266,8 @@ def print_analysis(console: Console, result: ScreenAnalysis) -> None:
         console.print("no results yet")
     for shape in result.shapes:
         _print_shape(console, shape)
+    if result.lines is not None:
+        _print_lines(console, result.lines)
     writers = result.writers
     console.rule(
         f"writers: {writers.writer_mutations} mutations, {writers.writer_outcomes} of "

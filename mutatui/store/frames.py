@@ -56,6 +56,10 @@ class SiteFrame:
         columns = {name: getattr(self, name)[mask] for name in _SITE_COLUMNS}
         return SiteFrame(self.screen, self.probes, self.matrices, **columns)
 
+    def extents(self) -> dict[tuple[int, str], tuple[int, int]]:
+        """(layer, matrix) -> the matrix's (rows, cols)."""
+        return {(m.layer, m.matrix): (m.rows, m.cols) for m in self.matrices}
+
     def text_probes(self, chosen: Sequence[str] | None = None) -> list[str]:
         """The text probes a phenotype is read from: `chosen`, or else every text probe."""
         return list(chosen) if chosen else [p.name for p in self.probes if p.kind == "text"]
