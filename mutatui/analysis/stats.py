@@ -753,9 +753,10 @@ class LineEnrichmentResult:
     overall: NullSummary | None
 
 
-def full_lines(frame: SiteFrame, extents: dict[tuple[int, str], tuple[int, int]]) -> Iterator:
+def full_lines(frame: SiteFrame) -> Iterator[tuple[int, str, str, int, str, np.ndarray]]:
     """(layer, matrix, axis, line, kind, indices) of every row and column whose elements were
     all tested with one kind; `frame` holds element sites only."""
+    extents = frame.extents()
     for (layer, matrix, kind), indices in _strata(frame):
         rows, cols = extents[(layer, matrix)]
         for axis, along, extent in (("row", frame.row0, cols), ("col", frame.col0, rows)):
@@ -773,11 +774,10 @@ def line_enrichment(
 ) -> LineEnrichmentResult:
     """Every full line of `frame` against `against`'s sites of the same matrix and kind (both
     element screens, phenotypes already decided: `SiteFrame.with_min_severity`)."""
-    extents = frame.extents()
     random_sites = dict(_strata(against))
     tests: list[LineTest] = []
     total = _ZAccumulator(permutations)
-    for layer, matrix, axis, line, kind, indices in full_lines(frame, extents):
+    for layer, matrix, axis, line, kind, indices in full_lines(frame):
         pool = random_sites.get((layer, matrix, kind))
         if pool is None:
             continue
