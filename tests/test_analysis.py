@@ -18,6 +18,7 @@ from mutatui.analysis.stats import (
     complementarity,
     curveball,
     kind_balance,
+    one_sided,
     rates,
     rearranged_asymmetry,
     rearranged_order,
@@ -124,6 +125,9 @@ def test_kind_balance_separates_mixed_and_one_sided_matrices(planted):
     assert shares[(2, "q")] == pytest.approx(0.5)
     assert (balance.mixed, balance.max_only, balance.min_only) == (2, 4, 0)
     assert balance.unclassified == 16 - 6
+    sides = one_sided(balance)
+    assert sides["min"] == [] and len(sides["max"]) == 4
+    assert "L0.q" in sides["max"] and "L2.q" not in sides["max"]
 
 
 def test_planted_row_cluster_is_significant_and_random_is_not(planted):

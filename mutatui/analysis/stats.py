@@ -255,13 +255,28 @@ def kind_balance(frame: SiteFrame, only: float = 0.9, min_phenotypes: int = 5) -
         rate_min = changed[kinds == "min"].sum() / tested_min
         share = float(rate_max / (rate_max + rate_min))
         shares.append((layer, matrix, share, found))
-        if share >= only:
-            counts["max_only"] += 1
-        elif share <= 1 - only:
-            counts["min_only"] += 1
-        else:
-            counts["mixed"] += 1
+        side = _side(share, only)
+        counts[f"{side}_only" if side else "mixed"] += 1
     return KindBalance(**counts, only=only, min_phenotypes=min_phenotypes, shares=shares)
+
+
+def _side(share: float, only: float) -> str | None:
+    """ "max" or "min" when a matrix's max share makes it one-sided, None when mixed."""
+    if share >= only:
+        return "max"
+    if share <= 1 - only:
+        return "min"
+    return None
+
+
+def one_sided(balance: KindBalance) -> dict[str, list[str]]:
+    """The matrices sensitive almost only to one kind, as "L<layer>.<matrix>", per kind."""
+    sides: dict[str, list[str]] = {"max": [], "min": []}
+    for layer, matrix, share, _ in balance.shares:
+        side = _side(share, balance.only)
+        if side:
+            sides[side].append(f"L{layer}.{matrix}")
+    return sides
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mutatui.analysis.report import DEFAULT_PERMUTATIONS, ScreenAnalysis, ShapeAnalysis, analyze
-from mutatui.analysis.stats import LineEnrichmentResult, NullSummary, RateRow
+from mutatui.analysis.stats import LineEnrichmentResult, NullSummary, RateRow, one_sided
 from mutatui.commands.common import PHENOTYPES, add_phenotype_arguments, min_severity_from_args
 from mutatui.errors import MutatuiError
 
@@ -158,6 +158,9 @@ def _print_shape(console: Console, shape: ShapeAnalysis) -> None:
         f"{balance.mixed} mixed, {balance.max_only} max-only, {balance.min_only} min-only, "
         f"{balance.unclassified} too few to say"
     )
+    for kind, matrices in one_sided(balance).items():
+        if matrices:
+            console.print(f"  {kind}-only: {', '.join(matrices)}")
     tests = Table(
         title="permutation tests (screen-wide: summed z over strata)", title_justify="left"
     )
