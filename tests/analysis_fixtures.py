@@ -137,7 +137,7 @@ class FixtureScreen:
                                     mutation_id,
                                     choice_id,
                                     delta != 0,
-                                    0,
+                                    choice_severity(delta),
                                     *no_text,
                                     delta,
                                 )
@@ -191,6 +191,11 @@ class FixtureScreen:
                 results,
             )
         return path
+
+
+def choice_severity(delta: int) -> int:
+    """The choice grade of a score change, on the shipped set's baseline of 14 right."""
+    return 3 if delta <= -7 else 2 if delta <= -3 else 1 if delta < 0 else 0
 
 
 def insert_columns(db, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:

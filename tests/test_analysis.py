@@ -276,7 +276,7 @@ def test_min_severity_counts_only_graver_phenotypes(planted, capsys):
     assert [c.min_severity for c in moderate.clustering] == [0, 0, 3, 3]
     assert main(["analyze", str(path), "--min-severity", "3", "--permutations", "100"]) == 0
     printed = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal width
-    assert "phenotype: a changed output graded severe;" in printed
+    assert "phenotype: a changed output graded severe (text probes only);" in printed
 
 
 def test_probe_filter_and_bad_names(planted):
@@ -533,3 +533,21 @@ def test_lines_against_on_the_command_line(lines_db, capsys):
         assert main([*args, "--against", against]) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and message in error, error
+
+
+def test_severity_counts_the_choice_assay_unless_text_only(tmp_path, capsys):
+    """A mildly reworded answer whose assay is destroyed is a severe mutation; graded on the
+    text alone it is mild."""
+    screen = FixtureScreen().matrix(0, "o", 2, 2)
+    screen.hit(0, "o", 0, 0, "max", severity=1, cosine=0.9)
+    screen.choice_deltas[(0, "o", 0, 0, "max")] = -10
+    screen.hit(0, "o", 1, 1, "min", severity=3, cosine=0.1)
+    path = screen.write(tmp_path / "choice.db")
+    for text_only, severe in ((False, 2), (True, 1)):
+        result = analyze(path, min_severity=3, permutations=50, text_severity=text_only)
+        assert result.shapes[0].phenotypes == severe, text_only
+    args = ["analyze", str(path), "--min-severity", "3", "--permutations", "50"]
+    assert main(args) == 0
+    assert "(worst of text and choice probes)" in " ".join(capsys.readouterr().out.split())
+    assert main([*args, "--text-severity"]) == 0
+    assert "(text probes only)" in " ".join(capsys.readouterr().out.split())

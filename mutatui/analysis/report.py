@@ -71,6 +71,8 @@ class ScreenAnalysis:
     screen: ScreenSummary
     probes: list[str]
     min_severity: int
+    text_severity: bool
+    """Severity graded on the text probes only (else the worst probe, choice included)."""
     permutations: int
     seed: int
     shapes: list[ShapeAnalysis]
@@ -125,13 +127,20 @@ def analyze(
     permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
     against: str | None = None,
+    text_severity: bool = False,
 ) -> ScreenAnalysis:
     """The paper's quantities; a phenotype is a changed output graded at least `min_severity`
     on some chosen text probe. With `against` (the name of an element screen of the same
     model, such as a random sample), also every whole line of elements this screen tested
-    against that screen's elements of the same matrix (`line_enrichment`)."""
+    against that screen's elements of the same matrix (`line_enrichment`). A mutation's
+    severity is its worst probe's, the choice assay included unless `text_severity`."""
     screen = pick_screen(path, screen_name)
-    frame = load_sites(path, screen, probe_names).with_min_severity(min_severity)
+
+    def sites(chosen: ScreenSummary) -> SiteFrame:
+        loaded = load_sites(path, chosen, probe_names, choice_severity=not text_severity)
+        return loaded.with_min_severity(min_severity)
+
+    frame = sites(screen)
     styled = load_styled(path, screen, probe_names)
     shapes = [
         analyze_shape(
@@ -143,6 +152,7 @@ def analyze(
         screen=screen,
         probes=frame.text_probes(probe_names),
         min_severity=min_severity,
+        text_severity=text_severity or not frame.has_choice_probe(),
         permutations=permutations,
         seed=seed,
         shapes=shapes,
@@ -150,28 +160,18 @@ def analyze(
         lines=None
         if against is None
         else _lines_against(
-            path, frame, against, probe_names, min_severity, permutations=permutations, seed=seed
+            frame, sites(pick_screen(path, against)), permutations=permutations, seed=seed
         ),
     )
 
 
-def _lines_against(
-    path: str | Path,
-    frame: SiteFrame,
-    against: str,
-    probe_names: Sequence[str] | None,
-    min_severity: int,
-    **options: int,
-) -> LineEnrichmentResult:
-    other = pick_screen(path, against)
-    if other.screen_id == frame.screen.screen_id:
+def _lines_against(frame: SiteFrame, other: SiteFrame, **options: int) -> LineEnrichmentResult:
+    if other.screen.screen_id == frame.screen.screen_id:
         raise MutatuiError(
-            f"cannot compare screen {other.name!r} with itself; give another element screen"
+            f"cannot compare screen {other.screen.name!r} with itself; give another element screen"
         )
-    lines = shape_groups(frame).get(ELEMENT)
-    theirs = load_sites(path, other, probe_names).with_min_severity(min_severity)
-    elements = shape_groups(theirs).get(ELEMENT)
-    for name, sites in ((frame.screen.name, lines), (other.name, elements)):
+    lines, elements = (shape_groups(sites).get(ELEMENT) for sites in (frame, other))
+    for name, sites in ((frame.screen.name, lines), (other.screen.name, elements)):
         if sites is None:
             raise MutatuiError(f"screen {name!r} has no element sites; lines compare elements")
     return line_enrichment(lines, elements, **options)

@@ -11,7 +11,11 @@ from rich.table import Table
 
 from mutatui.analysis.report import DEFAULT_PERMUTATIONS, ScreenAnalysis, ShapeAnalysis, analyze
 from mutatui.analysis.stats import LineEnrichmentResult, NullSummary, RateRow, one_sided
-from mutatui.commands.common import PHENOTYPES, add_phenotype_arguments, min_severity_from_args
+from mutatui.commands.common import (
+    add_phenotype_arguments,
+    describe_phenotype,
+    min_severity_from_args,
+)
 from mutatui.errors import MutatuiError
 
 
@@ -62,7 +66,8 @@ def emit_lines(args: argparse.Namespace) -> int:
     if args.tiles < 1:
         raise MutatuiError(f"--tiles must be at least 1, got {args.tiles}")
     screen = pick_screen(args.db, args.screen)
-    frame = load_sites(args.db, screen, args.probe).with_min_severity(min_severity_from_args(args))
+    frame = load_sites(args.db, screen, args.probe, choice_severity=not args.text_severity)
+    frame = frame.with_min_severity(min_severity_from_args(args))
     tiles = sensitive_tiles(frame, args.tiles)
     if not tiles:
         raise MutatuiError(f"screen {screen.name!r} has no tile phenotypes yet; no lines to emit")
@@ -91,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         permutations=args.permutations,
         seed=args.seed,
         against=args.against,
+        text_severity=args.text_severity,
     )
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
@@ -262,7 +268,7 @@ def print_analysis(console: Console, result: ScreenAnalysis) -> None:
     console.print(
         f"[bold]{screen.name}[/bold] ({screen.model}, {screen.decoding}, {screen.status}); "
         f"probes: {', '.join(result.probes) or 'none'}; "
-        f"phenotype: {PHENOTYPES[result.min_severity]}; "
+        f"phenotype: {describe_phenotype(result.min_severity, result.text_severity)}; "
         f"{result.permutations} permutations, seed {result.seed}"
     )
     if not result.shapes:

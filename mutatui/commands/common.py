@@ -49,7 +49,8 @@ PHENOTYPES = {
     2: "a changed output graded moderate or severe",
     3: "a changed output graded severe",
 }
-"""What counts as a phenotype, by minimum severity (the grades of a changed text output)."""
+"""What counts as a phenotype, by minimum severity: a changed text output, and the mutation's
+grade (its worst probe, or with --text-severity its worst text probe)."""
 
 
 def add_phenotype_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +66,20 @@ def add_phenotype_arguments(parser: argparse.ArgumentParser) -> None:
         help="a phenotype is a changed output graded at least this (1 any change, the default; "
         "2 moderate; 3 severe)",
     )
+    parser.add_argument(
+        "--text-severity",
+        action="store_true",
+        help="grade a mutation on its text probes only (default: its worst probe, the choice "
+        "assay included, as the explorer shows it)",
+    )
+
+
+def describe_phenotype(min_severity: int, text_severity: bool) -> str:
+    """What counted as a phenotype, for headers and captions."""
+    if min_severity == min(PHENOTYPES):
+        return PHENOTYPES[min_severity]
+    graded = "text probes only" if text_severity else "worst of text and choice probes"
+    return f"{PHENOTYPES[min_severity]} ({graded})"
 
 
 def min_severity_from_args(args: argparse.Namespace) -> int:

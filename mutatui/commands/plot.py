@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from mutatui.commands.common import (
-    PHENOTYPES,
     add_phenotype_arguments,
+    describe_phenotype,
     min_severity_from_args,
 )
 from mutatui.errors import MutatuiError
@@ -39,12 +39,15 @@ def run(args: argparse.Namespace) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise MutatuiError(f"{outdir} exists and is not a folder; give a folder for the figures")
     screen = pick_screen(args.db, args.screen)
-    frame = load_sites(args.db, screen, args.probe).with_min_severity(min_severity)
+    frame = load_sites(args.db, screen, args.probe, choice_severity=not args.text_severity)
+    frame = frame.with_min_severity(min_severity)
     groups = shape_groups(frame)
     if not groups:
         raise MutatuiError(f"screen {screen.name!r} has no results yet; nothing to plot")
     probes = ", ".join(frame.text_probes(args.probe))
-    caption = f"{screen.name}, probes {probes}: a phenotype is {PHENOTYPES[min_severity]}"
+    text_only = args.text_severity or not frame.has_choice_probe()
+    phenotype = describe_phenotype(min_severity, text_only)
+    caption = f"{screen.name}, probes {probes}: a phenotype is {phenotype}"
     written = []
     for (rows, cols), group in groups.items():
         target = outdir if len(groups) == 1 else outdir / f"sites_{rows}x{cols}"

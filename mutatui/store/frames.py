@@ -24,7 +24,7 @@ class SiteFrame:
     """One entry per tested mutation (a mutation with at least one result on the chosen probes).
 
     `changed` is the phenotype (output differs on any chosen text probe); `severity` is the
-    highest grade over those probes; `malignant` and `destructive` are true when any probe says so.
+    highest grade over those probes (and the choice probe, unless left out: `load_sites`); `malignant` and `destructive` are true when any probe says so.
     `cosine` is the lowest similarity to the baseline over those probes (1 where no output
     changed or none was embedded); `choice_delta` the change in questions answered right (0 where
     the assay did not run).
@@ -55,6 +55,9 @@ class SiteFrame:
         """The same frame restricted to the mutations where `mask` is true."""
         columns = {name: getattr(self, name)[mask] for name in _SITE_COLUMNS}
         return SiteFrame(self.screen, self.probes, self.matrices, **columns)
+
+    def has_choice_probe(self) -> bool:
+        return any(probe.kind == "choice" for probe in self.probes)
 
     def extents(self) -> dict[tuple[int, str], tuple[int, int]]:
         """(layer, matrix) -> the matrix's (rows, cols)."""
@@ -162,9 +165,16 @@ def _chosen_probe_ids(probes: list[Probe], names: Sequence[str] | None, kind: st
 
 
 def load_sites(
-    path: str | Path, screen: ScreenSummary, probe_names: Sequence[str] | None = None
+    path: str | Path,
+    screen: ScreenSummary,
+    probe_names: Sequence[str] | None = None,
+    *,
+    choice_severity: bool = True,
 ) -> SiteFrame:
-    """Every mutation of `screen` with a result on the chosen text probes (default: all)."""
+    """Every mutation of `screen` with a result on the chosen text probes (default: all).
+
+    Its severity is its worst grade over those probes and, with `choice_severity`, the choice
+    probe (a mutation's severity, as the explorer shows it)."""
     with connect(path, read_only=True) as connection:
         probes = _probes(connection, screen.screen_id)
         matrices = _matrices(connection, screen.screen_id)
@@ -173,7 +183,9 @@ def load_sites(
         arrays = connection.execute(
             """SELECT m.mutation_id, m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind,
                       bool_or(r.changed) AS changed,
-                      max(r.severity)::TINYINT AS severity,
+                      greatest(max(r.severity),
+                               CASE WHEN ? THEN coalesce(max(c.severity), 0) ELSE 0 END
+                      )::TINYINT AS severity,
                       bool_or(r.malignant) AS malignant,
                       coalesce(bool_or(c.destructive), false) AS destructive,
                       coalesce(min(r.cosine), 1.0)::DOUBLE AS cosine,
@@ -188,7 +200,7 @@ def load_sites(
                WHERE m.screen_id = ?
                GROUP BY ALL
                ORDER BY m.mutation_id""",
-            [text_ids, choice_ids, screen.screen_id],
+            [choice_severity, text_ids, choice_ids, screen.screen_id],
         ).fetchnumpy()
     columns = {name: np.asarray(arrays[name]) for name in _SITE_COLUMNS}
     for name in ("layer", "row0", "row1", "col0", "col1"):
