@@ -27,6 +27,7 @@ COMMANDS = (
     "plot",
     "predict",
     "superweights",
+    "verify",
 )
 """Subcommand modules in `mutatui.commands`, in the order `--help` lists them."""
 

@@ -1,0 +1,69 @@
+"""`mutatui verify DB`: rerun a sample of a screen's mutations on the naive path and compare."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mutatui.commands.common import add_model_arguments, load_from_args
+from mutatui.errors import MutatuiError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "verify",
+        help="rerun a sample of a screen's mutations naively (edit, generate, restore); compare",
+    )
+    parser.add_argument("db", help="a mutatui database")
+    parser.add_argument("--screen", help="the screen's name (default: the largest screen)")
+    parser.add_argument(
+        "--sample", type=int, default=20, help="how many mutations to rerun (default 20)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    add_model_arguments(parser, required=False)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mutatui.engine.matrices import MatrixCatalog
+    from mutatui.screening.spec import spec_from_json
+    from mutatui.screening.verify import ScreenVerifier, sample_ids
+    from mutatui.store.frames import pick_screen
+    from mutatui.store.screens import find_screen, load_probes, mutation_ids, recorded_mutations
+
+    if args.sample < 1:
+        raise MutatuiError(f"--sample must be at least 1, got {args.sample}")
+    record = find_screen(args.db, pick_screen(args.db, args.screen).name)
+    if record is None or record.kind != "screen":
+        raise MutatuiError("only screens made by `mutatui screen` can be verified")
+    spec = spec_from_json(record.spec)
+    ids = sample_ids(mutation_ids(args.db, record.screen_id), args.sample, args.seed)
+    if not ids:
+        raise MutatuiError(f"screen {record.name!r} has no results yet; nothing to verify")
+    args.model = args.model or spec.model
+    lm = load_from_args(args)
+    baselines = [
+        row["baseline_tokens"]
+        for row in load_probes(args.db, record.screen_id)
+        if row["kind"] == "text"
+    ]
+    verifier = ScreenVerifier(lm, MatrixCatalog(lm.model), spec, baselines)
+    problems = verifier.baseline_problems()
+    for problem in problems:
+        print(f"baseline: {problem}")
+    if problems:
+        print(f"{record.name}: the model does not give the recorded baselines; not comparable")
+        return 1
+    failed = 0
+    for number, recorded in enumerate(recorded_mutations(args.db, record.screen_id, ids), 1):
+        verdict = verifier.verify(recorded)
+        failed += bool(verdict.problems)
+        status = "differs" if verdict.problems else "same"
+        print(f"{number}/{len(ids)} {verdict.label}: {status}", file=sys.stderr)
+        for problem in verdict.problems:
+            print(f"{verdict.label}: {problem}")
+    print(
+        f"{record.name}: {len(ids) - failed} of {len(ids)} sampled mutations (seed {args.seed}) "
+        "give the recorded outcome on every probe on the naive path (edit, generate, restore)"
+    )
+    return 1 if failed else 0

@@ -1,0 +1,100 @@
+"""`mutatui verify`: a recorded screen rerun on the naive path, on the tiny model and real DuckDB
+files; a tampered record is caught."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mutatui.cli import main
+from mutatui.engine.decoding import Decoding
+from mutatui.screening.probes import TextProbe
+from mutatui.screening.runner import ScreenRun, run_screen
+from mutatui.screening.samplers import Tiles
+from mutatui.screening.spec import ScreenSpec
+from mutatui.store.database import connect
+
+QUESTIONS = [
+    {"question": "Which is a fruit?", "choices": ["apple", "stone", "chair"], "answer": 0},
+    {"question": "The sky is usually", "choices": ["green", "blue", "red", "black"], "answer": 1},
+]
+
+
+@pytest.fixture(scope="module")
+def screened(tiny, tiny_model_dir, tmp_path_factory):
+    """A tiny screen of q and down in layers 0 and 2 (8x8 tiles), two text probes and a
+    choice probe, recorded by the fast engine."""
+    folder = tmp_path_factory.mktemp("verify")
+    questions = folder / "q.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    spec = ScreenSpec(
+        model=str(tiny_model_dir),
+        name="tiny",
+        probes=(
+            TextProbe("p1", "The life cycle of Drosophila:", "describe"),
+            TextProbe("p2", "Why is the sky blue?", "explain"),
+        ),
+        choice=str(questions),
+        layers=(0, 2),
+        matrices=("q", "down"),
+        sites=Tiles(8, 8),
+        decoding=Decoding(max_new_tokens=8),
+    )
+    db = folder / "tiny.db"
+    assert run_screen(spec, ScreenRun(db, batch_size=8), lambda _: tiny[0]).status == "complete"
+    return db
+
+
+def changed_mutation(db) -> tuple[int, int]:
+    """(mutation_id, probe_id) of a recorded text outcome that changed."""
+    with connect(db, read_only=True) as connection:
+        return connection.execute(
+            "SELECT mutation_id, probe_id FROM results WHERE changed AND probe_id = 0 "
+            "ORDER BY mutation_id LIMIT 1"
+        ).fetchone()
+
+
+def test_every_recorded_outcome_holds_on_the_naive_path(screened, capsys):
+    assert main(["verify", str(screened), "--sample", "1000"]) == 0
+    captured = capsys.readouterr()
+    with connect(screened, read_only=True) as connection:
+        total = connection.execute("SELECT count(*) FROM mutations").fetchone()[0]
+        changed = connection.execute("SELECT count(*) FROM results WHERE changed").fetchone()[0]
+    assert changed > 0  # the comparison covers changed outputs, not only silent ones
+    assert f"tiny: {total} of {total} sampled mutations" in captured.out
+    assert captured.err.count(": same") == total
+
+
+def test_a_tampered_record_is_caught(screened, tmp_path, capsys):
+    db = tmp_path / "tampered.db"
+    db.write_bytes(screened.read_bytes())
+    mutation_id, probe_id = changed_mutation(db)
+    with connect(db, read_only=False) as connection:
+        connection.execute(
+            "UPDATE results SET text = text || ' (edited)' WHERE mutation_id = ? AND probe_id = ?",
+            [mutation_id, probe_id],
+        )
+        connection.execute(
+            "UPDATE results SET choice_score = choice_score + 1 WHERE mutation_id = ? "
+            "AND probe_id = 2",
+            [mutation_id],
+        )
+    assert main(["verify", str(db), "--sample", "1000"]) == 1
+    out = capsys.readouterr().out
+    assert "probe p1: the recorded text differs from the naive path's" in out
+    assert "choice: recorded score" in out
+    with connect(db, read_only=True) as connection:
+        total = connection.execute("SELECT count(*) FROM mutations").fetchone()[0]
+    assert f"tiny: {total - 1} of {total} sampled mutations" in out
+
+
+def test_bad_input_is_one_line(screened, tmp_path, capsys):
+    for args in (
+        ["verify", str(screened), "--sample", "0"],
+        ["verify", str(screened), "--screen", "nope"],
+        ["verify", str(tmp_path / "missing.db")],
+    ):
+        assert main(args) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and error.startswith("mutatui: "), error
