@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from mutatui.screening.spec import spec_from_json
     from mutatui.screening.verify import ScreenVerifier, sample_ids
     from mutatui.store.frames import pick_screen
-    from mutatui.store.screens import find_screen, load_probes, mutation_ids, recorded_mutations
+    from mutatui.store.queries import mutation_detail
+    from mutatui.store.screens import find_screen, load_probes, mutation_ids
 
     if args.sample < 1:
         raise MutatuiError(f"--sample must be at least 1, got {args.sample}")
@@ -55,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{record.name}: the model does not give the recorded baselines; not comparable")
         return 1
     failed = 0
-    for number, recorded in enumerate(recorded_mutations(args.db, record.screen_id, ids), 1):
-        verdict = verifier.verify(recorded)
+    for number, mutation_id in enumerate(ids, 1):
+        verdict = verifier.verify(mutation_detail(args.db, record.screen_id, mutation_id))
         failed += bool(verdict.problems)
         status = "differs" if verdict.problems else "same"
         print(f"{number}/{len(ids)} {verdict.label}: {status}", file=sys.stderr)

@@ -22,7 +22,7 @@ from mutatui.engine.sites import Site
 from mutatui.screening.choice import naive_choices, score
 from mutatui.screening.probes import load_choice_probe
 from mutatui.screening.spec import ScreenSpec
-from mutatui.store.screens import RecordedMutation, RecordedOutcome
+from mutatui.store.queries import MutationDetail, ResultDetail
 
 
 def sample_ids(ids: Sequence[int], count: int, seed: int) -> list[int]:
@@ -30,7 +30,7 @@ def sample_ids(ids: Sequence[int], count: int, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(list(ids), min(count, len(ids))))
 
 
-def recorded_mutation(recorded: RecordedMutation) -> Mutation:
+def recorded_mutation(recorded: MutationDetail) -> Mutation:
     site = Site(
         recorded.layer, recorded.matrix, recorded.row0, recorded.row1, recorded.col0, recorded.col1
     )
@@ -79,12 +79,12 @@ class ScreenVerifier:
                 )
         return problems
 
-    def verify(self, recorded: RecordedMutation) -> Verdict:
+    def verify(self, recorded: MutationDetail) -> Verdict:
         mutation = recorded_mutation(recorded)
         problems = []
-        for outcome in recorded.outcomes:
-            if outcome.probe_id < len(self.prompts):
-                problems += self._text_problems(mutation, outcome.probe_id, outcome)
+        for outcome in recorded.results:
+            if outcome.probe.kind == "text":
+                problems += self._text_problems(mutation, outcome.probe.probe_id, outcome)
             elif outcome.choice_score is not None:
                 answers = naive_choices(
                     self.lm, self.catalog, self.questions, mutation, chat=self.spec.chat
@@ -96,9 +96,7 @@ class ScreenVerifier:
                     )
         return Verdict(f"{mutation.site} {mutation.kind}", tuple(problems))
 
-    def _text_problems(
-        self, mutation: Mutation, probe_id: int, outcome: RecordedOutcome
-    ) -> list[str]:
+    def _text_problems(self, mutation: Mutation, probe_id: int, outcome: ResultDetail) -> list[str]:
         generation = naive_generate(
             self.lm, self.catalog, self.prompts[probe_id], mutation, self.spec.decoding
         )

@@ -235,31 +235,6 @@ def load_probes(path: str | Path, screen_id: int) -> list[dict[str, object]]:
     return [dict(zip(PROBE_COLUMNS, row, strict=True)) for row in rows]
 
 
-@dataclass(frozen=True)
-class RecordedOutcome:
-    """What a screen recorded for one mutation on one probe (the columns a rerun must match)."""
-
-    probe_id: int
-    changed: bool
-    diverge_at: int | None
-    text: str | None
-    choice_score: int | None
-
-
-@dataclass(frozen=True)
-class RecordedMutation:
-    mutation_id: int
-    layer: int
-    matrix: str
-    row0: int
-    row1: int
-    col0: int
-    col1: int
-    kind: str
-    value: float
-    outcomes: tuple[RecordedOutcome, ...]
-
-
 def mutation_ids(path: str | Path, screen_id: int) -> list[int]:
     """The ids of a screen's committed mutations, in order."""
     with connect(path, read_only=True) as connection:
@@ -268,29 +243,6 @@ def mutation_ids(path: str | Path, screen_id: int) -> list[int]:
             [screen_id],
         ).fetchall()
     return [row[0] for row in rows]
-
-
-def recorded_mutations(
-    path: str | Path, screen_id: int, ids: Sequence[int]
-) -> list[RecordedMutation]:
-    """These committed mutations of a screen with their outcomes on every probe, in id order."""
-    with connect(path, read_only=True) as connection:
-        rows = connection.execute(
-            """SELECT m.mutation_id, m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind,
-                      m.value, r.probe_id, r.changed, r.diverge_at, r.text, r.choice_score
-               FROM mutations m JOIN results r USING (screen_id, mutation_id)
-               WHERE m.screen_id = ? AND list_contains(?, m.mutation_id)
-               ORDER BY m.mutation_id, r.probe_id""",
-            [screen_id, list(ids)],
-        ).fetchall()
-    recorded: dict[int, tuple[tuple, list[RecordedOutcome]]] = {}
-    for row in rows:
-        _, outcomes = recorded.setdefault(row[0], (row[:9], []))
-        outcomes.append(RecordedOutcome(*row[9:]))
-    return [
-        RecordedMutation(*mutation, outcomes=tuple(outcomes))
-        for mutation, outcomes in recorded.values()
-    ]
 
 
 def resume_point(path: str | Path, screen_id: int) -> int:
