@@ -47,11 +47,11 @@ def screened(tiny, tiny_model_dir, tmp_path_factory):
 
 
 def changed_mutation(db) -> tuple[int, int]:
-    """(mutation_id, probe_id) of a recorded text outcome that changed."""
+    """(mutation_id, probe_id) of a recorded text outcome that changed (not the last mutation)."""
     with connect(db, read_only=True) as connection:
         return connection.execute(
             "SELECT mutation_id, probe_id FROM results WHERE changed AND probe_id = 0 "
-            "ORDER BY mutation_id LIMIT 1"
+            "AND mutation_id < (SELECT max(mutation_id) FROM mutations) ORDER BY mutation_id LIMIT 1"
         ).fetchone()
 
 
@@ -80,13 +80,17 @@ def test_a_tampered_record_is_caught(screened, tmp_path, capsys):
             "AND probe_id = 2",
             [mutation_id],
         )
+        connection.execute(
+            "UPDATE mutations SET value = value * 2 WHERE mutation_id = ?", [mutation_id + 1]
+        )
     assert main(["verify", str(db), "--sample", "1000"]) == 1
     out = capsys.readouterr().out
     assert "probe p1: the recorded text differs from the naive path's" in out
     assert "choice: recorded score" in out
+    assert "value: recorded" in out
     with connect(db, read_only=True) as connection:
         total = connection.execute("SELECT count(*) FROM mutations").fetchone()[0]
-    assert f"tiny: {total - 1} of {total} sampled mutations" in out
+    assert f"tiny: {total - 2} of {total} sampled mutations" in out
 
 
 def test_bad_input_is_one_line(screened, tmp_path, capsys):

@@ -82,6 +82,9 @@ class ScreenVerifier:
     def verify(self, recorded: MutationDetail) -> Verdict:
         mutation = recorded_mutation(recorded)
         problems = []
+        value = mutation.target(self.catalog.get(mutation.site.layer, mutation.site.matrix))
+        if value != recorded.value:
+            problems.append(f"value: recorded {recorded.value}, the model's matrix gives {value}")
         for outcome in recorded.results:
             if outcome.probe.kind == "text":
                 problems += self._text_problems(mutation, outcome.probe.probe_id, outcome)
