@@ -18,7 +18,6 @@ from mutatui.engine.decoding import decode_tokens, encode_prompt, naive_generate
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Kind, Mutation
-from mutatui.engine.sites import Site
 from mutatui.screening.choice import naive_choices, score
 from mutatui.screening.probes import load_choice_probe
 from mutatui.screening.spec import ScreenSpec
@@ -31,11 +30,8 @@ def sample_ids(ids: Sequence[int], count: int, seed: int) -> list[int]:
 
 
 def recorded_mutation(recorded: MutationDetail) -> Mutation:
-    site = Site(
-        recorded.layer, recorded.matrix, recorded.row0, recorded.row1, recorded.col0, recorded.col1
-    )
     kind = Kind(recorded.kind)
-    return Mutation(site, kind, recorded.value if kind is Kind.VALUE else None)
+    return Mutation(recorded.site, kind, recorded.value if kind is Kind.VALUE else None)
 
 
 @dataclass(frozen=True)

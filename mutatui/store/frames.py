@@ -24,7 +24,8 @@ class SiteFrame:
     """One entry per tested mutation (a mutation with at least one result on the chosen probes).
 
     `changed` is the phenotype (output differs on any chosen text probe); `severity` is the
-    highest grade over those probes (and the choice probe, unless left out: `load_sites`); `malignant` and `destructive` are true when any probe says so.
+    highest grade over those probes (and the choice probe, unless left out: `load_sites`);
+    `malignant` and `destructive` are true when any probe says so.
     `cosine` is the lowest similarity to the baseline over those probes (1 where no output
     changed or none was embedded); `choice_delta` the change in questions answered right (0 where
     the assay did not run).

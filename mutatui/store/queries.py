@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.store.database import connect, writer_alive
 
@@ -157,6 +158,10 @@ class MutationDetail:
     value: float
     results: list[ResultDetail]
     tags: dict[str, str | None]
+
+    @property
+    def site(self) -> Site:
+        return Site(self.layer, self.matrix, self.row0, self.row1, self.col0, self.col1)
 
 
 def _quiet(connection) -> None:

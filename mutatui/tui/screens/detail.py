@@ -18,10 +18,6 @@ from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.side_by_side import SideBySide
 
 
-def site_of(detail: MutationDetail) -> Site:
-    return Site(detail.layer, detail.matrix, detail.row0, detail.row1, detail.col0, detail.col1)
-
-
 def grade_line(result: ResultDetail) -> str:
     probe = result.probe
     head = f"[b]{probe.name}[/b] [dim]{probe.prompt[:60]}[/dim]"
@@ -105,7 +101,7 @@ class DetailScreen(Screen):
         self.detail = detail
         tags = ", ".join(tag + (f" ({note})" if note else "") for tag, note in detail.tags.items())
         self.query_one("#detail-head", Static).update(
-            f"[b]{site_of(detail)}[/b] {detail.kind} = {detail.value:.4g}"
+            f"[b]{detail.site}[/b] {detail.kind} = {detail.value:.4g}"
             + (f"   tags: {tags}" if tags else "")
             + "   [dim]left: baseline, right: mutant[/dim]"
         )
@@ -122,7 +118,7 @@ class DetailScreen(Screen):
 
     def action_copy_site(self) -> None:
         if self.detail:
-            text = str(site_of(self.detail))
+            text = str(self.detail.site)
             self.app.copy_to_clipboard(text)
             self.notify(f"copied {text}", timeout=1.5)
 
@@ -144,7 +140,7 @@ class DetailScreen(Screen):
             if choice:
                 self.app.save_tag(detail.mutation_id, *choice)
 
-        self.app.push_screen(TagScreen(str(site_of(detail)), detail.tags), chosen)
+        self.app.push_screen(TagScreen(str(detail.site), detail.tags), chosen)
 
     def action_untag(self) -> None:
         from mutatui.tui.screens.tag import UntagScreen
@@ -158,7 +154,7 @@ class DetailScreen(Screen):
             if tag:
                 self.app.remove_tag(detail.mutation_id, tag)
 
-        self.app.push_screen(UntagScreen(str(site_of(detail)), list(detail.tags)), chosen)
+        self.app.push_screen(UntagScreen(str(detail.site), list(detail.tags)), chosen)
 
     def tag_saved(self, mutation_id: int) -> None:
         """Called by the app once a tag is in the database."""
