@@ -11,6 +11,7 @@ from matplotlib.colors import to_rgb
 from mutatui.analysis.plots import (
     KIND_COLORS,
     add_caption,
+    marginals,
     mutation_map,
     rate_heatmap,
     save,
@@ -145,3 +146,35 @@ def test_plot_bad_input_is_one_line(screen_db, tmp_path, capsys):
         assert main(args) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and error.startswith("mutatui: "), error
+
+
+def test_marginals_are_rates_per_line(tmp_path):
+    """An element screen with a dense row (16 sites, 4 max phenotypes) and two single sites on
+    other rows (one a max phenotype): the marginal shows 0.25 for the dense row and 1 for the
+    lone hit, rates not counts (as counts the dense row would stand 4 times higher); min
+    phenotypes hang below the axis."""
+    dense = {(0, "down", 3, col) for col in range(16)}
+    single = {(0, "down", 6, 2), (0, "down", 0, 9)}
+    screen = FixtureScreen(name="elements", tile=1, sites=dense | single)
+    screen.matrix(0, "down", 8, 16)
+    for col in (0, 4, 8, 12):
+        screen.hit(0, "down", 3, col, "max", severity=3)
+    screen.hit(0, "down", 6, 2, "max", severity=3)
+    screen.hit(0, "down", 0, 9, "min", severity=2)
+    path = screen.write(tmp_path / "elements.db")
+    frame = load_sites(path, pick_screen(path, "elements"))
+    row_panel, col_panel = marginals(frame, "down").axes
+    assert bar_heights(row_panel, "max") == {3: 0.25, 6: 1.0}
+    assert bar_heights(row_panel, "min") == {0: -1.0}
+    # column 2 holds a dense-row site without a phenotype and the lone hit of row 6
+    assert bar_heights(col_panel, "max") == {0: 1.0, 2: 0.5, 4: 1.0, 8: 1.0, 12: 1.0}
+
+
+def bar_heights(axes, kind: str) -> dict[int, float]:
+    """Line -> height of the non-empty bars of `kind`'s colour."""
+    colour = to_rgb(KIND_COLORS[kind])
+    return {
+        round(bar.get_x() + bar.get_width() / 2): float(bar.get_height())
+        for bar in axes.patches
+        if bar.get_facecolor()[:3] == colour and bar.get_height()
+    }

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from mutatui.analysis.stats import KINDS, line_index, rates, rearranged_order
 from mutatui.store.frames import SiteFrame
@@ -149,31 +150,40 @@ def rearranged_maps(frame: SiteFrame, matrix: str) -> Figure:
     return figure
 
 
+def line_rates(frame: SiteFrame, axis: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(phenotype rate, sites tested) per row or column line of `frame`, for one kind; a line
+    with nothing tested has rate 0."""
+    lines = line_index(frame, axis)
+    count = int(lines.max()) + 1 if len(lines) else 1
+    of_kind = frame.kind == kind
+    tested = np.bincount(lines[of_kind], minlength=count)
+    hits = np.bincount(lines[of_kind & frame.changed], minlength=count)
+    return np.divide(hits, tested, out=np.zeros(count), where=tested > 0), tested
+
+
 def marginals(frame: SiteFrame, matrix: str) -> Figure:
-    """Phenotypes per row line and per column line of one matrix type, summed over layers."""
+    """Phenotype rate per row line and per column line of one matrix type, over all layers:
+    max drawn up, min down. A rate (phenotypes / sites tested on the line), not a count, so an
+    element screen's dense lines (hundreds of sites) and random sites (a few a line) share one
+    scale, and max and min do not hide each other as stacked counts would."""
     selected = frame.subset(frame.matrix == matrix)
     figure, panels = plt.subplots(2, 1, figsize=(9, 5), dpi=DPI)
+    unit = "tile " if len(selected) and (selected.row1 - selected.row0).max() > 1 else ""
     for axes, axis in zip(panels, ("row", "col"), strict=True):
-        lines = line_index(selected, axis)
-        count = int(lines.max()) + 1 if len(lines) else 1
-        bottom = np.zeros(count)
-        for kind in KINDS:
-            mask = selected.changed & (selected.kind == kind)
-            values = np.bincount(lines[mask], minlength=count)
+        top = 0.0
+        for sign, kind in ((1, "max"), (-1, "min")):
+            rate, _ = line_rates(selected, axis, kind)
             axes.bar(
-                np.arange(count),
-                values,
-                bottom=bottom,
-                color=KIND_COLORS[kind],
-                width=1.0,
-                label=kind,
+                np.arange(len(rate)), sign * rate, color=KIND_COLORS[kind], width=1.0, label=kind
             )
-            bottom += values
-        unit = "tile " if len(selected) and (selected.row1 - selected.row0).max() > 1 else ""
+            top = max(top, float(rate.max()))
+        axes.axhline(0, color="#444444", linewidth=0.5)
+        axes.set_ylim(-1.05 * (top or 1.0), 1.05 * (top or 1.0))
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{abs(value):.2g}"))
         axes.set_xlabel(f"{unit}{'row' if axis == 'row' else 'column'}")
-        axes.set_ylabel("phenotypes")
+        axes.set_ylabel("phenotype rate")
         axes.legend(fontsize=7)
-    figure.suptitle(f"{matrix}: phenotypes per line, all layers")
+    figure.suptitle(f"{matrix}: phenotype rate per line, all layers (max up, min down)")
     figure.tight_layout()
     return figure
 
