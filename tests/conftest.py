@@ -8,13 +8,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
-from tiny_models import build_tiny_model
+from tiny_models import build_tiny_model, write_questions
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random Llama (3 layers, hidden 32) saved as a model folder, built once per run."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "llama", scale=8.0)
+
+
+@pytest.fixture(scope="session")
+def questions_file(tmp_path_factory) -> Path:
+    """The tiny screens' multiple-choice questions (tiny_models.TINY_QUESTIONS) as a file."""
+    return write_questions(tmp_path_factory.mktemp("questions") / "q.jsonl")
 
 
 @pytest.fixture(scope="session")

@@ -410,29 +410,25 @@ def test_bundled_specs_plan_the_designed_screens(smollm2):
 @pytest.fixture(scope="module")
 def real_screen(tiny, tiny_model_dir, tmp_path_factory):
     """A real screen of the tiny model by the project's runner: tiles, two text probes, choice."""
-    from mutatui.engine.decoding import Decoding
+    from tiny_models import tiny_spec, write_questions
+
     from mutatui.screening.probes import TextProbe
     from mutatui.screening.runner import ScreenRun, run_screen
-    from mutatui.screening.samplers import Tiles
-    from mutatui.screening.spec import ScreenSpec
 
     folder = tmp_path_factory.mktemp("real")
-    questions = folder / "q.jsonl"
-    questions.write_text(
-        json.dumps({"question": "2 + 2 = ?", "choices": ["3", "4"], "answer": 1}) + "\n"
+    questions = write_questions(
+        folder / "q.jsonl", [{"question": "2 + 2 = ?", "choices": ["3", "4"], "answer": 1}]
     )
-    spec = ScreenSpec(
-        model=str(tiny_model_dir),
+    spec = tiny_spec(
+        tiny_model_dir,
+        questions,
         name="tiny-tiles",
         probes=(
             TextProbe("life", "The life cycle of Drosophila:", "describe"),
             TextProbe("sky", "Why is the sky blue?", "explain"),
         ),
-        choice=str(questions),
         layers=(0,),
         matrices=("q", "v", "down"),
-        sites=Tiles(8, 8),
-        decoding=Decoding(max_new_tokens=8),
     )
     lm, _ = tiny
     db = folder / "tiny.db"

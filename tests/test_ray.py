@@ -7,7 +7,6 @@ uninterrupted run without Ray. The base install neither needs nor imports Ray.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -18,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tiny_models import tiny_spec
 
 from mutatui.engine.decoding import Decoding
 from mutatui.errors import MutatuiError
@@ -29,33 +29,21 @@ from mutatui.store.database import connect
 
 pytestmark = pytest.mark.ray
 
-QUESTIONS = [
-    {"question": "Which is a fruit?", "choices": ["apple", "stone", "chair"], "answer": 0},
-    {"question": "The sky is usually", "choices": ["green", "blue", "red", "black"], "answer": 1},
-]
 PROBE = TextProbe("p1", "The life cycle of Drosophila:", "describe")
 PARTS = 4  # 256 mutations: four parts of one 64-id chunk each
 
 
 @pytest.fixture(scope="module")
-def questions_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("questions") / "q.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
-    return path
-
-
-@pytest.fixture(scope="module")
 def spec(tiny_model_dir, questions_file) -> ScreenSpec:
-    return ScreenSpec(
-        model=str(tiny_model_dir),
+    return tiny_spec(
+        tiny_model_dir,
+        questions_file,
         name="tiny-ray",
         probes=(PROBE,),
-        choice=str(questions_file),
         choice_only_changed=True,
         layers=(1,),
         matrices=("q", "k", "v"),
         sites=Tiles(4, 4),
-        kinds=("max", "min"),
         decoding=Decoding(max_new_tokens=6),
     )
 

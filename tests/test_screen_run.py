@@ -14,50 +14,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from tiny_models import TINY_PROBES, tiny_spec
 
 from mutatui.errors import MutatuiError
 from mutatui.screening.plan import Shard
-from mutatui.screening.probes import TextProbe
 from mutatui.screening.runner import ScreenRun, run_screen
-from mutatui.screening.samplers import Tiles
-from mutatui.screening.spec import ScreenSpec
 from mutatui.store.database import connect
-
-QUESTIONS = [
-    {"question": "Which is a fruit?", "choices": ["apple", "stone", "chair"], "answer": 0},
-    {"question": "2 + 2 = ?", "choices": ["3", "4"], "answer": "B"},
-    {"question": "The sky is usually", "choices": ["green", "blue", "red", "black"], "answer": 1},
-]
-
-PROBES = (
-    TextProbe("p1", "The life cycle of Drosophila:", "describe"),
-    TextProbe("p2", "Why is the sky blue?", "explain"),
-)
-
-
-@pytest.fixture(scope="module")
-def questions_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("questions") / "q.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
-    return path
-
-
-def tiny_spec(model_dir, questions_file, **changes) -> ScreenSpec:
-    settings = {
-        "model": str(model_dir),
-        "name": "tiny",
-        "probes": PROBES,
-        "choice": str(questions_file),
-        "layers": (0, 2),
-        "matrices": ("q", "down"),
-        "sites": Tiles(8, 8),
-        "kinds": ("max", "min"),
-    }
-    settings.update(changes)
-    from mutatui.engine.decoding import Decoding
-
-    settings.setdefault("decoding", Decoding(max_new_tokens=8))
-    return ScreenSpec(**settings)
 
 
 def loader(tiny):
@@ -141,7 +103,7 @@ def test_results_match_what_the_mutation_does_alone(whole, tiny, tiny_model_dir,
             answers = naive_choices(lm, catalog, questions, mutation)
             assert choice_score == score(questions, answers)
             continue
-        prompt = encode_prompt(lm, PROBES[probe_id].prompt)
+        prompt = encode_prompt(lm, TINY_PROBES[probe_id].prompt)
         baseline = naive_generate(lm, catalog, prompt, None, spec.decoding)
         mutant = naive_generate(lm, catalog, prompt, mutation, spec.decoding)
         assert changed == (mutant.tokens != baseline.tokens)

@@ -3,44 +3,20 @@ files; a tampered record is caught."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from tiny_models import tiny_spec
 
 from mutatui.cli import main
-from mutatui.engine.decoding import Decoding
-from mutatui.screening.probes import TextProbe
 from mutatui.screening.runner import ScreenRun, run_screen
-from mutatui.screening.samplers import Tiles
-from mutatui.screening.spec import ScreenSpec
 from mutatui.store.database import connect
-
-QUESTIONS = [
-    {"question": "Which is a fruit?", "choices": ["apple", "stone", "chair"], "answer": 0},
-    {"question": "The sky is usually", "choices": ["green", "blue", "red", "black"], "answer": 1},
-]
 
 
 @pytest.fixture(scope="module")
-def screened(tiny, tiny_model_dir, tmp_path_factory):
+def screened(tiny, tiny_model_dir, questions_file, tmp_path_factory):
     """A tiny screen of q and down in layers 0 and 2 (8x8 tiles), two text probes and a
     choice probe, recorded by the fast engine."""
     folder = tmp_path_factory.mktemp("verify")
-    questions = folder / "q.jsonl"
-    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
-    spec = ScreenSpec(
-        model=str(tiny_model_dir),
-        name="tiny",
-        probes=(
-            TextProbe("p1", "The life cycle of Drosophila:", "describe"),
-            TextProbe("p2", "Why is the sky blue?", "explain"),
-        ),
-        choice=str(questions),
-        layers=(0, 2),
-        matrices=("q", "down"),
-        sites=Tiles(8, 8),
-        decoding=Decoding(max_new_tokens=8),
-    )
+    spec = tiny_spec(tiny_model_dir, questions_file)
     db = folder / "tiny.db"
     assert run_screen(spec, ScreenRun(db, batch_size=8), lambda _: tiny[0]).status == "complete"
     return db

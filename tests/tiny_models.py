@@ -5,11 +5,17 @@ They load through `mutatui.engine.models.load_model` exactly like a real model f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+from mutatui.engine.decoding import Decoding
+from mutatui.screening.probes import TextProbe
+from mutatui.screening.samplers import Tiles
+from mutatui.screening.spec import ScreenSpec
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|user|>{{ message['content'] }}<|end|>{% endfor %}"
@@ -78,3 +84,38 @@ def build_tiny_model(
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+TINY_QUESTIONS = [
+    {"question": "Which is a fruit?", "choices": ["apple", "stone", "chair"], "answer": 0},
+    {"question": "2 + 2 = ?", "choices": ["3", "4"], "answer": "B"},
+    {"question": "The sky is usually", "choices": ["green", "blue", "red", "black"], "answer": 1},
+]
+TINY_PROBES = (
+    TextProbe("p1", "The life cycle of Drosophila:", "describe"),
+    TextProbe("p2", "Why is the sky blue?", "explain"),
+)
+
+
+def write_questions(path: Path, questions: list[dict] | None = None) -> Path:
+    """Multiple-choice questions (TINY_QUESTIONS by default) as a JSONL file."""
+    records = TINY_QUESTIONS if questions is None else questions
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def tiny_spec(model_dir: Path, questions_file: Path, **changes) -> ScreenSpec:
+    """A small tile screen of the tiny model: q and down of layers 0 and 2 in 8x8 tiles, max
+    and min, two text probes and the choice probe, 8 new tokens; `changes` override any field."""
+    settings = {
+        "model": str(model_dir),
+        "name": "tiny",
+        "probes": TINY_PROBES,
+        "choice": str(questions_file),
+        "layers": (0, 2),
+        "matrices": ("q", "down"),
+        "sites": Tiles(8, 8),
+        "kinds": ("max", "min"),
+        "decoding": Decoding(max_new_tokens=8),
+    }
+    return ScreenSpec(**{**settings, **changes})
