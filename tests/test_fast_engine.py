@@ -11,12 +11,12 @@ from mutatui.engine.decoding import (
     encode_prompt,
     naive_generate,
 )
-from mutatui.engine.mutations import make_mutation
+from mutatui.engine.mutations import make_mutation, mutated
 from mutatui.engine.sites import Site
 from mutatui.screening import fast, teacher
 from mutatui.screening.choice import ChoiceQuestion, naive_choices
 from mutatui.screening.fast import Screener
-from mutatui.screening.layers import supports_layers
+from mutatui.screening.layers import LayerRunner, supports_layers
 from mutatui.screening.replay import GenerateTrace
 
 GREEDY = Decoding(max_new_tokens=20)
@@ -229,6 +229,28 @@ def test_choice_screen_equals_the_naive_scorer(tiny, questions, seed, shared_len
         assert chosen == naive_choices(lm, catalog, questions, mutation), str(mutation)
         changed += chosen != baseline
     assert changed >= 3
+
+
+def test_run_after_a_shared_prefix_is_the_edited_models_last_position(tiny):
+    """The choice assay's path (the prefix run once, the question after it, the last layer on
+    the last position alone) gives the edited model's own final-norm output at the last
+    position, for mutations of every matrix of every layer, the last layer's k and v included
+    (their deltas act on the keys and values computed apart)."""
+    lm, catalog = tiny
+    runner = LayerRunner(lm.model, catalog)
+    prompt = encode_prompt(lm, "Which is a fruit?\nA. apple\nB. stone\nThe correct option is")
+    start = 6
+    finite = [m for m in sample_mutations(catalog, seed=3) if m.kind in ("max", "min")]
+    mutations = sorted(finite, key=lambda m: m.site.layer)
+    assert {(m.site.layer, m.site.matrix) for m in mutations} >= {(2, "k"), (2, "v"), (2, "q")}
+    with torch.inference_mode():
+        prefix = runner.run_prefix(runner.trace(prompt[:start]), mutations)
+        final = runner.run_after(runner.trace(prompt), start, mutations, prefix)
+        ids = torch.tensor([prompt])
+        for row, mutation in enumerate(mutations):
+            with mutated(catalog, mutation):
+                expected = lm.model.model(input_ids=ids).last_hidden_state[0, -1]
+            torch.testing.assert_close(final[row], expected, rtol=1e-4, atol=1e-4)
 
 
 def test_default_batch_size_follows_the_model_size(tiny):

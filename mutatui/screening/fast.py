@@ -221,9 +221,7 @@ class Screener:
                 batch_mutations = [m for _, m in batch]
                 prefix_kv = None
                 if shared is not None:
-                    _, prefix_kv = self.runner.run_from(
-                        shared.trace, batch_mutations, slice(-1, None)
-                    )
+                    prefix_kv = self.runner.run_prefix(shared.trace, batch_mutations)
                 for number, (question, trace) in enumerate(zip(questions, traces, strict=True)):
                     if prefix_kv is None:
                         final, _ = self.runner.run_from(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from mutatui.engine.interventions import sample_deltas
 from mutatui.engine.matrices import MatrixCatalog
@@ -78,20 +79,28 @@ class KVStore:
 class PrefixedKV:
     """The cache of one sequence that continues a shared prefix, for `LayerRunner.run_after`.
 
-    `update` returns the prefix's keys and values (for the rows in the batch) followed by the
-    new ones, and keeps nothing: the prefix serves the next sequence unchanged.
+    `update` returns the prefix's keys and values (for the rows in the batch), then `earlier`
+    ones when given (positions of this sequence computed apart, {layer: (keys, values)}), then
+    the new ones, and keeps nothing: the prefix serves the next sequence unchanged.
     """
 
-    def __init__(self, prefix: KVStore) -> None:
+    def __init__(
+        self, prefix: KVStore, earlier: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> None:
         self.prefix = prefix
+        self.earlier = earlier or {}
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *_args, **_kw
     ) -> tuple[torch.Tensor, torch.Tensor]:
         rows = key_states.shape[0]
-        keys = torch.cat([self.prefix.keys[layer_idx][:rows], key_states], dim=-2)
-        values = torch.cat([self.prefix.values[layer_idx][:rows], value_states], dim=-2)
-        return keys, values
+        keys = [self.prefix.keys[layer_idx][:rows], key_states]
+        values = [self.prefix.values[layer_idx][:rows], value_states]
+        if layer_idx in self.earlier:
+            earlier_keys, earlier_values = self.earlier[layer_idx]
+            keys.insert(1, earlier_keys)
+            values.insert(1, earlier_values)
+        return torch.cat(keys, dim=-2), torch.cat(values, dim=-2)
 
 
 def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
@@ -137,6 +146,26 @@ def token_logits(
 
 def _hidden(output: torch.Tensor | tuple) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
+
+
+def _layers_of(mutations: Sequence[Mutation]) -> list[int]:
+    """The mutations' layers, which must be sorted (rows join the batch in layer order)."""
+    layers = [mutation.site.layer for mutation in mutations]
+    if layers != sorted(layers):
+        raise ValueError("mutations must be sorted by layer")
+    return layers
+
+
+def _join(
+    trace: BaselineTrace, layers: list[int], layer: int, hidden: torch.Tensor, start: int = 0
+) -> torch.Tensor:
+    """`hidden` with the rows whose mutation is at `layer` appended, entering with the
+    baseline's residual stream at that layer's input (positions `start:`)."""
+    joining = bisect_right(layers, layer) - hidden.shape[0]
+    if not joining:
+        return hidden
+    entry = trace.layer_inputs[layer][:, start:]
+    return torch.cat([hidden, entry.expand(joining, *entry.shape[1:])])
 
 
 class LayerRunner:
@@ -197,17 +226,12 @@ class LayerRunner:
         output at `positions`, (rows, len(positions), hidden), and (when `keep_kv`) the keys and
         values, which for layer l hold the rows that had joined by then.
         """
-        layers = [mutation.site.layer for mutation in mutations]
-        if layers != sorted(layers):
-            raise ValueError("run_from needs mutations sorted by layer")
+        layers = _layers_of(mutations)
         kv = KVStore()
         hidden = trace.layer_inputs[layers[0]][:0]
         with sample_deltas(self.catalog, list(enumerate(mutations))):
             for layer in range(layers[0], len(self.layers)):
-                joining = bisect_right(layers, layer) - hidden.shape[0]
-                if joining:
-                    start = trace.layer_inputs[layer]
-                    hidden = torch.cat([hidden, start.expand(joining, *start.shape[1:])])
+                hidden = _join(trace, layers, layer, hidden)
                 hidden = _hidden(
                     self.layers[layer](
                         hidden,
@@ -218,6 +242,27 @@ class LayerRunner:
                 )
         return self.inner.norm(hidden[:, positions]), kv
 
+    def run_prefix(self, trace: BaselineTrace, mutations: Sequence[Mutation]) -> KVStore:
+        """The keys and values `run_after` continues from: `run_from` on a prefix that many
+        sequences share, whose own outputs nobody reads, so its last layer computes only its
+        keys and values."""
+        layers = _layers_of(mutations)
+        last = len(self.layers) - 1
+        kv = KVStore()
+        hidden = trace.layer_inputs[layers[0]][:0]
+        with sample_deltas(self.catalog, list(enumerate(mutations))):
+            for layer in range(layers[0], last):
+                hidden = _join(trace, layers, layer, hidden)
+                hidden = _hidden(
+                    self.layers[layer](
+                        hidden, past_key_values=kv, use_cache=True, **trace.layer_kwargs
+                    )
+                )
+            hidden = _join(trace, layers, last, hidden)
+            rotary = trace.layer_kwargs["position_embeddings"]
+            kv.keys[last], kv.values[last] = self._last_keys_values(hidden, rotary)
+        return kv
+
     def run_after(
         self,
         trace: BaselineTrace,
@@ -226,13 +271,12 @@ class LayerRunner:
         prefix: KVStore,
     ) -> torch.Tensor:
         """Like `run_from` on positions `start:` of the traced sequence, its first `start`
-        positions already run for these mutations: `prefix` is what `run_from` (with `keep_kv`)
-        kept for them on that prefix. Many sequences sharing a prefix (the chat template's
-        system turn before each question) thus run it once per mutation, not once per sequence.
-        Returns the final-norm output at the last position, (rows, hidden)."""
-        layers = [mutation.site.layer for mutation in mutations]
-        if layers != sorted(layers):
-            raise ValueError("run_after needs mutations sorted by layer")
+        positions already run for these mutations: `prefix` is what `run_prefix` kept for
+        them. Many sequences sharing a prefix (the chat template's system turn before each
+        question) thus run it once per mutation, not once per sequence. Only the last
+        position's output is returned, (rows, hidden), so the last layer runs the rest of the
+        layer for that position alone (`_last_position`)."""
+        layers = _layers_of(mutations)
         first = trace.layer_inputs[layers[0]]
         length = first.shape[1] - start
         position_ids = torch.arange(start, start + length, device=first.device).view(1, length)
@@ -241,25 +285,64 @@ class LayerRunner:
         visible[:, start:] = torch.tril(visible[:, start:])
         mask = torch.zeros(visible.shape, dtype=first.dtype, device=first.device)
         mask = mask.masked_fill(~visible, torch.finfo(first.dtype).min).view(1, 1, length, -1)
-        cache = PrefixedKV(prefix)
         hidden = first[:0, start:]
+        last = len(self.layers) - 1
         with sample_deltas(self.catalog, list(enumerate(mutations))):
-            for layer in range(layers[0], len(self.layers)):
-                joining = bisect_right(layers, layer) - hidden.shape[0]
-                if joining:
-                    entry = trace.layer_inputs[layer][:, start:]
-                    hidden = torch.cat([hidden, entry.expand(joining, *entry.shape[1:])])
+            for layer in range(layers[0], last):
+                hidden = _join(trace, layers, layer, hidden, start)
                 hidden = _hidden(
                     self.layers[layer](
                         hidden,
                         attention_mask=mask,
                         position_ids=position_ids,
-                        past_key_values=cache,
+                        past_key_values=PrefixedKV(prefix),
                         use_cache=True,
                         position_embeddings=rotary,
                     )
                 )
+            hidden = _join(trace, layers, last, hidden, start)
+            hidden = self._last_position(hidden, mask, position_ids, rotary, prefix)
         return self.inner.norm(hidden[:, -1])
+
+    def _last_keys_values(
+        self, hidden: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last decoder layer's keys (rotated) and values for input `hidden`, (rows,
+        kv_heads, positions, head_dim) each: what later positions attend to, without the
+        queries, attention, o and MLP that are nine tenths of a layer's cost."""
+        block = self.layers[-1]
+        attention = block.self_attn
+        normed = block.input_layernorm(hidden)
+        shape = (*normed.shape[:-1], -1, attention.head_dim)
+        keys = attention.k_proj(normed).view(shape).transpose(1, 2)
+        values = attention.v_proj(normed).view(shape).transpose(1, 2)
+        cos, sin = rotary
+        _, keys = apply_rotary_pos_emb(keys, keys, cos, sin)
+        return keys, values
+
+    def _last_position(
+        self,
+        hidden: torch.Tensor,
+        mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor],
+        prefix: KVStore,
+    ) -> torch.Tensor:
+        """The last decoder layer where only the last position's output is read: the keys and
+        values of the earlier positions, then the whole layer on the last position alone.
+        Returns (rows, 1, hidden)."""
+        cos, sin = rotary
+        earlier = self._last_keys_values(hidden[:, :-1], (cos[:, :-1], sin[:, :-1]))
+        return _hidden(
+            self.layers[-1](
+                hidden[:, -1:],
+                attention_mask=mask[..., -1:, :],
+                position_ids=position_ids[:, -1:],
+                past_key_values=PrefixedKV(prefix, {len(self.layers) - 1: earlier}),
+                use_cache=True,
+                position_embeddings=(cos[:, -1:], sin[:, -1:]),
+            )
+        )
 
     def step(
         self,
