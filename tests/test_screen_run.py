@@ -129,6 +129,39 @@ def test_shards_merged_equal_the_whole(whole, tiny, tiny_model_dir, questions_fi
         ]
 
 
+class RecordedProgress:
+    """What a run told its progress display."""
+
+    def __init__(self) -> None:
+        self.started: tuple = ()
+        self.advances: list[tuple[int, int, float | None]] = []
+
+    def start(self, total, done, phenotypes, work=None) -> None:
+        self.started = (total, done, phenotypes, work)
+
+    def advance(self, mutations, phenotypes, work=None) -> None:
+        self.advances.append((mutations, phenotypes, work))
+
+    def stop(self) -> None:
+        pass
+
+
+def test_progress_weighs_mutations_by_the_layers_they_run(
+    tiny, tiny_model_dir, questions_file, tmp_path
+):
+    """Layer 0's batches weigh more than layer 2's (3 layers plus the fixed share against 1),
+    and the work reported adds up to the plan's total."""
+    spec = tiny_spec(tiny_model_dir, questions_file, choice=None)
+    progress = RecordedProgress()
+    run_screen(spec, ScreenRun(tmp_path / "p.db", batch_size=8), loader(tiny), progress)
+    total, done, _, (total_work, done_work) = progress.started
+    assert (done, done_work) == (0, 0)
+    assert sum(m for m, _, _ in progress.advances) == total
+    assert sum(w for _, _, w in progress.advances) == pytest.approx(total_work)
+    per_mutation = [w / m for m, _, w in progress.advances]
+    assert per_mutation[0] == pytest.approx(3 + 0.6) and per_mutation[-1] == pytest.approx(1.6)
+
+
 def test_choice_only_on_changed_mutations(tiny, tiny_model_dir, questions_file, tmp_path):
     db = tmp_path / "bundled.db"
     spec = tiny_spec(tiny_model_dir, questions_file, choice_only_changed=True, layers=(2,))

@@ -398,7 +398,8 @@ def _loop(
     total = shard.size(len(plan))
     done = shard.size(start)
     phenotypes = store.phenotype_count(run.db, screen_id)
-    progress.start(total, done, phenotypes)
+    work = (plan.work(shard.ids(len(plan))), plan.work(shard.ids(start)))
+    progress.start(total, done, phenotypes, work)
     status = "interrupted"
     try:
         for batch in plan.batches(shard, start=start, size=run.batch_size):
@@ -406,7 +407,7 @@ def _loop(
             store.write_batch(run.db, screen_id, graded.mutations, graded.results, graded.seconds)
             done += len(batch)
             phenotypes += graded.phenotypes
-            progress.advance(len(batch), graded.phenotypes)
+            progress.advance(len(batch), graded.phenotypes, plan.work(i for i, _ in batch))
         status = "complete"
     finally:
         progress.stop()

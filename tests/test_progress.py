@@ -1,0 +1,45 @@
+"""Progress lines of a screen: the ETA weighs mutations by the layers they run."""
+
+from __future__ import annotations
+
+import io
+
+from mutatui.screening.progress import LogLines
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def lines_after(work: tuple[float, float] | None, advanced: float | None) -> str:
+    """The last line after two of four mutations took 20 s."""
+    clock, stream = Clock(), io.StringIO()
+    progress = LogLines(stream, every=0.0, clock=clock)
+    progress.start(4, 0, 0, work)
+    clock.now = 20.0
+    progress.advance(2, 1, advanced)
+    return stream.getvalue().splitlines()[-1]
+
+
+def test_eta_counts_work_not_mutations():
+    """Two heavy mutations (weight 10, layer 0) done in 20 s leave two light ones (weight 1):
+    2 s at the rate seen, where counting mutations would say 20 s."""
+    weighted = lines_after((22.0, 0.0), 20.0)
+    assert weighted == "mutatui: screen 2/4 mutations, 0.1 mut/s, ETA 0:00:02, 1 phenotypes"
+    counted = lines_after(None, None)
+    assert counted == "mutatui: screen 2/4 mutations, 0.1 mut/s, ETA 0:00:20, 1 phenotypes"
+
+
+def test_resumed_run_rates_only_its_own_work():
+    """A resumed run (half the work already done) rates what it did itself."""
+    clock, stream = Clock(), io.StringIO()
+    progress = LogLines(stream, every=0.0, clock=clock)
+    progress.start(10, 5, 3, (100.0, 50.0))
+    assert stream.getvalue().splitlines()[-1].endswith("ETA ?, 3 phenotypes")
+    clock.now = 10.0
+    progress.advance(1, 0, 10.0)
+    assert "6/10 mutations, 0.1 mut/s, ETA 0:00:40" in stream.getvalue().splitlines()[-1]
