@@ -231,15 +231,17 @@ def test_choice_screen_equals_the_naive_scorer(tiny, questions, seed, shared_len
     assert changed >= 3
 
 
-def test_run_after_a_shared_prefix_is_the_edited_models_last_position(tiny):
+@pytest.mark.parametrize("own", [1, 7], ids=["one-own-token", "seven-own-tokens"])
+def test_run_after_a_shared_prefix_is_the_edited_models_last_position(tiny, own):
     """The choice assay's path (the prefix run once, the question after it, the last layer on
     the last position alone) gives the edited model's own final-norm output at the last
     position, for mutations of every matrix of every layer, the last layer's k and v included
-    (their deltas act on the keys and values computed apart)."""
+    (their deltas act on the keys and values computed apart); also when the sequence has a
+    single position of its own after the prefix, so there is nothing to compute apart."""
     lm, catalog = tiny
     runner = LayerRunner(lm.model, catalog)
     prompt = encode_prompt(lm, "Which is a fruit?\nA. apple\nB. stone\nThe correct option is")
-    start = 6
+    start = len(prompt) - own
     finite = [m for m in sample_mutations(catalog, seed=3) if m.kind in ("max", "min")]
     mutations = sorted(finite, key=lambda m: m.site.layer)
     assert {(m.site.layer, m.site.matrix) for m in mutations} >= {(2, "k"), (2, "v"), (2, "q")}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -17,6 +19,8 @@ from mutatui.commands.common import (
     min_severity_from_args,
 )
 from mutatui.errors import MutatuiError
+
+REPORT_WIDTH = 120
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,8 +105,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
         return 0
-    print_analysis(Console(), result)
+    print_analysis(report_console(), result)
     return 0
+
+
+def report_console() -> Console:
+    """Standard output, 120 columns wide when it is a file or pipe (rich's default of 80 wraps
+    the test names of the tables); a terminal's width, or COLUMNS, wins."""
+    redirected = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=REPORT_WIDTH if redirected else None)
 
 
 TESTS_LEGEND = (

@@ -313,9 +313,11 @@ class LayerRunner:
         block = self.layers[-1]
         attention = block.self_attn
         normed = block.input_layernorm(hidden)
-        shape = (*normed.shape[:-1], -1, attention.head_dim)
-        keys = attention.k_proj(normed).view(shape).transpose(1, 2)
-        values = attention.v_proj(normed).view(shape).transpose(1, 2)
+        keys, values = attention.k_proj(normed), attention.v_proj(normed)
+        # heads spelled out: a sequence of one position leaves none here, and view(-1) fails
+        shape = (*normed.shape[:-1], keys.shape[-1] // attention.head_dim, attention.head_dim)
+        keys = keys.view(shape).transpose(1, 2)
+        values = values.view(shape).transpose(1, 2)
         cos, sin = rotary
         _, keys = apply_rotary_pos_emb(keys, keys, cos, sin)
         return keys, values
