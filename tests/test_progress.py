@@ -1,4 +1,5 @@
-"""Progress lines of a screen: the ETA weighs mutations by the layers they run."""
+"""Progress lines of a screen: the ETA weighs mutations by the layers they run and rates the
+recent work."""
 
 from __future__ import annotations
 
@@ -43,3 +44,20 @@ def test_resumed_run_rates_only_its_own_work():
     clock.now = 10.0
     progress.advance(1, 0, 10.0)
     assert "6/10 mutations, 0.1 mut/s, ETA 0:00:40" in stream.getvalue().splitlines()[-1]
+
+
+def test_a_pause_leaves_the_eta_once_it_is_past_the_window():
+    """Ten minutes at 1 work per 6 s, an hour's pause, then half an hour at the same pace: the
+    ETA rates the last half hour only (1/6 per s: 590 left, 59 min), where the whole run's
+    rate would say 2 h 25 min."""
+    clock, stream = Clock(), io.StringIO()
+    progress = LogLines(stream, every=0.0, clock=clock)
+    progress.start(100, 0, 0, (1000.0, 0.0))
+    for _ in range(10):
+        clock.now += 60.0
+        progress.advance(1, 0, 10.0)
+    clock.now += 3600.0
+    for _ in range(31):
+        clock.now += 60.0
+        progress.advance(1, 0, 10.0)
+    assert stream.getvalue().splitlines()[-1].endswith("ETA 0:59:00, 0 phenotypes")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol, TextIO
@@ -30,6 +31,9 @@ from rich.progress import (
 from rich.text import Text
 
 LOG_EVERY_SECONDS = 60.0
+ETA_WINDOW_SECONDS = 1800.0
+"""The log lines' ETA rates the work of the last half hour (the whole run while it is shorter),
+so a pause (a suspended process, another job on the cores) stops counting once it is past."""
 
 
 class ScreenProgress(Protocol):
@@ -118,7 +122,8 @@ class Bar:
 
 
 class LogLines:
-    """Plain lines for logs: progress, rate since this run started, ETA, phenotypes."""
+    """Plain lines for logs: progress, mutations/s since this run started, ETA (at the rate of
+    the last `ETA_WINDOW_SECONDS`), phenotypes."""
 
     def __init__(
         self,
@@ -130,7 +135,8 @@ class LogLines:
         self._every = every
         self._clock = clock
         self._total = self._done = self._phenotypes = self._started_at_done = 0
-        self._work = [0.0, 0.0, 0.0]  # total, done, done when this run started
+        self._total_work = self._done_work = 0.0
+        self._samples: deque[tuple[float, float]] = deque()  # (time, work done)
         self._started = self._last = 0.0
 
     def start(
@@ -139,15 +145,18 @@ class LogLines:
         self._total, self._done, self._phenotypes = total, done, phenotypes
         self._started_at_done = done
         total_work, done_work = work or (total, done)
-        self._work = [float(total_work), float(done_work), float(done_work)]
+        self._total_work, self._done_work = float(total_work), float(done_work)
         self._started = self._last = self._clock()
+        self._samples = deque([(self._started, self._done_work)])
         self._line()
 
     def advance(self, mutations: int, phenotypes: int, work: float | None = None) -> None:
         self._done += mutations
         self._phenotypes += phenotypes
-        self._work[1] += mutations if work is None else work
-        if self._clock() - self._last >= self._every:
+        self._done_work += mutations if work is None else work
+        now = self._clock()
+        self._samples.append((now, self._done_work))
+        if now - self._last >= self._every:
             self._line()
 
     def stop(self) -> None:
@@ -157,9 +166,8 @@ class LogLines:
         self._last = self._clock()
         elapsed = self._last - self._started
         rate = (self._done - self._started_at_done) / elapsed if elapsed > 0 else 0.0
-        total_work, done_work, first_work = self._work
-        work_rate = (done_work - first_work) / elapsed if elapsed > 0 else 0.0
-        left = max(total_work - done_work, 0.0)
+        work_rate = self._work_rate(self._last)
+        left = max(self._total_work - self._done_work, 0.0)
         eta = str(timedelta(seconds=round(left / work_rate))) if work_rate > 0 else "?"
         print(
             f"mutatui: screen {self._done}/{self._total} mutations, {rate:.3g} mut/s, "
@@ -167,6 +175,13 @@ class LogLines:
             file=self._stream,
             flush=True,
         )
+
+    def _work_rate(self, now: float) -> float:
+        """Work per second since the last sample at or before the window's start."""
+        while len(self._samples) > 1 and self._samples[1][0] <= now - ETA_WINDOW_SECONDS:
+            self._samples.popleft()
+        since, first = self._samples[0]
+        return (self._done_work - first) / (now - since) if now > since else 0.0
 
 
 def make_progress(*, quiet: bool) -> ScreenProgress:
