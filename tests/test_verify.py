@@ -69,9 +69,20 @@ def test_a_tampered_record_is_caught(screened, tmp_path, capsys):
     assert f"tiny: {total - 2} of {total} sampled mutations" in out
 
 
+def test_from_id_samples_only_later_mutations(screened, capsys):
+    with connect(screened, read_only=True) as connection:
+        last = connection.execute("SELECT max(mutation_id) FROM mutations").fetchone()[0]
+    assert main(["verify", str(screened), "--sample", "1000", "--from-id", str(last - 2)]) == 0
+    captured = capsys.readouterr()
+    assert "tiny: 3 of 3 sampled mutations" in captured.out
+    assert captured.err.count(": same") == 3
+
+
 def test_bad_input_is_one_line(screened, tmp_path, capsys):
     for args in (
         ["verify", str(screened), "--sample", "0"],
+        ["verify", str(screened), "--from-id", "-1"],
+        ["verify", str(screened), "--from-id", "100000"],
         ["verify", str(screened), "--screen", "nope"],
         ["verify", str(tmp_path / "missing.db")],
     ):

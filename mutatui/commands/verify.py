@@ -20,6 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sample", type=int, default=20, help="how many mutations to rerun (default 20)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument(
+        "--from-id",
+        type=int,
+        default=0,
+        metavar="ID",
+        help="sample only mutations with this id or later (what a resumed build recorded after "
+        "an engine change, say)",
+    )
     add_model_arguments(parser, required=False)
     parser.set_defaults(run=run)
 
@@ -37,10 +45,19 @@ def run(args: argparse.Namespace) -> int:
     record = find_screen(args.db, pick_screen(args.db, args.screen).name)
     if record is None or record.kind != "screen":
         raise MutatuiError("only screens made by `mutatui screen` can be verified")
+    if args.from_id < 0:
+        raise MutatuiError(f"--from-id must be 0 or more, got {args.from_id}")
     spec = spec_from_json(record.spec)
-    ids = sample_ids(mutation_ids(args.db, record.screen_id), args.sample, args.seed)
-    if not ids:
+    stored = mutation_ids(args.db, record.screen_id)
+    if not stored:
         raise MutatuiError(f"screen {record.name!r} has no results yet; nothing to verify")
+    later = [mutation_id for mutation_id in stored if mutation_id >= args.from_id]
+    if not later:
+        raise MutatuiError(
+            f"screen {record.name!r} has no mutation from id {args.from_id} on; its stored ids "
+            f"run from {stored[0]} to {stored[-1]}"
+        )
+    ids = sample_ids(later, args.sample, args.seed)
     args.model = args.model or spec.model
     lm = load_from_args(args)
     baselines = [
