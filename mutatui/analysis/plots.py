@@ -150,15 +150,15 @@ def rearranged_maps(frame: SiteFrame, matrix: str) -> Figure:
     return figure
 
 
-def line_rates(frame: SiteFrame, axis: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(phenotype rate, sites tested) per row or column line of `frame`, for one kind; a line
-    with nothing tested has rate 0."""
+def line_rates(frame: SiteFrame, axis: str, kind: str) -> np.ndarray:
+    """Phenotype rate per row or column line of `frame`, for one kind; a line with nothing
+    tested has rate 0."""
     lines = line_index(frame, axis)
     count = int(lines.max()) + 1 if len(lines) else 1
     of_kind = frame.kind == kind
     tested = np.bincount(lines[of_kind], minlength=count)
     hits = np.bincount(lines[of_kind & frame.changed], minlength=count)
-    return np.divide(hits, tested, out=np.zeros(count), where=tested > 0), tested
+    return np.divide(hits, tested, out=np.zeros(count), where=tested > 0)
 
 
 def marginals(frame: SiteFrame, matrix: str) -> Figure:
@@ -172,7 +172,7 @@ def marginals(frame: SiteFrame, matrix: str) -> Figure:
     for axes, axis in zip(panels, ("row", "col"), strict=True):
         top = 0.0
         for sign, kind in ((1, "max"), (-1, "min")):
-            rate, _ = line_rates(selected, axis, kind)
+            rate = line_rates(selected, axis, kind)
             axes.bar(
                 np.arange(len(rate)), sign * rate, color=KIND_COLORS[kind], width=1.0, label=kind
             )

@@ -93,7 +93,7 @@ class Plan:
         if listed is not None:
             matrices = [info for info in catalog if (info.layer, info.name) in listed]
         self._listed = listed
-        self.layer_count = 1 + max((info.layer for info in catalog), default=0)
+        self.layer_count = catalog.num_layers
         self.matrices = list(matrices)
         if not self.matrices:
             raise MutatuiError("the spec selects no matrices; check layers and matrices")
