@@ -7,6 +7,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from mutatui.engine.sites import Site
 from mutatui.store import queries
 from mutatui.store.database import writer_lock
 from mutatui.store.synthetic import SyntheticSpec, build_synthetic
@@ -120,6 +121,19 @@ def test_layout_lines_match_brute_force(data, rearranged, level):
     if rearranged:
         totals = layout.row_totals[layout.row_order]
         assert list(totals) == sorted(totals, reverse=True)
+
+
+def test_site_of_a_position_matches_sql(db, data):
+    for position in (0, len(data.mutation_id) // 2, len(data.mutation_id) - 1):
+        mutation_id = int(data.mutation_id[position])
+        ((layer, matrix, row0, row1, col0, col1),) = sql(
+            db,
+            "SELECT layer, matrix, row0, row1, col0, col1 FROM mutations"
+            " WHERE screen_id = 1 AND mutation_id = ?",
+            [mutation_id],
+        )
+        assert data.site(position) == Site(layer, matrix, row0, row1, col0, col1)
+        assert data.site(position).matrix_label == f"L{layer}.{matrix}"
 
 
 def test_fit_and_zoom_limits(data):

@@ -51,6 +51,11 @@ class Site:
         return rows * cols
 
     @property
+    def matrix_label(self) -> str:
+        """`L<layer>.<type>`: the matrix the site lies in."""
+        return f"L{self.layer}.{self.matrix}"
+
+    @property
     def rows(self) -> slice:
         return slice(self.row0, self.row1)
 
@@ -59,7 +64,8 @@ class Site:
         return slice(self.col0, self.col1)
 
     def __str__(self) -> str:
-        return f"L{self.layer}.{self.matrix}[{_axis_text(self.row0, self.row1)},{_axis_text(self.col0, self.col1)}]"
+        rows, cols = _axis_text(self.row0, self.row1), _axis_text(self.col0, self.col1)
+        return f"{self.matrix_label}[{rows},{cols}]"
 
 
 def _axis_text(start: int, stop: int) -> str:

@@ -127,6 +127,18 @@ class ScreenData:
         hits = np.flatnonzero(self.mutation_id == mutation_id)
         return int(hits[0]) if len(hits) else None
 
+    def site(self, position: int) -> Site:
+        """The site of the mutation at `position` in the arrays above."""
+        shape = self.matrices[int(self.matrix_index[position])]
+        return Site(
+            shape.layer,
+            shape.matrix,
+            int(self.row0[position]),
+            int(self.row1[position]),
+            int(self.col0[position]),
+            int(self.col1[position]),
+        )
+
 
 @dataclass(frozen=True)
 class ResultDetail:

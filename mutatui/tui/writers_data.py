@@ -13,21 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mutatui.engine.sites import Site
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import Phenotypes
 
 WRITER_STYLES = ("conversational", "poetic")
-
-
-@dataclass(frozen=True)
-class WriterSite:
-    position: int
-    layer: int
-    matrix: str
-    row0: int
-    row1: int
-    col0: int
-    col1: int
 
 
 @dataclass(frozen=True)
@@ -37,7 +27,7 @@ class WriterGroup:
     share: float
     """This word's share of every changed output in the screen: small means rare."""
     styles: tuple[str, ...]
-    sites: tuple[WriterSite, ...]
+    sites: tuple[Site, ...]
 
 
 @dataclass(frozen=True)
@@ -64,18 +54,9 @@ def writer_groups(data: ScreenData, phenotypes: Phenotypes) -> Writers:
         styles = sorted({data.styles[s] for s in np.unique(data.phenotype_style[members])})
         sites = []
         for position in positions:
-            shape = data.matrices[int(data.matrix_index[position])]
-            site = WriterSite(
-                int(position),
-                shape.layer,
-                shape.matrix,
-                int(data.row0[position]),
-                int(data.row1[position]),
-                int(data.col0[position]),
-                int(data.col1[position]),
-            )
+            site = data.site(int(position))
             sites.append(site)
-            matrices_by_row[(site.row0, site.row1)].add(shape.label)
+            matrices_by_row[(site.row0, site.row1)].add(site.matrix_label)
         groups.append(
             WriterGroup(
                 data.words[int(code)],

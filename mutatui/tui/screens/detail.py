@@ -10,7 +10,6 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from mutatui.engine.sites import Site
 from mutatui.store import queries
 from mutatui.store.queries import KINDS, MutationDetail, ResultDetail
 from mutatui.tui.widgets.cell_summary import SEVERITY_NAMES
@@ -68,17 +67,8 @@ class DetailScreen(Screen):
         table = self.query_one(DataTable)
         table.add_columns("site", "kind", "phenotypes", "worst", "tags")
         for position in self.positions:
-            layer_matrix = data.matrices[int(data.matrix_index[position])]
-            site = Site(
-                layer_matrix.layer,
-                layer_matrix.matrix,
-                int(data.row0[position]),
-                int(data.row1[position]),
-                int(data.col0[position]),
-                int(data.col1[position]),
-            )
             table.add_row(
-                str(site),
+                str(data.site(position)),
                 KINDS[int(data.kind[position])],
                 str(int(phenotypes.count[position])),
                 SEVERITY_NAMES[int(phenotypes.worst[position])],

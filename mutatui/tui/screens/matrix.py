@@ -289,15 +289,7 @@ class MatrixScreen(FilterActions, Screen):
         positions = self.cell_positions()
         data = self.data
         if len(positions) and len({(data.row0[p], data.col0[p]) for p in positions}) == 1:
-            p = positions[0]
-            return Site(
-                data.matrices[self.position].layer,
-                data.matrices[self.position].matrix,
-                int(data.row0[p]),
-                int(data.row1[p]),
-                int(data.col0[p]),
-                int(data.col1[p]),
-            )
+            return data.site(int(positions[0]))
         cursor = self.query_one(MatrixGrid).cursor
         row0, row1, col0, col1 = self.layout_data.cell_bounds(cursor.row, cursor.col)
         shape = data.matrices[self.position]

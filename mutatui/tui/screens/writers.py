@@ -9,13 +9,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from mutatui.engine.sites import Site
 from mutatui.tui.widgets.key_bar import KeyBar
-from mutatui.tui.writers_data import Writers, WriterSite, writer_groups
-
-
-def site_text(site: WriterSite) -> str:
-    return str(Site(site.layer, site.matrix, site.row0, site.row1, site.col0, site.col1))
+from mutatui.tui.writers_data import Writers, writer_groups
 
 
 class WritersScreen(Screen):
@@ -93,8 +88,8 @@ class WritersScreen(Screen):
         lines = []
         for site in group.sites:
             shared = writers.shared_rows.get((site.row0, site.row1), set())
-            text = site_text(site)
-            others = sorted(shared - {f"L{site.layer}.{site.matrix}"})
+            text = str(site)
+            others = sorted(shared - {site.matrix_label})
             if others:
                 lines.append(f"[b reverse]{text}[/b reverse]  row also in {', '.join(others)}")
             else:
@@ -126,5 +121,5 @@ class WritersScreen(Screen):
     def action_copy_sites(self) -> None:
         group = self._selected_group()
         if group is not None:
-            self.app.copy_to_clipboard("\n".join(site_text(site) for site in group.sites))
+            self.app.copy_to_clipboard("\n".join(str(site) for site in group.sites))
             self.notify(f"copied {len(group.sites)} sites", timeout=1.5)
