@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mutatui.store.database import connect, initialize
+from mutatui.store.screens import MUTATION_COLUMNS
 
 TILE = 64
 
@@ -158,18 +159,7 @@ class FixtureScreen:
             insert_columns(
                 db,
                 "mutations",
-                (
-                    "screen_id",
-                    "mutation_id",
-                    "layer",
-                    "matrix",
-                    "row0",
-                    "row1",
-                    "col0",
-                    "col1",
-                    "kind",
-                    "value",
-                ),
+                ("screen_id", *MUTATION_COLUMNS),
                 mutations,
             )
             insert_columns(
