@@ -23,11 +23,12 @@ def screened(tiny, tiny_model_dir, questions_file, tmp_path_factory):
 
 
 def changed_mutation(db) -> tuple[int, int]:
-    """(mutation_id, probe_id) of a recorded text outcome that changed (not the last mutation)."""
+    """(mutation_id, probe_id) of the last recorded text outcome that changed, short of the
+    last mutation (the test tampers with the one after it too)."""
     with connect(db, read_only=True) as connection:
         return connection.execute(
-            "SELECT mutation_id, probe_id FROM results WHERE changed AND probe_id = 0 "
-            "AND mutation_id < (SELECT max(mutation_id) FROM mutations) ORDER BY mutation_id LIMIT 1"
+            "SELECT mutation_id, probe_id FROM results WHERE changed AND probe_id = 0 AND "
+            "mutation_id < (SELECT max(mutation_id) FROM mutations) ORDER BY mutation_id DESC LIMIT 1"
         ).fetchone()
 
 
@@ -59,13 +60,18 @@ def test_a_tampered_record_is_caught(screened, tmp_path, capsys):
         connection.execute(
             "UPDATE mutations SET value = value * 2 WHERE mutation_id = ?", [mutation_id + 1]
         )
-    assert main(["verify", str(db), "--sample", "1000"]) == 1
+    # every mutation from the tampered one on: the two tampered fail, the rest still hold
+    from_id = ["--from-id", str(mutation_id)]
+    assert main(["verify", str(db), "--sample", "1000", *from_id]) == 1
     out = capsys.readouterr().out
     assert "probe p1: the recorded text differs from the naive path's" in out
     assert "choice: recorded score" in out
     assert "value: recorded" in out
     with connect(db, read_only=True) as connection:
-        total = connection.execute("SELECT count(*) FROM mutations").fetchone()[0]
+        (total,) = connection.execute(
+            "SELECT count(*) FROM mutations WHERE mutation_id >= ?", [mutation_id]
+        ).fetchone()
+    assert total > 2
     assert f"tiny: {total - 2} of {total} sampled mutations" in out
 
 
