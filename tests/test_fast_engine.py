@@ -16,7 +16,7 @@ from mutatui.engine.sites import Site
 from mutatui.screening import fast, teacher
 from mutatui.screening.choice import ChoiceQuestion, naive_choices
 from mutatui.screening.fast import Screener
-from mutatui.screening.layers import LayerRunner, supports_layers
+from mutatui.screening.layers import KVStore, LayerRunner, supports_layers
 from mutatui.screening.replay import GenerateTrace
 
 GREEDY = Decoding(max_new_tokens=20)
@@ -222,6 +222,8 @@ def test_choice_screen_equals_the_naive_scorer(tiny, questions, seed, shared_len
     shared = screener._shared_prefix([fast.render_choice_question(lm, q) for q in questions])
     if shared_length:
         assert shared is not None and shared.length >= shared_length
+    else:
+        assert shared is None  # each question runs whole, its last layer trimmed all the same
     answers = screener.screen_choice(questions, mutations)
     baseline = naive_choices(lm, catalog, questions, None)
     changed = 0
@@ -231,22 +233,25 @@ def test_choice_screen_equals_the_naive_scorer(tiny, questions, seed, shared_len
     assert changed >= 3
 
 
-@pytest.mark.parametrize("own", [1, 7], ids=["one-own-token", "seven-own-tokens"])
+@pytest.mark.parametrize(
+    "own", [1, 7, None], ids=["one-own-token", "seven-own-tokens", "no-shared-prefix"]
+)
 def test_run_after_a_shared_prefix_is_the_edited_models_last_position(tiny, own):
     """The choice assay's path (the prefix run once, the question after it, the last layer on
     the last position alone) gives the edited model's own final-norm output at the last
     position, for mutations of every matrix of every layer, the last layer's k and v included
     (their deltas act on the keys and values computed apart); also when the sequence has a
-    single position of its own after the prefix, so there is nothing to compute apart."""
+    single position of its own after the prefix, so there is nothing to compute apart, and
+    when there is no prefix (questions that share none run whole, from position 0)."""
     lm, catalog = tiny
     runner = LayerRunner(lm.model, catalog)
     prompt = encode_prompt(lm, "Which is a fruit?\nA. apple\nB. stone\nThe correct option is")
-    start = len(prompt) - own
+    start = 0 if own is None else len(prompt) - own
     finite = [m for m in sample_mutations(catalog, seed=3) if m.kind in ("max", "min")]
     mutations = sorted(finite, key=lambda m: m.site.layer)
     assert {(m.site.layer, m.site.matrix) for m in mutations} >= {(2, "k"), (2, "v"), (2, "q")}
     with torch.inference_mode():
-        prefix = runner.run_prefix(runner.trace(prompt[:start]), mutations)
+        prefix = runner.run_prefix(runner.trace(prompt[:start]), mutations) if start else KVStore()
         final = runner.run_after(runner.trace(prompt), start, mutations, prefix)
         ids = torch.tensor([prompt])
         for row, mutation in enumerate(mutations):

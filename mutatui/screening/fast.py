@@ -42,7 +42,13 @@ from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation
 from mutatui.screening.choice import ChoiceQuestion, choice_token_ids, naive_choices, pick_choice
 from mutatui.screening.choice import render_question as render_choice_question
-from mutatui.screening.layers import BaselineTrace, LayerRunner, supports_layers, token_logits
+from mutatui.screening.layers import (
+    BaselineTrace,
+    KVStore,
+    LayerRunner,
+    supports_layers,
+    token_logits,
+)
 from mutatui.screening.onward import Diverged, decode_onward
 from mutatui.screening.replay import GenerateTrace
 from mutatui.screening.teacher import (
@@ -219,19 +225,12 @@ class Screener:
             rows = self.pass_rows(max(len(prompt) for prompt in prompts))
             for batch in _layer_batches(mutations, rows):
                 batch_mutations = [m for _, m in batch]
-                prefix_kv = None
+                start, prefix_kv = 0, KVStore()
                 if shared is not None:
+                    start = shared.length
                     prefix_kv = self.runner.run_prefix(shared.trace, batch_mutations)
                 for number, (question, trace) in enumerate(zip(questions, traces, strict=True)):
-                    if prefix_kv is None:
-                        final, _ = self.runner.run_from(
-                            trace, batch_mutations, slice(-1, None), keep_kv=False
-                        )
-                        final = final[:, -1]
-                    else:
-                        final = self.runner.run_after(
-                            trace, shared.length, batch_mutations, prefix_kv
-                        )
+                    final = self.runner.run_after(trace, start, batch_mutations, prefix_kv)
                     decided = self._choose(question, batch, final, chat)
                     for index, chosen in decided.items():
                         answers[index][number] = chosen

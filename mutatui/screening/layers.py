@@ -79,9 +79,10 @@ class KVStore:
 class PrefixedKV:
     """The cache of one sequence that continues a shared prefix, for `LayerRunner.run_after`.
 
-    `update` returns the prefix's keys and values (for the rows in the batch), then `earlier`
-    ones when given (positions of this sequence computed apart, {layer: (keys, values)}), then
-    the new ones, and keeps nothing: the prefix serves the next sequence unchanged.
+    `update` returns the prefix's keys and values (for the rows in the batch; none when the
+    prefix is an empty store), then `earlier` ones when given (positions of this sequence
+    computed apart, {layer: (keys, values)}), then the new ones, and keeps nothing: the prefix
+    serves the next sequence unchanged.
     """
 
     def __init__(
@@ -94,13 +95,15 @@ class PrefixedKV:
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *_args, **_kw
     ) -> tuple[torch.Tensor, torch.Tensor]:
         rows = key_states.shape[0]
-        keys = [self.prefix.keys[layer_idx][:rows], key_states]
-        values = [self.prefix.values[layer_idx][:rows], value_states]
+        keys, values = [], []
+        if layer_idx in self.prefix.keys:
+            keys.append(self.prefix.keys[layer_idx][:rows])
+            values.append(self.prefix.values[layer_idx][:rows])
         if layer_idx in self.earlier:
             earlier_keys, earlier_values = self.earlier[layer_idx]
-            keys.insert(1, earlier_keys)
-            values.insert(1, earlier_values)
-        return torch.cat(keys, dim=-2), torch.cat(values, dim=-2)
+            keys.append(earlier_keys)
+            values.append(earlier_values)
+        return torch.cat([*keys, key_states], dim=-2), torch.cat([*values, value_states], dim=-2)
 
 
 def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
@@ -215,16 +218,14 @@ class LayerRunner:
         trace: BaselineTrace,
         mutations: Sequence[Mutation],
         positions: slice,
-        *,
-        keep_kv: bool = True,
     ) -> tuple[torch.Tensor, KVStore]:
         """Every mutation (one batch row each, sorted by layer) on the traced sequence.
 
         A row joins the batch at its mutation's layer, entering with the baseline's residual
         stream there, so a row costs only the layers from its own up: at layer l the batch is
         the rows whose layer is at most l, a prefix of the sorted rows. Returns the final-norm
-        output at `positions`, (rows, len(positions), hidden), and (when `keep_kv`) the keys and
-        values, which for layer l hold the rows that had joined by then.
+        output at `positions`, (rows, len(positions), hidden), and the keys and values, which
+        for layer l hold the rows that had joined by then.
         """
         layers = _layers_of(mutations)
         kv = KVStore()
@@ -234,10 +235,7 @@ class LayerRunner:
                 hidden = _join(trace, layers, layer, hidden)
                 hidden = _hidden(
                     self.layers[layer](
-                        hidden,
-                        past_key_values=kv if keep_kv else None,
-                        use_cache=keep_kv,
-                        **trace.layer_kwargs,
+                        hidden, past_key_values=kv, use_cache=True, **trace.layer_kwargs
                     )
                 )
         return self.inner.norm(hidden[:, positions]), kv
@@ -272,8 +270,9 @@ class LayerRunner:
     ) -> torch.Tensor:
         """Like `run_from` on positions `start:` of the traced sequence, its first `start`
         positions already run for these mutations: `prefix` is what `run_prefix` kept for
-        them. Many sequences sharing a prefix (the chat template's system turn before each
-        question) thus run it once per mutation, not once per sequence. Only the last
+        them (an empty store, with `start` 0, for a sequence run whole). Many sequences sharing
+        a prefix (the chat template's system turn before each question) thus run it once per
+        mutation, not once per sequence. Only the last
         position's output is returned, (rows, hidden), so the last layer runs the rest of the
         layer for that position alone (`_last_position`)."""
         layers = _layers_of(mutations)
