@@ -272,9 +272,9 @@ class LayerRunner:
         positions already run for these mutations: `prefix` is what `run_prefix` kept for
         them (an empty store, with `start` 0, for a sequence run whole). Many sequences sharing
         a prefix (the chat template's system turn before each question) thus run it once per
-        mutation, not once per sequence. Only the last
-        position's output is returned, (rows, hidden), so the last layer runs the rest of the
-        layer for that position alone (`_last_position`)."""
+        mutation, not once per sequence. Only the last position's output is returned, (rows,
+        hidden), so the last layer runs the rest of the layer for that position alone
+        (`_last_position`)."""
         layers = _layers_of(mutations)
         first = trace.layer_inputs[layers[0]]
         length = first.shape[1] - start
