@@ -62,6 +62,7 @@ screens.db: $(STAMP)
 		--lines-template screens/lines.base.toml --tiles $(LINE_TILES)
 	$(call run_spec,screens/lines.toml,elements-lines)
 	$(call run_spec,screens/elements.toml,elements-random)
+	$(BIN)/mutatui restyle $(DB)
 
 # The README's pictures of the explorer on the bundled screen (scripts/screenshots.py).
 SHOT_SITE ?= L0.q[0,0]

@@ -28,6 +28,7 @@ COMMANDS = (
     "predict",
     "superweights",
     "verify",
+    "restyle",
 )
 """Subcommand modules in `mutatui.commands`, in the order `--help` lists them."""
 

@@ -105,6 +105,32 @@ def test_style_of_hand_written_examples(example):
     assert style_label(example["text"]) == example["style"]
 
 
+# Real SmolLM2 tile mutants (the bundled tiles-64 screen) that `is_repetitive` lets through: no
+# exactly periodic tail. Short lines once made them read as verse.
+NEAR_LOOPS = {
+    "repeated lines": "The life cycle of a creature named\n\nThe life cycle of a creature named\n\n"
+    "The life cycle of a creature named\n\nThe life cycle of a creature named\n\n"
+    "The life cycle of a creature\n\nThe life cycle of",
+    "repeated sentence": "The life cycle of a human is a cycle of life.\n\nThe life cycle of a human "
+    "is a cycle of life.\n\nThe life cycle of a human is a cycle of life.\n\nThe life cycle of a human",
+    "few distinct words": "\nThe first of.\n\nThe. The. The. The. The. The.\n. The. The.\n"
+    ". The. The. The. The.\n. The. The. The.\n. The. The",
+}
+
+
+@pytest.mark.parametrize("text", NEAR_LOOPS.values(), ids=NEAR_LOOPS.keys())
+def test_near_loops_have_no_style(text):
+    assert style_label(text) == "other"
+
+
+def test_one_or_two_words_a_line_are_not_verse():
+    fragments = "\n\n\n\n to\n\n\n\n,\n\n\nl\n\n\nl\n\nfor\n\nthe end"
+    assert style_label(fragments) != "poetic"
+    assert style_label("Tiny wings unfold\nin the warm fruit's heart\na life begins softly") == (
+        "poetic"
+    )
+
+
 def test_severity_table():
     def grade(**overrides):
         flags = {

@@ -30,6 +30,7 @@ __all__ = [
     "grade_choice",
     "grade_text",
     "result_rows",
+    "style_of",
 ]
 
 NONE, MILD, MODERATE, SEVERE = 0, 1, 2, 3
@@ -169,8 +170,25 @@ FIGURATIVE = frozenset(
 )  # fmt: skip
 LIST_ITEM = re.compile(r"^(\d+[.)]|[-*•])\s")
 POETIC_MIN_LINES = 3
+POETIC_MIN_MEAN_WORDS = 3
+"""Fewer words a line on average are fragments (`to`, `,`, `The`), not verse."""
 POETIC_MAX_WORDS_PER_LINE = 10
 POETIC_MAX_LENGTH_SPREAD = 0.35
+LOOPING_MIN_WORDS = 12
+LOOPING_MAX_DISTINCT_SHARE = 0.35
+"""Text that says the same few words over and over has no style, whatever its line breaks."""
+
+
+def _looping(lines: Sequence[str], words: Sequence[str]) -> bool:
+    """A near-loop that `is_repetitive` (an exactly periodic tail of tokens) lets through: half
+    the lines or more repeat an earlier line (case and spacing aside), or at least
+    `LOOPING_MIN_WORDS` words of which under `LOOPING_MAX_DISTINCT_SHARE` are distinct."""
+    keys = [" ".join(line.lower().split()) for line in lines]
+    repeats = len(keys) - len(set(keys))
+    if len(keys) >= POETIC_MIN_LINES and repeats * 2 >= len(keys):
+        return True
+    distinct = len(set(words))
+    return len(words) >= LOOPING_MIN_WORDS and distinct < LOOPING_MAX_DISTINCT_SHARE * len(words)
 
 
 def _rhymes(lines: Sequence[str]) -> int:
@@ -187,8 +205,9 @@ def _rhymes(lines: Sequence[str]) -> int:
 def style_label(text: str) -> str:
     """descriptive / conversational / poetic / other, by counting cues (README rules).
 
-    Poetic cues: at least 3 short lines (at most 10 words each; not a list, where half the lines
-    or more start with `1.`, `1)`, `-`, `*` or `•`); regular line lengths (word
+    A near-loop (`_looping`) is other. Poetic cues: at least 3 short lines (at most 10 words
+    each, at least 3 on average; not a list, where half the lines or more start with `1.`,
+    `1)`, `-`, `*` or `•`); regular line lengths (word
     counts' spread at most 35% of their mean); a rhyme; two or more figurative words. Two poetic
     cues make it poetic. Conversational cues: second person (you, your); first person (I, me,
     we, let's); a greeting or interjection as the first word; an exclamation mark; a question
@@ -197,12 +216,15 @@ def style_label(text: str) -> str:
     """
     words = WORD.findall(text.lower())
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if _looping(lines, words):
+        return "other"
     line_words = [len(line.split()) for line in lines]
     listed = sum(bool(LIST_ITEM.match(line)) for line in lines) * 2 >= max(len(lines), 1)
     short_lines = (
         len(lines) >= POETIC_MIN_LINES
         and not listed
         and max(line_words) <= POETIC_MAX_WORDS_PER_LINE
+        and statistics.mean(line_words) >= POETIC_MIN_MEAN_WORDS
     )
     regular = short_lines and statistics.pstdev(
         line_words
@@ -225,6 +247,13 @@ def style_label(text: str) -> str:
     if len(words) >= 5 and not code_like:
         return "descriptive"
     return "other"
+
+
+def style_of(text: str, *, degenerate: bool) -> str:
+    """The stored style of a changed output: `other` when it is degenerate (empty, repetitive
+    or garbage), else `style_label`. Text and flags are both stored, so `mutatui restyle` can
+    relabel a database when these rules change."""
+    return "other" if degenerate else style_label(text)
 
 
 def text_severity(
@@ -281,7 +310,6 @@ def grade_text(
         changed=True, cosine=cosine, edit_distance=edit_distance, empty=empty,
         repetitive=repetitive, garbage=garbage, nonfinite=nonfinite,
     )  # fmt: skip
-    degenerate = empty or repetitive or garbage
     return TextGrade(
         changed=True,
         diverge_at=diverge_at,
@@ -293,7 +321,7 @@ def grade_text(
         repetitive=repetitive,
         garbage=garbage,
         nonfinite=nonfinite,
-        style="other" if degenerate else style_label(text),
+        style=style_of(text, degenerate=empty or repetitive or garbage),
         severity=severity,
         settled_naively=settled_naively,
     )

@@ -281,6 +281,47 @@ def set_status(path: str | Path, screen_id: int, status: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class StyledOutcome:
+    """A changed text outcome as stored: what its style label is computed from, and the label."""
+
+    mutation_id: int
+    probe_id: int
+    text: str
+    degenerate: bool
+    """Flagged empty, repetitive or garbage."""
+    style: str
+
+
+def styled_outcomes(path: str | Path, screen_id: int) -> list[StyledOutcome]:
+    """Every changed text outcome of a screen that has a style label, in id order."""
+    with connect(path, read_only=True) as connection:
+        rows = connection.execute(
+            """SELECT mutation_id, probe_id, text, empty OR repetitive OR garbage, style
+               FROM results
+               WHERE screen_id = ? AND changed AND style IS NOT NULL AND text IS NOT NULL
+               ORDER BY mutation_id, probe_id""",
+            [screen_id],
+        ).fetchall()
+    return [StyledOutcome(*row) for row in rows]
+
+
+def set_styles(path: str | Path, screen_id: int, styles: Sequence[tuple[int, int, str]]) -> None:
+    """Relabel outcomes, (mutation_id, probe_id, style) each, in one transaction."""
+    if not styles:
+        return
+    mutation_ids, probe_ids, labels = (list(column) for column in zip(*styles, strict=True))
+    with connect(path, read_only=False) as connection:
+        connection.execute(
+            """UPDATE results SET style = new.style
+               FROM (SELECT unnest(?) AS mutation_id, unnest(?) AS probe_id, unnest(?) AS style)
+                    AS new
+               WHERE results.screen_id = ? AND results.mutation_id = new.mutation_id
+                     AND results.probe_id = new.probe_id""",
+            [mutation_ids, probe_ids, labels, screen_id],
+        )
+
+
 def result_row(values: Mapping[str, object]) -> list[object]:
     """A results row in `RESULT_COLUMNS` order; unknown keys are an error, missing ones default."""
     unknown = set(values) - set(RESULT_COLUMNS)
