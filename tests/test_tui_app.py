@@ -497,3 +497,40 @@ async def test_a_failed_read_is_one_notification_and_the_app_keeps_running(db):
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, OverviewScreen) and app.data.summary.screen_id == 1
+
+
+async def test_tags_and_notes_are_shown_as_typed_not_read_as_markup(db):
+    """A tag or note holding markup-like text (`[/x]` would close no open style) is data: the
+    detail head, the detail table, the untag list and the cell summary show it as typed."""
+    tag, note = "odd[/x]", "see [b] and [/oops]"
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot)
+        data = app.data
+        position = next(
+            int(p) for p in data.phenotype_mutation if data.matrix_index[p] == screen.position
+        )
+        screen.go_to_site(screen.check_site(f"L0.q[{data.row0[position]},{data.col0[position]}]"))
+        await pilot.press("plus", "plus", "plus", "plus", "enter")
+        await settle(pilot)
+        detail = app.screen
+        assert isinstance(detail, DetailScreen)
+        await pilot.press("t")
+        app.screen.query_one("#tag-free").value = tag
+        app.screen.query_one("#tag-note").value = note
+        app.screen.query_one("#tag-free").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.is_running and app.screen is detail
+        head = detail.query_one("#detail-head").render()
+        assert f"tags: {tag} ({note})" in str(head)
+        await pilot.press("T")
+        assert isinstance(app.screen, UntagScreen)
+        await pilot.press("escape", "escape")
+        await settle(pilot)
+        assert app.screen is screen
+        assert f"{tag} x1" in str(screen.query_one("#cell-summary").render())
+        await pilot.press("g", *"L0.q[/x]", "enter")
+        await settle(pilot)
+        assert "L0.q[/x]" in str(app.screen.query_one("#goto-error").render())
+        assert app.is_running

@@ -72,7 +72,7 @@ class ExplorerApp(LiveLauncher, App):
             keys = self._keymap_override if self._keymap_override is not None else load_keymap()
         except MutatuiError as error:
             keys = {}
-            self.notify(str(error), title="Keys not remapped", severity="warning")
+            self.notify(str(error), title="Keys not remapped", severity="warning", markup=False)
         if keys:
             self.set_keymap(keys)
         self.sub_title = self.db_path.name
@@ -205,9 +205,9 @@ class ExplorerApp(LiveLauncher, App):
         if hook is not None:
             hook(mutation_id)
         if removed:
-            self.notify(f"removed tag {tag}", timeout=2)
+            self.notify(f"removed tag {tag}", timeout=2, markup=False)
         else:
-            self.notify(f"tagged {tag}" + (f": {note}" if note else ""), timeout=2)
+            self.notify(f"tagged {tag}" + (f": {note}" if note else ""), timeout=2, markup=False)
 
     # --- errors, help, theme -------------------------------------------------------------
 
@@ -218,7 +218,8 @@ class ExplorerApp(LiveLauncher, App):
                 self._loading = None
             error = event.worker.error
             message = str(error) if isinstance(error, MutatuiError) else repr(error)
-            self.notify(message.splitlines()[0] if message else "failed", severity="error")
+            first = message.splitlines()[0] if message else "failed"
+            self.notify(first, severity="error", markup=False)
 
     def action_help(self) -> None:
         from mutatui.tui.screens.help import HelpScreen

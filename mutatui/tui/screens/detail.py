@@ -3,10 +3,12 @@ side with the divergence highlighted, its grade, flags and metrics, and its tags
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
@@ -19,7 +21,7 @@ from mutatui.tui.widgets.side_by_side import SideBySide
 
 def grade_line(result: ResultDetail) -> str:
     probe = result.probe
-    head = f"[b]{probe.name}[/b] [dim]{probe.prompt[:60]}[/dim]"
+    head = f"[b]{escape(probe.name)}[/b] [dim]{escape(probe.prompt[:60])}[/dim]"
     if not result.changed:
         return f"{head}  silent"
     parts = [f"[b]{SEVERITY_NAMES[result.severity]}[/b]"]
@@ -28,7 +30,7 @@ def grade_line(result: ResultDetail) -> str:
     if result.style:
         parts.append(result.style)
     if result.first_word:
-        parts.append(f"first word {result.first_word!r}")
+        parts.append(escape(f"first word {result.first_word!r}"))
     if result.cosine is not None:
         parts.append(f"cosine {result.cosine:.2f}")
     if result.edit_distance is not None:
@@ -39,6 +41,11 @@ def grade_line(result: ResultDetail) -> str:
         parts.append(f"score {result.choice_score}/{probe.questions} ({result.choice_delta:+d})")
     parts.extend(result.flags)
     return f"{head}  " + ", ".join(parts)
+
+
+def tags_cell(tags: dict[str, str | None]) -> Text:
+    """A mutation's tag names for the table, as typed (plain text, never markup)."""
+    return Text(", ".join(tags))
 
 
 class DetailScreen(Screen):
@@ -72,7 +79,7 @@ class DetailScreen(Screen):
                 KINDS[int(data.kind[position])],
                 str(int(phenotypes.count[position])),
                 SEVERITY_NAMES[int(phenotypes.worst[position])],
-                ", ".join(data.tags.get(position, {})),
+                tags_cell(data.tags.get(position, {})),
                 key=str(position),
             )
         table.focus()
@@ -91,8 +98,8 @@ class DetailScreen(Screen):
         self.detail = detail
         tags = ", ".join(tag + (f" ({note})" if note else "") for tag, note in detail.tags.items())
         self.query_one("#detail-head", Static).update(
-            f"[b]{detail.site}[/b] {detail.kind} = {detail.value:.4g}"
-            + (f"   tags: {tags}" if tags else "")
+            f"[b]{escape(str(detail.site))}[/b] {detail.kind} = {detail.value:.4g}"
+            + (f"   tags: {escape(tags)}" if tags else "")
             + "   [dim]left: baseline, right: mutant[/dim]"
         )
         container = self.query_one("#detail-results", VerticalScroll)
@@ -110,7 +117,7 @@ class DetailScreen(Screen):
         if self.detail:
             text = str(self.detail.site)
             self.app.copy_to_clipboard(text)
-            self.notify(f"copied {text}", timeout=1.5)
+            self.notify(f"copied {text}", timeout=1.5, markup=False)
 
     def action_copy_output(self) -> None:
         if self.detail:
@@ -154,5 +161,5 @@ class DetailScreen(Screen):
         if position is None or position not in self.positions:
             return
         tags = data.tags.get(position, {})
-        table.update_cell(str(position), table.ordered_columns[4].key, ", ".join(tags))
+        table.update_cell(str(position), table.ordered_columns[4].key, tags_cell(tags))
         self.load_detail(data.summary.screen_id, mutation_id)

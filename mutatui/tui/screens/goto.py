@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -35,7 +36,7 @@ class GotoScreen(ModalScreen[Site | None]):
         try:
             site = self.check(event.value)
         except MutatuiError as error:
-            self.query_one("#goto-error", Label).update(str(error))
+            self.query_one("#goto-error", Label).update(Text(str(error)))
             return
         self.dismiss(site)
 

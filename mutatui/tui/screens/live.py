@@ -255,7 +255,7 @@ class LiveScreen(Screen):
         self.query_one("#live-loading").display = False
         self.query_one("#live-model", Static).update(f"model {self.model_spec}: not loaded")
         self._set_status(message.error, error=True)
-        self.notify(message.error, title="model", severity="error", timeout=10)
+        self.notify(message.error, title="model", severity="error", timeout=10, markup=False)
 
     def _model_ready(self, session: LiveSession) -> None:
         self.session = session
@@ -402,12 +402,12 @@ class LiveScreen(Screen):
 
     @on(SaveFailed)
     def _on_save_failed(self, message: SaveFailed) -> None:
-        self.notify(message.error, title="live run", severity="error", timeout=10)
+        self.notify(message.error, title="live run", severity="error", timeout=10, markup=False)
 
     @on(RunSaved)
     def _on_run_saved(self, message: RunSaved) -> None:
         self.last_saved = message
-        self.notify(message.text, title="live run", timeout=4)
+        self.notify(message.text, title="live run", timeout=4, markup=False)
 
     # Form helpers ----------------------------------------------------------------------------
 

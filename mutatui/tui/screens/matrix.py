@@ -10,6 +10,7 @@ import numpy as np
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Header, Static
 
@@ -159,7 +160,7 @@ class MatrixScreen(FilterActions, Screen):
         self.query_one("#matrix-status", Static).update(
             f"[b]{shape.label}[/b] {shape.rows}x{shape.cols}  cell {cell}  "
             f"[b]{hits:,}[/b]/{tested:,} phenotypic  {', '.join(view)}  "
-            f"[dim]{self.app.selection.describe(data)}[/dim]",
+            f"[dim]{escape(self.app.selection.describe(data))}[/dim]",
             layout=False,  # a fixed one-line bar: no re-layout on every key
         )
 
@@ -298,7 +299,7 @@ class MatrixScreen(FilterActions, Screen):
     def action_copy_site(self) -> None:
         text = str(self.cell_site())
         self.app.copy_to_clipboard(text)
-        self.notify(f"copied {text}", timeout=1.5)
+        self.notify(f"copied {text}", timeout=1.5, markup=False)
 
     def action_detail(self) -> None:
         from mutatui.tui.screens.detail import DetailScreen
@@ -397,7 +398,7 @@ class MatrixScreen(FilterActions, Screen):
         try:
             site = self.check_site(text)
         except MutatuiError as error:
-            self.notify(str(error), severity="warning")
+            self.notify(str(error), severity="warning", markup=False)
             return
         self.go_to_site(site)
 

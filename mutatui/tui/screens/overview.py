@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Header, LoadingIndicator, Static
 
@@ -81,9 +82,9 @@ class OverviewScreen(FilterActions, Screen):
         summary = data.summary
         shown = int(phenotypes.phenotypic.sum())
         self.query_one("#overview-status", Static).update(
-            f"[b]{summary.name}[/b]  {summary.model}  {summary.status}  "
+            f"[b]{escape(summary.name)}[/b]  {escape(summary.model)}  {summary.status}  "
             f"{shown:,} of {int(phenotypes.kept.sum()):,} mutations with phenotypes"
-            f"  [dim]({self.app.selection.describe(data)})[/dim]",
+            f"  [dim]({escape(self.app.selection.describe(data))})[/dim]",
             layout=False,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -59,13 +60,13 @@ class ScreenListScreen(Screen):
                 else f"{summary.mutations:,}/{planned:,}"
             )
             table.add_row(
-                summary.name,
+                Text(summary.name),
                 summary.status,
                 done,
                 f"{summary.phenotypes:,}",
                 f"{summary.phenotype_rate:.1%}",
                 str(summary.probes),
-                summary.model,
+                Text(summary.model),
                 summary.kind,
                 key=str(summary.screen_id),
             )

@@ -3,9 +3,11 @@ with an optional note. The app writes it to the database at once."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 
@@ -27,10 +29,10 @@ class TagScreen(ModalScreen[tuple[str, str | None] | None]):
                 current = ", ".join(
                     tag + (f" ({note})" if note else "") for tag, note in self.existing.items()
                 )
-                yield Label(f"already: {current}", classes="hint")
+                yield Label(f"already: {escape(current)}", classes="hint")
             yield OptionList(*TRIAGE_TAGS, id="tag-choices")
             yield Input(placeholder="or a tag of your own", id="tag-free", compact=True)
-            yield Input(placeholder="note (optional, compact=True)", id="tag-note")
+            yield Input(placeholder="note (optional)", id="tag-note", compact=True)
 
     def _note(self) -> str | None:
         return self.query_one("#tag-note", Input).value.strip() or None
@@ -66,7 +68,7 @@ class UntagScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="untag-dialog", classes="dialog"):
             yield Label(f"[b]Remove a tag from {self.site}[/b]  (Enter removes, Esc cancels)")
-            yield OptionList(*self.tags, id="untag-choices")
+            yield OptionList(*(Text(tag) for tag in self.tags), id="untag-choices")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.tags[event.option_index])

@@ -6,6 +6,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
@@ -88,7 +89,7 @@ class WritersScreen(Screen):
         lines = []
         for site in group.sites:
             shared = writers.shared_rows.get((site.row0, site.row1), set())
-            text = str(site)
+            text = escape(str(site))
             others = sorted(shared - {site.matrix_label})
             if others:
                 lines.append(f"[b reverse]{text}[/b reverse]  row also in {', '.join(others)}")

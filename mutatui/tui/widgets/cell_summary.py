@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+from textual.markup import escape
 from textual.widgets import Static
 
 from mutatui.store.queries import KINDS, ScreenData
@@ -38,9 +39,11 @@ def describe_cell(
         + (f", worst {SEVERITY_NAMES[worst]}" if hits.size else ""),
     ]
     if words:
-        lines.append("first words: " + ", ".join(f"{word} x{count}" for word, count in words))
+        lines.append(
+            "first words: " + escape(", ".join(f"{word} x{count}" for word, count in words))
+        )
     if tagged:
-        lines.append("tags: " + ", ".join(f"{tag} x{count}" for tag, count in tagged.items()))
+        lines.append("tags: " + escape(", ".join(f"{t} x{n}" for t, n in tagged.items())))
     return "\n".join(lines)
 
 
