@@ -180,8 +180,8 @@ LOOPING_MAX_DISTINCT_SHARE = 0.35
 
 
 def _looping(lines: Sequence[str], words: Sequence[str]) -> bool:
-    """A near-loop that `is_repetitive` (an exactly periodic tail of tokens) lets through: half
-    the lines or more repeat an earlier line (case and spacing aside), or at least
+    """A near-loop that `is_repetitive` (an exactly periodic tail of tokens) lets through: of 3
+    or more lines, half or more repeat an earlier line (case and spacing aside); or at least
     `LOOPING_MIN_WORDS` words of which under `LOOPING_MAX_DISTINCT_SHARE` are distinct."""
     keys = [" ".join(line.lower().split()) for line in lines]
     repeats = len(keys) - len(set(keys))
@@ -207,8 +207,8 @@ def style_label(text: str) -> str:
 
     A near-loop (`_looping`) is other. Poetic cues: at least 3 short lines (at most 10 words
     each, at least 3 on average; not a list, where half the lines or more start with `1.`,
-    `1)`, `-`, `*` or `•`); regular line lengths (word
-    counts' spread at most 35% of their mean); a rhyme; two or more figurative words. Two poetic
+    `1)`, `-`, `*` or `•`); regular line lengths (word counts' spread at most 35% of their
+    mean); a rhyme; two or more figurative words. Two poetic
     cues make it poetic. Conversational cues: second person (you, your); first person (I, me,
     we, let's); a greeting or interjection as the first word; an exclamation mark; a question
     mark. Two conversational cues make it conversational. Otherwise prose of at least 5 words is
