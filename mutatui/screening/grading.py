@@ -208,11 +208,11 @@ def style_label(text: str) -> str:
     A near-loop (`_looping`) is other. Poetic cues: at least 3 short lines (at most 10 words
     each, at least 3 on average; not a list, where half the lines or more start with `1.`,
     `1)`, `-`, `*` or `•`); regular line lengths (word counts' spread at most 35% of their
-    mean); a rhyme; two or more figurative words. Two poetic
-    cues make it poetic. Conversational cues: second person (you, your); first person (I, me,
-    we, let's); a greeting or interjection as the first word; an exclamation mark; a question
-    mark. Two conversational cues make it conversational. Otherwise prose of at least 5 words is
-    descriptive, and anything else (shorter, code-like) is other.
+    mean); a rhyme; two or more figurative words. Two poetic cues make it poetic.
+    Conversational cues: second person (you, your); first person (I, me, we, let's); a greeting
+    or interjection as the first word; an exclamation mark; a question mark. Two conversational
+    cues make it conversational. Otherwise prose of at least 5 words is descriptive, and
+    anything else (shorter, code-like) is other.
     """
     words = WORD.findall(text.lower())
     lines = [line.strip() for line in text.splitlines() if line.strip()]
