@@ -62,6 +62,18 @@ async def open_matrix(pilot, *keys: str) -> MatrixScreen:
     return pilot.app.screen
 
 
+async def open_phenotype(pilot) -> MatrixScreen:
+    """The first matrix's grid, zoomed in on a mutation with a phenotype."""
+    screen = await open_matrix(pilot)
+    data = pilot.app.data
+    position = next(
+        int(p) for p in data.phenotype_mutation if data.matrix_index[p] == screen.position
+    )
+    screen.go_to_site(screen.check_site(f"L0.q[{data.row0[position]},{data.col0[position]}]"))
+    await pilot.press("plus", "plus", "plus", "plus")
+    return screen
+
+
 def grid_of(app) -> MatrixGrid:
     return app.screen.query_one(MatrixGrid)
 
@@ -286,14 +298,7 @@ async def test_a_new_tag_rebuilds_the_filter_dialog_with_it(db):
 async def test_detail_tag_and_copy(db):
     app = ExplorerApp(db)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_matrix(pilot)
-        data = app.data
-        # go to a phenotypic mutation of this matrix
-        position = next(
-            int(p) for p in data.phenotype_mutation if data.matrix_index[p] == screen.position
-        )
-        screen.go_to_site(screen.check_site(f"L0.q[{data.row0[position]},{data.col0[position]}]"))
-        await pilot.press("plus", "plus", "plus", "plus")
+        screen = await open_phenotype(pilot)
         await pilot.press("y")
         assert app.clipboard.startswith("L0.q[")
         await pilot.press("enter")
@@ -505,13 +510,8 @@ async def test_tags_and_notes_are_shown_as_typed_not_read_as_markup(db):
     tag, note = "odd[/x]", "see [b] and [/oops]"
     app = ExplorerApp(db)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_matrix(pilot)
-        data = app.data
-        position = next(
-            int(p) for p in data.phenotype_mutation if data.matrix_index[p] == screen.position
-        )
-        screen.go_to_site(screen.check_site(f"L0.q[{data.row0[position]},{data.col0[position]}]"))
-        await pilot.press("plus", "plus", "plus", "plus", "enter")
+        screen = await open_phenotype(pilot)
+        await pilot.press("enter")
         await settle(pilot)
         detail = app.screen
         assert isinstance(detail, DetailScreen)
