@@ -44,7 +44,12 @@ def run(args: argparse.Namespace) -> int:
             changes = []
             moves: Counter[tuple[str, str]] = Counter()
             for outcome in outcomes:
-                style = style_of(outcome.text, degenerate=outcome.degenerate)
+                style = style_of(
+                    outcome.text,
+                    empty=outcome.empty,
+                    repetitive=outcome.repetitive,
+                    garbage=outcome.garbage,
+                )
                 if style != outcome.style:
                     changes.append((outcome.mutation_id, outcome.probe_id, style))
                     moves[(outcome.style, style)] += 1

@@ -249,11 +249,11 @@ def style_label(text: str) -> str:
     return "other"
 
 
-def style_of(text: str, *, degenerate: bool) -> str:
+def style_of(text: str, *, empty: bool, repetitive: bool, garbage: bool) -> str:
     """The stored style of a changed output: `other` when it is degenerate (empty, repetitive
     or garbage), else `style_label`. Text and flags are both stored, so `mutatui restyle` can
     relabel a database when these rules change."""
-    return "other" if degenerate else style_label(text)
+    return "other" if empty or repetitive or garbage else style_label(text)
 
 
 def text_severity(
@@ -321,7 +321,7 @@ def grade_text(
         repetitive=repetitive,
         garbage=garbage,
         nonfinite=nonfinite,
-        style=style_of(text, degenerate=empty or repetitive or garbage),
+        style=style_of(text, empty=empty, repetitive=repetitive, garbage=garbage),
         severity=severity,
         settled_naively=settled_naively,
     )

@@ -288,8 +288,9 @@ class StyledOutcome:
     mutation_id: int
     probe_id: int
     text: str
-    degenerate: bool
-    """Flagged empty, repetitive or garbage."""
+    empty: bool
+    repetitive: bool
+    garbage: bool
     style: str
 
 
@@ -297,7 +298,7 @@ def styled_outcomes(path: str | Path, screen_id: int) -> list[StyledOutcome]:
     """Every changed text outcome of a screen that has a style label, in id order."""
     with connect(path, read_only=True) as connection:
         rows = connection.execute(
-            """SELECT mutation_id, probe_id, text, empty OR repetitive OR garbage, style
+            """SELECT mutation_id, probe_id, text, empty, repetitive, garbage, style
                FROM results
                WHERE screen_id = ? AND changed AND style IS NOT NULL AND text IS NOT NULL
                ORDER BY mutation_id, probe_id""",
