@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-# Until the bundled screen is built (`make screens.db`), `make run` opens live mode on SmolLM2.
+# `make run` opens the bundled screen: the parts of it finished so far, merged into screens.db
+# (a no-op once they are in). With no parts and no database it opens live mode on SmolLM2.
 run: $(STAMP)
+	@if [ "$(DB)" = screens.db ]; then $(IN_PARTS) merge --dir $(PARTS) --db $(DB); fi
 	@if [ -f $(DB) ]; then \
 		$(BIN)/mutatui browse $(DB); \
 	else \
@@ -43,25 +45,26 @@ lint: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# The bundled screens (README, section "Analysis"). Each spec runs, or resumes when $(DB) already
-# holds its screen, so the build can span several runs; the dense lines come from tiles-64.
+# The bundled screens (README, section "The bundled screens"), built in parts
+# (scripts/screen_in_parts.py): each spec runs as N shards, each in its own small database under
+# $(PARTS) that is finished once and never changes, so a build that spans many sessions keeps
+# its finished parts in git; a run resumes the unfinished part, and the dense lines come from
+# tiles-64 once all its parts are in.
+PARTS ?= screens/parts
+TILE_PARTS ?= 54
+LINE_PARTS ?= 8
+ELEMENT_PARTS ?= 16
 LINE_TILES ?= 6
 SCREEN_FLAGS ?=
-
-define run_spec
-	if [ -f $(DB) ] && $(BIN)/mutatui info $(DB) --json | grep -q '"name": "$(2)"'; then \
-		$(BIN)/mutatui screen --db $(DB) --spec $(1) --resume $(SCREEN_FLAGS); \
-	else \
-		$(BIN)/mutatui screen --db $(DB) --spec $(1) $(SCREEN_FLAGS); \
-	fi
-endef
+IN_PARTS = $(BIN)/python scripts/screen_in_parts.py
 
 screens.db: $(STAMP)
-	$(call run_spec,screens/tiles.toml,tiles-64)
+	$(IN_PARTS) run screens/tiles.toml --parts $(TILE_PARTS) --dir $(PARTS) --db $(DB) $(SCREEN_FLAGS)
 	$(BIN)/mutatui analyze $(DB) --screen tiles-64 --emit-lines screens/lines.toml \
 		--lines-template screens/lines.base.toml --tiles $(LINE_TILES)
-	$(call run_spec,screens/lines.toml,elements-lines)
-	$(call run_spec,screens/elements.toml,elements-random)
+	$(IN_PARTS) run screens/lines.toml --parts $(LINE_PARTS) --dir $(PARTS) --db $(DB) $(SCREEN_FLAGS)
+	$(IN_PARTS) run screens/elements.toml --parts $(ELEMENT_PARTS) --dir $(PARTS) --db $(DB) \
+		$(SCREEN_FLAGS)
 	$(BIN)/mutatui restyle $(DB)
 
 # The README's pictures of the explorer on the bundled screen (scripts/screenshots.py).

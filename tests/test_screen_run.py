@@ -258,8 +258,12 @@ def test_killed_screen_resumes_to_the_uninterrupted_result(
     args = screen_args(db, tiny_model_dir, questions_file)
     total = len(dump(whole)["mutations"])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for round_number, kill_after in enumerate((3 * 8, total // 2)):
+    for round_number in (0, 1):
         run_args = args if round_number == 0 else [*args, "--resume"]
+        # the second kill comes two batches after the resume, far from the end (a kill that
+        # lands after the last batch would find the screen complete)
+        kill_after = 3 * 8 if round_number == 0 else committed(db) + 2 * 8
+        assert kill_after < total // 2
         process = subprocess.Popen(
             cli(*run_args, "--quiet"), env=env, stderr=subprocess.PIPE, text=True
         )
@@ -275,10 +279,13 @@ def test_killed_screen_resumes_to_the_uninterrupted_result(
             assert time.monotonic() < deadline, "the screen made no progress"
             time.sleep(0.02)
         if round_number == 0:
-            # a second screen on the same database is refused while the first one runs
+            # a second screen on the same database is refused while the first one runs (held
+            # still meanwhile, so that it does not run to the end while the second starts up)
+            process.send_signal(signal.SIGSTOP)
             second = subprocess.run(
                 cli(*args, "--resume", "--quiet"), env=env, capture_output=True, text=True
             )
+            process.send_signal(signal.SIGCONT)
             assert second.returncode == 2
             assert "another screen is writing" in second.stderr
         assert process.poll() is None, f"finished before the kill: {process.stderr.read()}"
@@ -370,3 +377,96 @@ def test_resume_refuses_when_the_probes_are_no_longer_the_same(whole, tiny, tmp_
         connection.execute("UPDATE screens SET status = 'interrupted'")
     with pytest.raises(MutatuiError, match="other baselines than when the screen began"):
         run_screen(None, ScreenRun(copy, resume=True), loader(tiny))
+
+
+PARTS_SCRIPT = Path(__file__).parent.parent / "scripts" / "screen_in_parts.py"
+
+
+def tiny_spec_file(path: Path, model_dir: Path, questions_file: Path) -> Path:
+    """`tiny_models.tiny_spec` as a TOML spec file."""
+    probes = "".join(
+        f'[[probes]]\nname = "{p.name}"\nstyle = "{p.style}"\nprompt = "{p.prompt}"\n\n'
+        for p in TINY_PROBES
+    )
+    path.write_text(
+        f'name = "tiny"\nmodel = "{model_dir}"\nlayers = [0, 2]\nmatrices = ["q", "down"]\n'
+        f'kinds = ["max", "min"]\nmax_new_tokens = 8\n\n[sites]\nsampler = "tiles"\n'
+        f'size = [8, 8]\n\n{probes}[choice]\nquestions = "{questions_file}"\n'
+    )
+    return path
+
+
+def test_a_spec_run_in_parts_killed_and_resumed_equals_the_whole(
+    whole, tiny_model_dir, questions_file, tmp_path
+):
+    spec = tiny_spec_file(tmp_path / "tiny.toml", tiny_model_dir, questions_file)
+    parts, db = tmp_path / "parts", tmp_path / "built.db"
+    folder = parts / "tiny"
+    where = ["--dir", str(parts), "--db", str(db)]
+    command = [sys.executable, str(PARTS_SCRIPT), "run", str(spec), "--parts", "3", *where]
+    command += ["--batch-size", "8", "--quiet"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    second = folder / "2-of-3.partial.db"
+    deadline = time.monotonic() + 300
+    while process.poll() is None:
+        assert time.monotonic() < deadline, "the parts made no progress"
+        time.sleep(0.05)
+        if not second.exists():
+            continue
+        # look while the script and its screen are held still, so they cannot run on to the
+        # end of part 2 between the look and the kill
+        os.killpg(process.pid, signal.SIGSTOP)
+        if committed(second) >= 8:
+            break
+        os.killpg(process.pid, signal.SIGCONT)
+    assert process.poll() is None, f"finished before the kill: {process.stderr.read()}"
+    assert committed(second) < 64  # part 2 is under way, not done
+    os.killpg(process.pid, signal.SIGKILL)  # the script and its running screen
+    process.wait()
+    assert sorted(p.name for p in folder.glob("*.db")) == ["1-of-3.db", "2-of-3.partial.db"]
+    assert not db.exists()
+
+    # `merge` shows the build so far: the finished part only
+    merge = [sys.executable, str(PARTS_SCRIPT), "merge", *where]
+    subprocess.run(merge, env=env, check=True, capture_output=True)
+    with connect(db, read_only=True) as connection:
+        assert connection.execute("SELECT shard, status FROM screens").fetchall() == [
+            ("1/3", "interrupted")
+        ]
+
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming part 2/3" in resumed.stderr
+    assert sorted(p.name for p in folder.glob("*.db")) == ["1-of-3.db", "2-of-3.db", "3-of-3.db"]
+    assert dump(db) == dump(whole)
+    with connect(db, read_only=True) as connection:
+        assert connection.execute("SELECT shard, status FROM screens").fetchall() == [
+            (None, "complete")
+        ]
+    again = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "already holds all of 'tiny'" in again.stderr
+    assert subprocess.run(merge, env=env, capture_output=True).returncode == 0
+    assert dump(db) == dump(whole)
+
+
+def test_parts_refuse_a_database_holding_an_unfinished_whole_run(
+    whole, tiny_model_dir, questions_file, tmp_path
+):
+    spec = tiny_spec_file(tmp_path / "tiny.toml", tiny_model_dir, questions_file)
+    db = tmp_path / "unfinished.db"
+    db.write_bytes(whole.read_bytes())
+    with connect(db, read_only=False) as connection:
+        connection.execute("UPDATE screens SET status = 'interrupted'")
+    command = [sys.executable, str(PARTS_SCRIPT), "run", str(spec), "--parts", "3"]
+    result = subprocess.run(
+        [*command, "--dir", str(tmp_path / "parts"), "--db", str(db)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"mutatui: {db} holds an unfinished run of 'tiny' not made of parts; resume it with "
+        f"`mutatui screen --db {db} --resume`, or give another --db"
+    ]
+    assert not (tmp_path / "parts").exists()

@@ -242,6 +242,8 @@ def test_merge_of_shards_equals_the_whole_and_never_duplicates(tmp_path):
     # merging again adds nothing
     assert store.merge(out, [one, two]) == [("s", 0)]
     assert _dump(out) == _dump(whole)
+    # nor time: each part's one second of screening counts once
+    assert rows(out, "SELECT elapsed_seconds FROM screens") == [(2.0,)]
     # physical order follows mutation_id, so per-matrix reads stay contiguous
     ids = [r[0] for r in rows(out, "SELECT mutation_id FROM mutations")]
     assert ids == sorted(ids)
@@ -253,6 +255,12 @@ def test_merge_complete_shards_gives_a_complete_screen(tmp_path):
     out = tmp_path / "out.db"
     store.merge(out, [one, two])
     assert rows(out, "SELECT shard, status FROM screens") == [(None, "complete")]
+    # also when the parts come one merge at a time
+    one_by_one = tmp_path / "one_by_one.db"
+    store.merge(one_by_one, [one])
+    assert rows(one_by_one, "SELECT shard, status FROM screens") == [("1/2", "interrupted")]
+    store.merge(one_by_one, [two])
+    assert rows(one_by_one, "SELECT shard, status FROM screens") == [(None, "complete")]
 
 
 def test_merge_refuses_disagreeing_parts(tmp_path):

@@ -462,7 +462,7 @@ def export_table(path: str | Path, table: str, file_format: str, out: str | Path
 _PARTS = re.compile(r"^(\d+(?:,\d+)*)/(\d+)$")
 
 
-def _shard_parts(shard: str | None) -> tuple[frozenset[int], int] | None:
+def shard_parts(shard: str | None) -> tuple[frozenset[int], int] | None:
     """`K/N` or `a,b/N` as (parts, N); None for a whole screen."""
     if shard is None:
         return None
@@ -478,7 +478,7 @@ def _union_shards(
     parts: set[int] = set()
     total: int | None = None
     for shard in shards:
-        parsed = _shard_parts(shard)
+        parsed = shard_parts(shard)
         if parsed is None:
             return None
         found, count = parsed
@@ -570,7 +570,7 @@ def _merged_planned(
     covered: set[int] = set()
     total = 0
     for shard, planned in parts:
-        found, _ = _shard_parts(shard)  # type: ignore[misc]
+        found, _ = shard_parts(shard)  # type: ignore[misc]
         if found & covered:
             continue
         if planned is None:
@@ -578,6 +578,27 @@ def _merged_planned(
         covered |= found
         total += planned
     return total
+
+
+def _new_seconds(existing: tuple | None, members: Sequence[tuple[str, ScreenRecord]]) -> float:
+    """Screening seconds of the members not merged before: a part merged again (or twice in one
+    merge) adds none of its time, as it adds none of its mutations."""
+    whole = False
+    covered: set[int] = set()
+    if existing is not None:
+        parsed = shard_parts(existing[6])
+        whole = parsed is None
+        covered |= set() if parsed is None else parsed[0]
+    seconds = 0.0
+    for _, record in members:
+        if whole:
+            break
+        parsed = shard_parts(record.shard)
+        if parsed is None or not parsed[0] <= covered:
+            seconds += record.elapsed_seconds
+            whole = parsed is None
+            covered |= set() if parsed is None else parsed[0]
+    return seconds
 
 
 def _reorder(connection: duckdb.DuckDBPyConnection, screen_id: int) -> None:
@@ -675,10 +696,13 @@ def _merge_screen(
         _reorder(connection, target)
     shards = [record.shard for _, record in members]
     statuses = [record.status for _, record in members]
-    elapsed = sum(record.elapsed_seconds for _, record in members)
+    elapsed = _new_seconds(existing, members)
     if existing is not None:
         shards.append(existing[6])
-        statuses.append(existing[8])
+        # a merge of some parts is 'interrupted' until every part is in; its parts are
+        # complete when it holds all the mutations they planned
+        parts_complete = existing[6] is not None and before == existing[7]
+        statuses.append("complete" if parts_complete else existing[8])
         elapsed += float(existing[9])
     shard = _union_shards(shards)
     complete = shard is None and all(s == "complete" for s in statuses)
