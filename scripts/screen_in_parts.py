@@ -93,21 +93,22 @@ def merge_into(db: Path, name: str, parts: Sequence[Path]) -> int:
 def run_part(spec: Path, k: int, n: int, done: Path, name: str, flags: Sequence[str]) -> int:
     """Run or resume part K/N into its partial file; rename it to `done` once complete."""
     partial = partial_path(done)
-    resume = partial.exists() and find_screen(partial, name) is not None
-    if partial.exists() and not resume:
-        partial.unlink()
-    verb = "resuming" if resume else "running"
-    print(f"mutatui: {verb} part {k}/{n} of {name!r} in {partial}", file=sys.stderr, flush=True)
-    command = mutatui("screen", "--db", str(partial), "--spec", str(spec))
-    # a resumed screen keeps the shard it was started with
-    command += ["--resume"] if resume else ["--shard", f"{k}/{n}"]
-    code = subprocess.run([*command, *flags]).returncode
-    if code != 0:
-        return code
-    record = find_screen(partial, name)
+    record = find_screen(partial, name) if partial.exists() else None
     if record is None or record.status != "complete":
-        print(f"mutatui: part {k}/{n} did not complete; run again to resume", file=sys.stderr)
-        return 1
+        if record is None:
+            partial.unlink(missing_ok=True)  # killed before its screen was recorded
+        verb = "running" if record is None else "resuming"
+        print(f"mutatui: {verb} part {k}/{n} of {name!r} in {partial}", file=sys.stderr, flush=True)
+        command = mutatui("screen", "--db", str(partial), "--spec", str(spec))
+        # a resumed screen keeps the shard it was started with
+        command += ["--shard", f"{k}/{n}"] if record is None else ["--resume"]
+        code = subprocess.run([*command, *flags]).returncode
+        if code != 0:
+            return code
+        record = find_screen(partial, name)
+        if record is None or record.status != "complete":
+            print(f"mutatui: part {k}/{n} did not complete; run again to resume", file=sys.stderr)
+            return 1
     partial.replace(done)
     lock_path(partial).unlink(missing_ok=True)
     return 0

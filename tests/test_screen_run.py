@@ -449,6 +449,15 @@ def test_a_spec_run_in_parts_killed_and_resumed_equals_the_whole(
     assert subprocess.run(merge, env=env, capture_output=True).returncode == 0
     assert dump(db) == dump(whole)
 
+    # a part that completed but was not renamed (killed in between) is taken as it is
+    (folder / "3-of-3.db").rename(folder / "3-of-3.partial.db")
+    elsewhere = [*command[: command.index("--db")], "--db", str(tmp_path / "elsewhere.db")]
+    taken = subprocess.run([*elsewhere, "--batch-size", "8"], env=env, capture_output=True)
+    assert taken.returncode == 0, taken.stderr
+    assert b"running part" not in taken.stderr and b"resuming part" not in taken.stderr
+    assert (folder / "3-of-3.db").exists()
+    assert dump(tmp_path / "elsewhere.db") == dump(whole)
+
 
 def test_parts_refuse_a_database_holding_an_unfinished_whole_run(
     whole, tiny_model_dir, questions_file, tmp_path
