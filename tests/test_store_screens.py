@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from mutatui.errors import MutatuiError
+from mutatui.store import queries
 from mutatui.store import screens as store
 from mutatui.store.database import (
     check_readable,
@@ -259,8 +260,13 @@ def test_merge_complete_shards_gives_a_complete_screen(tmp_path):
     one_by_one = tmp_path / "one_by_one.db"
     store.merge(one_by_one, [one])
     assert rows(one_by_one, "SELECT shard, status FROM screens") == [("1/2", "interrupted")]
+    # the explorer says it holds only some of the spec's parts
+    (listed,) = queries.list_screens(one_by_one)
+    assert listed.state == "interrupted, 1 of 2 parts"
+    assert queries.load_screen(one_by_one, listed.screen_id).summary.state == listed.state
     store.merge(one_by_one, [two])
     assert rows(one_by_one, "SELECT shard, status FROM screens") == [(None, "complete")]
+    assert queries.list_screens(one_by_one)[0].state == "complete"
 
 
 def test_merge_refuses_disagreeing_parts(tmp_path):

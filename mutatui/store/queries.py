@@ -38,10 +38,20 @@ class ScreenSummary:
     mutations: int
     phenotypes: int
     created_at: datetime | None
+    shard: str | None = None
+    """The parts of the spec it holds (`K/N`, or `a,b,c/N` after a merge); None: all of it."""
 
     @property
     def phenotype_rate(self) -> float:
         return self.phenotypes / self.mutations if self.mutations else 0.0
+
+    @property
+    def state(self) -> str:
+        """The status, with the parts held when the screen is only some shards of its spec."""
+        if self.shard is None:
+            return self.status
+        held, _, count = self.shard.partition("/")
+        return f"{self.status}, {len(held.split(','))} of {count} parts"
 
 
 @dataclass(frozen=True)
@@ -200,7 +210,7 @@ def list_screens(path: str | Path) -> list[ScreenSummary]:
                    (SELECT count(*) FROM mutations m WHERE m.screen_id = s.screen_id),
                    (SELECT count(DISTINCT r.mutation_id) FROM results r
                      WHERE r.screen_id = s.screen_id AND r.changed),
-                   s.created_at
+                   s.created_at, s.shard
             FROM screens s ORDER BY s.created_at DESC, s.screen_id DESC
             """
         ).fetchall()
@@ -225,8 +235,8 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
     with connect(path, read_only=True) as connection:
         _quiet(connection)
         summary_row = connection.execute(
-            "SELECT screen_id, name, kind, model, status, decoding, planned_mutations, created_at"
-            " FROM screens WHERE screen_id = ?",
+            "SELECT screen_id, name, kind, model, status, decoding, planned_mutations, created_at, "
+            "shard FROM screens WHERE screen_id = ?",
             [screen_id],
         ).fetchone()
         probes = [
@@ -325,7 +335,7 @@ def _assemble(
     tested = np.full(len(mutation_id), len(probes), dtype=np.int32)
     phenotypic = np.zeros(len(mutation_id), dtype=bool)
     phenotypic[phenotype_mutation] = True
-    screen_id, name, kind_name, model, status, decoding, planned, created_at = summary_row
+    screen_id, name, kind_name, model, status, decoding, planned, created_at, shard = summary_row
     shown = _shown_status(path, status)
     summary = ScreenSummary(
         screen_id,
@@ -339,6 +349,7 @@ def _assemble(
         int((tested > 0).sum()),
         int(phenotypic.sum()),
         created_at,
+        shard,
     )
     return ScreenData(
         summary=summary,

@@ -82,7 +82,7 @@ class OverviewScreen(FilterActions, Screen):
         summary = data.summary
         shown = int(phenotypes.phenotypic.sum())
         self.query_one("#overview-status", Static).update(
-            f"[b]{escape(summary.name)}[/b]  {escape(summary.model)}  {summary.status}  "
+            f"[b]{escape(summary.name)}[/b]  {escape(summary.model)}  {summary.state}  "
             f"{shown:,} of {int(phenotypes.kept.sum()):,} mutations with phenotypes"
             f"  [dim]({escape(self.app.selection.describe(data))})[/dim]",
             layout=False,

@@ -61,7 +61,7 @@ class ScreenListScreen(Screen):
             )
             table.add_row(
                 Text(summary.name),
-                summary.status,
+                summary.state,
                 done,
                 f"{summary.phenotypes:,}",
                 f"{summary.phenotype_rate:.1%}",
