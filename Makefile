@@ -46,10 +46,10 @@ clean-venv:
 	rm -rf $(VENV)
 
 # The bundled screens (README, section "The bundled screens"), built in parts
-# (scripts/screen_in_parts.py): each spec runs as N shards, each in its own small database under
-# $(PARTS) that is finished once and never changes, so a build that spans many sessions keeps
-# its finished parts in git; a run resumes the unfinished part, and the dense lines come from
-# tiles-64 once all its parts are in.
+# (scripts/screen_in_parts.py): each spec runs as N shards, each in its own database under
+# $(PARTS), stored compressed once finished and never changed again, so a build that spans many
+# sessions keeps its finished parts in git; a run resumes the unfinished part, and the dense
+# lines come from tiles-64 once all its parts are in.
 PARTS ?= screens/parts
 TILE_PARTS ?= 54
 LINE_PARTS ?= 8

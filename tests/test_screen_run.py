@@ -5,6 +5,7 @@ appear, shards merged back into the whole, export and info."""
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import signal
 import subprocess
@@ -424,7 +425,8 @@ def test_a_spec_run_in_parts_killed_and_resumed_equals_the_whole(
     assert committed(second) < 64  # part 2 is under way, not done
     os.killpg(process.pid, signal.SIGKILL)  # the script and its running screen
     process.wait()
-    assert sorted(p.name for p in folder.glob("*.db")) == ["1-of-3.db", "2-of-3.partial.db"]
+    assert sorted(p.name for p in folder.glob("*.xz")) == ["1-of-3.db.xz"]
+    assert second.exists()
     assert not db.exists()
 
     # `merge` shows the build so far: the finished part only
@@ -438,7 +440,7 @@ def test_a_spec_run_in_parts_killed_and_resumed_equals_the_whole(
     resumed = subprocess.run(command, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming part 2/3" in resumed.stderr
-    assert sorted(p.name for p in folder.glob("*.db")) == ["1-of-3.db", "2-of-3.db", "3-of-3.db"]
+    assert sorted(p.name for p in folder.iterdir()) == [f"{k}-of-3.db.xz" for k in (1, 2, 3)]
     assert dump(db) == dump(whole)
     with connect(db, read_only=True) as connection:
         assert connection.execute("SELECT shard, status FROM screens").fetchall() == [
@@ -449,13 +451,15 @@ def test_a_spec_run_in_parts_killed_and_resumed_equals_the_whole(
     assert subprocess.run(merge, env=env, capture_output=True).returncode == 0
     assert dump(db) == dump(whole)
 
-    # a part that completed but was not renamed (killed in between) is taken as it is
-    (folder / "3-of-3.db").rename(folder / "3-of-3.partial.db")
+    # a part that completed but was not stored (killed in between) is taken as it is
+    with lzma.open(folder / "3-of-3.db.xz") as stored:
+        (folder / "3-of-3.partial.db").write_bytes(stored.read())
+    (folder / "3-of-3.db.xz").unlink()
     elsewhere = [*command[: command.index("--db")], "--db", str(tmp_path / "elsewhere.db")]
     taken = subprocess.run([*elsewhere, "--batch-size", "8"], env=env, capture_output=True)
     assert taken.returncode == 0, taken.stderr
     assert b"running part" not in taken.stderr and b"resuming part" not in taken.stderr
-    assert (folder / "3-of-3.db").exists()
+    assert sorted(p.name for p in folder.iterdir()) == [f"{k}-of-3.db.xz" for k in (1, 2, 3)]
     assert dump(tmp_path / "elsewhere.db") == dump(whole)
 
 
