@@ -9,8 +9,9 @@ on machines that do not keep their files: a finished part is a small file that c
 as it comes, and never changes again. Part K of a spec named S runs in
 `DIR/S/K-of-N.partial.db` (resumed when it is there) and is stored xz-compressed as
 `DIR/S/K-of-N.db.xz` once its screen is complete (a DuckDB file is mostly empty blocks: a part
-of 960 tile mutations is some 4 MB, its .xz under a tenth of a megabyte). Shards interleave the spec's mutations in chunks (`screening.plan.Shard`), so
-any set of finished parts is a sample spread over every layer and matrix.
+of 960 tile mutations is some 4 MB, its .xz under a tenth of a megabyte). Shards interleave the
+spec's mutations in chunks of 64 (`screening.plan.Shard`), so each part holds slices of many
+layers.
 
 `run` runs or resumes the parts in order, then merges them all into DB; it stops at the first
 part that does not finish (run it again to resume). `merge` merges every finished part found
@@ -120,7 +121,7 @@ def merge_into(db: Path, name: str, parts: Sequence[Path]) -> int:
 
 
 def run_part(spec: Path, k: int, n: int, done: Path, name: str, flags: Sequence[str]) -> int:
-    """Run or resume part K/N into its partial file; rename it to `done` once complete."""
+    """Run or resume part K/N into its partial file; store it as `done` once complete."""
     partial = partial_path(done)
     record = find_screen(partial, name) if partial.exists() else None
     if record is None or record.status != "complete":
