@@ -18,6 +18,7 @@ import numpy as np
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.store.database import connect, writer_alive
+from mutatui.store.screens import shard_parts
 
 KINDS = ("max", "min", "zero", "value")
 BLOCK_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
@@ -48,10 +49,11 @@ class ScreenSummary:
     @property
     def state(self) -> str:
         """The status, with the parts held when the screen is only some shards of its spec."""
-        if self.shard is None:
+        parts = shard_parts(self.shard)
+        if parts is None:
             return self.status
-        held, _, count = self.shard.partition("/")
-        return f"{self.status}, {len(held.split(','))} of {count} parts"
+        held, count = parts
+        return f"{self.status}, {len(held)} of {count} parts"
 
 
 @dataclass(frozen=True)
