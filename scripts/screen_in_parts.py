@@ -152,13 +152,13 @@ def run(args: argparse.Namespace, flags: Sequence[str]) -> int:
         return 0
     folder = args.dir / name
     folder.mkdir(parents=True, exist_ok=True)
-    for k in range(1, args.parts + 1):
-        done = part_path(folder, k, args.parts)
+    parts = [part_path(folder, k, args.parts) for k in range(1, args.parts + 1)]
+    for k, done in enumerate(parts, start=1):
         if not done.exists():
             code = run_part(args.spec, k, args.parts, done, name, flags)
             if code != 0:
                 return code
-    merge_into(args.db, name, [part_path(folder, k, args.parts) for k in range(1, args.parts + 1)])
+    merge_into(args.db, name, parts)
     return 0
 
 

@@ -10,6 +10,7 @@ import textwrap
 import duckdb
 import pytest
 
+from mutatui import cli
 from mutatui.errors import MutatuiError
 from mutatui.store import queries
 from mutatui.store import screens as store
@@ -229,28 +230,33 @@ def _dump(path):
 def test_merge_of_shards_equals_the_whole_and_never_duplicates(tmp_path):
     whole = _shard_db(tmp_path / "whole.db", None, list(range(10)))
     one = _shard_db(tmp_path / "one.db", "1/2", [0, 1, 2, 6, 7])
-    two = _shard_db(tmp_path / "two.db", "2/2", [3, 4, 5, 8, 9], status="running")
+    running = _shard_db(tmp_path / "running.db", "2/2", [3, 4, 5], status="running", planned=5)
+    two = _shard_db(tmp_path / "two.db", "2/2", [3, 4, 5, 8, 9])
     out = tmp_path / "out.db"
     assert store.merge(out, [one]) == [("s", 5)]
     assert rows(out, "SELECT shard, status, planned_mutations FROM screens") == [
         ("1/2", "interrupted", 5)
     ]
-    assert store.merge(out, [two, one]) == [("s", 5)]
+    assert store.merge(out, [running, one]) == [("s", 3)]
+    # every part is in, but the second was still running: the merged screen is not complete
+    assert rows(out, "SELECT shard, status, planned_mutations FROM screens") == [
+        (None, "interrupted", 10)
+    ]
+    # merged again once it finished, it is
+    assert store.merge(out, [two]) == [("s", 2)]
     assert _dump(out) == _dump(whole)
-    assert rows(out, "SELECT shard, planned_mutations FROM screens") == [(None, 10)]
-    # the second part was still running: the merged screen is not complete
-    assert rows(out, "SELECT status FROM screens") == [("interrupted",)]
+    assert rows(out, "SELECT status FROM screens") == [("complete",)]
     # merging again adds nothing
     assert store.merge(out, [one, two]) == [("s", 0)]
     assert _dump(out) == _dump(whole)
-    # nor time: each part's one second of screening counts once
+    # nor time: the first merge of each part counted its one second of screening
     assert rows(out, "SELECT elapsed_seconds FROM screens") == [(2.0,)]
     # physical order follows mutation_id, so per-matrix reads stay contiguous
     ids = [r[0] for r in rows(out, "SELECT mutation_id FROM mutations")]
     assert ids == sorted(ids)
 
 
-def test_merge_complete_shards_gives_a_complete_screen(tmp_path):
+def test_merge_complete_shards_gives_a_complete_screen(tmp_path, capsys):
     one = _shard_db(tmp_path / "one.db", "1/2", [0, 1])
     two = _shard_db(tmp_path / "two.db", "2/2", [2, 3])
     out = tmp_path / "out.db"
@@ -263,6 +269,10 @@ def test_merge_complete_shards_gives_a_complete_screen(tmp_path):
     # the explorer says it holds only some of the spec's parts
     (listed,) = queries.list_screens(one_by_one)
     assert listed.state == "interrupted, 1 of 2 parts"
+    # and so does `mutatui info`, whose share is of the parts' plan, not the spec's
+    assert cli.main(["info", str(one_by_one)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "1 of 2 parts (1)" in shown and "2 of 2 planned in these parts (100.0%)" in shown
     assert queries.load_screen(one_by_one, listed.screen_id).summary.state == listed.state
     store.merge(one_by_one, [two])
     assert rows(one_by_one, "SELECT shard, status FROM screens") == [(None, "complete")]
@@ -282,6 +292,30 @@ def test_merge_refuses_disagreeing_parts(tmp_path):
         store.merge(out, [other_spec])
     with pytest.raises(MutatuiError, match="is the output"):
         store.merge(out, [out])
+
+
+def test_merge_refuses_what_it_cannot_account_for(tmp_path):
+    """A part sharing some but not all of its parts with the output: its plan and time cannot
+    be split by part, so nothing is merged."""
+    one = _shard_db(tmp_path / "one.db", "1/3", [0, 1])
+    one_two = _shard_db(tmp_path / "one_two.db", "1,2/3", [0, 1, 2, 3])
+    out = tmp_path / "out.db"
+    store.merge(out, [one])
+    before = _dump(out)
+    with pytest.raises(MutatuiError, match="holds some parts that are merged already"):
+        store.merge(out, [one_two])
+    with pytest.raises(MutatuiError, match="holds some parts that are merged already"):
+        store.merge(tmp_path / "fresh.db", [one, one_two])
+    whole = _shard_db(tmp_path / "whole.db", None, [0, 1, 2, 3, 4, 5])
+    with pytest.raises(MutatuiError, match="holds some parts that are merged already"):
+        store.merge(out, [whole])
+    assert _dump(out) == before
+    assert rows(out, "SELECT shard, planned_mutations FROM screens") == [("1/3", 2)]
+    # a complete whole run holds every part: merging a part into it adds nothing
+    assert store.merge(whole, [one]) == [("s", 0)]
+    assert rows(whole, "SELECT shard, status, elapsed_seconds FROM screens") == [
+        (None, "complete", 1.0)
+    ]
 
 
 @pytest.mark.parametrize("file_format", ["parquet", "csv"])

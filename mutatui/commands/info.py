@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from mutatui.store.screens import summarize
+    from mutatui.store.screens import shard_parts, summarize
 
     summaries = summarize(args.db)
     if args.json:
@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     for s in summaries:
         planned = s.screen.planned_mutations
         share = f" ({100 * s.done / planned:.1f}%)" if planned else ""
+        parts = shard_parts(s.screen.shard)
+        # a shard's plan is its parts', not the spec's
+        of_parts = "" if parts is None else " planned in these parts"
         rate = s.done / s.screen.elapsed_seconds if s.screen.elapsed_seconds > 0 else 0.0
         table = Table(
             title=escape(f"{s.screen.name} [{s.status}]"),
@@ -60,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
         table.add_column("field", style="bold")
         table.add_column("value")
         table.add_row("model", escape(s.screen.model))
-        table.add_row("shard", s.screen.shard or "whole spec")
-        table.add_row("mutations", f"{s.done} of {planned if planned is not None else '?'}{share}")
+        table.add_row("shard", "whole spec" if parts is None else _parts_held(*parts))
+        table.add_row(
+            "mutations",
+            f"{s.done} of {planned if planned is not None else '?'}{of_parts}{share}",
+        )
         table.add_row("phenotypes", f"{s.phenotypes} mutations changed some probe")
         table.add_row("severity", "none {} · mild {} · moderate {} · severe {}".format(*s.severity))
         table.add_row("malignant", str(s.malignant))
@@ -70,3 +76,8 @@ def run(args: argparse.Namespace) -> int:
         table.add_row("time", f"{s.screen.elapsed_seconds:.0f} s screening, {rate:.2f} mutations/s")
         console.print(table)
     return 0
+
+
+def _parts_held(parts: frozenset[int], count: int) -> str:
+    numbers = ", ".join(str(k) for k in sorted(parts))
+    return f"{len(parts)} of {count} parts ({numbers})"

@@ -556,49 +556,46 @@ def _union_of(members: Sequence[tuple[str, ScreenRecord]], table: str) -> tuple[
     return " UNION ALL ".join(parts), [record.screen_id for _, record in members]
 
 
-def _merged_planned(
-    existing: tuple | None, members: Sequence[tuple[str, ScreenRecord]]
-) -> int | None:
-    """Planned mutations of the parts present, each distinct part counted once."""
-    parts: list[tuple[str | None, int | None]] = []
-    if existing is not None:
-        parts.append((existing[6], existing[7]))
-    parts += [(record.shard, record.planned_mutations) for _, record in members]
-    for shard, planned in parts:
-        if shard is None:
-            return planned
-    covered: set[int] = set()
-    total = 0
-    for shard, planned in parts:
-        found, _ = shard_parts(shard)  # type: ignore[misc]
-        if found & covered:
-            continue
-        if planned is None:
-            return None
-        covered |= found
-        total += planned
-    return total
+@dataclass(frozen=True)
+class _Held:
+    """A screen's parts (None: the whole spec), planned mutations and screening seconds."""
+
+    parts: frozenset[int] | None
+    planned: int | None
+    seconds: float
 
 
-def _new_seconds(existing: tuple | None, members: Sequence[tuple[str, ScreenRecord]]) -> float:
-    """Screening seconds of the members not merged before: a part merged again (or twice in one
-    merge) adds none of its time, as it adds none of its mutations."""
-    whole = False
-    covered: set[int] = set()
-    if existing is not None:
-        parsed = shard_parts(existing[6])
-        whole = parsed is None
-        covered |= set() if parsed is None else parsed[0]
-    seconds = 0.0
-    for _, record in members:
-        if whole:
+def _adding(existing: ScreenRecord | None, members: Sequence[ScreenRecord]) -> list[_Held]:
+    """The output's screen and the members that add parts to it, in merge order.
+
+    A member whose parts are all held already (merged before, or twice in one merge) adds
+    none: neither its mutations nor its plan nor its time. A whole screen holds every part.
+    A member holding some parts already and some not is refused: its plan and time cannot be
+    split by part. An output holding the whole spec keeps its time: when it was merged while
+    a part still ran, the rest of that part's time cannot be told apart from what it had.
+    """
+    held: list[_Held] = []
+    for record in [existing, *members] if existing is not None else members:
+        if any(h.parts is None for h in held):
             break
         parsed = shard_parts(record.shard)
-        if parsed is None or not parsed[0] <= covered:
-            seconds += record.elapsed_seconds
-            whole = parsed is None
-            covered |= set() if parsed is None else parsed[0]
-    return seconds
+        parts = None if parsed is None else parsed[0]
+        already = frozenset[int]().union(*(h.parts or () for h in held))
+        if parts is not None and parts <= already:
+            continue
+        if already and (parts is None or parts & already):
+            raise MutatuiError(
+                f"screen {record.name!r}: a part to merge holds some parts that are merged "
+                "already and some that are not; merge the single parts instead"
+            )
+        held.append(_Held(parts, record.planned_mutations, float(record.elapsed_seconds)))
+    return held
+
+
+def _merged_planned(held: Sequence[_Held]) -> int | None:
+    """Planned mutations of the parts held, each counted once."""
+    plans = [h.planned for h in held]
+    return None if None in plans else sum(plans)  # type: ignore[arg-type]
 
 
 def _reorder(connection: duckdb.DuckDBPyConnection, screen_id: int) -> None:
@@ -665,13 +662,13 @@ def _merge_screen(
     spec_hash: str,
     members: Sequence[tuple[str, ScreenRecord]],
 ) -> int:
-    existing = _first(
-        connection.execute(f"SELECT {_SCREEN_FIELDS} FROM screens WHERE name = ?", [name])
-    )
-    if existing is not None and existing[5] != spec_hash:
+    row = _first(connection.execute(f"SELECT {_SCREEN_FIELDS} FROM screens WHERE name = ?", [name]))
+    existing = None if row is None else ScreenRecord(*row)
+    if existing is not None and existing.spec_hash != spec_hash:
         raise MutatuiError(
             f"screen {name!r} exists in the output with a different spec; merge refused"
         )
+    held = _adding(existing, [record for _, record in members])
     first_alias, first = members[0]
     if existing is None:
         target = connection.execute(
@@ -684,7 +681,7 @@ def _merge_screen(
                 [target, first.screen_id],
             )
     else:
-        target = existing[0]
+        target = existing.screen_id
     for alias, record in members:
         _check_same_probes(connection, target, alias, record.screen_id, name)
     before = connection.execute(
@@ -695,29 +692,28 @@ def _merge_screen(
     if before:
         _reorder(connection, target)
     shards = [record.shard for _, record in members]
-    statuses = [record.status for _, record in members]
-    elapsed = _new_seconds(existing, members)
     if existing is not None:
-        shards.append(existing[6])
-        # a merge of some parts is 'interrupted' until every part is in; its parts are
-        # complete when it holds all the mutations they planned
-        parts_complete = existing[6] is not None and before == existing[7]
-        statuses.append("complete" if parts_complete else existing[8])
-        elapsed += float(existing[9])
+        shards.append(existing.shard)
     shard = _union_shards(shards)
-    complete = shard is None and all(s == "complete" for s in statuses)
+    planned = _merged_planned(held)
+    after = connection.execute(
+        "SELECT count(*) FROM mutations WHERE screen_id = ?", [target]
+    ).fetchall()[0][0]
+    # complete once it holds every part and every mutation they plan: also when the parts
+    # come one merge at a time, or a part still running at one merge is merged again finished
+    statuses = [record.status for _, record in members]
+    complete = shard is None and (
+        after == planned if planned is not None else all(s == "complete" for s in statuses)
+    )
     connection.execute(
         "UPDATE screens SET shard = ?, status = ?, planned_mutations = ?, elapsed_seconds = ?, "
         "updated_at = current_timestamp WHERE screen_id = ?",
         [
             shard,
             "complete" if complete else "interrupted",
-            _merged_planned(existing, members),
-            elapsed,
+            planned,
+            sum(h.seconds for h in held),
             target,
         ],
     )
-    after = connection.execute(
-        "SELECT count(*) FROM mutations WHERE screen_id = ?", [target]
-    ).fetchall()[0][0]
     return int(after - before)
