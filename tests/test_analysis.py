@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from mutatui.analysis.stats import (
 )
 from mutatui.analysis.writers import first_word, writer_groups, writer_mask
 from mutatui.cli import main
+from mutatui.commands.analyze import Report
 from mutatui.errors import MutatuiError
 from mutatui.store.frames import load_sites, load_styled, pick_screen
 
@@ -277,6 +279,53 @@ def test_min_severity_counts_only_graver_phenotypes(planted, capsys):
     assert main(["analyze", str(path), "--min-severity", "3", "--permutations", "100"]) == 0
     printed = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal width
     assert "phenotype: a changed output graded severe (text probes only);" in printed
+
+
+def markdown_tables(text: str) -> dict[str, list[list[str]]]:
+    """The pipe tables of a Markdown text by their bold title line: header row first."""
+    tables: dict[str, list[list[str]]] = {}
+    blocks = text.split("\n\n")
+    for title, block in pairwise(blocks):
+        lines = block.splitlines()
+        if title.startswith("**") and lines and all(line.startswith("|") for line in lines):
+            assert set(lines[1]) <= set("|-")  # the header's rule
+            rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+            tables[title.strip("*")] = [rows[0], *rows[2:]]
+    return tables
+
+
+def test_markdown_report_holds_the_numbers_of_the_analysis(planted, capsys):
+    path, _, _ = planted
+    assert main(["analyze", str(path), "--markdown", "--permutations", "100"]) == 0
+    text = capsys.readouterr().out
+    assert "\x1b" not in text and "━" not in text
+    assert "\n### sites 64x64: 3712 tested" in text
+    tables = markdown_tables(text)
+    assert set(tables) == {
+        "phenotype rate per matrix type",
+        "phenotype rate per layer",
+        "permutation tests (screen-wide: summed z over strata)",
+        "writer groups by first word",
+    }
+    for rows in tables.values():
+        assert len({len(row) for row in rows}) == 1  # no cell split by a stray pipe
+    by_type = tables["phenotype rate per matrix type"]
+    assert by_type[0][:3] == ["matrix", "max tested", "max rate"]
+    shape = analyze(path, permutations=100).shapes[0]
+    expected = {(r.key, r.kind): r for r in shape.by_type}
+    for matrix, max_tested, max_rate, *_ in by_type[1:]:
+        assert (int(max_tested), max_rate) == (
+            expected[matrix, "max"].tested,
+            f"{expected[matrix, 'max'].rate:.1%}",
+        )
+    assert tables["writer groups by first word"][1][0] == "`oh`"
+    report = Report.markdown_output()
+    assert report.verbatim("a|b*") == "`a\\|b*`" and report.verbatim("x`y") == "``x`y``"
+    assert Report.terminal().verbatim("a|b*") == "a|b*"
+    with pytest.raises(SystemExit) as refused:
+        main(["analyze", str(path), "--markdown", "--json"])
+    assert refused.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_probe_filter_and_bad_names(planted):

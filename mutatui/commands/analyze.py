@@ -6,10 +6,13 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mutatui.analysis.report import DEFAULT_PERMUTATIONS, ScreenAnalysis, ShapeAnalysis, analyze
 from mutatui.analysis.stats import LineEnrichmentResult, NullSummary, RateRow, one_sided
@@ -21,6 +24,7 @@ from mutatui.commands.common import (
 from mutatui.errors import MutatuiError
 
 REPORT_WIDTH = 120
+MARKDOWN_WIDTH = 10_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"permutations per test (default {DEFAULT_PERMUTATIONS})",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the permutations")
-    parser.add_argument("--json", action="store_true", help="print everything as one JSON object")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print everything as one JSON object")
+    output.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the tables as Markdown (for a README or a notebook), never wrapped",
+    )
     parser.add_argument(
         "--against",
         metavar="SCREEN",
@@ -105,15 +115,71 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
         return 0
-    print_analysis(report_console(), result)
+    print_analysis(Report.markdown_output() if args.markdown else Report.terminal(), result)
     return 0
 
 
-def report_console() -> Console:
-    """Standard output, 120 columns wide when it is a file or pipe (rich's default of 80 wraps
-    the test names of the tables); a terminal's width, or COLUMNS, wins."""
-    redirected = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    return Console(width=REPORT_WIDTH if redirected else None)
+@dataclass(frozen=True)
+class Report:
+    """Where the analysis is printed: rich tables on a terminal, or Markdown."""
+
+    console: Console
+    markdown: bool = False
+
+    @classmethod
+    def terminal(cls) -> Report:
+        """Standard output, 120 columns wide when it is a file or pipe (rich's default of 80
+        wraps the test names of the tables); a terminal's width, or COLUMNS, wins."""
+        redirected = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+        return cls(Console(width=REPORT_WIDTH if redirected else None))
+
+    @classmethod
+    def markdown_output(cls) -> Report:
+        """Plain text wide enough that no table row or paragraph is ever wrapped."""
+        console = Console(width=MARKDOWN_WIDTH, color_system=None, highlight=False)
+        return cls(console, markdown=True)
+
+    def table(self, title: str | None = None) -> Table:
+        return Table(
+            title=title, title_justify="left", box=box.MARKDOWN if self.markdown else box.HEAVY_HEAD
+        )
+
+    def verbatim(self, text: str) -> str:
+        """Text from the model (a first word) as it is: in Markdown a code span, so that `*`
+        or `_` do not turn into emphasis, with its pipes escaped, as a table cell needs."""
+        if not self.markdown:
+            return text
+        fence = "``" if "`" in text else "`"
+        return f"{fence}{text}{fence}".replace("|", "\\|")
+
+    def heading(self, text: str) -> None:
+        if self.markdown:
+            self.console.print(f"### {text}\n", markup=False)
+        else:
+            self.console.rule(text)
+
+    def show(self, table: Table) -> None:
+        if not self.markdown:
+            self.console.print(table)
+            return
+        if table.title:
+            # a Markdown table has no caption: its title is a line of its own above it
+            self.paragraph(f"**{table.title}**")
+            table.title = None
+        with self.console.capture() as captured:
+            self.console.print(table)
+        # rich draws the Markdown box's top and bottom edges as lines of spaces
+        lines = [line.rstrip() for line in captured.get().splitlines() if line.strip()]
+        self.paragraph("\n".join(lines))
+
+    def paragraph(self, text: str, bold: str = "", dim: bool = False) -> None:
+        """A line of text; `bold` goes in front of it, in bold."""
+        if self.markdown:
+            self.console.print(f"**{bold}**{text}" if bold else text, markup=False)
+            self.console.print()
+        else:
+            styled = Text.assemble((bold, "bold"), text, style="dim" if dim else "")
+            self.console.print(styled)
 
 
 TESTS_LEGEND = (
@@ -138,8 +204,8 @@ def _null(summary: NullSummary | None, digits: int = 3) -> tuple[str, str, str]:
     )
 
 
-def _rate_table(title: str, rows: list[RateRow], label: str) -> Table:
-    table = Table(title=title, title_justify="left")
+def _rate_table(report: Report, title: str, rows: list[RateRow], label: str) -> Table:
+    table = report.table(title)
     table.add_column(label)
     kinds = sorted({row.kind for row in rows}, key=lambda k: (k not in ("max", "min"), k))
     for kind in kinds:
@@ -160,16 +226,16 @@ def _rate_table(title: str, rows: list[RateRow], label: str) -> Table:
     return table
 
 
-def _print_shape(console: Console, shape: ShapeAnalysis) -> None:
+def _print_shape(report: Report, shape: ShapeAnalysis) -> None:
     rows, cols = shape.shape
-    console.rule(
+    report.heading(
         f"sites {rows}x{cols}: {shape.tested} tested, {shape.phenotypes} phenotypes "
         f"({shape.phenotypes / max(shape.tested, 1):.1%}), {shape.severe} severe"
     )
-    console.print(_rate_table("phenotype rate per matrix type", shape.by_type, "matrix"))
-    console.print(_rate_table("phenotype rate per layer", shape.by_layer, "layer"))
+    report.show(_rate_table(report, "phenotype rate per matrix type", shape.by_type, "matrix"))
+    report.show(_rate_table(report, "phenotype rate per layer", shape.by_layer, "layer"))
     balance = shape.balance
-    console.print(
+    report.paragraph(
         f"kind balance (matrices with >= {balance.min_phenotypes} phenotypes; "
         f"one-sided = >= {balance.only:.0%} of the rate from one kind): "
         f"{balance.mixed} mixed, {balance.max_only} max-only, {balance.min_only} min-only, "
@@ -177,10 +243,8 @@ def _print_shape(console: Console, shape: ShapeAnalysis) -> None:
     )
     for kind, matrices in one_sided(balance).items():
         if matrices:
-            console.print(f"  {kind}-only: {', '.join(matrices)}")
-    tests = Table(
-        title="permutation tests (screen-wide: summed z over strata)", title_justify="left"
-    )
+            report.paragraph(f"  {kind}-only: {', '.join(matrices)}")
+    tests = report.table("permutation tests (screen-wide: summed z over strata)")
     for column in ("test", "observed", "null mean", "screen-wide", "strata p<0.01"):
         tests.add_column(column, justify="left" if column == "test" else "right")
     for result in shape.clustering:
@@ -234,23 +298,25 @@ def _print_shape(console: Console, shape: ShapeAnalysis) -> None:
     ):
         observed, null, combined = _null(shared.pairs)
         tests.add_row(f"{label} ({shared.flagged})", observed, null, combined, "")
-    console.print(tests)
-    console.print(TESTS_LEGEND, style="dim")
+    report.show(tests)
+    report.paragraph(TESTS_LEGEND, dim=True)
     for label, shared in (("V columns", shape.v_columns), ("writer rows", shape.writer_rows)):
         if shared.top_lines:
             lines = ", ".join(
                 f"{shared.axis} {line} of {extent} in {count} matrices"
                 for extent, line, count in shared.top_lines
             )
-            console.print(f"most shared {label}: {lines}")
+            report.paragraph(f"most shared {label}: {lines}")
 
 
-def _print_lines(console: Console, result: LineEnrichmentResult) -> None:
-    console.rule(f"whole lines against {result.against}'s elements of the same matrix")
+def _print_lines(report: Report, result: LineEnrichmentResult) -> None:
+    report.heading(f"whole lines against {result.against}'s elements of the same matrix")
     if not result.lines:
-        console.print("no whole line of elements tested yet, or none in a matrix both screens hold")
+        report.paragraph(
+            "no whole line of elements tested yet, or none in a matrix both screens hold"
+        )
         return
-    table = Table(title_justify="left")
+    table = report.table()
     table.add_column("line", no_wrap=True)
     for column in ("kind", "tested", "rate", "other tested", "other rate", "line vs other"):
         table.add_column(column, justify="right")
@@ -264,40 +330,41 @@ def _print_lines(console: Console, result: LineEnrichmentResult) -> None:
             f"{test.against_phenotypes / test.against_tested:.1%}",
             f"z={test.test.z:+.1f} p={test.test.p:.3g}",
         )
-    console.print(table)
+    report.show(table)
     overall = _null(result.overall)[2] if result.overall else "-"
-    console.print(
+    report.paragraph(
         f"screen-wide (summed z over {len(result.lines)} line tests): {overall}; null: the "
         "phenotypes shuffled among the line's and the other screen's sites of that matrix and "
         f"kind, {result.permutations} times; upper tail",
-        style="dim",
+        dim=True,
     )
 
 
-def print_analysis(console: Console, result: ScreenAnalysis) -> None:
+def print_analysis(report: Report, result: ScreenAnalysis) -> None:
     screen = result.screen
-    console.print(
-        f"[bold]{screen.name}[/bold] ({screen.model}, {screen.decoding}, {screen.status}); "
+    report.paragraph(
+        f" ({screen.model}, {screen.decoding}, {screen.status}); "
         f"probes: {', '.join(result.probes) or 'none'}; "
         f"phenotype: {describe_phenotype(result.min_severity, result.text_severity)}; "
-        f"{result.permutations} permutations, seed {result.seed}"
+        f"{result.permutations} permutations, seed {result.seed}",
+        bold=screen.name,
     )
     if not result.shapes:
-        console.print("no results yet")
+        report.paragraph("no results yet")
     for shape in result.shapes:
-        _print_shape(console, shape)
+        _print_shape(report, shape)
     if result.lines is not None:
-        _print_lines(console, result.lines)
+        _print_lines(report, result.lines)
     writers = result.writers
-    console.rule(
+    report.heading(
         f"writers: {writers.writer_mutations} mutations, {writers.writer_outcomes} of "
         f"{writers.changed_outcomes} changed outcomes conversational or poetic"
     )
     baselines = ", ".join(
         f"{probe}: {word!r}" for probe, word in writers.baseline_first_words.items()
     )
-    console.print(f"baseline first words: {baselines}")
-    table = Table(title="writer groups by first word", title_justify="left")
+    report.paragraph(f"baseline first words: {baselines}")
+    table = report.table("writer groups by first word")
     for column in (
         "first word",
         "outcomes",
@@ -311,7 +378,7 @@ def print_analysis(console: Console, result: ScreenAnalysis) -> None:
         table.add_column(column, justify="left" if column == "first word" else "right")
     for group in writers.groups:
         table.add_row(
-            group.word,
+            Text(report.verbatim(group.word)),
             str(group.outcomes),
             str(group.mutations),
             str(group.matrices),
@@ -320,4 +387,4 @@ def print_analysis(console: Console, result: ScreenAnalysis) -> None:
             str(group.poetic),
             f"{group.changed_share:.1%}",
         )
-    console.print(table)
+    report.show(table)
