@@ -691,19 +691,18 @@ def _merge_screen(
         _append_new_rows(connection, target, members, table, key, stored_in, stored_key)
     if before:
         _reorder(connection, target)
-    shards = [record.shard for _, record in members]
-    if existing is not None:
-        shards.append(existing.shard)
-    shard = _union_shards(shards)
+    records = [record for _, record in members] + ([existing] if existing else [])
+    shard = _union_shards([record.shard for record in records])
     planned = _merged_planned(held)
     after = connection.execute(
         "SELECT count(*) FROM mutations WHERE screen_id = ?", [target]
     ).fetchall()[0][0]
     # complete once it holds every part and every mutation they plan: also when the parts
     # come one merge at a time, or a part still running at one merge is merged again finished
-    statuses = [record.status for _, record in members]
     complete = shard is None and (
-        after == planned if planned is not None else all(s == "complete" for s in statuses)
+        after == planned
+        if planned is not None
+        else all(record.status == "complete" for record in records)
     )
     connection.execute(
         "UPDATE screens SET shard = ?, status = ?, planned_mutations = ?, elapsed_seconds = ?, "
