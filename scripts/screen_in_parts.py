@@ -33,7 +33,6 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from mutatui.errors import MutatuiError
-from mutatui.screening.spec import load_spec_file
 from mutatui.store.database import lock_path, writer_lock
 from mutatui.store.screens import find_screen, merge, shard_parts
 
@@ -144,6 +143,10 @@ def run_part(spec: Path, k: int, n: int, done: Path, name: str, flags: Sequence[
 
 
 def run(args: argparse.Namespace, flags: Sequence[str]) -> int:
+    # imported here: the spec module loads torch (seconds), which `merge`, run by every
+    # `make run` before the explorer opens, does not need
+    from mutatui.screening.spec import load_spec_file
+
     name = load_spec_file(args.spec).get("name")
     if not isinstance(name, str) or not name.strip():
         raise MutatuiError(f'{args.spec}: a spec run in parts needs a name, e.g. name = "tiles"')
