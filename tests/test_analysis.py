@@ -322,6 +322,12 @@ def test_markdown_report_holds_the_numbers_of_the_analysis(planted, capsys):
     report = Report.markdown_output()
     assert report.verbatim("a|b*") == "`a\\|b*`" and report.verbatim("x`y") == "``x`y``"
     assert Report.terminal().verbatim("a|b*") == "a|b*"
+    shown = report.table("a title")
+    shown.add_column("a")
+    shown.add_row("1")
+    report.show(shown)
+    assert shown.title == "a title"  # printing it as Markdown leaves the table as it was
+    assert markdown_tables(capsys.readouterr().out) == {"a title": [["a"], ["1"]]}
     with pytest.raises(SystemExit) as refused:
         main(["analyze", str(path), "--markdown", "--json"])
     assert refused.value.code == 2

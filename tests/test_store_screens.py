@@ -268,7 +268,7 @@ def test_merge_complete_shards_gives_a_complete_screen(tmp_path, capsys):
     assert rows(one_by_one, "SELECT shard, status FROM screens") == [("1/2", "interrupted")]
     # the explorer says it holds only some of the spec's parts
     (listed,) = queries.list_screens(one_by_one)
-    assert listed.state == "interrupted, 1 of 2 parts"
+    assert listed.state == "interrupted, 1 of 2 parts (1)"
     # and so does `mutatui info`, whose share is of the parts' plan, not the spec's
     assert cli.main(["info", str(one_by_one)]) == 0
     shown = " ".join(capsys.readouterr().out.split())
@@ -277,6 +277,12 @@ def test_merge_complete_shards_gives_a_complete_screen(tmp_path, capsys):
     store.merge(one_by_one, [two])
     assert rows(one_by_one, "SELECT shard, status FROM screens") == [(None, "complete")]
     assert queries.list_screens(one_by_one)[0].state == "complete"
+
+
+def test_parts_held_are_described_with_runs_shortened_to_ranges():
+    assert store.describe_parts(frozenset({1}), 2) == "1 of 2 parts (1)"
+    assert store.describe_parts(frozenset({3, 1, 2, 7}), 54) == "4 of 54 parts (1-3, 7)"
+    assert store.describe_parts(frozenset({5, 9, 10}), 54) == "3 of 54 parts (5, 9-10)"
 
 
 def test_merge_refuses_disagreeing_parts(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -165,9 +166,10 @@ class Report:
         if table.title:
             # a Markdown table has no caption: its title is a line of its own above it
             self.paragraph(f"**{table.title}**")
-            table.title = None
+        untitled = copy.copy(table)
+        untitled.title = None
         with self.console.capture() as captured:
-            self.console.print(table)
+            self.console.print(untitled)
         # rich draws the Markdown box's top and bottom edges as lines of spaces
         lines = [line.rstrip() for line in captured.get().splitlines() if line.strip()]
         self.paragraph("\n".join(lines))

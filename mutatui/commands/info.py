@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from mutatui.store.screens import shard_parts, summarize
+    from mutatui.store.screens import describe_parts, shard_parts, summarize
 
     summaries = summarize(args.db)
     if args.json:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column("field", style="bold")
         table.add_column("value")
         table.add_row("model", escape(s.screen.model))
-        table.add_row("shard", "whole spec" if parts is None else _parts_held(*parts))
+        table.add_row("shard", "whole spec" if parts is None else describe_parts(*parts))
         table.add_row(
             "mutations",
             f"{s.done} of {planned if planned is not None else '?'}{of_parts}{share}",
@@ -76,8 +76,3 @@ def run(args: argparse.Namespace) -> int:
         table.add_row("time", f"{s.screen.elapsed_seconds:.0f} s screening, {rate:.2f} mutations/s")
         console.print(table)
     return 0
-
-
-def _parts_held(parts: frozenset[int], count: int) -> str:
-    numbers = ", ".join(str(k) for k in sorted(parts))
-    return f"{len(parts)} of {count} parts ({numbers})"

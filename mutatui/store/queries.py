@@ -18,7 +18,7 @@ import numpy as np
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.store.database import connect, writer_alive
-from mutatui.store.screens import shard_parts
+from mutatui.store.screens import describe_parts, shard_parts
 
 KINDS = ("max", "min", "zero", "value")
 BLOCK_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
@@ -52,8 +52,7 @@ class ScreenSummary:
         parts = shard_parts(self.shard)
         if parts is None:
             return self.status
-        held, count = parts
-        return f"{self.status}, {len(held)} of {count} parts"
+        return f"{self.status}, {describe_parts(*parts)}"
 
 
 @dataclass(frozen=True)

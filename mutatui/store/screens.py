@@ -472,6 +472,19 @@ def shard_parts(shard: str | None) -> tuple[frozenset[int], int] | None:
     return frozenset(int(v) for v in match[1].split(",")), int(match[2])
 
 
+def describe_parts(held: frozenset[int], count: int) -> str:
+    """ "3 of 54 parts (1-2, 5)": how many of a spec's parts a screen holds, and which, with
+    runs of consecutive parts shortened to ranges so a long build stays one line."""
+    runs: list[list[int]] = []
+    for part in sorted(held):
+        if runs and part == runs[-1][-1] + 1:
+            runs[-1].append(part)
+        else:
+            runs.append([part])
+    which = ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+    return f"{len(held)} of {count} parts ({which})"
+
+
 def _union_shards(
     shards: Sequence[str | None],
 ) -> str | None:
@@ -575,12 +588,10 @@ def _adding(existing: ScreenRecord | None, members: Sequence[ScreenRecord]) -> l
     a part still ran, the rest of that part's time cannot be told apart from what it had.
     """
     held: list[_Held] = []
+    already: set[int] = set()
     for record in [existing, *members] if existing is not None else members:
-        if any(h.parts is None for h in held):
-            break
         parsed = shard_parts(record.shard)
         parts = None if parsed is None else parsed[0]
-        already = frozenset[int]().union(*(h.parts or () for h in held))
         if parts is not None and parts <= already:
             continue
         if already and (parts is None or parts & already):
@@ -589,6 +600,9 @@ def _adding(existing: ScreenRecord | None, members: Sequence[ScreenRecord]) -> l
                 "already and some that are not; merge the single parts instead"
             )
         held.append(_Held(parts, record.planned_mutations, float(record.elapsed_seconds)))
+        if parts is None:
+            break
+        already |= parts
     return held
 
 
