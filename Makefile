@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test setup lint clean-venv screens.db screenshots
+.PHONY: run test setup lint clean-venv screens.db screenshots findings
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,3 +71,10 @@ screens.db: $(STAMP)
 SHOT_SITE ?= L0.q[0,0]
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py $(DB) assets --screen tiles-64 --site '$(SHOT_SITE)'
+
+# The material of the README's FINDINGS (scripts/findings.py): each bundled screen's
+# `mutatui analyze --markdown` report and `mutatui plot` figures, with the commands behind them.
+FINDINGS ?= findings
+findings: $(STAMP)
+	@if [ "$(DB)" = screens.db ]; then $(IN_PARTS) merge --dir $(PARTS) --db $(DB); fi
+	$(BIN)/python scripts/findings.py $(DB) $(FINDINGS)

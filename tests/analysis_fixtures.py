@@ -193,3 +193,16 @@ def insert_columns(db, table: str, columns: tuple[str, ...], rows: list[tuple]) 
     values = {f"c{i}": [row[i] for row in rows] for i in range(len(columns))}
     selects = ", ".join(f"unnest($c{i})" for i in range(len(columns)))
     db.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selects}", values)
+
+
+def markdown_tables(text: str) -> dict[str, list[list[str]]]:
+    """The pipe tables of a Markdown text by their bold title line: header row first."""
+    tables: dict[str, list[list[str]]] = {}
+    blocks = text.split("\n\n")
+    for title, block in itertools.pairwise(blocks):
+        lines = block.splitlines()
+        if title.startswith("**") and lines and all(line.startswith("|") for line in lines):
+            assert set(lines[1]) <= set("|-")  # the header's rule
+            rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+            tables[title.strip("*")] = [rows[0], *rows[2:]]
+    return tables

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
-from analysis_fixtures import FixtureScreen
+from analysis_fixtures import FixtureScreen, markdown_tables
 
 from mutatui.analysis.lines import dense_lines, sensitive_tiles
 from mutatui.analysis.report import analyze
@@ -279,19 +278,6 @@ def test_min_severity_counts_only_graver_phenotypes(planted, capsys):
     assert main(["analyze", str(path), "--min-severity", "3", "--permutations", "100"]) == 0
     printed = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal width
     assert "phenotype: a changed output graded severe (text probes only);" in printed
-
-
-def markdown_tables(text: str) -> dict[str, list[list[str]]]:
-    """The pipe tables of a Markdown text by their bold title line: header row first."""
-    tables: dict[str, list[list[str]]] = {}
-    blocks = text.split("\n\n")
-    for title, block in pairwise(blocks):
-        lines = block.splitlines()
-        if title.startswith("**") and lines and all(line.startswith("|") for line in lines):
-            assert set(lines[1]) <= set("|-")  # the header's rule
-            rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
-            tables[title.strip("*")] = [rows[0], *rows[2:]]
-    return tables
 
 
 def test_markdown_report_holds_the_numbers_of_the_analysis(planted, capsys):

@@ -1,0 +1,147 @@
+"""The material of the README's FINDINGS: each bundled screen's analysis and figures.
+
+    .venv/bin/python scripts/findings.py screens.db findings/
+
+For every analysis below whose screens are in the database, runs `mutatui analyze --markdown`
+into `<name>.md` and, where it has figures, `mutatui plot` into `figures/<name>/`, then writes
+`index.md`: the state of each screen analysed (a build still running says which parts it
+holds) and the command behind every file, so each number the README quotes can be made again.
+An analysis whose screen is not in the database yet is listed as skipped, not an error: the
+bundled screens are built one after another over many sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mutatui.errors import MutatuiError
+from mutatui.store.queries import ScreenSummary, list_screens
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One report of `mutatui analyze` (and its figures) on one bundled screen."""
+
+    name: str
+    screen: str
+    about: str
+    flags: tuple[str, ...] = ()
+    against: str | None = None
+    figures: bool = True
+
+    def needs(self) -> tuple[str, ...]:
+        return (self.screen,) if self.against is None else (self.screen, self.against)
+
+    def analyze_args(self, db: Path) -> list[str]:
+        against = () if self.against is None else ("--against", self.against)
+        return ["analyze", str(db), "--screen", self.screen, *self.flags, *against, "--markdown"]
+
+    def plot_args(self, db: Path, folder: Path) -> list[str]:
+        return ["plot", str(db), str(folder), "--screen", self.screen, *self.flags]
+
+
+ANALYSES = (
+    Analysis(
+        "tiles-64",
+        "tiles-64",
+        "every tile mutation that changed any probe's output (the paper's phenotype)",
+        figures=False,
+    ),
+    Analysis(
+        "tiles-64-severe",
+        "tiles-64",
+        "tile mutations graded severe: nearly every tile changes the text, so the structure "
+        "shows here",
+        ("--min-severity", "3"),
+    ),
+    Analysis(
+        "tiles-64-severe-text",
+        "tiles-64",
+        "tile mutations whose text alone is graded severe (the choice assay left out)",
+        ("--min-severity", "3", "--text-severity"),
+        figures=False,
+    ),
+    Analysis(
+        "elements-random",
+        "elements-random",
+        "random single elements of every matrix that changed any probe's text",
+    ),
+    Analysis(
+        "elements-lines",
+        "elements-lines",
+        "whole rows and columns through the most sensitive tiles, each line against random "
+        "elements of its own matrix",
+        against="elements-random",
+    ),
+)
+
+
+def mutatui(args: list[str], stdout: Path | None = None) -> None:
+    """Run the project's own CLI, as a reader would, failing loudly with its message."""
+    command = [sys.executable, "-m", "mutatui", *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise MutatuiError(f"`mutatui {' '.join(args)}` failed: {done.stderr.strip()}")
+    if stdout is not None:
+        stdout.write_text(done.stdout)
+
+
+def describe(summary: ScreenSummary) -> str:
+    return (
+        f"`{summary.name}`: {summary.state}, {summary.mutations:,} mutations tested, "
+        f"{summary.phenotypes:,} changed some probe"
+    )
+
+
+def write_findings(db: Path, out: Path) -> list[str]:
+    """Write every report and figure that `db` has the screens for; the index's lines."""
+    if not db.exists():
+        raise MutatuiError(f"{db}: no such database (make screens.db builds the bundled one)")
+    screens = {summary.name: summary for summary in list_screens(db)}
+    out.mkdir(parents=True, exist_ok=True)
+    index = [
+        "# Findings material",
+        "",
+        f"Written by `scripts/findings.py {db} {out}` (`make findings`) from:",
+        "",
+        *(f"- {describe(screens[name])}" for name in sorted(screens)),
+        "",
+    ]
+    for analysis in ANALYSES:
+        missing = [name for name in analysis.needs() if name not in screens]
+        if missing:
+            index.append(f"- {analysis.name}: skipped, {', '.join(missing)} not in {db} yet")
+            continue
+        print(f"findings: {analysis.name}", file=sys.stderr)
+        report = out / f"{analysis.name}.md"
+        mutatui(analysis.analyze_args(db), stdout=report)
+        made = [f"[{report.name}]({report.name}) (`mutatui {' '.join(analysis.analyze_args(db))}`)"]
+        if analysis.figures:
+            folder = out / "figures" / analysis.name
+            mutatui(analysis.plot_args(db, folder))
+            made.append(f"[figures/{analysis.name}/](figures/{analysis.name}/)")
+        index.append(f"- {analysis.name}: {analysis.about}: {'; '.join(made)}")
+    (out / "index.md").write_text("\n".join(index) + "\n")
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("db", type=Path, help="the database (screens.db)")
+    parser.add_argument("out", type=Path, help="the folder to write into (created if missing)")
+    args = parser.parse_args(argv)
+    try:
+        write_findings(args.db, args.out)
+    except MutatuiError as error:
+        print(f"findings: {error}", file=sys.stderr)
+        return 1
+    print(f"findings: wrote {args.out / 'index.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
