@@ -80,7 +80,7 @@ ANALYSES = (
 )
 
 
-def mutatui(args: list[str], stdout: Path | None = None) -> None:
+def run_cli(args: list[str], stdout: Path | None = None) -> None:
     """Run the project's own CLI, as a reader would, failing loudly with its message."""
     command = [sys.executable, "-m", "mutatui", *args]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -118,11 +118,11 @@ def write_findings(db: Path, out: Path) -> list[str]:
             continue
         print(f"findings: {analysis.name}", file=sys.stderr)
         report = out / f"{analysis.name}.md"
-        mutatui(analysis.analyze_args(db), stdout=report)
+        run_cli(analysis.analyze_args(db), stdout=report)
         made = [f"[{report.name}]({report.name}) (`mutatui {' '.join(analysis.analyze_args(db))}`)"]
         if analysis.figures:
             folder = out / "figures" / analysis.name
-            mutatui(analysis.plot_args(db, folder))
+            run_cli(analysis.plot_args(db, folder))
             made.append(f"[figures/{analysis.name}/](figures/{analysis.name}/)")
         index.append(f"- {analysis.name}: {analysis.about}: {'; '.join(made)}")
     (out / "index.md").write_text("\n".join(index) + "\n")
