@@ -286,6 +286,9 @@ def test_markdown_report_holds_the_numbers_of_the_analysis(planted, capsys):
     text = capsys.readouterr().out
     assert "\x1b" not in text and "━" not in text
     assert "\n### sites 64x64: 3712 tested" in text
+    # the planted V column and writer row, with the rows and columns each 64-wide line covers
+    assert "most shared V columns: col 5 (320:384) of 512 in 4 matrices" in text
+    assert "most shared writer rows: row 2 (128:192) of 1024 in 4 matrices" in text
     tables = markdown_tables(text)
     assert set(tables) == {
         "phenotype rate per matrix type",

@@ -304,11 +304,20 @@ def _print_shape(report: Report, shape: ShapeAnalysis) -> None:
     report.paragraph(TESTS_LEGEND, dim=True)
     for label, shared in (("V columns", shape.v_columns), ("writer rows", shape.writer_rows)):
         if shared.top_lines:
+            size = rows if shared.axis == "row" else cols
             lines = ", ".join(
-                f"{shared.axis} {line} of {extent} in {count} matrices"
+                f"{_line_span(shared.axis, line, size)} of {extent} in {count} matrices"
                 for extent, line, count in shared.top_lines
             )
             report.paragraph(f"most shared {label}: {lines}")
+
+
+def _line_span(axis: str, line: int, size: int) -> str:
+    """A line in units of the sites' size, with the rows or columns it covers: "col 7
+    (448:512)" for 64-wide tiles, "col 7" for single elements."""
+    if size == 1:
+        return f"{axis} {line}"
+    return f"{axis} {line} ({line * size}:{(line + 1) * size})"
 
 
 def _print_lines(report: Report, result: LineEnrichmentResult) -> None:
