@@ -24,7 +24,7 @@ setup: $(STAMP)
 # `make run` opens the bundled screen: the parts of it finished so far, merged into screens.db
 # (a no-op once they are in). With no parts and no database it opens live mode on SmolLM2.
 run: $(STAMP)
-	@if [ "$(DB)" = screens.db ]; then $(IN_PARTS) merge --dir $(PARTS) --db $(DB); fi
+	@$(MERGE_PARTS)
 	@if [ -f $(DB) ]; then \
 		$(BIN)/mutatui browse $(DB); \
 	else \
@@ -57,6 +57,8 @@ ELEMENT_PARTS ?= 16
 LINE_TILES ?= 6
 SCREEN_FLAGS ?=
 IN_PARTS = $(BIN)/python scripts/screen_in_parts.py
+# the bundled database takes in the parts finished so far (a no-op once they are in)
+MERGE_PARTS = if [ "$(DB)" = screens.db ]; then $(IN_PARTS) merge --dir $(PARTS) --db $(DB); fi
 
 screens.db: $(STAMP)
 	$(IN_PARTS) run screens/tiles.toml --parts $(TILE_PARTS) --dir $(PARTS) --db $(DB) $(SCREEN_FLAGS)
@@ -76,5 +78,5 @@ screenshots: $(STAMP)
 # `mutatui analyze --markdown` report and `mutatui plot` figures, with the commands behind them.
 FINDINGS ?= findings
 findings: $(STAMP)
-	@if [ "$(DB)" = screens.db ]; then $(IN_PARTS) merge --dir $(PARTS) --db $(DB); fi
+	@$(MERGE_PARTS)
 	$(BIN)/python scripts/findings.py $(DB) $(FINDINGS)

@@ -97,8 +97,8 @@ def describe(summary: ScreenSummary) -> str:
     )
 
 
-def write_findings(db: Path, out: Path) -> list[str]:
-    """Write every report and figure that `db` has the screens for; the index's lines."""
+def write_findings(db: Path, out: Path) -> None:
+    """Write every report and figure that `db` has the screens for, and their index."""
     if not db.exists():
         raise MutatuiError(f"{db}: no such database (make screens.db builds the bundled one)")
     screens = {summary.name: summary for summary in list_screens(db)}
@@ -118,15 +118,15 @@ def write_findings(db: Path, out: Path) -> list[str]:
             continue
         print(f"findings: {analysis.name}", file=sys.stderr)
         report = out / f"{analysis.name}.md"
-        run_cli(analysis.analyze_args(db), stdout=report)
-        made = [f"[{report.name}]({report.name}) (`mutatui {' '.join(analysis.analyze_args(db))}`)"]
+        args = analysis.analyze_args(db)
+        run_cli(args, stdout=report)
+        made = [f"[{report.name}]({report.name}) (`mutatui {' '.join(args)}`)"]
         if analysis.figures:
             folder = out / "figures" / analysis.name
             run_cli(analysis.plot_args(db, folder))
             made.append(f"[figures/{analysis.name}/](figures/{analysis.name}/)")
         index.append(f"- {analysis.name}: {analysis.about}: {'; '.join(made)}")
     (out / "index.md").write_text("\n".join(index) + "\n")
-    return index
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -473,8 +473,8 @@ def shard_parts(shard: str | None) -> tuple[frozenset[int], int] | None:
 
 
 def describe_parts(held: frozenset[int], count: int) -> str:
-    """ "3 of 54 parts (1-2, 5)": how many of a spec's parts a screen holds, and which, with
-    runs of consecutive parts shortened to ranges so a long build stays one line."""
+    """How many of a spec's parts a screen holds, and which: "3 of 54 parts (1-2, 5)", runs of
+    consecutive parts shortened to ranges so that a long build stays one line."""
     runs: list[list[int]] = []
     for part in sorted(held):
         if runs and part == runs[-1][-1] + 1:
