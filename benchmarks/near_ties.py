@@ -28,6 +28,7 @@ from screen_throughput import PROMPT, element_mutations, tile_mutations
 from transformers import DynamicCache
 
 from mutatui.engine.decoding import Decoding, encode_prompt
+from mutatui.engine.kv import with_cache
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel, load_model
 from mutatui.engine.mutations import Mutation, mutated
@@ -48,9 +49,9 @@ def lone_logits(
         cache = DynamicCache()
         inputs = [sequence[:prompt], *([token] for token in sequence[prompt:])]
         steps = [
-            lm.model(input_ids=torch.tensor([ids]), past_key_values=cache, logits_to_keep=1).logits[
-                0, -1
-            ]
+            lm.model(
+                input_ids=torch.tensor([ids]), **with_cache(lm.model, cache), logits_to_keep=1
+            ).logits[0, -1]
             for ids in inputs
         ]
     return torch.stack(steps)

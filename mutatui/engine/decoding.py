@@ -20,6 +20,7 @@ import torch
 from transformers import DynamicCache
 
 from mutatui.engine.interventions import sample_deltas
+from mutatui.engine.kv import with_cache
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation, mutated
@@ -193,7 +194,7 @@ def stream_batch(
     with torch.inference_mode(), sample_deltas(catalog, assignments):
         for step in range(decoding.max_new_tokens):
             output = lm.model(
-                input_ids=input_ids, past_key_values=cache, use_cache=True, **last_logits_only
+                input_ids=input_ids, **with_cache(lm.model, cache), **last_logits_only
             )
             logits = output.logits[:, -1, :]
             chooser = chooser or Chooser(decoding, logits.shape[-1])

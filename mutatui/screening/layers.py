@@ -18,12 +18,13 @@ from torch import nn
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from mutatui.engine.interventions import sample_deltas
+from mutatui.engine.kv import with_cache, without_cache_arguments
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.mutations import Mutation
 
 LAYERED_MODEL_TYPES = frozenset({"llama"})
-"""Model types whose decoder layers take (hidden, attention_mask, position_ids, past_key_values,
-use_cache, position_embeddings) and whose head is norm then lm_head, with nothing in between."""
+"""Model types whose decoder layers take (hidden, attention_mask, position_ids, a cache (see
+`engine.kv`), use_cache, position_embeddings) and whose head is norm then lm_head, with nothing in between."""
 
 
 class KVStore:
@@ -199,17 +200,13 @@ class LayerRunner:
             self.inner(input_ids=ids, use_cache=False)
         finally:
             handle.remove()
-        layer_kwargs = {
-            key: value
-            for key, value in captured.items()
-            if key not in ("past_key_values", "use_cache", "hidden_states")
-        }
+        layer_kwargs = without_cache_arguments(captured)
         kv = KVStore()
         layer_inputs: list[torch.Tensor] = []
         hidden = self.inner.embed_tokens(ids)
         for layer in self.layers:
             layer_inputs.append(hidden)
-            hidden = _hidden(layer(hidden, past_key_values=kv, use_cache=True, **layer_kwargs))
+            hidden = _hidden(layer(hidden, **with_cache(layer, kv), **layer_kwargs))
         final = self.inner.norm(hidden)[0]
         return BaselineTrace(layer_inputs, layer_kwargs, final, kv)
 
@@ -235,7 +232,7 @@ class LayerRunner:
                 hidden = _join(trace, layers, layer, hidden)
                 hidden = _hidden(
                     self.layers[layer](
-                        hidden, past_key_values=kv, use_cache=True, **trace.layer_kwargs
+                        hidden, **with_cache(self.layers[layer], kv), **trace.layer_kwargs
                     )
                 )
         return self.inner.norm(hidden[:, positions]), kv
@@ -253,7 +250,7 @@ class LayerRunner:
                 hidden = _join(trace, layers, layer, hidden)
                 hidden = _hidden(
                     self.layers[layer](
-                        hidden, past_key_values=kv, use_cache=True, **trace.layer_kwargs
+                        hidden, **with_cache(self.layers[layer], kv), **trace.layer_kwargs
                     )
                 )
             hidden = _join(trace, layers, last, hidden)
@@ -294,8 +291,7 @@ class LayerRunner:
                         hidden,
                         attention_mask=mask,
                         position_ids=position_ids,
-                        past_key_values=PrefixedKV(prefix),
-                        use_cache=True,
+                        **with_cache(self.layers[layer], PrefixedKV(prefix)),
                         position_embeddings=rotary,
                     )
                 )
@@ -339,8 +335,7 @@ class LayerRunner:
                 hidden[:, -1:],
                 attention_mask=mask[..., -1:, :],
                 position_ids=position_ids[:, -1:],
-                past_key_values=PrefixedKV(prefix, {len(self.layers) - 1: earlier}),
-                use_cache=True,
+                **with_cache(self.layers[-1], PrefixedKV(prefix, {len(self.layers) - 1: earlier})),
                 position_embeddings=(cos[:, -1:], sin[:, -1:]),
             )
         )
@@ -371,8 +366,7 @@ class LayerRunner:
                         hidden,
                         attention_mask=mask,
                         position_ids=position_ids,
-                        past_key_values=kv,
-                        use_cache=True,
+                        **with_cache(block, kv),
                         position_embeddings=rotary,
                     )
                 )

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from mutatui.engine.decoding import Decoding, Generation, naive_generate
+from mutatui.engine.kv import with_cache, without_cache_arguments
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation, mutated
@@ -74,11 +75,7 @@ class GenerateTrace:
             def hook(_module, args, kwargs):
                 hidden = args[0] if args else kwargs["hidden_states"]
                 if index == 0:
-                    extra = {
-                        key: value
-                        for key, value in kwargs.items()
-                        if key not in ("hidden_states", "past_key_values", "use_cache")
-                    }
+                    extra = without_cache_arguments(kwargs)
                     calls.append(_Call([], extra))
                 calls[-1].layer_inputs.append(hidden.detach().clone())
 
@@ -157,9 +154,7 @@ class GenerateTrace:
         """One decoder layer over `calls` in order, `hidden[n]` being call n's input; each is
         replaced by the layer's output."""
         for number, call in enumerate(calls):
-            output = layer(
-                hidden[number], past_key_values=cache, use_cache=True, **call.layer_kwargs
-            )
+            output = layer(hidden[number], **with_cache(layer, cache), **call.layer_kwargs)
             hidden[number] = output[0] if isinstance(output, tuple) else output
 
     def _baseline_kv(self) -> KVStore:
