@@ -9,6 +9,7 @@ cache to a model or a layer therefore asks the module's own signature for the na
 from __future__ import annotations
 
 import inspect
+from functools import cache
 
 from torch import nn
 
@@ -18,7 +19,14 @@ CACHE_KEYWORDS = ("cache", "past_key_values")
 
 def cache_keyword(module: nn.Module) -> str:
     """The name under which `module.forward` takes its key-value cache."""
-    parameters = inspect.signature(module.forward).parameters
+    return _cache_keyword_of(type(module))
+
+
+@cache
+def _cache_keyword_of(module_type: type[nn.Module]) -> str:
+    """Read once per module class: the layered engine asks for every layer at every decoding
+    step, and `inspect.signature` costs tens of microseconds."""
+    parameters = inspect.signature(module_type.forward).parameters
     return next((name for name in CACHE_KEYWORDS if name in parameters), CACHE_KEYWORDS[-1])
 
 

@@ -23,8 +23,9 @@ from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.mutations import Mutation
 
 LAYERED_MODEL_TYPES = frozenset({"llama"})
-"""Model types whose decoder layers take (hidden, attention_mask, position_ids, a cache (see
-`engine.kv`), use_cache, position_embeddings) and whose head is norm then lm_head, with nothing in between."""
+"""Model types whose decoder layers take (hidden, attention_mask, position_ids, a cache (named
+as `engine.kv` finds it), use_cache, position_embeddings) and whose head is norm then lm_head,
+with nothing in between."""
 
 
 class KVStore:
