@@ -3,6 +3,7 @@
     .venv/bin/python scripts/screen_in_parts.py run screens/tiles.toml --parts 54 \\
         --dir screens/parts --db screens.db [any `mutatui screen` flag, e.g. --batch-size 32]
     .venv/bin/python scripts/screen_in_parts.py merge --dir screens/parts --db screens.db
+    .venv/bin/python scripts/screen_in_parts.py snapshot --dir screens/parts --to /tmp/snapshots
 
 `make screens.db` builds the bundled screens this way, because its build spans many sessions
 on machines that do not keep their files: a finished part is a small file that can be committed
@@ -16,7 +17,12 @@ layers.
 `run` runs or resumes the parts in order, then merges them all into DB; it stops at the first
 part that does not finish (run it again to resume). `merge` merges every finished part found
 under DIR into DB and relabels the merged screens' styles (`mutatui restyle`), so DB shows the
-build so far; parts already merged are skipped.
+build so far; parts already merged are skipped. `snapshot` copies every unfinished part, as it
+stands between two of its screen's batches, to the same relative path under another folder and
+prints `PART<TAB>COPY` per part, so a session about to stop can commit the copy in the part's
+place without stopping the screen:
+
+    git update-index --add --cacheinfo "100644,$(git hash-object -w COPY),PART"
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from mutatui.errors import MutatuiError
-from mutatui.store.database import lock_path, writer_lock
+from mutatui.store.database import copy_database, lock_path, writer_lock
 from mutatui.store.screens import find_screen, merge, shard_parts
 
 PART_NAME = re.compile(r"^(\d+)-of-(\d+)\.db\.xz$")
@@ -174,6 +180,15 @@ def merge_all(args: argparse.Namespace) -> int:
     return 0
 
 
+def snapshot(args: argparse.Namespace) -> int:
+    for partial in sorted(args.dir.glob("*/*.partial.db")):
+        copy = args.to / partial.relative_to(args.dir)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy_database(partial, copy)
+        print(f"{partial}\t{copy}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -181,19 +196,24 @@ def parser() -> argparse.ArgumentParser:
     run_parser.add_argument("spec", type=Path, help="the screen spec (TOML, with a name)")
     run_parser.add_argument("--parts", type=int, required=True, help="how many parts (N)")
     merge_parser = commands.add_parser("merge", help="merge every finished part into DB")
-    for sub in (run_parser, merge_parser):
+    snapshot_parser = commands.add_parser("snapshot", help="copy every unfinished part")
+    for sub in (run_parser, merge_parser, snapshot_parser):
         sub.add_argument("--dir", type=Path, required=True, help="the folder of parts")
+    for sub in (run_parser, merge_parser):
         sub.add_argument("--db", type=Path, required=True, help="the database to merge into")
+    snapshot_parser.add_argument("--to", type=Path, required=True, help="the folder of copies")
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, flags = parser().parse_known_args(argv)
     try:
+        if args.command != "run" and flags:
+            raise MutatuiError(f"{args.command} takes no screen flags: {' '.join(flags)}")
         if args.command == "merge":
-            if flags:
-                raise MutatuiError(f"merge takes no screen flags: {' '.join(flags)}")
             return merge_all(args)
+        if args.command == "snapshot":
+            return snapshot(args)
         if args.parts < 1:
             raise MutatuiError(f"--parts must be 1 or more, not {args.parts}")
         return run(args, flags)

@@ -429,6 +429,18 @@ def test_a_spec_run_in_parts_killed_and_resumed_equals_the_whole(
     assert second.exists()
     assert not db.exists()
 
+    # `snapshot` copies the unfinished part only, to where a new checkout would resume it
+    copies = tmp_path / "copies"
+    snapshot = [sys.executable, str(PARTS_SCRIPT), "snapshot", "--dir", str(parts)]
+    listed = subprocess.run([*snapshot, "--to", str(copies)], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    copy = copies / "tiny" / "2-of-3.partial.db"
+    assert listed.stdout.splitlines() == [f"{second}\t{copy}"]
+    assert [p.relative_to(copies) for p in copies.rglob("*") if p.is_file()] == [
+        copy.relative_to(copies)
+    ]
+    assert dump(copy) == dump(second) and committed(copy) == committed(second)
+
     # `merge` shows the build so far: the finished part only
     merge = [sys.executable, str(PARTS_SCRIPT), "merge", *where]
     subprocess.run(merge, env=env, check=True, capture_output=True)

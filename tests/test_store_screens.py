@@ -17,8 +17,10 @@ from mutatui.store import screens as store
 from mutatui.store.database import (
     check_readable,
     connect,
+    copy_database,
     initialize,
     lock_path,
+    wal_path,
     writer_alive,
     writer_lock,
 )
@@ -206,6 +208,29 @@ def test_writer_lock_refuses_a_second_writer_and_dies_with_its_process(tmp_path)
     assert store.live_status(db, "running") == "interrupted"
     with writer_lock(db):
         assert writer_alive(db)
+
+
+# a writer that dies after committing, before DuckDB folds its log into the file
+DIE_BEFORE_CHECKPOINT = """
+import os, sys, duckdb
+connection = duckdb.connect(sys.argv[1])
+connection.execute("PRAGMA disable_checkpoint_on_shutdown")
+connection.execute("SET wal_autocheckpoint = '1GB'")
+connection.execute("UPDATE screens SET status = 'interrupted'")
+os._exit(0)
+"""
+
+
+def test_a_copy_holds_what_a_killed_writer_left_in_its_log(tmp_path):
+    db = _shard_db(tmp_path / "s.db", None, [1, 2, 3])
+    subprocess.run([sys.executable, "-c", DIE_BEFORE_CHECKPOINT, str(db)], check=True)
+    assert wal_path(db).exists()
+    copy = tmp_path / "copy.db"
+    copy_database(db, copy)
+    assert not wal_path(copy).exists()
+    assert rows(copy, "SELECT status FROM screens") == [("interrupted",)]
+    assert _dump(copy) == _dump(db)
+    assert wal_path(db).exists()  # the source is left as it was
 
 
 def _shard_db(path, shard, ids, status="complete", planned=None, tokens=(5, 6, 7)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,6 +136,30 @@ def lock_path(path: str | Path) -> Path:
     """The file a screen holds an flock on while it writes `path`."""
     target = Path(path)
     return target.with_name(target.name + ".lock")
+
+
+def wal_path(path: str | Path) -> Path:
+    """DuckDB's write-ahead log of `path`: while it exists, the file alone is not the database."""
+    target = Path(path)
+    return target.with_name(target.name + ".wal")
+
+
+def copy_database(source: str | Path, target: str | Path) -> None:
+    """Copy `source` to `target` as one self-contained file, also while a screen writes it.
+
+    The copy is taken while holding `source` open read-only, which DuckDB allows only between
+    a writer's batches; a write-ahead log left by a killed writer is copied too and folded into
+    the copy, so its committed batches are in the one file.
+    """
+    copied = Path(target)
+    with connect(source, read_only=True, wait=600):
+        shutil.copyfile(source, copied)
+        if wal_path(source).exists():
+            shutil.copyfile(wal_path(source), wal_path(copied))
+        else:
+            wal_path(copied).unlink(missing_ok=True)
+    with connect(copied, read_only=False) as connection:
+        connection.execute("CHECKPOINT")
 
 
 @contextmanager
