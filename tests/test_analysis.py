@@ -216,6 +216,17 @@ def test_v_column_across_layers_and_writer_rows_across_matrices(planted):
     assert rows.top_lines == [(1024, 2, 4)]
 
 
+def test_writer_rate_per_matrix_type_counts_the_planted_writers(planted):
+    path, _, _ = planted
+    shape = analyze(path, permutations=10).shapes[0]
+    writers = {(r.key, r.kind): (r.tested, r.changed) for r in shape.writers_by_type}
+    assert writers.pop(("down", "max")) == (4 * 16 * 16, 4)  # the "oh" row, one per layer
+    assert writers.pop(("down", "min")) == (4 * 16 * 16, 1)  # the conversational "sure"
+    assert {key: found for key, (_, found) in writers.items()} == {
+        (matrix, kind): 0 for matrix in ("q", "v", "gate") for kind in ("max", "min")
+    }
+
+
 def test_writer_groups_rank_rare_first_words(planted):
     _, frame, styled = planted
     groups = writer_groups(styled, frame.probes)
@@ -293,6 +304,7 @@ def test_markdown_report_holds_the_numbers_of_the_analysis(planted, capsys):
     assert set(tables) == {
         "phenotype rate per matrix type",
         "phenotype rate per layer",
+        "writer rate per matrix type",
         "permutation tests (screen-wide: summed z over strata)",
         "writer groups by first word",
     }

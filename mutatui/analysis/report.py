@@ -64,6 +64,8 @@ class ShapeAnalysis:
     rearranged: list[RearrangedResult]
     v_columns: SharedLinesResult
     writer_rows: SharedLinesResult
+    writers_by_type: list[RateRow]
+    """Writer mutations per matrix type and kind (`changed` counts the writers)."""
 
 
 @dataclass
@@ -98,6 +100,7 @@ def analyze_shape(
     types = sorted(set(frame.matrix.tolist()))
     is_v = frame.matrix == "v"
     v_frame = frame.subset(is_v)
+    writers = writer_mask(frame, styled)
     return ShapeAnalysis(
         shape=shape,
         tested=len(frame),
@@ -114,7 +117,8 @@ def analyze_shape(
         complementarity=[complementarity(frame, axis, **options) for axis in AXES],
         rearranged=[rearranged_asymmetry(frame, name, **options) for name in types],
         v_columns=shared_lines(v_frame, v_frame.changed, "col", extents, **options),
-        writer_rows=shared_lines(frame, writer_mask(frame, styled), "row", extents, **options),
+        writer_rows=shared_lines(frame, writers, "row", extents, **options),
+        writers_by_type=rates(dataclasses.replace(frame, changed=writers), "matrix"),
     )
 
 

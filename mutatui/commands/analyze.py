@@ -236,6 +236,7 @@ def _print_shape(report: Report, shape: ShapeAnalysis) -> None:
     )
     report.show(_rate_table(report, "phenotype rate per matrix type", shape.by_type, "matrix"))
     report.show(_rate_table(report, "phenotype rate per layer", shape.by_layer, "layer"))
+    report.show(_rate_table(report, "writer rate per matrix type", shape.writers_by_type, "matrix"))
     balance = shape.balance
     report.paragraph(
         f"kind balance (matrices with >= {balance.min_phenotypes} phenotypes; "
