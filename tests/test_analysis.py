@@ -81,8 +81,10 @@ def planted(tmp_path_factory):
         screen.hit(
             layer, "down", 2, 3 + layer, "max", style="poetic", first_word="oh", probe="explain"
         )
-    screen.hit(3, "down", 6, 1, "min", style="conversational", first_word="sure")
-    screen.hit(3, "down", 5, 5, "min", style="descriptive", first_word="oh", severity=2)
+    screen.hit(3, "down", 6, 1, "min", style="conversational", first_word="sure", malignant=True)
+    screen.hit(
+        3, "down", 5, 5, "min", style="descriptive", first_word="oh", severity=2, malignant=True
+    )
     path = screen.write(tmp_path_factory.mktemp("analysis") / "planted.db")
     summary = pick_screen(path, None)
     return path, load_sites(path, summary), load_styled(path, summary)
@@ -112,6 +114,7 @@ def test_rates_per_type_and_layer_count_by_hand(planted):
     assert q_max.rate == pytest.approx(32 / 256)
     assert by_type[("v", "min")].changed == 8
     assert by_type[("v", "max")].changed == 0
+    assert (by_type[("down", "min")].changed, by_type[("down", "min")].malignant) == (2, 2)
     by_layer = {(row.key, row.kind): row for row in rates(frame, "layer")}
     assert by_layer[("0", "max")].changed == 8 + 36 + 1
     assert by_layer[("0", "max")].tested == 64 + 16 + 128 + 256
@@ -219,10 +222,11 @@ def test_v_column_across_layers_and_writer_rows_across_matrices(planted):
 def test_writer_rate_per_matrix_type_counts_the_planted_writers(planted):
     path, _, _ = planted
     shape = analyze(path, permutations=10).shapes[0]
-    writers = {(r.key, r.kind): (r.tested, r.changed) for r in shape.writers_by_type}
-    assert writers.pop(("down", "max")) == (4 * 16 * 16, 4)  # the "oh" row, one per layer
-    assert writers.pop(("down", "min")) == (4 * 16 * 16, 1)  # the conversational "sure"
-    assert {key: found for key, (_, found) in writers.items()} == {
+    writers = {(r.key, r.kind): (r.tested, r.changed, r.malignant) for r in shape.writers_by_type}
+    assert writers.pop(("down", "max")) == (4 * 16 * 16, 4, 0)  # the "oh" row, one per layer
+    # the malignant "sure" writer; the malignant descriptive "oh" beside it is no writer
+    assert writers.pop(("down", "min")) == (4 * 16 * 16, 1, 1)
+    assert {key: found for key, (_, found, _) in writers.items()} == {
         (matrix, kind): 0 for matrix in ("q", "v", "gate") for kind in ("max", "min")
     }
 

@@ -171,6 +171,8 @@ class _ZAccumulator:
 
 @dataclass
 class RateRow:
+    """Mutations tested under one key and kind; `severe` and `malignant` count among `changed`."""
+
     key: str
     kind: str
     tested: int
@@ -205,7 +207,7 @@ def rates(frame: SiteFrame, by: str) -> list[RateRow]:
                     int(mask.sum()),
                     int(frame.changed[mask].sum()),
                     int(severe[mask].sum()),
-                    int(frame.malignant[mask].sum()),
+                    int((frame.changed & frame.malignant)[mask].sum()),
                 )
             )
     return rows
