@@ -80,7 +80,7 @@ screens.db: $(STAMP)
 	$(BIN)/mutatui restyle $(DB)
 
 # The README's pictures of the explorer on the bundled screen (scripts/screenshots.py).
-SHOT_SITE ?= L0.q[0,0]
+SHOT_SITE ?= L22.gate[320,256]
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py $(DB) assets --screen tiles-64 --site '$(SHOT_SITE)'
 
