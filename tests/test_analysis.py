@@ -24,7 +24,7 @@ from mutatui.analysis.stats import (
     rearranged_order,
     shared_lines,
 )
-from mutatui.analysis.writers import first_word, writer_groups, writer_mask
+from mutatui.analysis.writers import writer_groups, writer_mask
 from mutatui.cli import main
 from mutatui.commands.analyze import Report
 from mutatui.errors import MutatuiError
@@ -256,10 +256,26 @@ def test_tagged_writers_count_as_writers(tmp_path):
     assert writer_groups(styled, load_sites(path, summary).probes).groups[0].word == "hello"
 
 
-def test_first_word():
-    assert first_word("  Oh, the sea!") == "oh"
-    assert first_word("") == ""
-    assert first_word(None) == ""
+def test_a_writer_takes_a_style_its_probes_baseline_does_not_have(tmp_path):
+    """An email's baseline is conversational already: its mutants that stay conversational
+    are no writers, one turned poetic is; the descriptive probe's conversational mutant is."""
+    email = "Dear Sam, I hope you are well. Would you like to have lunch with me on Friday?"
+    probes = {"describe": "The frog lays eggs in water.", "email": email}
+    screen = FixtureScreen(name="styles", probes=probes)
+    screen.matrix(0, "down", 2, 2)
+    screen.hit(0, "down", 0, 0, "max", probe="email", style="conversational", first_word="hi")
+    screen.hit(0, "down", 0, 1, "max", probe="email", style="poetic", first_word="roses")
+    screen.hit(0, "down", 1, 0, "min", probe="describe", style="conversational", first_word="oh")
+    path = screen.write(tmp_path / "styles.db")
+    summary = pick_screen(path, "styles")
+    frame, styled = load_sites(path, summary), load_styled(path, summary)
+    groups = writer_groups(styled, frame.probes)
+    assert {group.word: group.outcomes for group in groups.groups} == {"oh": 1, "roses": 1}
+    assert (groups.writer_outcomes, groups.writer_mutations) == (2, 2)
+    assert groups.baseline_first_words == {"describe": "the", "email": "dear"}
+    writers = writer_mask(frame, styled)
+    sites = zip(frame.row0[writers].tolist(), frame.col0[writers].tolist(), strict=True)
+    assert sorted(sites) == [(0, 64), (64, 0)]
 
 
 def test_analysis_is_deterministic_and_seeded(planted):

@@ -13,17 +13,16 @@ from mutatui.screening.grading import (
     Embedder,
     TextGrade,
     finalize,
-    first_word,
     grade_choice,
     grade_text,
     is_destructive,
     is_garbage,
     is_repetitive,
     result_rows,
-    style_label,
     text_severity,
     token_edit_distance,
 )
+from mutatui.screening.style import first_word, style_label, writer_styles
 from mutatui.store.screens import RESULT_COLUMNS
 
 OUTPUTS = Path(__file__).parent / "fixtures" / "outputs"
@@ -336,3 +335,14 @@ def test_real_smollm2_outputs(path, embedder):
             assert grade.severity == 3, mutant["mutation"]
         observed = {key: getattr(grade, key) for key in mutant["expect"]}
         assert observed == mutant["expect"], mutant["mutation"]
+
+
+def test_writer_styles_leave_out_the_baselines_own_style():
+    assert writer_styles("The sky is blue because air scatters short waves most.") == (
+        "conversational",
+        "poetic",
+    )
+    email = "Dear Sam,\n\nI hope you are well. Would you like to join me for lunch?"
+    assert style_label(email) == "conversational"
+    assert writer_styles(email) == ("poetic",)
+    assert writer_styles(None) == ("conversational", "poetic")

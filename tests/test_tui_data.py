@@ -3,6 +3,8 @@ tags. Counts are checked against SQL on the same file, never against the code un
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 import numpy as np
 import pytest
@@ -158,6 +160,24 @@ def test_writers_group_by_first_word_and_find_shared_rows(db, data):
     assert counts == sorted(counts, reverse=True)
     # synthetic writers sit on the same rows of the down matrices of layers 0 and 2
     assert any({"L0.down", "L2.down"} <= labels for labels in writers.shared_rows.values())
+
+
+def test_writers_leave_out_outputs_in_their_baselines_own_style(db, data):
+    """A probe whose baseline answer is conversational (a letter) has no conversational
+    writers, only poetic ones, as in `mutatui analyze`."""
+    letter = "Dear Sam, I hope you are well. Would you like to have lunch with me on Friday?"
+    probes = [replace(p, baseline_text=letter) if p.probe_id == 0 else p for p in data.probes]
+    writers = writer_groups(replace(data, probes=probes), apply_filter(data, Filter()))
+    expected = dict(
+        sql(
+            db,
+            "SELECT first_word, count(*) FROM results WHERE changed AND (style = 'poetic'"
+            " OR (style = 'conversational' AND probe_id <> 0)) GROUP BY 1",
+        )
+    )
+    assert {group.word: group.results for group in writers.groups} == expected
+    query = "SELECT count(*) FROM results WHERE probe_id = 0 AND style = 'conversational'"
+    assert sql(db, query)[0][0] > 0  # the letter probe had conversational outputs to leave out
 
 
 def test_tags_are_saved_at_once_and_filterable(tmp_path):

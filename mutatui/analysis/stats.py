@@ -25,7 +25,6 @@ from mutatui.store.frames import SiteFrame
 
 AXES = ("row", "col")
 KINDS = ("max", "min")
-WRITER_STYLES = ("conversational", "poetic")
 SEVERE = 3
 """The severity grade (0-3) that counts as severe."""
 

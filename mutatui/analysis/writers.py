@@ -2,27 +2,20 @@
 
 The paper grouped its writer mutations by the first word of the mutant's output and looked at
 the rare initial words of highest frequency: words the unmutated model does not start with, but
-that many mutants do. A writer here is a changed outcome graded conversational or poetic, or a
-mutation a user tagged `writer` in the explorer.
+that many mutants do. A writer here is a changed outcome graded conversational or poetic where
+the probe's baseline answer is not already of that style (`screening.style.writer_styles`: an
+email that stays conversational is no writer), or a mutation a user tagged `writer` in the
+explorer.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from mutatui.analysis.stats import WRITER_STYLES
+from mutatui.screening.style import first_word, writer_styles
 from mutatui.store.frames import Probe, SiteFrame, StyledOutcomes
-
-_WORD = re.compile(r"[\w']+")
-
-
-def first_word(text: str | None) -> str:
-    """The first word of a text, lower-cased ('' when there is none)."""
-    match = _WORD.search(text or "")
-    return match.group(0).lower() if match else ""
 
 
 @dataclass
@@ -48,15 +41,23 @@ class WriterGroups:
     """First words no baseline starts with, most frequent among writers first."""
 
 
-def is_writer(styled: StyledOutcomes) -> np.ndarray:
-    return np.isin(styled.style, WRITER_STYLES) | styled.tagged_writer
+def is_writer(styled: StyledOutcomes, probes: list[Probe]) -> np.ndarray:
+    """Per outcome: a writer style its probe's baseline does not have, or tagged `writer`."""
+    writers = styled.tagged_writer.copy()
+    for probe in probes:
+        if probe.kind == "text":
+            of_probe = styled.probe == probe.name
+            writers |= of_probe & np.isin(styled.style, writer_styles(probe.baseline_text))
+    return writers
 
 
 def writer_groups(styled: StyledOutcomes, probes: list[Probe], *, top: int = 10) -> WriterGroups:
     baseline = {
-        probe.name: first_word(probe.baseline_text) for probe in probes if probe.kind == "text"
+        probe.name: first_word(probe.baseline_text or "") or ""
+        for probe in probes
+        if probe.kind == "text"
     }
-    writers = is_writer(styled)
+    writers = is_writer(styled, probes)
     usual = styled.first_word == np.array([baseline.get(p, "") for p in styled.probe], dtype=str)
     candidates = writers & ~usual & (styled.first_word != "")
     groups = []
@@ -89,4 +90,4 @@ def writer_groups(styled: StyledOutcomes, probes: list[Probe], *, top: int = 10)
 
 def writer_mask(frame: SiteFrame, styled: StyledOutcomes) -> np.ndarray:
     """Which mutations of `frame` are writers on at least one probe."""
-    return np.isin(frame.mutation_id, styled.mutation_id[is_writer(styled)])
+    return np.isin(frame.mutation_id, styled.mutation_id[is_writer(styled, frame.probes)])

@@ -370,7 +370,8 @@ def print_analysis(report: Report, result: ScreenAnalysis) -> None:
     writers = result.writers
     report.heading(
         f"writers: {writers.writer_mutations} mutations, {writers.writer_outcomes} of "
-        f"{writers.changed_outcomes} changed outcomes conversational or poetic"
+        f"{writers.changed_outcomes} changed outcomes turned conversational or poetic "
+        "(or tagged writer)"
     )
     baselines = ", ".join(
         f"{probe}: {word!r}" for probe, word in writers.baseline_first_words.items()

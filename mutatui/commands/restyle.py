@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mutatui.screening.grading import style_of
+    from mutatui.screening.style import style_of
     from mutatui.store.database import check_readable, writer_lock
     from mutatui.store.frames import pick_screen
     from mutatui.store.screens import list_screens, set_styles, styled_outcomes

@@ -12,7 +12,6 @@ same as rows of the `results` table (text probes first, then the choice probe).
 from __future__ import annotations
 
 import re
-import statistics
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass
 from mutatui.engine.compare import first_divergence
 from mutatui.screening.choice import ChoiceQuestion, chance_score, score
 from mutatui.screening.embedding import Embedder
+from mutatui.screening.style import first_word, style_of
 
 __all__ = [
     "ChoiceGrade",
@@ -52,8 +52,6 @@ GARBAGE_MAX_WORD = 45
 """Letters in a row beyond this (the longest English word) are no word (`micmicmic...`, `ssssss...`)."""
 LETTER_RUN = re.compile(r"[^\W\d_]+")
 REPLACEMENT_CHAR = "\ufffd"
-
-STYLES = ("descriptive", "conversational", "poetic", "other")
 
 
 @dataclass(frozen=True)
@@ -107,17 +105,6 @@ def token_edit_distance(a: Sequence[int], b: Sequence[int]) -> float:
     return previous[-1] / max(len(a), len(b))
 
 
-def first_word(text: str) -> str | None:
-    """The first whitespace-separated word holding a letter or digit, lowercased, with the
-    punctuation around it stripped (`"**Hello,"` -> `hello`)."""
-    for chunk in text.split():
-        word = "".join(ch for ch in chunk if ch.isalnum() or ch in "'-")
-        word = word.strip("'-").lower()
-        if word:
-            return word
-    return None
-
-
 def is_repetitive(tokens: Sequence[int]) -> bool:
     """A repetition loop: the output ends in a block of 1 to `LOOP_MAX_PERIOD` tokens repeated
     back to back, at least `LOOP_MIN_REPEATS` times and over at least `LOOP_MIN_TOKENS` tokens."""
@@ -152,108 +139,6 @@ def is_garbage(text: str) -> bool:
         return True
     scripts = Counter(_script(ch) for ch in letters)
     return scripts.most_common(1)[0][1] < GARBAGE_MIN_SCRIPT_SHARE * len(letters)
-
-
-WORD = re.compile(r"[a-z']+")
-SECOND_PERSON = frozenset({"you", "your", "you're", "yours", "yourself", "you'll", "you've"})
-FIRST_PERSON = frozenset({"i", "i'm", "i've", "i'd", "i'll", "me", "my", "mine", "we", "let's"})
-GREETINGS = frozenset(
-    {"hi", "hello", "hey", "sure", "absolutely", "oh", "wow", "well", "yes", "okay", "ok", "ah"}
-)
-FIGURATIVE = frozenset(
-    {
-        "like", "whisper", "whispers", "dance", "dances", "dancing", "soul", "heart", "dream",
-        "dreams", "gentle", "golden", "embrace", "sings", "song", "glow", "glows", "tender",
-        "eternal", "beneath", "o", "thee", "thy", "doth", "ode", "verse", "yonder", "sway",
-        "breeze", "shimmer", "shimmering", "softly", "serene", "twilight", "hues",
-    }
-)  # fmt: skip
-LIST_ITEM = re.compile(r"^(\d+[.)]|[-*•])\s")
-POETIC_MIN_LINES = 3
-POETIC_MIN_MEAN_WORDS = 3
-"""Fewer words a line on average are fragments (`to`, `,`, `The`), not verse."""
-POETIC_MAX_WORDS_PER_LINE = 10
-POETIC_MAX_LENGTH_SPREAD = 0.35
-LOOPING_MIN_WORDS = 12
-LOOPING_MAX_DISTINCT_SHARE = 0.35
-"""Text that says the same few words over and over has no style, whatever its line breaks."""
-
-
-def _looping(lines: Sequence[str], words: Sequence[str]) -> bool:
-    """A near-loop that `is_repetitive` (an exactly periodic tail of tokens) lets through: of 3
-    or more lines, half or more repeat an earlier line (case and spacing aside); or at least
-    `LOOPING_MIN_WORDS` words of which under `LOOPING_MAX_DISTINCT_SHARE` are distinct."""
-    keys = [" ".join(line.lower().split()) for line in lines]
-    repeats = len(keys) - len(set(keys))
-    if len(keys) >= POETIC_MIN_LINES and repeats * 2 >= len(keys):
-        return True
-    distinct = len(set(words))
-    return len(words) >= LOOPING_MIN_WORDS and distinct < LOOPING_MAX_DISTINCT_SHARE * len(words)
-
-
-def _rhymes(lines: Sequence[str]) -> int:
-    """Line pairs (consecutive or alternate) whose last words share their last two letters."""
-    ends = [WORD.findall(line.lower())[-1:] for line in lines]
-    finals = [end[0] if end else "" for end in ends]
-    pairs = 0
-    for gap in (1, 2):
-        for a, b in zip(finals, finals[gap:], strict=False):
-            pairs += len(a) >= 2 and len(b) >= 2 and a != b and a[-2:] == b[-2:]
-    return pairs
-
-
-def style_label(text: str) -> str:
-    """descriptive / conversational / poetic / other, by counting cues (README rules).
-
-    A near-loop (`_looping`) is other. Poetic cues: at least 3 short lines (at most 10 words
-    each, at least 3 on average; not a list, where half the lines or more start with `1.`,
-    `1)`, `-`, `*` or `•`); regular line lengths (word counts' spread at most 35% of their
-    mean); a rhyme; two or more figurative words. Two poetic cues make it poetic.
-    Conversational cues: second person (you, your); first person (I, me, we, let's); a greeting
-    or interjection as the first word; an exclamation mark; a question mark. Two conversational
-    cues make it conversational. Otherwise prose of at least 5 words is descriptive, and
-    anything else (shorter, code-like) is other.
-    """
-    words = WORD.findall(text.lower())
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if _looping(lines, words):
-        return "other"
-    line_words = [len(line.split()) for line in lines]
-    listed = sum(bool(LIST_ITEM.match(line)) for line in lines) * 2 >= max(len(lines), 1)
-    short_lines = (
-        len(lines) >= POETIC_MIN_LINES
-        and not listed
-        and max(line_words) <= POETIC_MAX_WORDS_PER_LINE
-        and statistics.mean(line_words) >= POETIC_MIN_MEAN_WORDS
-    )
-    regular = short_lines and statistics.pstdev(
-        line_words
-    ) <= POETIC_MAX_LENGTH_SPREAD * statistics.mean(line_words)
-    poetic = (
-        short_lines + regular + (_rhymes(lines) >= 1) + (sum(w in FIGURATIVE for w in words) >= 2)
-    )
-    if poetic >= 2:
-        return "poetic"
-    conversational = (
-        any(w in SECOND_PERSON for w in words)
-        + any(w in FIRST_PERSON for w in words)
-        + (first_word(text) in GREETINGS)
-        + ("!" in text)
-        + ("?" in text)
-    )
-    if conversational >= 2:
-        return "conversational"
-    code_like = sum(text.count(ch) for ch in "{}();=<>[]`") > 0.05 * max(len(text), 1)
-    if len(words) >= 5 and not code_like:
-        return "descriptive"
-    return "other"
-
-
-def style_of(text: str, *, empty: bool, repetitive: bool, garbage: bool) -> str:
-    """The stored style of a changed output: `other` when it is degenerate (empty, repetitive
-    or garbage), else `style_label`. Text and flags are both stored, so `mutatui restyle` can
-    relabel a database when these rules change."""
-    return "other" if empty or repetitive or garbage else style_label(text)
 
 
 def text_severity(

@@ -1,5 +1,8 @@
 """Writer mutations: outputs turned conversational or poetic, grouped by their first word.
 
+A writer output has a writer style its probe's baseline answer does not have
+(`screening.style.writer_styles`), as in `mutatui analyze`.
+
 Hu et al. ranked the rare initial words by frequency and found that writer mutations tend to
 share a row coordinate across matrices; `writer_groups` gives both: the groups, most frequent
 first, each word's share of all changed outputs (how rare it is), and the rows that carry
@@ -14,10 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mutatui.engine.sites import Site
+from mutatui.screening.style import writer_styles
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import Phenotypes
-
-WRITER_STYLES = ("conversational", "poetic")
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,20 @@ class Writers:
     for rows found in more than one matrix."""
 
 
+def writer_results(data: ScreenData) -> np.ndarray:
+    """Per changed result: whether it took a writer style its probe's baseline does not have."""
+    writers = np.zeros(len(data.phenotype_style), dtype=bool)
+    for probe in data.probes:
+        if probe.kind == "text":
+            styles = writer_styles(probe.baseline_text)
+            codes = [data.styles.index(style) for style in styles if style in data.styles]
+            of_probe = data.phenotype_probe == probe.probe_id
+            writers |= of_probe & np.isin(data.phenotype_style, codes)
+    return writers
+
+
 def writer_groups(data: ScreenData, phenotypes: Phenotypes) -> Writers:
-    codes = [data.styles.index(style) for style in WRITER_STYLES if style in data.styles]
-    rows = np.isin(data.phenotype_style, codes) & (data.phenotype_word >= 0)
+    rows = writer_results(data) & (data.phenotype_word >= 0)
     rows &= phenotypes.kept[data.phenotype_mutation]
     all_words = np.bincount(
         data.phenotype_word[data.phenotype_word >= 0], minlength=len(data.words)
