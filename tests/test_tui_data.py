@@ -146,15 +146,15 @@ def test_fit_and_zoom_limits(data):
     assert zoomed(fit, 99) == (0, 0)
 
 
+def first_word_counts(db, condition: str) -> dict[str, int]:
+    """First word -> how many changed results meet `condition` (SQL on the file)."""
+    query = f"SELECT first_word, count(*) FROM results WHERE changed AND ({condition}) GROUP BY 1"
+    return dict(sql(db, query))
+
+
 def test_writers_group_by_first_word_and_find_shared_rows(db, data):
     writers = writer_groups(data, apply_filter(data, Filter()))
-    expected = dict(
-        sql(
-            db,
-            "SELECT first_word, count(*) FROM results WHERE changed"
-            " AND style IN ('conversational', 'poetic') GROUP BY 1",
-        )
-    )
+    expected = first_word_counts(db, "style IN ('conversational', 'poetic')")
     assert {group.word: group.results for group in writers.groups} == expected
     counts = [group.results for group in writers.groups]
     assert counts == sorted(counts, reverse=True)
@@ -168,12 +168,8 @@ def test_writers_leave_out_outputs_in_their_baselines_own_style(db, data):
     letter = "Dear Sam, I hope you are well. Would you like to have lunch with me on Friday?"
     probes = [replace(p, baseline_text=letter) if p.probe_id == 0 else p for p in data.probes]
     writers = writer_groups(replace(data, probes=probes), apply_filter(data, Filter()))
-    expected = dict(
-        sql(
-            db,
-            "SELECT first_word, count(*) FROM results WHERE changed AND (style = 'poetic'"
-            " OR (style = 'conversational' AND probe_id <> 0)) GROUP BY 1",
-        )
+    expected = first_word_counts(
+        db, "style = 'poetic' OR (style = 'conversational' AND probe_id <> 0)"
     )
     assert {group.word: group.results for group in writers.groups} == expected
     query = "SELECT count(*) FROM results WHERE probe_id = 0 AND style = 'conversational'"
