@@ -470,7 +470,7 @@ def test_emit_lines_writes_a_spec_the_runner_reads(planted, tmp_path, capsys):
 
 @pytest.mark.smollm2
 def test_bundled_specs_plan_the_designed_screens(smollm2):
-    """tiles-64: every 64x64 tile of all 210 matrices, max and min; elements: 128 per matrix."""
+    """tiles-64: every 64x64 tile of all 210 matrices, max and min; elements: 32 per matrix."""
     from mutatui.screening.spec import load_spec_file, spec_from_table
 
     _, catalog = smollm2
@@ -479,7 +479,7 @@ def test_bundled_specs_plan_the_designed_screens(smollm2):
     assert len(tiles.plan(catalog)) == 2 * 30 * (81 + 27 + 27 + 81 + 3 * 216)
     assert tiles.choice_only_changed and len(tiles.probes) == 1
     elements = spec_from_table(load_spec_file(SCREENS / "elements.toml"))
-    assert len(elements.plan(catalog)) == 2 * 210 * 128
+    assert len(elements.plan(catalog)) == 2 * 210 * 32
     assert {p.style for p in elements.probes} == {"describe", "explain", "instruct"}
 
 
