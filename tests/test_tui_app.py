@@ -534,3 +534,42 @@ async def test_tags_and_notes_are_shown_as_typed_not_read_as_markup(db):
         await settle(pilot)
         assert "L0.q[/x]" in str(app.screen.query_one("#goto-error").render())
         assert app.is_running
+
+
+async def test_overview_of_a_sparse_screen_opens_on_a_tested_matrix(tiny, tiny_model_dir, tmp_path):
+    """A dense-lines screen tests a few matrices: the cursor starts on the first of them, and
+    Enter on an untested matrix says so instead of doing nothing."""
+    from tiny_models import tiny_spec
+
+    from mutatui.screening.runner import ScreenRun, run_screen
+    from mutatui.screening.samplers import SiteList
+
+    lm, _ = tiny
+    db = tmp_path / "lines.db"
+    spec = tiny_spec(
+        tiny_model_dir,
+        None,
+        name="sparse",
+        choice=None,
+        layers=None,
+        matrices=None,
+        sites=SiteList(("L0.down[1,2]", "L2.q[3,4]")),
+    )
+    assert run_screen(spec, ScreenRun(db, batch_size=4), lambda _: lm).status == "complete"
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        heatmap = app.screen.query_one(OverviewHeatmap)
+        assert app.data.matrix_types == ["q", "down"]
+        assert heatmap.selected == (0, "down")
+        await pilot.press("h", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, OverviewScreen)
+        assert [n.message for n in app._notifications][-1].startswith("L0.q was not tested")
+        await pilot.press("l", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, MatrixScreen)
+        shape = app.data.matrices[app.screen.position]
+        assert (shape.layer, shape.matrix) == (0, "down")

@@ -95,5 +95,11 @@ class OverviewScreen(FilterActions, Screen):
         if data is None:
             return
         position = data.matrix_position(event.layer, event.matrix)
-        if position is not None:
-            self.app.push_screen(MatrixScreen(position))
+        if position is None:
+            self.notify(
+                f"L{event.layer}.{event.matrix} was not tested in this screen; "
+                "the coloured cells were",
+                severity="warning",
+            )
+            return
+        self.app.push_screen(MatrixScreen(position))

@@ -29,6 +29,13 @@ def short_count(value: int) -> str:
     return f"{value // 1000}k" if value < 1_000_000 else f"{value // 1_000_000}M"
 
 
+def first_present(present: np.ndarray) -> tuple[int, int]:
+    """The first (layer, type) cell the screen tested, row by row: a dense-lines screen tests
+    a few matrices, and the cursor should not open on an empty corner."""
+    row, col = np.argwhere(present)[0]
+    return int(row), int(col)
+
+
 class OverviewHeatmap(ScrollView, can_focus=True):
     BINDINGS = [
         Binding("left,h", "move(0,-1)", "Left", show=False, id="overview.left"),
@@ -74,6 +81,7 @@ class OverviewHeatmap(ScrollView, can_focus=True):
         self.min_counts = np.zeros((0, 0), dtype=np.int64)
         self.present = np.zeros((0, 0), dtype=bool)
         self.cursor = (0, 0)
+        self.placed = False
 
     def show(
         self,
@@ -88,6 +96,10 @@ class OverviewHeatmap(ScrollView, can_focus=True):
         self.virtual_size = Size(LABEL + GROUP * len(types), 1 + len(layers))
         row, col = self.cursor
         self.cursor = (min(row, max(len(layers) - 1, 0)), min(col, max(len(types) - 1, 0)))
+        if not self.placed:
+            self.placed = True
+            if present.any():
+                self.cursor = first_present(present)
         self.refresh()
 
     def select(self, layer: int, matrix: str) -> None:
