@@ -81,8 +81,11 @@ screens.db: $(STAMP)
 
 # The README's pictures of the explorer on the bundled screen (scripts/screenshots.py).
 SHOT_SITE ?= L22.gate[320,256]
+LINES_SHOT_SITE ?= L22.gate[352,288]
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py $(DB) assets --screen tiles-64 --site '$(SHOT_SITE)'
+	$(BIN)/python scripts/screenshots.py $(DB) assets --screen elements-lines \
+		--site '$(LINES_SHOT_SITE)' --views grid,detail --prefix explorer_lines_
 
 # The material of the README's FINDINGS (scripts/findings.py): each bundled screen's
 # `mutatui analyze --markdown` report and `mutatui plot` figures, with the commands behind them.

@@ -1,11 +1,12 @@
 """SVG screenshots of the explorer on a database: the README's pictures of the bundled screen.
 
     .venv/bin/python scripts/screenshots.py screens.db assets/ --screen tiles-64 \\
-        --site 'L3.o[64,128]' [--size 120x36]
+        --site 'L3.o[64,128]' [--size 120x36] [--views grid,detail] [--prefix explorer_lines_]
 
 Drives the real app with Textual's Pilot: each view is reached by the keys a user would press,
 once the app's workers have finished, and written with `App.export_screenshot` as
-`explorer_<view>.svg`. The grid views open the matrix of `--site` with the cursor on it.
+`<prefix><view>.svg` (prefix `explorer_`). The grid views open the matrix of `--site` with the
+cursor on it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def pick_views(text: str | None, known: list[str]) -> list[str]:
+    """The views named in a comma list (all of them when None), checked against `known`."""
+    if text is None:
+        return known
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in known]
+    if unknown or not chosen:
+        raise MutatuiError(
+            f"--views: unknown {', '.join(unknown) or '(none given)'}; valid: {', '.join(known)}"
+        )
+    return chosen
+
+
 async def write_all(args: argparse.Namespace) -> list[Path]:
     db, outdir = Path(args.db), Path(args.outdir)
     size = parse_size(args.size)
@@ -75,10 +89,12 @@ async def write_all(args: argparse.Namespace) -> list[Path]:
     shots = {"screens": (None, ())} | {
         view: (screen_id, keys) for view, keys in views(args.site).items()
     }
+    chosen = pick_views(args.views, list(shots))
     written = []
-    for view, (opened, keys) in shots.items():
+    for view in chosen:
+        opened, keys = shots[view]
         svg = await capture(db, opened, keys, size, f"mutatui: {view.replace('_', ' ')}")
-        path = outdir / f"explorer_{view}.svg"
+        path = outdir / f"{args.prefix}{view}.svg"
         path.write_text(svg, encoding="utf-8")
         written.append(path)
     return written
@@ -91,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screen", help="the screen to open (default: the largest)")
     parser.add_argument("--site", default="L0.q[0,0]", help="the matrix and cell of the grids")
     parser.add_argument("--size", default="120x36", help="terminal COLUMNSxROWS (default 120x36)")
+    parser.add_argument("--views", help="a comma list of the views to take (default: all)")
+    parser.add_argument("--prefix", default="explorer_", help="the files' name before the view")
     args = parser.parse_args(argv)
     try:
         written = asyncio.run(write_all(args))

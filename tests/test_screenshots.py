@@ -62,8 +62,18 @@ def test_every_view_is_written_as_an_svg_of_that_view(db, tmp_path):
     assert "complete" in texts["screens"] or "running" in texts["screens"]
 
 
+def test_views_and_prefix_pick_the_files(db, tmp_path):
+    done = run_script(
+        str(db), str(tmp_path), "--site", "L0.q[0,0]", "--views", "grid,detail", "--prefix", "x_"
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["x_detail.svg", "x_grid.svg"]
+    assert "L0.q" in svg_text(tmp_path / "x_grid.svg")
+
+
 def test_bad_arguments_are_one_line(db, tmp_path):
     for args in (
+        (str(db), str(tmp_path), "--views", "grid,nope"),
         (str(db), str(tmp_path), "--site", "L1.gate[oops"),
         (str(db), str(tmp_path), "--size", "40x10"),
         (str(db), str(tmp_path), "--screen", "nope"),
