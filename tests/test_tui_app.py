@@ -50,12 +50,18 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
-async def open_matrix(pilot, *keys: str) -> MatrixScreen:
-    """Screen list -> overview -> (moves) -> matrix grid."""
+async def open_overview(pilot) -> OverviewHeatmap:
+    """Screen list -> overview; its heatmap."""
     await settle(pilot)
     await pilot.press("enter")
     await settle(pilot)
     assert isinstance(pilot.app.screen, OverviewScreen)
+    return pilot.app.screen.query_one(OverviewHeatmap)
+
+
+async def open_matrix(pilot, *keys: str) -> MatrixScreen:
+    """Screen list -> overview -> (moves) -> matrix grid."""
+    await open_overview(pilot)
     await pilot.press(*keys, "enter")
     await settle(pilot)
     assert isinstance(pilot.app.screen, MatrixScreen)
@@ -100,10 +106,7 @@ async def test_screen_list_shows_each_screen(db):
 async def test_overview_moves_and_opens_the_matrix_under_the_cursor(db):
     app = ExplorerApp(db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        heatmap = app.screen.query_one(OverviewHeatmap)
+        heatmap = await open_overview(pilot)
         assert heatmap.selected == (0, app.data.matrix_types[0])
         await pilot.press("j", "l", "down", "right", "k", "h", "l")
         assert heatmap.selected == (1, app.data.matrix_types[2])
@@ -558,10 +561,7 @@ async def test_overview_of_a_sparse_screen_opens_on_a_tested_matrix(tiny, tiny_m
     assert run_screen(spec, ScreenRun(db, batch_size=4), lambda _: lm).status == "complete"
     app = ExplorerApp(db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        heatmap = app.screen.query_one(OverviewHeatmap)
+        heatmap = await open_overview(pilot)
         assert app.data.matrix_types == ["q", "down"]
         assert heatmap.selected == (0, "down")
         await pilot.press("h", "enter")
