@@ -13,7 +13,7 @@ from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import overview_counts
 from mutatui.tui.screens.shared import FilterActions
 from mutatui.tui.widgets.key_bar import KeyBar
-from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap
+from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap, first_present
 
 
 class OverviewScreen(FilterActions, Screen):
@@ -79,6 +79,9 @@ class OverviewScreen(FilterActions, Screen):
         heatmap.show(layers, types, max_grid, min_grid, present)
         if first:
             heatmap.focus()
+            if present.any():
+                row, col = first_present(present)
+                heatmap.select(layers[row], types[col])
         summary = data.summary
         shown = int(phenotypes.phenotypic.sum())
         self.query_one("#overview-status", Static).update(

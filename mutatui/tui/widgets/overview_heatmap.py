@@ -81,7 +81,6 @@ class OverviewHeatmap(ScrollView, can_focus=True):
         self.min_counts = np.zeros((0, 0), dtype=np.int64)
         self.present = np.zeros((0, 0), dtype=bool)
         self.cursor = (0, 0)
-        self.placed = False
 
     def show(
         self,
@@ -96,10 +95,6 @@ class OverviewHeatmap(ScrollView, can_focus=True):
         self.virtual_size = Size(LABEL + GROUP * len(types), 1 + len(layers))
         row, col = self.cursor
         self.cursor = (min(row, max(len(layers) - 1, 0)), min(col, max(len(types) - 1, 0)))
-        if not self.placed:
-            self.placed = True
-            if present.any():
-                self.cursor = first_present(present)
         self.refresh()
 
     def select(self, layer: int, matrix: str) -> None:
