@@ -32,10 +32,9 @@ from mutatui.engine.kv import with_cache
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel, load_model
 from mutatui.engine.mutations import Mutation, mutated
-from mutatui.screening.fast import Screener
-from mutatui.screening.layers import token_logits
-from mutatui.screening.onward import Diverged
-from mutatui.screening.teacher import teacher_input
+from mutatui.exact.onward import Diverged
+from mutatui.exact.screener import Screener
+from mutatui.exact.teacher import teacher_input
 
 EPS = torch.finfo(torch.float32).eps
 
@@ -87,9 +86,12 @@ def measure(name: str, screener: Screener, prompt: list[int], mutations: list[Mu
             final, _ = screener.runner.run_from(probe.trace, chunk, slice(len(prompt) - 1, None))
             batched = screener.runner.logits(final)
             # the judge's candidate scores: each step's candidates only, as one small product
-            head = screener.runner.head
             scored = torch.stack(
-                [token_logits(head, final[:, step], tokens[step]) for step in range(len(tokens))], 1
+                [
+                    screener.runner.token_logits(final[:, step], tokens[step])
+                    for step in range(len(tokens))
+                ],
+                1,
             )
         for row, mutation in enumerate(chunk):
             lone = lone_logits(lm, catalog, mutation, sequence, len(prompt))

@@ -4,7 +4,7 @@ On SmolLM2-135M-Instruct, for one probe:
 1. `mutatui.guided.predict` scores every element and every 64x64 tile of every matrix (one
    backward pass).
 2. Tiles: an exhaustive 64x64 tile screen (max and min) of the chosen matrices, through the
-   screen engine (`mutatui.screening.fast.Screener`, exact), graded by `mutatui.screening.grading`
+   screen engine (`mutatui.exact.screener.Screener`, exact), graded by `mutatui.screening.grading`
    (severe = severity 3). The top K% tiles by each predicted statistic are compared with what
    really changed: precision and recall, against random sampling of the same K (whose expected
    precision is the base rate and expected recall K/N).
@@ -33,9 +33,9 @@ from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
 from mutatui.engine.mutations import Kind, Mutation
 from mutatui.engine.sites import Site
+from mutatui.exact.screener import Screener
 from mutatui.guided.predict import baseline_probe, predict
 from mutatui.screening import grading
-from mutatui.screening.fast import Screener
 
 SEVERE = 3
 TILE = 64

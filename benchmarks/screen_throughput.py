@@ -25,7 +25,7 @@ from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
 from mutatui.engine.mutations import Mutation, make_mutation
 from mutatui.engine.sites import Site
-from mutatui.screening.fast import Screener
+from mutatui.exact.screener import Screener
 
 PROMPT = "The life cycle of Drosophila:"
 KINDS = ("max", "min")

@@ -24,8 +24,8 @@ from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
 from mutatui.engine.mutations import Mutation, make_mutation
 from mutatui.engine.sites import Site
+from mutatui.exact.screener import Screener
 from mutatui.screening.choice import load_questions
-from mutatui.screening.fast import Screener
 
 PROMPT = "The life cycle of Drosophila:"
 TILE = 64

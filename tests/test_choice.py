@@ -9,20 +9,18 @@ import torch
 
 from mutatui.engine.decoding import encode_prompt
 from mutatui.engine.mutations import make_mutation, mutated
-from mutatui.errors import MutatuiError
-from mutatui.screening.choice import (
+from mutatui.engine.questions import (
     ANSWER_CUE,
     NO_ANSWER,
     ChoiceQuestion,
-    chance_score,
     choice_token_ids,
-    load_questions,
     naive_choices,
     pick_choice,
     question_text,
     render_question,
-    score,
 )
+from mutatui.errors import MutatuiError
+from mutatui.screening.choice import chance_score, load_questions, score
 
 QUESTION = ChoiceQuestion("Which is a prime?", ("4", "6", "7", "9"), 2)
 

@@ -9,9 +9,10 @@ import torch
 
 from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
 from mutatui.engine.mutations import make_mutation
+from mutatui.engine.questions import naive_choices, render_question
 from mutatui.engine.sites import Site
-from mutatui.screening.choice import load_questions, naive_choices, render_question
-from mutatui.screening.fast import Screener
+from mutatui.exact.screener import Screener
+from mutatui.screening.choice import load_questions
 
 # The naive reference costs ~1 s per mutation on a quiet 2-core CPU; allow for a busy one.
 pytestmark = [pytest.mark.smollm2, pytest.mark.timeout(3600)]

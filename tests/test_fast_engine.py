@@ -1,52 +1,26 @@
 """The fast screen engine against the naive path (edit the weight, generate alone, restore),
 on the tiny random Llama, whose large weights make many mutations change the output."""
 
-import random
-
 import pytest
 import torch
+from naive import naive_outcomes, sample_mutations
 
 from mutatui.engine.decoding import (
     Decoding,
     encode_prompt,
     naive_generate,
 )
-from mutatui.engine.mutations import make_mutation, mutated
-from mutatui.engine.sites import Site
-from mutatui.screening import fast, teacher
-from mutatui.screening.choice import ChoiceQuestion, naive_choices
-from mutatui.screening.fast import Screener
-from mutatui.screening.layers import KVStore, LayerRunner, supports_layers
-from mutatui.screening.replay import GenerateTrace
+from mutatui.engine.mutations import mutated
+from mutatui.engine.questions import ChoiceQuestion, naive_choices
+from mutatui.exact import screener as fast
+from mutatui.exact import teacher
+from mutatui.exact.layers import KVStore, LayerRunner, supports_layers
+from mutatui.exact.replay import GenerateTrace
+from mutatui.exact.screener import Screener
 
 GREEDY = Decoding(max_new_tokens=20)
 SAMPLED = Decoding(mode="sample", temperature=0.7, seed=5, max_new_tokens=20)
 DECODINGS = pytest.mark.parametrize("decoding", [GREEDY, SAMPLED], ids=["greedy", "sampled"])
-
-
-def sample_mutations(catalog, seed=0):
-    """Elements and blocks of every matrix type of every layer, max and min, plus huge values."""
-    rng = random.Random(seed)
-    mutations = []
-    for info in catalog:
-        for kind in ("max", "min"):
-            row, col = rng.randrange(info.rows), rng.randrange(info.cols)
-            mutations.append(
-                make_mutation(Site.element(info.layer, info.name, row, col), kind, catalog)
-            )
-            row, col = rng.randrange(info.rows - 8), rng.randrange(info.cols - 8)
-            block = Site(info.layer, info.name, row, row + 8, col, col + 8)
-            mutations.append(make_mutation(block, kind, catalog))
-    mutations += [
-        make_mutation("L0.q[0:32,0:32]", "inf", catalog),
-        make_mutation("L1.down[3,4]", "1e30", catalog),
-        make_mutation("L2.v[0:16,:]", "nan", catalog),
-    ]
-    return mutations
-
-
-def naive_outcomes(lm, catalog, prompt, mutations, decoding):
-    return [naive_generate(lm, catalog, prompt, m, decoding) for m in mutations]
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +266,7 @@ def test_candidate_scores_decide_as_the_full_head_does(tiny, prompt, decoding, m
         mutants, _ = runner.run_from(probe.trace, mutations, slice(len(prompt) - 1, None))
         tolerances = torch.tensor([screener.tolerance(m) for m in mutations])
         verdicts = teacher.judge(
-            reference, mutants, runner.head, screener.head_norm, chooser, tolerances
+            reference, mutants, runner.architecture, screener.head_norm, chooser, tolerances
         )
         for row, verdict in enumerate(verdicts):
             expected = (None, None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mutatui.screening.choice import NO_ANSWER, ChoiceQuestion
+from mutatui.engine.questions import NO_ANSWER, ChoiceQuestion
 from mutatui.screening.grading import (
     ChoiceGrade,
     Embedder,

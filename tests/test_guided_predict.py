@@ -258,7 +258,7 @@ def test_tile_block_is_the_whole_tile_estimate(tiny, probes):
         for m in predict(lm, catalog, probes[:1], kinds=["max"], tile_size=TILE, top_k=1)
         if (m.layer, m.matrix) == (1, "down")
     ]
-    weight = catalog.weight(1, "down")
+    weight = catalog.parameter(1, "down")  # plain Llama: the matrix is the stored weight
     weight.requires_grad_(True)
     try:
         (grad,) = torch.autograd.grad(continuation_log_likelihood(lm, probes[0]), [weight])

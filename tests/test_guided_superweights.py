@@ -115,21 +115,6 @@ def test_down_projection_names(tiny):
         down_projection(catalog, "mlp")
 
 
-def test_gpt2_conv1d_orientation(tmp_path):
-    """GPT-2 stores c_proj as (in, out): the planted weight's row is the input channel."""
-    from tiny_models import OTHERS, build_tiny_model
-
-    lm = load_model(str(build_tiny_model(tmp_path / "gpt2", OTHERS["gpt2"], scale=4.0)))
-    catalog = MatrixCatalog(lm.model)
-    name = down_projection(catalog)
-    assert name == "mlp.c_proj"
-    weight = catalog.weight(1, name)  # (128 in, 32 out)
-    with torch.no_grad():
-        weight[40, 3] = 80.0 * float(weight.abs().max())
-    best = find_candidates(lm, MatrixCatalog(lm.model), encode_text(lm, DEFAULT_PROBE_TEXT))[0]
-    assert (best.layer, best.row, best.col) == (1, 40, 3)
-
-
 def test_results_round_trip_and_sites_for_the_explorer(tmp_path):
     db = tmp_path / "sw.db"
     rows = [

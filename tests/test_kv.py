@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mutatui.engine.kv import cache_keyword, with_cache, without_cache_arguments
-from mutatui.screening.layers import KVStore
+from mutatui.exact.layers import KVStore
 
 
 class OldStyleLayer(nn.Module):
@@ -52,7 +52,7 @@ def test_a_decoder_layer_called_with_captured_arguments_fills_our_cache(tiny):
 def test_a_baseline_trace_keeps_every_layers_keys_and_values(tiny):
     """The layered engine's baseline trace: with the cache passed by its old name, transformers
     5.24 dropped it and the trace kept nothing, so decoding on from it failed."""
-    from mutatui.screening.layers import LayerRunner
+    from mutatui.exact.layers import LayerRunner
 
     lm, catalog = tiny
     trace = LayerRunner(lm.model, catalog).trace([5, 6, 7, 8, 9])

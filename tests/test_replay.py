@@ -2,58 +2,14 @@
 
 import pytest
 import torch
+from naive import STEPS, check_bitwise
 
 from mutatui.engine.decoding import (
     Decoding,
     encode_prompt,
-    greedy_generate_kwargs,
-    naive_generate,
 )
-from mutatui.engine.mutations import make_mutation, mutated
-from mutatui.screening.replay import GenerateTrace
-
-STEPS = 10
-
-
-def generate_logits(lm, catalog, prompt, mutation):
-    """model.generate's own float32 scores per step, with the weight edited."""
-    ids = torch.tensor([prompt])
-    arguments = greedy_generate_kwargs(lm, ids, Decoding(max_new_tokens=STEPS))
-    with mutated(catalog, mutation), torch.inference_mode():
-        output = lm.model.generate(
-            ids, **arguments, output_logits=True, return_dict_in_generate=True
-        )
-    return [step[0].float() for step in output.logits]
-
-
-def check_bitwise(lm, catalog, text, sites):
-    prompt = encode_prompt(lm, text)
-    trace = GenerateTrace(lm, catalog, prompt, Decoding(max_new_tokens=STEPS))
-    assert trace.generation == naive_generate(
-        lm, catalog, prompt, None, Decoding(max_new_tokens=STEPS)
-    )
-    compared, left = 0, 0
-    for site, kind in sites:
-        mutation = make_mutation(site, kind, catalog)
-        weight = catalog.weight(mutation.site.layer, mutation.site.matrix).clone()
-        reference = generate_logits(lm, catalog, prompt, mutation)
-        naive = naive_generate(lm, catalog, prompt, mutation, Decoding(max_new_tokens=STEPS))
-        steps = range(len(reference))
-        # fed the mutant's own tokens, every step is generate's, also after leaving the baseline
-        replayed = trace.replay(mutation, steps, naive.tokens)
-        for step in steps:
-            assert torch.equal(replayed[step], reference[step]), f"{site} step {step}"
-        compared += len(steps)
-        left += naive.tokens != trace.generation.tokens
-        assert torch.equal(catalog.weight(mutation.site.layer, mutation.site.matrix), weight)
-        chosen = [*naive.tokens, None]
-        last = len(reference) - 1
-        assert trace.decisions(mutation, [0, last], naive.tokens) == {
-            0: chosen[0],
-            last: chosen[last],
-        }
-    assert left >= 2, "some mutants must leave the baseline's tokens"
-    return compared
+from mutatui.engine.mutations import make_mutation
+from mutatui.exact.replay import GenerateTrace
 
 
 def test_replay_is_generate_bit_for_bit_on_the_tiny_llama(tiny):

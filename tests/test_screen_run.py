@@ -87,7 +87,8 @@ def test_whole_run_records_every_mutation_and_probe(whole, tiny, tiny_model_dir,
 def test_results_match_what_the_mutation_does_alone(whole, tiny, tiny_model_dir, questions_file):
     """Spot-check stored outcomes against the naive path (edit, generate, restore)."""
     from mutatui.engine.decoding import decode_tokens, encode_prompt, naive_generate
-    from mutatui.screening.choice import load_questions, naive_choices, score
+    from mutatui.engine.questions import naive_choices
+    from mutatui.screening.choice import load_questions, score
 
     lm, catalog = tiny
     spec = tiny_spec(tiny_model_dir, questions_file)
@@ -136,6 +137,7 @@ class RecordedProgress:
     def __init__(self) -> None:
         self.started: tuple = ()
         self.advances: list[tuple[int, int, float | None]] = []
+        self.notes: list[str] = []
 
     def start(self, total, done, phenotypes, work=None) -> None:
         self.started = (total, done, phenotypes, work)
@@ -145,6 +147,9 @@ class RecordedProgress:
 
     def stop(self) -> None:
         pass
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
 
 
 def test_progress_weighs_mutations_by_the_layers_they_run(

@@ -51,13 +51,60 @@ LLAMA = {
     "max_position_embeddings": 256,
     "tie_word_embeddings": True,
 }
+WINDOW = 8
+"""The sliding window of the tiny models that have one: every prompt of the tests crosses it."""
+_GEMMA = {"head_dim": 8, "query_pre_attn_scalar": 8, "final_logit_softcapping": 30.0}
+FAMILY_CONFIGS = {
+    "llama": LLAMA,
+    "mistral": {**LLAMA, "model_type": "mistral", "sliding_window": WINDOW},
+    "qwen2": {
+        **LLAMA,
+        "model_type": "qwen2",
+        "use_sliding_window": True,
+        "sliding_window": WINDOW,
+        "max_window_layers": 1,
+    },
+    "qwen3": {
+        **LLAMA,
+        "model_type": "qwen3",
+        "head_dim": 8,
+        "use_sliding_window": True,
+        "sliding_window": WINDOW,
+        "max_window_layers": 1,
+    },
+    "gemma2": {
+        **LLAMA,
+        **_GEMMA,
+        "model_type": "gemma2",
+        "sliding_window": WINDOW,
+        "attn_logit_softcapping": 50.0,
+    },
+    "gemma3_text": {
+        **LLAMA,
+        **_GEMMA,
+        "model_type": "gemma3_text",
+        "sliding_window": WINDOW,
+        "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
+    },
+    "olmo2": {**LLAMA, "model_type": "olmo2"},
+    "phi3": {**LLAMA, "model_type": "phi3", "sliding_window": WINDOW},
+    "gpt_neox": {
+        "model_type": "gpt_neox",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 256,
+        "tie_word_embeddings": False,
+    },
+    "gpt2": {"model_type": "gpt2", "n_layer": 3, "n_embd": 32, "n_head": 4, "n_positions": 256},
+}
+"""A tiny config of every family on the fast path (tests/test_families.py)."""
 OTHERS = {
-    "gpt2": {"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "n_head": 4, "n_positions": 256},
-    "qwen2": {**LLAMA, "model_type": "qwen2", "num_hidden_layers": 2},
-    "mistral": {**LLAMA, "model_type": "mistral", "num_hidden_layers": 2},
     "phi": {**LLAMA, "model_type": "phi", "num_hidden_layers": 2, "num_key_value_heads": 4},
     "olmo": {**LLAMA, "model_type": "olmo", "num_hidden_layers": 2},
 }
+"""Families without an architecture entry: they run on the batched path."""
 
 
 def build_tiny_model(

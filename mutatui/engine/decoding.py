@@ -245,8 +245,9 @@ def naive_generate(
 
 
 def greedy_generate_kwargs(lm: LoadedModel, input_ids: torch.Tensor, decoding: Decoding) -> dict:
-    """The arguments the naive path passes `model.generate`: plain greedy decoding, none of
-    the model's own generation defaults (penalties, sampling) applied."""
+    """The arguments the naive path passes `model.generate`: plain greedy decoding with the
+    default dynamic cache, none of the model's own generation defaults (penalties, sampling, a
+    static cache) applied."""
     eos = sorted(lm.eos_token_ids)
     return {
         "attention_mask": torch.ones_like(input_ids),
@@ -259,6 +260,7 @@ def greedy_generate_kwargs(lm: LoadedModel, input_ids: torch.Tensor, decoding: D
         "top_p": None,
         "top_k": None,
         "repetition_penalty": None,
+        "cache_implementation": "dynamic",
     }
 
 

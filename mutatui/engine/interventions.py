@@ -1,7 +1,8 @@
 """Per-sample interventions: many different mutations in one batched forward pass.
 
-A Linear layer computes y = x W^T. Changing the block W[R, C] by D changes only y[..., R],
-by x[..., C] @ D^T. So instead of editing the weight, a forward hook adds that delta to the
+A matrix computes y = x W^T (W as the catalog orients it, whatever the storage). Changing the
+block W[R, C] by D changes only y[..., R], by x[..., C] @ D^T; for a part of a fused module,
+R are the module's output features that the part's rows are (`Layout.outputs`). So instead of editing the weight, a forward hook adds that delta to the
 output of the mutated matrix, for the batch rows (samples) that carry the mutation; other rows
 see the unmutated model. This is the weight-level analogue of the hook points of TransformerLens
 and nnsight, and it never touches the stored weights.
@@ -24,59 +25,55 @@ from mutatui.engine.mutations import Mutation, target_block
 @dataclass(frozen=True)
 class _BlockDelta:
     sample: int
-    rows: slice
+    outputs: slice | torch.Tensor  # the module's output features of the site's rows
     cols: slice
-    delta: torch.Tensor  # (rows, cols) in the weight's storage orientation
+    delta: torch.Tensor  # (rows, cols), the matrix's orientation (y = W x)
 
 
 @dataclass
 class _ModuleDeltas:
     """Every delta on one module, with element deltas packed for one vectorized update."""
 
-    transposed: bool
     blocks: list[_BlockDelta]
     samples: torch.Tensor | None = None
-    rows: torch.Tensor | None = None
+    outputs: torch.Tensor | None = None
     cols: torch.Tensor | None = None
     values: torch.Tensor | None = None
 
     def apply(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        # Storage orientation: Linear weight is (out, in); Conv1D weight is (in, out).
         if self.samples is not None:
-            outs, ins = (self.cols, self.rows) if self.transposed else (self.rows, self.cols)
-            gathered = x.movedim(-1, 1)[self.samples, ins]  # (n, *positions)
+            gathered = x.movedim(-1, 1)[self.samples, self.cols]  # (n, *positions)
             shape = (-1,) + (1,) * (gathered.dim() - 1)
             update = gathered * self.values.to(gathered.dtype).view(shape)
-            y.movedim(-1, 1).index_put_((self.samples, outs), update, accumulate=True)
+            y.movedim(-1, 1).index_put_((self.samples, self.outputs), update, accumulate=True)
         for block in self.blocks:
-            if self.transposed:
-                y[block.sample, ..., block.cols] += x[block.sample, ..., block.rows] @ block.delta
-            else:
-                y[block.sample, ..., block.rows] += x[block.sample, ..., block.cols] @ block.delta.T
+            y[block.sample, ..., block.outputs] += x[block.sample, ..., block.cols] @ block.delta.T
         return y
 
 
 def _pack(catalog: MatrixCatalog, assignments: Sequence[tuple[int, Mutation]]):
-    grouped: dict[tuple[int, str], _ModuleDeltas] = {}
-    elements: dict[tuple[int, str], list[tuple[int, int, int, float]]] = defaultdict(list)
+    grouped: dict[nn.Module, _ModuleDeltas] = {}
+    elements: dict[nn.Module, list[tuple[int, int, int, float]]] = defaultdict(list)
     for sample, mutation in assignments:
         site = mutation.site
-        key = (site.layer, site.matrix)
-        info = catalog.get(*key)
-        weight = catalog.weight(*key)
-        entry = grouped.setdefault(key, _ModuleDeltas(transposed=info.transposed, blocks=[]))
-        delta = target_block(mutation, catalog) - weight[site.rows, site.cols].detach()
+        info = catalog.get(site.layer, site.matrix)
+        module = catalog.module(site.layer, site.matrix)
+        entry = grouped.setdefault(module, _ModuleDeltas(blocks=[]))
+        delta = target_block(mutation, catalog) - catalog.site_values(site)
+        outputs = info.layout.outputs(site.row0, site.row1)
         if site.is_element:
-            elements[key].append((sample, site.row0, site.col0, float(delta)))
+            elements[module].append((sample, outputs.start, site.col0, float(delta)))
         else:
-            entry.blocks.append(_BlockDelta(sample, site.rows, site.cols, delta))
-    for key, items in elements.items():
-        weight = catalog.weight(*key)
-        entry = grouped[key]
-        samples, rows, cols, values = zip(*items, strict=True)
+            if isinstance(outputs, torch.Tensor):
+                outputs = outputs.to(delta.device)
+            entry.blocks.append(_BlockDelta(sample, outputs, site.cols, delta))
+    for module, items in elements.items():
+        weight = module.weight
+        entry = grouped[module]
+        samples, outputs, cols, values = zip(*items, strict=True)
         as_index = {"dtype": torch.long, "device": weight.device}
         entry.samples = torch.tensor(samples, **as_index)
-        entry.rows = torch.tensor(rows, **as_index)
+        entry.outputs = torch.tensor(outputs, **as_index)
         entry.cols = torch.tensor(cols, **as_index)
         entry.values = torch.tensor(values, dtype=weight.dtype, device=weight.device)
     return grouped
@@ -93,8 +90,7 @@ def sample_deltas(
     """
     handles: list[torch.utils.hooks.RemovableHandle] = []
     try:
-        for key, deltas in _pack(catalog, assignments).items():
-            module: nn.Module = catalog.module(*key)
+        for module, deltas in _pack(catalog, assignments).items():
 
             def hook(_module, args, output, deltas=deltas):
                 return deltas.apply(args[0], output)

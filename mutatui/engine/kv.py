@@ -13,8 +13,8 @@ from functools import cache
 
 from torch import nn
 
-CACHE_KEYWORDS = ("cache", "past_key_values")
-"""Every name the cache argument has had, newest first."""
+CACHE_KEYWORDS = ("cache", "past_key_values", "layer_past")
+"""Every name the cache argument has had, newest first (GPT-NeoX's layers call it `layer_past`)."""
 
 
 def cache_keyword(module: nn.Module) -> str:
@@ -27,7 +27,7 @@ def _cache_keyword_of(module_type: type[nn.Module]) -> str:
     """Read once per module class: the layered engine asks for every layer at every decoding
     step, and `inspect.signature` costs tens of microseconds."""
     parameters = inspect.signature(module_type.forward).parameters
-    return next((name for name in CACHE_KEYWORDS if name in parameters), CACHE_KEYWORDS[-1])
+    return next((name for name in CACHE_KEYWORDS if name in parameters), "past_key_values")
 
 
 def with_cache(module: nn.Module, cache: object) -> dict[str, object]:
@@ -38,5 +38,5 @@ def with_cache(module: nn.Module, cache: object) -> dict[str, object]:
 def without_cache_arguments(kwargs: dict) -> dict:
     """Keyword arguments captured from a forward pass, less the cache and the hidden states,
     for calling the same layer again with a cache of our own."""
-    dropped = {*CACHE_KEYWORDS, "use_cache", "hidden_states"}
+    dropped = {*CACHE_KEYWORDS, "use_cache", "hidden_states", "encoder_hidden_states"}
     return {key: value for key, value in kwargs.items() if key not in dropped}

@@ -1,36 +1,64 @@
-"""Discover the mutable weight matrices of a model: every 2-D Linear (or GPT-2 Conv1D) weight
-inside its decoder layers, with short names for the Llama family and module paths otherwise."""
+"""The mutable weight matrices of a model, by layer and short name, in the orientation y = W x.
+
+For a family with an architecture entry (`engine.families`) the matrices are the entry's: short
+names (q, k, v, o, gate, up, down), fused modules split into their logical parts. For any other
+model every 2-D Linear (or GPT-2 Conv1D) weight inside its decoder layers is a matrix named by
+its module path. Either way a site's row is an output feature and its column an input feature,
+and reading or writing a site goes through the catalog, which knows where the logical matrix
+sits in its module's weight (`Layout`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 import torch
 from torch import nn
 
+from mutatui.engine.architecture import text_config
+from mutatui.engine.families import MATRIX_ORDER, Family, family_of
+from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 
-LLAMA_SHORT_NAMES: dict[str, str] = {
-    "self_attn.q_proj": "q",
-    "self_attn.k_proj": "k",
-    "self_attn.v_proj": "v",
-    "self_attn.o_proj": "o",
-    "mlp.gate_proj": "gate",
-    "mlp.up_proj": "up",
-    "mlp.down_proj": "down",
-}
-"""Module path inside a decoder layer -> the short name used in sites (`L3.down[1,2]`)."""
 
-MATRIX_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
+@dataclass(frozen=True)
+class Layout:
+    """Where a logical matrix (out features x in features) sits in its module's weight.
+
+    `transposed`: the weight is stored (in, out), as GPT-2's Conv1D stores it. The module's
+    output features are `groups` repetitions of `stride` features, and this matrix owns `width`
+    of each, from `offset` on (a plain matrix: one group, offset 0, all of them).
+    """
+
+    transposed: bool = False
+    offset: int = 0
+    width: int = 0
+    stride: int = 0
+    groups: int = 1
+
+    def outputs(self, start: int, stop: int) -> slice | torch.Tensor:
+        """The module's output features for logical rows start:stop (a slice when they are
+        contiguous there)."""
+        if self.groups == 1 or start // self.width == (stop - 1) // self.width:
+            first = (start // self.width) * self.stride + self.offset + start % self.width
+            return slice(first, first + stop - start)
+        rows = torch.arange(start, stop)
+        return (rows // self.width) * self.stride + self.offset + rows % self.width
+
+    def logical(self, stored: torch.Tensor) -> torch.Tensor:
+        """The logical matrix out of a tensor shaped like the module's weight (the weight
+        itself or its gradient): a view, except for interleaved parts (a copy)."""
+        matrix = stored.T if self.transposed else stored
+        if self.groups == 1:
+            return matrix[self.offset : self.offset + self.width]
+        grouped = matrix.reshape(self.groups, self.stride, matrix.shape[-1])
+        return grouped[:, self.offset : self.offset + self.width].reshape(-1, matrix.shape[-1])
 
 
 @dataclass(frozen=True)
 class MatrixInfo:
-    """One weight matrix of one decoder layer, with the extremes of its unmutated values.
-
-    `rows` and `cols` index the weight as PyTorch stores it (`weight[row, col]`). For `nn.Linear`
-    a row is an output feature; GPT-2's Conv1D stores the transpose (`transposed=True`).
-    """
+    """One logical weight matrix of one decoder layer, with the extremes of its values."""
 
     layer: int
     name: str
@@ -39,7 +67,7 @@ class MatrixInfo:
     cols: int
     min: float
     max: float
-    transposed: bool = False
+    layout: Layout = Layout()
 
     @property
     def label(self) -> str:
@@ -50,14 +78,24 @@ def _is_matrix_module(module: nn.Module) -> bool:
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
         return False
-    return isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"
+    return isinstance(module, nn.Linear) or _is_conv1d(module)
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    return type(module).__name__ == "Conv1D"
 
 
 def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The ModuleList of decoder blocks: the longest ModuleList whose length is the layer count."""
-    config = getattr(model, "config", None)
-    text_config = config.get_text_config() if config is not None else None
-    expected = getattr(text_config, "num_hidden_layers", None)
+    """The ModuleList of decoder blocks: the family's, or for a model without an entry the
+    longest ModuleList whose length is the layer count."""
+    family = family_of(getattr(text_config(model), "model_type", None))
+    if family is not None:
+        path = f"{family.base}.{family.layers}"
+        try:
+            return path, attrgetter(path)(model)
+        except AttributeError:
+            pass
+    expected = getattr(text_config(model), "num_hidden_layers", None)
     candidates = [
         (name, module)
         for name, module in model.named_modules()
@@ -72,22 +110,57 @@ def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
     return max(candidates, key=lambda item: len(item[1]))
 
 
+def _plain(module: nn.Module) -> Layout:
+    stored = module.weight
+    rows = stored.shape[1] if _is_conv1d(module) else stored.shape[0]
+    return Layout(_is_conv1d(module), 0, rows, rows, 1)
+
+
+def _family_matrices(family: Family, config: object, layer: nn.Module):
+    """(name, inner path, module, layout) of every matrix of one layer of a known family."""
+    found = []
+    for name, path in family.matrices.items():
+        module = attrgetter(path)(layer)
+        found.append((name, path, module, _plain(module)))
+    for fused in family.fused:
+        module = attrgetter(fused.path)(layer)
+        sizes, groups = fused.sizes(config), fused.groups(config)
+        stride = sum(sizes)
+        for index, name in enumerate(fused.names):
+            layout = Layout(_is_conv1d(module), sum(sizes[:index]), sizes[index], stride, groups)
+            found.append((name, f"{fused.path}:{name}", module, layout))
+    return found
+
+
+def _discovered_matrices(layer: nn.Module):
+    """(name, path, module, layout) of every 2-D Linear or Conv1D weight of one layer."""
+    return [
+        (path, path, module, _plain(module))
+        for path, module in layer.named_modules()
+        if path and _is_matrix_module(module)
+    ]
+
+
 class MatrixCatalog:
     """The mutable matrices of a model, addressable by (layer, name)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.layers_path, layers = decoder_layers(model)
         self.num_layers = len(layers)
+        family = family_of(getattr(text_config(model), "model_type", None))
+        self.family: Family | None = family
         self._modules: dict[tuple[int, str], nn.Module] = {}
         self._infos: dict[tuple[int, str], MatrixInfo] = {}
         names: list[str] = []
         for index, layer in enumerate(layers):
-            for inner_path, module in layer.named_modules():
-                if not inner_path or not _is_matrix_module(module):
-                    continue
-                name = LLAMA_SHORT_NAMES.get(inner_path, inner_path)
-                weight = module.weight.detach()
-                rows, cols = weight.shape
+            found = (
+                _family_matrices(family, text_config(model), layer)
+                if family is not None
+                else _discovered_matrices(layer)
+            )
+            for name, inner_path, module, layout in found:
+                matrix = layout.logical(module.weight.detach())
+                rows, cols = matrix.shape
                 self._modules[(index, name)] = module
                 self._infos[(index, name)] = MatrixInfo(
                     layer=index,
@@ -95,9 +168,9 @@ class MatrixCatalog:
                     path=f"{self.layers_path}.{index}.{inner_path}",
                     rows=int(rows),
                     cols=int(cols),
-                    min=float(weight.min()),
-                    max=float(weight.max()),
-                    transposed=type(module).__name__ == "Conv1D",
+                    min=float(matrix.min()),
+                    max=float(matrix.max()),
+                    layout=layout,
                 )
                 if name not in names:
                     names.append(name)
@@ -125,8 +198,41 @@ class MatrixCatalog:
         return info
 
     def module(self, layer: int, name: str) -> nn.Module:
+        """The module whose weight holds the matrix (shared by the parts of a fused module)."""
         self.get(layer, name)
         return self._modules[(layer, name)]
 
-    def weight(self, layer: int, name: str) -> torch.Tensor:
+    def parameter(self, layer: int, name: str) -> torch.Tensor:
+        """The stored weight the matrix lives in (for gradients); see `weight` for the matrix."""
         return self.module(layer, name).weight
+
+    def weight(self, layer: int, name: str) -> torch.Tensor:
+        """The matrix as (out features, in features): a view of the stored weight, except for
+        interleaved fused parts (a copy). Write through `write_site`, never into this."""
+        return self.get(layer, name).layout.logical(self.parameter(layer, name))
+
+    def outputs(self, layer: int, name: str, output: torch.Tensor) -> torch.Tensor:
+        """The matrix's own features of its module's output (..., out features)."""
+        info = self.get(layer, name)
+        return output[..., info.layout.outputs(0, info.rows)]
+
+    def site_values(self, site: Site) -> torch.Tensor:
+        """A copy of the site's current values, shaped (rows, cols) as the site is."""
+        index, transposed = self._index(site)
+        values = self.parameter(site.layer, site.matrix)[index].detach()
+        return (values.T if transposed else values).clone()
+
+    def write_site(self, site: Site, values: torch.Tensor) -> None:
+        """Write (rows, cols) values into the site, in place in the stored weight."""
+        index, transposed = self._index(site)
+        with torch.no_grad():
+            self.parameter(site.layer, site.matrix)[index] = values.T if transposed else values
+
+    def _index(self, site: Site) -> tuple[tuple, bool]:
+        """The site's index into the stored weight, and whether that is stored transposed."""
+        layout = self.get(site.layer, site.matrix).layout
+        outputs = layout.outputs(site.row0, site.row1)
+        if isinstance(outputs, torch.Tensor):
+            outputs = outputs.to(self.parameter(site.layer, site.matrix).device)
+        index = (site.cols, outputs) if layout.transposed else (outputs, site.cols)
+        return index, layout.transposed

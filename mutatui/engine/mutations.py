@@ -75,20 +75,19 @@ def make_mutation(site: Site | str, kind: str | Kind, catalog: MatrixCatalog) ->
 
 def target_block(mutation: Mutation, catalog: MatrixCatalog) -> torch.Tensor:
     """The site's new contents, shaped like the site, in the weight's dtype and device."""
-    weight = catalog.weight(mutation.site.layer, mutation.site.matrix)
-    value = mutation.target(catalog.get(mutation.site.layer, mutation.site.matrix))
-    return torch.full(mutation.site.shape, value, dtype=weight.dtype, device=weight.device)
+    site = mutation.site
+    weight = catalog.parameter(site.layer, site.matrix)
+    value = mutation.target(catalog.get(site.layer, site.matrix))
+    return torch.full(site.shape, value, dtype=weight.dtype, device=weight.device)
 
 
 @contextmanager
 def mutated(catalog: MatrixCatalog, mutation: Mutation) -> Iterator[None]:
     """Apply `mutation` in place for the duration of the block; restore it bit-exactly after."""
     site = mutation.site
-    weight = catalog.weight(site.layer, site.matrix)
-    with torch.no_grad():
-        saved = weight[site.rows, site.cols].clone()
-        try:
-            weight[site.rows, site.cols] = target_block(mutation, catalog)
-            yield
-        finally:
-            weight[site.rows, site.cols] = saved
+    saved = catalog.site_values(site)
+    try:
+        catalog.write_site(site, target_block(mutation, catalog))
+        yield
+    finally:
+        catalog.write_site(site, saved)

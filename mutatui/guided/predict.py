@@ -98,24 +98,36 @@ def _stop_token(lm: LoadedModel) -> int:
 
 
 @contextmanager
-def weight_gradients(catalog: MatrixCatalog) -> Iterator[list[tuple[MatrixInfo, torch.Tensor]]]:
-    """Let gradients flow into the catalog's matrices only, for the duration of the block.
+def weight_gradients(catalog: MatrixCatalog) -> Iterator[list[MatrixInfo]]:
+    """Let gradients flow into the catalog's weights only, for the duration of the block.
 
-    The loaded model has `requires_grad` off everywhere; it is switched on for the matrices and
-    switched back, and their `.grad` is dropped, also when the block raises. Weights are never
-    written.
+    The loaded model has `requires_grad` off everywhere; it is switched on for the stored
+    weights that hold the matrices (a fused module's weight once) and switched back, and their
+    `.grad` is dropped, also when the block raises. Weights are never written. Yields the
+    matrices; `matrix_gradient` reads each one's gradient.
     """
-    pairs = [(info, catalog.weight(info.layer, info.name)) for info in catalog]
-    saved = [weight.requires_grad for _info, weight in pairs]
+    infos = list(catalog)
+    weights = list({id(w): w for w in (catalog.parameter(i.layer, i.name) for i in infos)}.values())
+    saved = [weight.requires_grad for weight in weights]
     try:
-        for _info, weight in pairs:
+        for weight in weights:
             weight.requires_grad_(True)
             weight.grad = None
-        yield pairs
+        yield infos
     finally:
-        for (_info, weight), flag in zip(pairs, saved, strict=True):
+        for weight, flag in zip(weights, saved, strict=True):
             weight.grad = None
             weight.requires_grad_(flag)
+
+
+def matrix_gradient(catalog: MatrixCatalog, info: MatrixInfo) -> torch.Tensor:
+    """The gradient of one matrix, oriented as the matrix (out features, in features)."""
+    return info.layout.logical(catalog.parameter(info.layer, info.name).grad)
+
+
+def _clear_gradients(catalog: MatrixCatalog, infos: Sequence[MatrixInfo]) -> None:
+    for info in infos:
+        catalog.parameter(info.layer, info.name).grad = None
 
 
 def continuation_log_likelihood(lm: LoadedModel, probe: Probe) -> torch.Tensor:
@@ -184,28 +196,31 @@ def predict(
     report = progress or (lambda _message: None)
     magnitude: dict[tuple[int, str], torch.Tensor] = {}
     blocks: dict[tuple[int, str, str], torch.Tensor] = {}
-    with weight_gradients(catalog) as pairs, torch.enable_grad():
+    with weight_gradients(catalog) as infos, torch.enable_grad():
         for number, probe in enumerate(probes, start=1):
             report(f"backward pass {number}/{len(probes)}: {probe.prompt[:40]!r}")
             continuation_log_likelihood(lm, probe).backward()
             with torch.no_grad():
-                for info, weight in pairs:
+                for info in infos:
                     key = (info.layer, info.name)
-                    grad = weight.grad.float()
+                    weight = catalog.weight(info.layer, info.name)
+                    gradient = matrix_gradient(catalog, info)
+                    grad = gradient.float()
                     # Kept in the weights' dtype: a float32 copy of a 7B model's gradients is 28 GB.
-                    magnitude[key] = magnitude.get(key, 0) + weight.grad.abs()
+                    magnitude[key] = magnitude.get(key, 0) + gradient.abs()
                     # sum over a tile of g * (t - w) = t * sum(g) - sum(g * w), for every t.
                     grad_sum = _tile_reduce(grad, tile_size, "sum")
                     grad_weight_sum = _tile_reduce(grad * weight.float(), tile_size, "sum")
                     for kind, target in _targets(info, kinds).items():
                         block = (target * grad_sum - grad_weight_sum).abs()
                         blocks[(*key, kind)] = blocks.get((*key, kind), 0) + block
-                    weight.grad = None
+                _clear_gradients(catalog, infos)
     count = len(probes)
     results: list[MatrixPrediction] = []
     with torch.no_grad():
-        for info, weight in pairs:
+        for info in infos:
             key = (info.layer, info.name)
+            weight = catalog.weight(info.layer, info.name)
             mean_magnitude = magnitude.pop(key).float() / count
             for kind, target in _targets(info, kinds).items():
                 score = mean_magnitude * (target - weight.float()).abs()

@@ -30,8 +30,9 @@ from mutatui.engine.mutations import Kind, Mutation, mutated
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 
-DOWN_PROJECTION_NAMES = ("down", "mlp.c_proj", "mlp.fc2", "mlp.dense_4h_to_h", "mlp.w2")
-"""The MLP output matrix of common architectures, in the names `MatrixCatalog` gives them."""
+DOWN_PROJECTION_NAMES = ("down", "mlp.fc2", "mlp.dense_4h_to_h", "mlp.w2")
+"""The MLP output matrix: `down` in every family with an architecture entry, else a module path
+of common architectures (as `MatrixCatalog` names a model without an entry)."""
 
 DEFAULT_PROBE_TEXT = (
     "Apple Inc. is a worldwide tech company. The life cycle of Drosophila begins with an egg, "
@@ -41,7 +42,8 @@ DEFAULT_PROBE_TEXT = (
 
 @dataclass(frozen=True)
 class Candidate:
-    """A super-weight candidate: the weight at (row, col) of `matrix` in `layer` (storage order)."""
+    """A super-weight candidate: the weight at (row, col) of `matrix` in `layer` (row an output
+    feature, col an input feature, as every site)."""
 
     layer: int
     matrix: str
@@ -120,6 +122,7 @@ def record_down_activations(
 
     def hook_for(layer: int):
         def hook(_module, args, output):
+            output = catalog.outputs(layer, matrix, output)
             records[layer] = (args[0][0].detach().float(), output[0].detach().float())
 
         return hook
@@ -154,14 +157,10 @@ def find_candidates(
     median = float(torch.tensor(peaks).median())
     candidates = []
     for layer, (x, y) in enumerate(records):
-        info = catalog.get(layer, name)
-        position, out_channel = divmod(int(y.abs().argmax()), y.shape[-1])
+        position, row = divmod(int(y.abs().argmax()), y.shape[-1])
         weight = catalog.weight(layer, name).detach().float()
-        # Storage orientation: Linear is (out, in); GPT-2's Conv1D is (in, out).
-        per_input = weight[:, out_channel] if info.transposed else weight[out_channel]
-        contribution = (x[position] * per_input).abs()
-        in_channel = int(contribution.argmax())
-        row, col = (in_channel, out_channel) if info.transposed else (out_channel, in_channel)
+        contribution = (x[position] * weight[row]).abs()
+        col = int(contribution.argmax())
         candidates.append(
             Candidate(
                 layer=layer,
@@ -170,8 +169,8 @@ def find_candidates(
                 col=col,
                 weight=float(weight[row, col]),
                 position=position,
-                output_activation=float(y[position, out_channel]),
-                input_activation=float(x[position, in_channel]),
+                output_activation=float(y[position, row]),
+                input_activation=float(x[position, col]),
                 spike_ratio=peaks[layer] / median if median > 0 else math.inf,
                 largest_input_channel=int(x[position].abs().argmax()),
             )

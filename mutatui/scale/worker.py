@@ -78,7 +78,7 @@ class ScreenWorker:
 
         from mutatui.engine.matrices import MatrixCatalog
         from mutatui.engine.models import load_model
-        from mutatui.screening.fast import Screener
+        from mutatui.exact.screener import Screener
 
         if self._threads:
             torch.set_num_threads(self._threads)

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from mutatui.engine.compare import first_divergence
-from mutatui.screening.choice import ChoiceQuestion, chance_score, score
+from mutatui.engine.questions import ChoiceQuestion
+from mutatui.screening.choice import chance_score, score
 from mutatui.screening.embedding import Embedder
 from mutatui.screening.style import first_word, style_of
 

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mutatui.engine.questions import ChoiceQuestion
 from mutatui.errors import MutatuiError
-from mutatui.screening.choice import SHIPPED_QUESTIONS, ChoiceQuestion, load_questions
+from mutatui.screening.choice import SHIPPED_QUESTIONS, load_questions
 
 DEFAULT_CHOICE = "default"
 """The `choice` setting that names the shipped question set."""

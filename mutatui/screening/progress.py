@@ -44,6 +44,8 @@ class ScreenProgress(Protocol):
     ) -> None: ...
     def advance(self, mutations: int, phenotypes: int, work: float | None = None) -> None: ...
     def stop(self) -> None: ...
+    def note(self, message: str) -> None:
+        """One line worth knowing before the run (say, which engine path it takes)."""
 
 
 class Silent:
@@ -58,6 +60,9 @@ class Silent:
         pass
 
     def stop(self) -> None:
+        pass
+
+    def note(self, message: str) -> None:
         pass
 
 
@@ -120,6 +125,9 @@ class Bar:
     def stop(self) -> None:
         self._progress.stop()
 
+    def note(self, message: str) -> None:
+        self._progress.console.print(f"mutatui: {message}", markup=False, highlight=False)
+
 
 class LogLines:
     """Plain lines for logs: progress, mutations/s since this run started, ETA (at the rate of
@@ -161,6 +169,9 @@ class LogLines:
 
     def stop(self) -> None:
         self._line()
+
+    def note(self, message: str) -> None:
+        print(f"mutatui: {message}", file=self._stream, flush=True)
 
     def _line(self) -> None:
         self._last = self._clock()

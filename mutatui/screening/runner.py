@@ -18,10 +18,11 @@ from mutatui.engine.decoding import Generation, decode_tokens, encode_prompt
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation
+from mutatui.engine.questions import naive_choices, render_question
 from mutatui.errors import MutatuiError
+from mutatui.exact.screener import Screener
 from mutatui.screening import grading
-from mutatui.screening.choice import naive_choices, render_question, score
-from mutatui.screening.fast import Screener
+from mutatui.screening.choice import score
 from mutatui.screening.plan import WHOLE, Plan, Shard, parse_shard
 from mutatui.screening.probes import ChoiceProbe, load_choice_probe
 from mutatui.screening.progress import ScreenProgress, Silent
@@ -365,6 +366,8 @@ def run_screen(
         catalog = MatrixCatalog(lm.model)
         plan = spec.plan(catalog)
         screener = Screener(lm, catalog, spec.decoding, batch_size=run.batch_size)
+        if screener.fallback is not None:
+            progress.note(screener.fallback)
         assays = measure_assays(lm, catalog, screener, spec)
         probe_rows = assays.probe_rows(spec)
         if record is None:

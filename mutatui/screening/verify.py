@@ -18,7 +18,8 @@ from mutatui.engine.decoding import decode_tokens, encode_prompt, naive_generate
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Kind, Mutation
-from mutatui.screening.choice import naive_choices, score
+from mutatui.engine.questions import naive_choices
+from mutatui.screening.choice import score
 from mutatui.screening.probes import load_choice_probe
 from mutatui.screening.spec import ScreenSpec
 from mutatui.store.queries import MutationDetail, ResultDetail

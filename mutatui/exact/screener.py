@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from mutatui.engine.architecture import unsupported_reason
 from mutatui.engine.compare import first_divergence
 from mutatui.engine.decoding import (
     Chooser,
@@ -40,18 +41,12 @@ from mutatui.engine.decoding import (
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation
-from mutatui.screening.choice import ChoiceQuestion, choice_token_ids, naive_choices, pick_choice
-from mutatui.screening.choice import render_question as render_choice_question
-from mutatui.screening.layers import (
-    BaselineTrace,
-    KVStore,
-    LayerRunner,
-    supports_layers,
-    token_logits,
-)
-from mutatui.screening.onward import Diverged, decode_onward
-from mutatui.screening.replay import GenerateTrace
-from mutatui.screening.teacher import (
+from mutatui.engine.questions import ChoiceQuestion, choice_token_ids, naive_choices, pick_choice
+from mutatui.engine.questions import render_question as render_choice_question
+from mutatui.exact.layers import BaselineTrace, KVStore, LayerRunner
+from mutatui.exact.onward import Diverged, decode_onward
+from mutatui.exact.replay import GenerateTrace
+from mutatui.exact.teacher import (
     Reference,
     Verdict,
     judge,
@@ -153,7 +148,15 @@ class Screener:
         self.decoding = decoding
         self.batch_size = max(1, batch_size or default_batch_size(lm.model))
         """Mutations per batch (`default_batch_size` when none is given)."""
-        self.runner = LayerRunner(lm.model, catalog) if supports_layers(lm.model) else None
+        reason = unsupported_reason(lm.model)
+        self.runner = LayerRunner(lm.model, catalog) if reason is None else None
+        self.fallback: str | None = (
+            None
+            if reason is None
+            else f"{reason}: this screen runs on the slower batched path (exact, without "
+            "layer reuse or teacher forcing)"
+        )
+        """Why the model is not on the fast path, in one line (None when it is)."""
         self._chooser: Chooser | None = None
         self._probe: _TextProbe | None = None
         self._questions: dict[tuple[int, ...], BaselineTrace] = {}
@@ -274,7 +277,12 @@ class Screener:
             final, kv = self.runner.run_from(probe.trace, [m for _, m in batch], decisions)
             tolerances = torch.tensor([self.tolerance(m) for _, m in batch])
             verdicts = judge(
-                reference, final, self.runner.head, self.head_norm, self._chooser_for(), tolerances
+                reference,
+                final,
+                self.runner.architecture,
+                self.head_norm,
+                self._chooser_for(),
+                tolerances,
             )
             for row, ((index, mutation), verdict) in enumerate(zip(batch, verdicts, strict=True)):
                 outcome = self._teacher_outcome(baseline, verdict)
@@ -418,7 +426,7 @@ class Screener:
         """Mutation index -> chosen choice for one question, from the final-norm outputs at its
         answer position (one row per mutation of `batch`); near ties are settled naively."""
         letters = choice_token_ids(self.lm, len(question.choices))
-        scores = token_logits(self.runner.head, final, letters)
+        scores = self.runner.token_logits(final, letters)
         top = scores.float().topk(2, dim=-1).values
         margins = (top[:, 0] - top[:, 1]) / (1.0 + top[:, 0].abs())
         finite = torch.isfinite(scores).all(dim=-1)

@@ -1,10 +1,12 @@
-"""Running a Llama-family model layer by layer: reuse the baseline's hidden states below a
-mutated layer, and keep every layer's keys and values for decoding on from any position.
+"""Running a decoder model layer by layer: reuse the baseline's hidden states below a mutated
+layer, and keep every layer's keys and values for decoding on from any position.
 
 A mutation of layer L leaves everything below L unchanged, so a batch of mutations of layer L
-starts from the baseline's residual stream at L's input and runs only layers L and up. The
-decoder layers are called directly with the arguments the model itself passes them (captured
-once from a normal forward pass of the baseline), so masks and rotary embeddings are the model's.
+starts from the baseline's residual stream at L's input and runs only layers L and up. Every
+call into the model goes through its architecture adapter (`engine.architecture`): on the
+traced sequence the layers get the arguments the model itself passed them (captured from a
+normal forward pass of the baseline), elsewhere the masks and position embeddings the adapter
+builds for the positions at hand.
 """
 
 from __future__ import annotations
@@ -15,17 +17,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
+from mutatui.engine.architecture import Architecture, Positions, unsupported_reason
 from mutatui.engine.interventions import sample_deltas
-from mutatui.engine.kv import with_cache, without_cache_arguments
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.mutations import Mutation
-
-LAYERED_MODEL_TYPES = frozenset({"llama"})
-"""Model types whose decoder layers take (hidden, attention_mask, position_ids, a cache (named
-as `engine.kv` finds it), use_cache, position_embeddings) and whose head is norm then lm_head,
-with nothing in between."""
 
 
 class KVStore:
@@ -118,39 +114,20 @@ def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
 class BaselineTrace:
     """The unmutated model on one token sequence (batch of one).
 
-    `layer_inputs[l]` is the residual stream entering layer l, (1, positions, hidden); `final`
-    is the output of the final norm, (positions, hidden); `kv` holds every layer's keys and values.
+    `layer_inputs[l]` is the residual stream entering layer l, (1, positions, hidden), and
+    `layer_kwargs[l]` the other arguments the model passed layer l; `final` is the output of
+    the final norm, (positions, hidden); `kv` holds every layer's keys and values.
     """
 
     layer_inputs: list[torch.Tensor]
-    layer_kwargs: dict
+    layer_kwargs: list[dict]
     final: torch.Tensor
     kv: KVStore
 
 
 def supports_layers(model: nn.Module) -> bool:
-    """True when the model is of a family whose layers `LayerRunner` can call directly."""
-    config = getattr(model, "config", None)
-    inner = getattr(model, "model", None)
-    return (
-        getattr(config, "model_type", None) in LAYERED_MODEL_TYPES
-        and all(hasattr(inner, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb"))
-        and model.get_output_embeddings() is not None
-    )
-
-
-def token_logits(
-    head: nn.Module, final: torch.Tensor, tokens: torch.Tensor | Sequence[int]
-) -> torch.Tensor:
-    """The head's logits of `tokens` only, for final-norm outputs `final` (..., hidden): one
-    small product instead of the whole vocabulary's."""
-    logits = final @ head.weight[tokens].T
-    bias = getattr(head, "bias", None)
-    return logits if bias is None else logits + bias[tokens]
-
-
-def _hidden(output: torch.Tensor | tuple) -> torch.Tensor:
-    return output[0] if isinstance(output, tuple) else output
+    """True when the model's family has an architecture entry `LayerRunner` can run."""
+    return unsupported_reason(model) is None
 
 
 def _layers_of(mutations: Sequence[Mutation]) -> list[int]:
@@ -174,41 +151,32 @@ def _join(
 
 
 class LayerRunner:
-    """Calls the embedding, decoder layers, final norm and head of a Llama-family model."""
+    """Calls the embedding, decoder layers, final norm and head of a model, through its
+    architecture adapter, with per-sample mutations on the catalog's matrices."""
 
     def __init__(self, model: nn.Module, catalog: MatrixCatalog) -> None:
-        self.model = model
+        self.architecture = Architecture(model)
         self.catalog = catalog
-        self.inner = model.model
-        self.layers: nn.ModuleList = self.inner.layers
-        self.head: nn.Module = model.get_output_embeddings()
+        self.num_layers = self.architecture.num_layers
 
     @property
     def head_weight(self) -> torch.Tensor:
-        return self.head.weight
+        return self.architecture.head_weight
 
     def trace(self, input_ids: Sequence[int]) -> BaselineTrace:
         """Run the unmutated model on `input_ids`, keeping what the mutated runs reuse."""
-        device = self.head_weight.device
-        ids = torch.tensor([list(input_ids)], dtype=torch.long, device=device)
-        captured: dict = {}
-
-        def capture(_module, _args, kwargs):
-            captured.update(kwargs)
-
-        handle = self.layers[0].register_forward_pre_hook(capture, with_kwargs=True)
-        try:
-            self.inner(input_ids=ids, use_cache=False)
-        finally:
-            handle.remove()
-        layer_kwargs = without_cache_arguments(captured)
+        arch = self.architecture
+        ids = torch.tensor([list(input_ids)], dtype=torch.long, device=arch.device)
+        outputs = []
+        calls = arch.capture_arguments(
+            lambda: outputs.append(arch.base(input_ids=ids, use_cache=False))
+        )
+        layer_inputs = [hidden for hidden, _ in calls[0]]
+        layer_kwargs = [arguments for _, arguments in calls[0]]
         kv = KVStore()
-        layer_inputs: list[torch.Tensor] = []
-        hidden = self.inner.embed_tokens(ids)
-        for layer in self.layers:
-            layer_inputs.append(hidden)
-            hidden = _hidden(layer(hidden, **with_cache(layer, kv), **layer_kwargs))
-        final = self.inner.norm(hidden)[0]
+        for index, (hidden, arguments) in enumerate(calls[0]):
+            kv.keys[index], kv.values[index] = arch.keys_values(index, hidden, arguments)
+        final = outputs[0].last_hidden_state[0]
         return BaselineTrace(layer_inputs, layer_kwargs, final, kv)
 
     def run_from(
@@ -225,38 +193,33 @@ class LayerRunner:
         output at `positions`, (rows, len(positions), hidden), and the keys and values, which
         for layer l hold the rows that had joined by then.
         """
+        arch = self.architecture
         layers = _layers_of(mutations)
         kv = KVStore()
         hidden = trace.layer_inputs[layers[0]][:0]
         with sample_deltas(self.catalog, list(enumerate(mutations))):
-            for layer in range(layers[0], len(self.layers)):
+            for layer in range(layers[0], self.num_layers):
                 hidden = _join(trace, layers, layer, hidden)
-                hidden = _hidden(
-                    self.layers[layer](
-                        hidden, **with_cache(self.layers[layer], kv), **trace.layer_kwargs
-                    )
-                )
-        return self.inner.norm(hidden[:, positions]), kv
+                hidden = arch.call_layer(layer, hidden, kv, trace.layer_kwargs[layer])
+        return arch.norm(hidden[:, positions]), kv
 
     def run_prefix(self, trace: BaselineTrace, mutations: Sequence[Mutation]) -> KVStore:
         """The keys and values `run_after` continues from: `run_from` on a prefix that many
         sequences share, whose own outputs nobody reads, so its last layer computes only its
         keys and values."""
+        arch = self.architecture
         layers = _layers_of(mutations)
-        last = len(self.layers) - 1
+        last = self.num_layers - 1
         kv = KVStore()
         hidden = trace.layer_inputs[layers[0]][:0]
         with sample_deltas(self.catalog, list(enumerate(mutations))):
             for layer in range(layers[0], last):
                 hidden = _join(trace, layers, layer, hidden)
-                hidden = _hidden(
-                    self.layers[layer](
-                        hidden, **with_cache(self.layers[layer], kv), **trace.layer_kwargs
-                    )
-                )
+                hidden = arch.call_layer(layer, hidden, kv, trace.layer_kwargs[layer])
             hidden = _join(trace, layers, last, hidden)
-            rotary = trace.layer_kwargs["position_embeddings"]
-            kv.keys[last], kv.values[last] = self._last_keys_values(hidden, rotary)
+            kv.keys[last], kv.values[last] = arch.keys_values(
+                last, hidden, trace.layer_kwargs[last]
+            )
         return kv
 
     def run_after(
@@ -273,106 +236,68 @@ class LayerRunner:
         mutation, not once per sequence. Only the last position's output is returned, (rows,
         hidden), so the last layer runs the rest of the layer for that position alone
         (`_last_position`)."""
+        arch = self.architecture
         layers = _layers_of(mutations)
         first = trace.layer_inputs[layers[0]]
-        length = first.shape[1] - start
-        position_ids = torch.arange(start, start + length, device=first.device).view(1, length)
-        rotary = self.inner.rotary_emb(first, position_ids)
-        visible = torch.ones(length, start + length, dtype=torch.bool, device=first.device)
-        visible[:, start:] = torch.tril(visible[:, start:])
-        mask = torch.zeros(visible.shape, dtype=first.dtype, device=first.device)
-        mask = mask.masked_fill(~visible, torch.finfo(first.dtype).min).view(1, 1, length, -1)
+        stop = first.shape[1]
         hidden = first[:0, start:]
-        last = len(self.layers) - 1
+        arguments = arch.arguments(hidden, Positions.contiguous(start, stop, first.device))
+        last = self.num_layers - 1
         with sample_deltas(self.catalog, list(enumerate(mutations))):
             for layer in range(layers[0], last):
                 hidden = _join(trace, layers, layer, hidden, start)
-                hidden = _hidden(
-                    self.layers[layer](
-                        hidden,
-                        attention_mask=mask,
-                        position_ids=position_ids,
-                        **with_cache(self.layers[layer], PrefixedKV(prefix)),
-                        position_embeddings=rotary,
-                    )
-                )
+                hidden = arch.call_layer(layer, hidden, PrefixedKV(prefix), arguments[layer])
             hidden = _join(trace, layers, last, hidden, start)
-            hidden = self._last_position(hidden, mask, position_ids, rotary, prefix)
-        return self.inner.norm(hidden[:, -1])
+            hidden = self._last_position(hidden, start, prefix)
+        return arch.norm(hidden[:, -1])
 
-    def _last_keys_values(
-        self, hidden: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The last decoder layer's keys (rotated) and values for input `hidden`, (rows,
-        kv_heads, positions, head_dim) each: what later positions attend to, without the
-        queries, attention, o and MLP that are nine tenths of a layer's cost."""
-        block = self.layers[-1]
-        attention = block.self_attn
-        normed = block.input_layernorm(hidden)
-        keys, values = attention.k_proj(normed), attention.v_proj(normed)
-        # heads spelled out: a sequence of one position leaves none here, and view(-1) fails
-        shape = (*normed.shape[:-1], keys.shape[-1] // attention.head_dim, attention.head_dim)
-        keys = keys.view(shape).transpose(1, 2)
-        values = values.view(shape).transpose(1, 2)
-        cos, sin = rotary
-        _, keys = apply_rotary_pos_emb(keys, keys, cos, sin)
-        return keys, values
-
-    def _last_position(
-        self,
-        hidden: torch.Tensor,
-        mask: torch.Tensor,
-        position_ids: torch.Tensor,
-        rotary: tuple[torch.Tensor, torch.Tensor],
-        prefix: KVStore,
-    ) -> torch.Tensor:
+    def _last_position(self, hidden: torch.Tensor, start: int, prefix: KVStore) -> torch.Tensor:
         """The last decoder layer where only the last position's output is read: the keys and
-        values of the earlier positions, then the whole layer on the last position alone.
-        Returns (rows, 1, hidden)."""
-        cos, sin = rotary
-        earlier = self._last_keys_values(hidden[:, :-1], (cos[:, :-1], sin[:, :-1]))
-        return _hidden(
-            self.layers[-1](
-                hidden[:, -1:],
-                attention_mask=mask[..., -1:, :],
-                position_ids=position_ids[:, -1:],
-                **with_cache(self.layers[-1], PrefixedKV(prefix, {len(self.layers) - 1: earlier})),
-                position_embeddings=(cos[:, -1:], sin[:, -1:]),
+        values of the earlier positions (`hidden` holds positions start:), then the whole layer
+        on the last position alone. Returns (rows, 1, hidden)."""
+        arch = self.architecture
+        last = self.num_layers - 1
+        stop = start + hidden.shape[1]
+        device = hidden.device
+        earlier: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        if hidden.shape[1] > 1:  # a layer cannot shape the heads of zero positions
+            before = hidden[:, :-1]
+            arguments = arch.layer_arguments(
+                last, before, Positions.contiguous(start, stop - 1, device)
             )
+            earlier[last] = arch.keys_values(last, before, arguments)
+        own = hidden[:, -1:]
+        own_arguments = arch.layer_arguments(
+            last, own, Positions.contiguous(stop - 1, stop, device)
         )
+        return arch.call_layer(last, own, PrefixedKV(prefix, earlier), own_arguments)
 
     def step(
         self,
         tokens: torch.Tensor,
-        positions: torch.Tensor,
-        visible: torch.Tensor,
+        positions: Positions,
         kv: KVStore,
         mutations: Sequence[Mutation],
     ) -> torch.Tensor:
         """One decoding step for rows at different positions: each row's new token `tokens[r]`
-        sits at `positions[r]`, attends to the stored positions where `visible[r]` is True, and
-        to itself. Returns the head's logits, (rows, vocab); appends to `kv`."""
+        sits at `positions.queries[r]` and attends to the stored keys `positions` allows, and to
+        itself (the last of `positions.keys`). Returns the head's logits, (rows, vocab);
+        appends to `kv`."""
+        arch = self.architecture
         rows = tokens.shape[0]
-        hidden = self.inner.embed_tokens(tokens.view(rows, 1))
-        position_ids = positions.view(rows, 1)
-        allowed = torch.cat([visible, visible.new_ones(rows, 1)], dim=1)
-        blocked = torch.finfo(hidden.dtype).min
-        mask = torch.zeros(allowed.shape, dtype=hidden.dtype, device=hidden.device)
-        mask = mask.masked_fill(~allowed, blocked).view(rows, 1, 1, -1)
-        rotary = self.inner.rotary_emb(hidden, position_ids)
+        hidden = arch.embed(tokens.view(rows, 1), positions.queries)
+        arguments = arch.arguments(hidden, positions)
         with sample_deltas(self.catalog, list(enumerate(mutations))):
-            for block in self.layers:
-                hidden = _hidden(
-                    block(
-                        hidden,
-                        attention_mask=mask,
-                        position_ids=position_ids,
-                        **with_cache(block, kv),
-                        position_embeddings=rotary,
-                    )
-                )
-        return self.head(self.inner.norm(hidden[:, -1]))
+            for layer in range(self.num_layers):
+                hidden = arch.call_layer(layer, hidden, kv, arguments[layer])
+        return arch.logits(arch.norm(hidden[:, -1]))
 
     def logits(self, final: torch.Tensor) -> torch.Tensor:
         """The head applied to final-norm outputs."""
-        return self.head(final)
+        return self.architecture.logits(final)
+
+    def token_logits(
+        self, final: torch.Tensor, tokens: torch.Tensor | Sequence[int]
+    ) -> torch.Tensor:
+        """The logits of `tokens` only, for final-norm outputs (..., hidden)."""
+        return self.architecture.token_logits(final, tokens)

@@ -24,23 +24,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
+from mutatui.engine.architecture import Architecture
 from mutatui.engine.decoding import Decoding, Generation, naive_generate
-from mutatui.engine.kv import with_cache, without_cache_arguments
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation, mutated
-from mutatui.screening.layers import KVStore, supports_layers
+from mutatui.exact.layers import supports_layers
 
 
 @dataclass
 class _Call:
-    """One forward call of `generate`: each layer's input, the layers' other arguments, and
-    the number of last positions the head was applied to."""
+    """One forward call of `generate`: each layer's input and other arguments, and the number
+    of last positions the head was applied to."""
 
     layer_inputs: list[torch.Tensor]
-    layer_kwargs: dict
+    layer_kwargs: list[dict]
     head_positions: int = 1
+
+    @property
+    def length(self) -> int:
+        return self.layer_inputs[0].shape[1]
 
 
 class GenerateTrace:
@@ -54,46 +59,45 @@ class GenerateTrace:
         decoding: Decoding,
     ) -> None:
         if not self.supports(lm, decoding):
-            raise ValueError("generate traces are for greedy decoding of Llama-family models")
+            raise ValueError("generate traces are for greedy decoding of models with an entry")
         self.lm = lm
         self.catalog = catalog
+        self.architecture = Architecture(lm.model)
         self.calls: list[_Call] = []
         self.generation = self._record(prompt, decoding)
-        self._kv: KVStore | None = None
+        self._kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @staticmethod
     def supports(lm: LoadedModel, decoding: Decoding) -> bool:
-        """Replays are for greedy decoding of the Llama family (whose layers we can call)."""
+        """Replays are for greedy decoding of the families with an architecture entry."""
         return decoding.mode == "greedy" and supports_layers(lm.model)
 
     def _record(self, prompt: Sequence[int], decoding: Decoding) -> Generation:
-        model = self.lm.model
-        layers = model.model.layers
-        calls = self.calls
-
-        def capture_layer(index: int):
-            def hook(_module, args, kwargs):
-                hidden = args[0] if args else kwargs["hidden_states"]
-                if index == 0:
-                    extra = without_cache_arguments(kwargs)
-                    calls.append(_Call([], extra))
-                calls[-1].layer_inputs.append(hidden.detach().clone())
-
-            return hook
+        arch = self.architecture
+        generations: list[Generation] = []
+        head_positions: list[int] = []
 
         def capture_head(_module, args):
-            calls[-1].head_positions = args[0].shape[1]
+            head_positions.append(args[0].shape[1])
 
-        handles = [
-            layer.register_forward_pre_hook(capture_layer(index), with_kwargs=True)
-            for index, layer in enumerate(layers)
-        ]
-        handles.append(model.get_output_embeddings().register_forward_pre_hook(capture_head))
+        handle = arch.head.register_forward_pre_hook(capture_head)
         try:
-            return naive_generate(self.lm, self.catalog, prompt, None, decoding)
+            recorded = arch.capture_arguments(
+                lambda: generations.append(
+                    naive_generate(self.lm, self.catalog, prompt, None, decoding)
+                )
+            )
         finally:
-            for handle in handles:
-                handle.remove()
+            handle.remove()
+        for layers, positions in zip(recorded, head_positions, strict=True):
+            inputs = [hidden for hidden, _ in layers]
+            arguments = [kwargs for _, kwargs in layers]
+            self.calls.append(_Call(inputs, arguments, positions))
+        return generations[0]
+
+    def _new_cache(self) -> DynamicCache:
+        """A cache like the one `generate` made (sliding-window layers keep only their window)."""
+        return DynamicCache(config=self.architecture.config)
 
     def replay(
         self, mutation: Mutation, steps: Sequence[int], tokens: Sequence[int] = ()
@@ -109,18 +113,17 @@ class GenerateTrace:
         baseline = self.generation.tokens
         own = next((n for n, token in enumerate(fed) if token != baseline[n]), last) + 1
         first = mutation.site.layer
-        inner = self.lm.model.model
+        arch = self.architecture
         with torch.inference_mode(), mutated(self.catalog, mutation):
             hidden = [call.layer_inputs[first] for call in calls[:own]]
             hidden += self._below(first, calls, own, fed)
-            cache = KVStore()
-            for layer in inner.layers[first:]:
-                self._run_layer(layer, calls, hidden, cache)
-            head = self.lm.model.get_output_embeddings()
+            cache = self._new_cache()
+            for index in range(first, arch.num_layers):
+                self._run_layer(index, calls, hidden, cache)
             scored = {}
             for step in sorted(set(steps)):
                 positions = calls[step].head_positions
-                logits = head(inner.norm(hidden[step])[:, -positions:, :])
+                logits = arch.logits(arch.norm(hidden[step])[:, -positions:, :])
                 scored[step] = logits[:, -1, :].to(copy=True, dtype=torch.float32)[0]
         return scored
 
@@ -131,42 +134,52 @@ class GenerateTrace:
         unmutated layers below it, over the baseline's keys and values of earlier positions."""
         if own >= len(calls):
             return []
-        inner = self.lm.model.model
-        device = self.lm.model.get_output_embeddings().weight.device
-        ids = torch.tensor(fed[own - 1 :], dtype=torch.long, device=device).view(-1, 1, 1)
-        hidden = [inner.embed_tokens(token) for token in ids]
-        start = sum(call.layer_inputs[0].shape[1] for call in calls[:own])
+        arch = self.architecture
+        start = sum(call.length for call in calls[:own])
+        hidden = [
+            arch.embed(
+                torch.tensor([[token]], device=arch.device),
+                torch.tensor([[start + offset]], device=arch.device),
+            )
+            for offset, token in enumerate(fed[own - 1 :])
+        ]
         baseline = self._baseline_kv()
+        cache = self._new_cache()
         for index in range(first):
-            cache = KVStore()
-            cache.keys[index] = baseline.keys[index][..., :start, :]
-            cache.values[index] = baseline.values[index][..., :start, :]
-            self._run_layer(inner.layers[index], calls[own:], hidden, cache)
+            keys, values = baseline[index]
+            cache.update(keys[..., :start, :], values[..., :start, :], index)
+            self._run_layer(index, calls[own:], hidden, cache)
         return hidden
 
-    @staticmethod
     def _run_layer(
-        layer: torch.nn.Module,
-        calls: Sequence[_Call],
-        hidden: list[torch.Tensor],
-        cache: KVStore,
+        self, index: int, calls: Sequence[_Call], hidden: list[torch.Tensor], cache: object
     ) -> None:
-        """One decoder layer over `calls` in order, `hidden[n]` being call n's input; each is
-        replaced by the layer's output."""
+        """Decoder layer `index` over `calls` in order, `hidden[n]` being call n's input; each
+        is replaced by the layer's output."""
         for number, call in enumerate(calls):
-            output = layer(hidden[number], **with_cache(layer, cache), **call.layer_kwargs)
-            hidden[number] = output[0] if isinstance(output, tuple) else output
+            hidden[number] = self.architecture.call_layer(
+                index, hidden[number], cache, call.layer_kwargs[index]
+            )
 
-    def _baseline_kv(self) -> KVStore:
-        """Every layer's keys and values over all the recorded calls, as `generate` cached them
-        (computed once, by the same calls)."""
+    def _baseline_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every layer's keys and values over all the recorded calls, as `generate` computed
+        them (the same projections of the same inputs), computed once."""
         if self._kv is None:
-            kv = KVStore()
+            arch = self.architecture
+            layers = []
             with torch.inference_mode():
-                for index, layer in enumerate(self.lm.model.model.layers):
-                    inputs = [call.layer_inputs[index] for call in self.calls]
-                    self._run_layer(layer, self.calls, inputs, kv)
-            self._kv = kv
+                for index in range(arch.num_layers):
+                    parts = [
+                        arch.keys_values(index, call.layer_inputs[index], call.layer_kwargs[index])
+                        for call in self.calls
+                    ]
+                    layers.append(
+                        (
+                            torch.cat([keys for keys, _ in parts], dim=-2),
+                            torch.cat([values for _, values in parts], dim=-2),
+                        )
+                    )
+            self._kv = layers
         return self._kv
 
     def decisions(

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mutatui.engine.architecture import Architecture
 from mutatui.engine.decoding import Chooser, Decoding, Generation, too_close
 from mutatui.errors import MutatuiError
-from mutatui.screening.layers import token_logits
 
 CANDIDATES = 64
 """Baseline tokens per step whose scores are computed exactly before falling back to the head."""
@@ -153,7 +153,7 @@ def candidate_choices(
     step: int,
     final: torch.Tensor,
     bounds: torch.Tensor,
-    head: torch.nn.Module,
+    head: Architecture,
     chooser: Chooser,
     tolerances: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,7 +165,7 @@ def candidate_choices(
     `1 + |best|`, as `Chooser.choose` measures margins).
     """
     tokens = reference.candidates[step]
-    scores = chooser.scores(token_logits(head, final, tokens), step, tokens)
+    scores = chooser.scores(head.token_logits(final, tokens), step, tokens)
     top = scores.topk(2, dim=-1)
     runner_up = torch.maximum(top.values[:, 1], reference.outside[step] + bounds)
     best = top.values[:, 0]
@@ -188,7 +188,7 @@ def certified_steps(
 def judge(
     reference: Reference,
     final: torch.Tensor,
-    head: torch.nn.Module,
+    head: Architecture,
     head_norm: float,
     chooser: Chooser,
     tolerances: torch.Tensor,
@@ -221,7 +221,7 @@ def judge(
         pending = pending[~decided].tolist()
         if not pending:
             continue
-        logits = head(final[pending, step])
+        logits = head.logits(final[pending, step])
         tokens, margins = chooser.choose(logits, step)
         nonfinite = ~torch.isfinite(logits).all(dim=-1)
         for row, token, margin, bad in zip(

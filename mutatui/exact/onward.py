@@ -3,8 +3,8 @@
 A mutant that diverged at step t has, from its teacher-forced run, the keys and values of the
 prompt and baseline tokens 0..t-1 (its own for the layers it ran, the baseline's below). Every
 row keeps the teacher-forced cache of the same length; a row masks out the positions past its own
-prefix, and its new tokens take the positions after its prefix (rotary positions count from its
-prefix, not from the cache slot). So rows diverged at different steps decode together, one
+prefix, and its new tokens take the positions after its prefix (rotary positions and sliding
+windows count from its prefix, not from the cache slot). So rows diverged at different steps decode together, one
 forward pass per step, with no padding.
 """
 
@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mutatui.engine.architecture import Positions
 from mutatui.engine.decoding import Chooser, Decoding, too_close
 from mutatui.engine.mutations import Mutation
-from mutatui.screening.layers import BaselineTrace, KVStore, LayerRunner
+from mutatui.exact.layers import BaselineTrace, KVStore, LayerRunner
 
 
 @dataclass
@@ -80,26 +81,29 @@ def decode_onward(
     slots = torch.arange(length, device=device)
     prefix = torch.tensor([prompt_length + row.diverge_at for row in active], device=device)
     visible = slots.view(1, -1) < prefix.view(-1, 1)
+    key_positions = slots.view(1, -1).expand(len(active), -1)
     while active:
         tokens = torch.tensor([row.tokens[-1] for row in active], device=device)
         positions = torch.tensor(
             [prompt_length + len(row.tokens) - 1 for row in active], device=device
-        )
-        logits = runner.step(tokens, positions, visible, kv, [row.mutation for row in active])
+        ).view(-1, 1)
+        key_positions = torch.cat([key_positions, positions], dim=1)
+        visible = torch.cat([visible, visible.new_ones(len(active), 1)], dim=1)
+        step = Positions(positions, key_positions, visible)
+        logits = runner.step(tokens, step, kv, [row.mutation for row in active])
         nonfinite = (~torch.isfinite(logits).all(dim=-1)).tolist()
         steps = [len(row.tokens) for row in active]
         chosen, margins = chooser.choose(logits, steps)
-        for offset, (row, step, token, margin) in enumerate(
+        for offset, (row, step_index, token, margin) in enumerate(
             zip(active, steps, chosen.tolist(), margins.tolist(), strict=True)
         ):
             if observe is not None:
                 observe(row, logits[offset])
-            row.note(step, margin, nonfinite[offset])
+            row.note(step_index, margin, nonfinite[offset])
             if token in eos:
                 row.stopped = True
             else:
                 row.tokens.append(token)
-        visible = torch.cat([visible, visible.new_ones(len(active), 1)], dim=1)
         keep = [
             offset
             for offset, row in enumerate(active)
@@ -109,4 +113,5 @@ def decode_onward(
             chosen = torch.tensor(keep, dtype=torch.long, device=device)
             kv.select(chosen)
             visible = visible.index_select(0, chosen)
+            key_positions = key_positions.index_select(0, chosen)
             active = [active[offset] for offset in keep]
