@@ -1,10 +1,15 @@
 """Screen throughput: the fast engine against the naive loop (edit, model.generate, restore).
 
-Runs the same mutations of SmolLM2-135M-Instruct through both, in one run, checks that every
-output is equal, and prints mutations/s of each and the ratio, for random element sites and for
-64x64 tiles (max and min alternating).
+Runs the same mutations through both, in one run, checks that every output is equal, and prints
+mutations/s of each and the ratio, for random element sites and for 64x64 tiles (max and min
+alternating), with the share of mutants settled on the naive path.
 
-    .venv/bin/python benchmarks/screen_throughput.py [--elements 256] [--tiles 64] [--naive 24]
+    .venv/bin/python benchmarks/screen_throughput.py [--model smollm2] [--as mistral]
+        [--dtype float32] [--device cpu] [--elements 256] [--tiles 64] [--naive 24]
+
+`--model` is any model mutatui loads (default SmolLM2-135M-Instruct); `--as mistral` or
+`--as qwen2` runs SmolLM2's weights through that family's code (the same function,
+`engine.refamily`). Both paths run in the same dtype on the same device.
 
 The naive loop is timed on a subset (`--naive` mutations per design, the first ones of the same
 list); its outputs are compared with the fast engine's for that subset. Both paths first run
@@ -15,14 +20,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import random
 import time
+from datetime import date
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
+from mutatui.engine.refamily import SAME_FUNCTION, smollm2_as
 from mutatui.engine.mutations import Mutation, make_mutation
 from mutatui.engine.sites import Site
 from mutatui.exact.screener import Screener
@@ -66,7 +74,7 @@ def compare(
     baseline = screener.baseline(prompt)
     # One mutation outside the measured set through each path first: first-call allocations,
     # and the fast engine's trace of the probe, which a screen makes once per probe.
-    warmup = make_mutation(Site.element(0, "down", 0, 0), "0", catalog)
+    warmup = make_mutation(Site.element(0, catalog.names[-1], 0, 0), "0", catalog)
     screener.screen_text(prompt, baseline, [warmup])
     naive_generate(lm, catalog, prompt, warmup, decoding)
     started = time.perf_counter()
@@ -105,15 +113,28 @@ def main() -> None:
     )
     parser.add_argument("--decoding", choices=("greedy", "sample"), default="greedy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="smollm2", help="any model mutatui loads")
+    parser.add_argument(
+        "--as",
+        dest="family",
+        choices=sorted(SAME_FUNCTION),
+        help="SmolLM2's weights through this family's code (the same function)",
+    )
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
     args = parser.parse_args()
-    lm = load_model("smollm2")
+    model = str(smollm2_as(args.family)) if args.family else args.model
+    lm = load_model(model, dtype=args.dtype, device=args.device)
     catalog = MatrixCatalog(lm.model)
     decoding = Decoding(mode=args.decoding, max_new_tokens=args.max_new_tokens, seed=args.seed)
     screener = Screener(lm, catalog, decoding, batch_size=args.batch_size)
     prompt = encode_prompt(lm, PROMPT)
+    name = f"smollm2 as {args.family}" if args.family else args.model
     print(
-        f"smollm2, prompt {PROMPT!r} ({len(prompt)} tokens), {decoding.describe()}, "
-        f"max_new_tokens {decoding.max_new_tokens}, batch {screener.batch_size}"
+        f"{name} ({type(lm.model).__name__}, {str(lm.dtype).removeprefix('torch.')}, "
+        f"{lm.device}), {screener.path}; prompt {PROMPT!r} ({len(prompt)} tokens), "
+        f"{decoding.describe()}, max_new_tokens {decoding.max_new_tokens}, batch "
+        f"{screener.batch_size}; {platform.machine()}, {os.cpu_count()} cores, {date.today()}"
     )
     if args.elements:
         compare(

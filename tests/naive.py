@@ -42,6 +42,28 @@ def naive_outcomes(lm, catalog, prompt, mutations, decoding):
     return [naive_generate(lm, catalog, prompt, m, decoding) for m in mutations]
 
 
+SMOLLM2_PROMPT = "The life cycle of Drosophila:"
+
+
+def sampled_mutations_of_smollm2(catalog, seed=0):
+    """Per matrix type: 16 random elements and 14 random 64x64 tiles, max and min alternating."""
+    rng = random.Random(seed)
+    mutations = []
+    for name in catalog.names:
+        for number in range(30):
+            info = catalog.get(rng.randrange(catalog.num_layers), name)
+            if number < 16:
+                site = Site.element(
+                    info.layer, name, rng.randrange(info.rows), rng.randrange(info.cols)
+                )
+            else:
+                row = rng.randrange(info.rows // 64) * 64
+                col = rng.randrange(info.cols // 64) * 64
+                site = Site(info.layer, name, row, row + 64, col, col + 64)
+            mutations.append(make_mutation(site, ("max", "min")[number % 2], catalog))
+    return mutations
+
+
 STEPS = 10
 
 

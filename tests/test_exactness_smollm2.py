@@ -2,15 +2,13 @@
 all 7 matrix types, through the fast screen engine and through the naive path (edit the weight,
 model.generate alone, restore): 100% equal."""
 
-import random
-
 import pytest
 import torch
+from naive import SMOLLM2_PROMPT as PROMPT
+from naive import sampled_mutations_of_smollm2 as sampled_mutations
 
 from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
-from mutatui.engine.mutations import make_mutation
 from mutatui.engine.questions import naive_choices, render_question
-from mutatui.engine.sites import Site
 from mutatui.exact.screener import Screener
 from mutatui.screening.choice import load_questions
 
@@ -18,26 +16,6 @@ from mutatui.screening.choice import load_questions
 pytestmark = [pytest.mark.smollm2, pytest.mark.timeout(3600)]
 
 MATRICES = ("q", "k", "v", "o", "gate", "up", "down")
-PROMPT = "The life cycle of Drosophila:"
-
-
-def sampled_mutations(catalog, seed=0):
-    """Per matrix type: 16 random elements and 14 random 64x64 tiles, max and min alternating."""
-    rng = random.Random(seed)
-    mutations = []
-    for name in MATRICES:
-        for number in range(30):
-            info = catalog.get(rng.randrange(catalog.num_layers), name)
-            if number < 16:
-                site = Site.element(
-                    info.layer, name, rng.randrange(info.rows), rng.randrange(info.cols)
-                )
-            else:
-                row = rng.randrange(info.rows // 64) * 64
-                col = rng.randrange(info.cols // 64) * 64
-                site = Site(info.layer, name, row, row + 64, col, col + 64)
-            mutations.append(make_mutation(site, ("max", "min")[number % 2], catalog))
-    return mutations
 
 
 def test_fast_engine_equals_naive_path_on_smollm2(smollm2):

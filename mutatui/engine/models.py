@@ -144,7 +144,7 @@ def _dequantize_gguf(gguf: Path, target: Path, progress: Progress) -> None:
     staging.replace(target)
 
 
-def _resolve_source(spec: str, progress: Progress) -> Path | str:
+def resolve_source(spec: str, progress: Progress) -> Path | str:
     """Turn a model spec into a local folder (or a cached hub id), or raise a one-line error."""
     if spec == SMOLLM2_ALIAS:
         spec = str(smollm2_gguf_path())
@@ -203,7 +203,7 @@ def load_model(
 
     report = progress or (lambda _message: None)
     started = time.perf_counter()
-    source = _resolve_source(spec, report)
+    source = resolve_source(spec, report)
     placement = parse_device(device)
     target_device = default_device() if placement == "balanced" else placement
     torch_dtype = parse_dtype(dtype, target_device)

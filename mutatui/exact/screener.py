@@ -184,6 +184,13 @@ class Screener:
         """True when this model gets the layer-reusing teacher-forced engine."""
         return self.runner is not None
 
+    @property
+    def path(self) -> str:
+        """Which engine path runs, in words."""
+        if self.runner is None:
+            return "the batched path"
+        return f"the fast path ({self.runner.architecture.family.name})"
+
     def baseline(self, prompt: list[int]) -> Generation:
         """The unmutated model's continuation of `prompt`, on the naive (reference) path; for
         greedy decoding its `generate` is recorded as it runs, for the naive checks' replays."""
