@@ -30,8 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
-from mutatui.engine.refamily import SAME_FUNCTION, smollm2_as
 from mutatui.engine.mutations import Mutation, make_mutation
+from mutatui.engine.refamily import SAME_FUNCTION, smollm2_as
 from mutatui.engine.sites import Site
 from mutatui.exact.screener import Screener
 
