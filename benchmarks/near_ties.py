@@ -1,18 +1,21 @@
 """How far batched logits are from lone ones: the measurement behind the near-tie tolerances.
 
 The screen engine computes a mutant's logits in a batch, with the mutation as a per-sample delta;
-the naive path edits the weight and decodes alone. Their float32 logits differ in the last bits.
-A decision can flip only when its margin is smaller than that difference (twice it, at most), so
-`engine.decoding.near_tie_tolerance` must exceed it. For SmolLM2 this prints, for random element
-and 64x64 tile mutations, the largest difference of any logit relative to `1 + |top1|`, in
-float32 epsilons, over
+the naive path edits the weight and decodes alone. Their logits differ in the last bits. A
+decision can flip only when its margin is smaller than that difference (twice it, at most), so
+the near-tie tolerance must exceed it. A screen measures it at its start (`exact.tolerance`,
+`Screener.calibrate`); this prints that calibration, then, for random element and 64x64 tile
+mutations of SmolLM2 (or `--model`), in the dtype and arithmetic asked for, the largest
+difference of any logit relative to `1 + |top1|`, in epsilons of the arithmetic, over
 - teacher forcing (the baseline's tokens through the mutated model, up to the mutant's first
   different choice), for the full head and for the judge's candidate scores (the baseline's
   best tokens at each step, as one small product), and
 - onward decoding of diverged mutants (each compared on its own tokens),
-and how many mutants' decisions come closer than a range of tolerances.
+the baseline's own near ties at the calibrated tolerance, and how many mutants' decisions come
+closer than a range of tolerances.
 
-    .venv/bin/python benchmarks/near_ties.py [--elements 128] [--tiles 64]
+    .venv/bin/python benchmarks/near_ties.py [--dtype bfloat16] [--arithmetic float32]
+        [--model smollm2] [--elements 128] [--tiles 64]
 """
 
 from __future__ import annotations
@@ -25,41 +28,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 from screen_throughput import PROMPT, element_mutations, tile_mutations
-from transformers import DynamicCache
 
 from mutatui.engine.decoding import Decoding, encode_prompt
-from mutatui.engine.kv import with_cache
 from mutatui.engine.matrices import MatrixCatalog
-from mutatui.engine.models import LoadedModel, load_model
-from mutatui.engine.mutations import Mutation, mutated
+from mutatui.engine.models import load_model
+from mutatui.engine.mutations import Mutation
 from mutatui.exact.onward import Diverged
 from mutatui.exact.screener import Screener
 from mutatui.exact.teacher import teacher_input
+from mutatui.exact.tolerance import lone_logits, relative_difference
 
 EPS = torch.finfo(torch.float32).eps
-
-
-def lone_logits(
-    lm: LoadedModel, catalog: MatrixCatalog, mutation: Mutation, sequence: list[int], prompt: int
-) -> torch.Tensor:
-    """The naive path's logits at every decision of `sequence`, as `model.generate` computes
-    them: the weight edited, the prompt in one pass, then one token at a time with a cache."""
-    with torch.inference_mode(), mutated(catalog, mutation):
-        cache = DynamicCache()
-        inputs = [sequence[:prompt], *([token] for token in sequence[prompt:])]
-        steps = [
-            lm.model(
-                input_ids=torch.tensor([ids]), **with_cache(lm.model, cache), logits_to_keep=1
-            ).logits[0, -1]
-            for ids in inputs
-        ]
-    return torch.stack(steps)
+"""Machine epsilon of the arithmetic measured (set in `main`)."""
 
 
 def epsilons(batched: torch.Tensor, lone: torch.Tensor) -> float:
-    """Largest logit difference relative to 1 + |top1|, in float32 epsilons."""
-    top = lone.max(dim=-1).values.abs()
-    return float(((batched - lone).abs().max(dim=-1).values / (1 + top)).max()) / EPS
+    """Largest logit difference relative to 1 + |top1|, in epsilons of the arithmetic."""
+    return relative_difference(batched, lone) / EPS
 
 
 def measure(name: str, screener: Screener, prompt: list[int], mutations: list[Mutation]) -> None:
@@ -122,22 +107,37 @@ def measure(name: str, screener: Screener, prompt: list[int], mutations: list[Mu
             values.sort()
             median = values[len(values) // 2]
             print(f"  {label}: largest {values[-1]:.0f} eps, median {median:.0f} eps")
-    for tolerance in (128, 256, 512, 1024, 2048):
+    for tolerance in (2, 4, 8, 16, 32) if EPS > 1e-4 else (128, 256, 512, 1024, 2048):
         closer = sum(margin < tolerance for margin in margins)
         print(f"  mutants with a margin under {tolerance} eps (teacher forcing): {closer}")
 
 
 def main() -> None:
+    global EPS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elements", type=int, default=128)
     parser.add_argument("--tiles", type=int, default=64)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    parser.add_argument("--arithmetic", default="native", choices=("native", "float32"))
+    parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    lm = load_model("smollm2")
+    lm = load_model(args.model, dtype=args.dtype, device=args.device, arithmetic=args.arithmetic)
+    EPS = torch.finfo(lm.compute_dtype).eps
     catalog = MatrixCatalog(lm.model)
     screener = Screener(lm, catalog, Decoding(max_new_tokens=48))
     prompt = encode_prompt(lm, PROMPT)
-    print(f"smollm2, prompt {PROMPT!r}, greedy, 48 new tokens, batch {screener.batch_size}")
+    print(
+        f"{args.model}, {lm.describe()}, prompt {PROMPT!r}, greedy, 48 new tokens, "
+        f"batch {screener.batch_size}"
+    )
+    baseline = screener.baseline(prompt)
+    sample = element_mutations(catalog, 8, args.seed + 1) + tile_mutations(catalog, 4, args.seed)
+    tolerance = screener.calibrate(prompt, baseline, sample)
+    ties = screener.baseline_near_ties(prompt, baseline)
+    print(f"calibration (as a screen's start): {tolerance.describe(lm.compute_dtype)}")
+    print(f"  the baseline's decisions under it: {ties} of {len(baseline.tokens) + 1}")
     if args.elements:
         mutations = element_mutations(catalog, args.elements, args.seed)
         measure("random elements", screener, prompt, mutations)

@@ -5,11 +5,13 @@ mutations/s of each and the ratio, for random element sites and for 64x64 tiles 
 alternating), with the share of mutants settled on the naive path.
 
     .venv/bin/python benchmarks/screen_throughput.py [--model smollm2] [--as mistral]
-        [--dtype float32] [--device cpu] [--elements 256] [--tiles 64] [--naive 24]
+        [--dtype float32] [--arithmetic native] [--device cpu] [--elements 256] [--tiles 64]
+        [--naive 24]
 
 `--model` is any model mutatui loads (default SmolLM2-135M-Instruct); `--as mistral` or
 `--as qwen2` runs SmolLM2's weights through that family's code (the same function,
-`engine.refamily`). Both paths run in the same dtype on the same device.
+`engine.refamily`). Both paths run in the same dtype and arithmetic on the same device. The
+engine first measures its near-tie tolerance, as a screen does at its start (not timed).
 
 The naive loop is timed on a subset (`--naive` mutations per design, the first ones of the same
 list); its outputs are compared with the fast engine's for that subset. Both paths first run
@@ -75,6 +77,13 @@ def compare(
     # One mutation outside the measured set through each path first: first-call allocations,
     # and the fast engine's trace of the probe, which a screen makes once per probe.
     warmup = make_mutation(Site.element(0, catalog.names[-1], 0, 0), "0", catalog)
+    started = time.perf_counter()
+    tolerance = screener.calibrate(prompt, baseline, mutations[:: max(1, len(mutations) // 12)])
+    print(
+        f"{name}: calibrated in {time.perf_counter() - started:.1f} s (a screen's start, not "
+        f"timed below): {tolerance.describe(lm.compute_dtype)}; baseline near ties "
+        f"{screener.baseline_near_ties(prompt, baseline)} of {len(baseline.tokens) + 1}"
+    )
     screener.screen_text(prompt, baseline, [warmup])
     naive_generate(lm, catalog, prompt, warmup, decoding)
     started = time.perf_counter()
@@ -94,7 +103,8 @@ def compare(
     settled = sum(out.settled_naively for out in outcomes)
     print(
         f"{name}: fast {len(mutations)} mutations in {fast_seconds:.1f} s = {fast_rate:.2f}/s "
-        f"({changed} changed, {settled} settled naively); naive {len(subset)} in "
+        f"({changed} changed, {settled} settled naively: {100 * settled / len(outcomes):.0f}%); "
+        f"naive {len(subset)} in "
         f"{naive_seconds:.1f} s = {naive_rate:.3f}/s; ratio {fast_rate / naive_rate:.1f}x; "
         f"outputs equal on {len(subset) - mismatches}/{len(subset)}"
     )
@@ -122,17 +132,17 @@ def main() -> None:
     )
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
+    parser.add_argument("--arithmetic", default="native", choices=("native", "float32"))
     args = parser.parse_args()
     model = str(smollm2_as(args.family)) if args.family else args.model
-    lm = load_model(model, dtype=args.dtype, device=args.device)
+    lm = load_model(model, dtype=args.dtype, device=args.device, arithmetic=args.arithmetic)
     catalog = MatrixCatalog(lm.model)
     decoding = Decoding(mode=args.decoding, max_new_tokens=args.max_new_tokens, seed=args.seed)
     screener = Screener(lm, catalog, decoding, batch_size=args.batch_size)
     prompt = encode_prompt(lm, PROMPT)
     name = f"smollm2 as {args.family}" if args.family else args.model
     print(
-        f"{name} ({type(lm.model).__name__}, {str(lm.dtype).removeprefix('torch.')}, "
-        f"{lm.device}), {screener.path}; prompt {PROMPT!r} ({len(prompt)} tokens), "
+        f"{name} ({type(lm.model).__name__}, {lm.describe()}), {screener.path}; prompt {PROMPT!r} ({len(prompt)} tokens), "
         f"{decoding.describe()}, max_new_tokens {decoding.max_new_tokens}, batch "
         f"{screener.batch_size}; {platform.machine()}, {os.cpu_count()} cores, {date.today()}"
     )

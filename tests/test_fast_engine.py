@@ -234,12 +234,16 @@ def test_run_after_a_shared_prefix_is_the_edited_models_last_position(tiny, own)
             torch.testing.assert_close(final[row], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_default_batch_size_follows_the_model_size(tiny):
+def test_default_batch_size_follows_the_model_size_and_the_free_memory(tiny):
     lm, catalog = tiny
     assert Screener(lm, catalog, GREEDY).batch_size == 128
     assert Screener(lm, catalog, GREEDY, batch_size=8).batch_size == 8
-    billion = torch.nn.Linear(40_000, 40_000, device="meta")  # 1.6e9 parameters, no memory
-    assert fast.default_batch_size(billion) == 32
+    per_row = fast.row_bytes(lm.model)
+    assert per_row > 3 * 2 * 3 * 2 * 8 * fast.ROW_POSITIONS * 4  # keys and values alone
+    assert fast.batch_size_for(10**8, None, per_row) == 128
+    assert fast.batch_size_for(7 * 10**9, None, per_row) == 32
+    assert fast.batch_size_for(7 * 10**9, 10 * per_row, per_row) == 5
+    assert fast.batch_size_for(10**8, per_row // 4, per_row) == 1
 
 
 @DECODINGS

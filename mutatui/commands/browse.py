@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         "device": args.device,
         "dtype": args.dtype,
         "trust_remote_code": args.trust_remote_code,
+        "arithmetic": args.arithmetic,
     }
     app.run()
     return 0

@@ -27,6 +27,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
         help="auto (bfloat16 on CUDA, float32 on CPU), float32, float16, bfloat16",
     )
     group.add_argument(
+        "--arithmetic",
+        choices=("native", "float32"),
+        default="native",
+        help="native: compute in --dtype; float32: half-precision weights upcast exactly and "
+        "computed in float32 (twice the memory; the fast engine's near ties become rare)",
+    )
+    group.add_argument(
         "--trust-remote-code",
         action="store_true",
         help="allow the model's own code (off by default)",
@@ -114,5 +121,6 @@ def load_from_args(args: argparse.Namespace, *, quiet: bool = False) -> LoadedMo
         device=args.device,
         dtype=args.dtype,
         trust_remote_code=args.trust_remote_code,
+        arithmetic=args.arithmetic,
         progress=say,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -11,6 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("db", help="the database")
     parser.add_argument("--json", action="store_true", help="one JSON object per screen")
     parser.set_defaults(run=run)
+
+
+if TYPE_CHECKING:
+    from mutatui.store.engines import EngineRecord
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
                         "matrices": s.matrices,
                         "probes": s.probes,
                         "elapsed_seconds": s.screen.elapsed_seconds,
+                        "engine": None if s.engine is None else asdict(s.engine),
                         "spec": json.loads(s.screen.spec),
                     }
                 )
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column("field", style="bold")
         table.add_column("value")
         table.add_row("model", escape(s.screen.model))
+        table.add_row("engine", escape(describe_engine(s.engine)))
         table.add_row("shard", "whole spec" if parts is None else describe_parts(*parts))
         table.add_row(
             "mutations",
@@ -76,3 +84,16 @@ def run(args: argparse.Namespace) -> int:
         table.add_row("time", f"{s.screen.elapsed_seconds:.0f} s screening, {rate:.2f} mutations/s")
         console.print(table)
     return 0
+
+
+def describe_engine(engine: EngineRecord | None) -> str:
+    """The engine row in words: path, arithmetic, device, tolerances."""
+    if engine is None:
+        return "not recorded (a screen made before mutatui recorded its engine)"
+    tolerance = f"near ties under {engine.element_tolerance:.2g} (elements), "
+    tolerance += f"{engine.block_tolerance:.2g} (blocks)"
+    if engine.calibration_mutations:
+        measured = [v for v in (engine.measured_element, engine.measured_block) if v is not None]
+        tolerance += f", measured on {engine.calibration_mutations} mutants"
+        tolerance += f" (largest difference {max(measured):.2g})" if measured else ""
+    return f"{engine.describe()}; {engine.precision}; {tolerance}"

@@ -64,6 +64,7 @@ def build_app(args: argparse.Namespace):
         "device": args.device,
         "dtype": args.dtype,
         "trust_remote_code": args.trust_remote_code,
+        "arithmetic": args.arithmetic,
     }
     app = ExplorerApp(db)
     app.live_model, app.live_load_options = args.model, load_options

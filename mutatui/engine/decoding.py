@@ -103,26 +103,27 @@ class GumbelNoise:
         return self._steps[step]
 
 
-ELEMENT_TIE_EPSILONS = 256
-"""float32 near-tie tolerance, in machine epsilons, for the unmutated model and element sites."""
-BLOCK_TIE_EPSILONS = 2048
-"""float32 near-tie tolerance, in machine epsilons, for block sites (tiles, lines, regions)."""
+NEAR_TIE_EPSILONS: dict[torch.dtype, tuple[float, float]] = {
+    torch.float32: (256.0, 2048.0),
+    torch.bfloat16: (16.0, 16.0),
+    torch.float16: (16.0, 16.0),
+}
+"""Near-tie tolerances before any measurement, in machine epsilons of the arithmetic, for
+(elements and the unmutated model, blocks). float32: the largest difference between a batched
+and a lone logit, relative to `1 + |top1|`, measured on SmolLM2 (benchmarks/near_ties.py) was
+32 epsilons for element mutants and 676 for a 64x64 block set to its matrix's minimum, whose
+huge activations amplify rounding; a margin can move by twice that, and the tolerances leave a
+factor of 4 (elements) and 1.5 or more (blocks) on top. Half precision: a logit's own rounding
+step is an epsilon or more. The fast engine measures its own (`exact.tolerance`); these are its
+floors, and the tolerances of the batched path and live mode."""
 
 
 def near_tie_tolerance(dtype: torch.dtype, mutation: Mutation | None = None) -> float:
-    """Relative score gap below which batched and lone passes may pick different tokens.
-
-    Margins are measured relative to the winning score, `(top1 - top2) / (1 + |top1|)`. For
-    float32 the tolerance was set from measurements on SmolLM2 (benchmarks/near_ties.py): the
-    largest difference between a batched and a lone logit, relative to `1 + |top1|`, was 32
-    epsilons for element mutants, but 676 for a 64x64 block set to its matrix's minimum, whose
-    huge activations amplify rounding. A margin can move by twice that; the tolerances leave a
-    factor of 4 (elements) and 1.5 or more (blocks) on top.
-    """
-    if dtype != torch.float32:
-        return 16 * torch.finfo(dtype).eps
-    block = mutation is not None and not mutation.site.is_element
-    return (BLOCK_TIE_EPSILONS if block else ELEMENT_TIE_EPSILONS) * torch.finfo(dtype).eps
+    """Relative score gap below which batched and lone passes may pick different tokens, for
+    an arithmetic `dtype`. Margins are `(top1 - top2) / (1 + |top1|)`."""
+    element, block = NEAR_TIE_EPSILONS.get(dtype, NEAR_TIE_EPSILONS[torch.float16])
+    epsilons = element if mutation is None or mutation.site.is_element else block
+    return epsilons * torch.finfo(dtype).eps
 
 
 def too_close(margin: float, tolerance: float) -> bool:
@@ -311,7 +312,7 @@ def settle(
     generation: Generation,
 ) -> Generation:
     """Keep a batched result unless a near tie makes it uncertain; then redo it naively."""
-    if not is_near_tie(generation, lm.dtype, mutation):
+    if not is_near_tie(generation, lm.compute_dtype, mutation):
         return generation
     redone = naive_generate(lm, catalog, prompt, mutation, decoding)
     redone.nonfinite = generation.nonfinite

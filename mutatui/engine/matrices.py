@@ -149,6 +149,9 @@ class MatrixCatalog:
         self.num_layers = len(layers)
         family = family_of(getattr(text_config(model), "model_type", None))
         self.family: Family | None = family
+        self.value_dtype: torch.dtype | None = getattr(model, "mutatui_weight_dtype", None)
+        """The precision a written value is rounded to when the weights are held in a wider
+        dtype than their own (half-precision weights in float32 arithmetic); None otherwise."""
         self._modules: dict[tuple[int, str], nn.Module] = {}
         self._infos: dict[tuple[int, str], MatrixInfo] = {}
         names: list[str] = []

@@ -33,6 +33,11 @@ DTYPES: dict[str, torch.dtype] = {
     "bfloat16": torch.bfloat16,
 }
 
+ARITHMETICS = ("native", "float32")
+"""How a model in a half-precision dtype computes: in its dtype (`native`), or in float32 on its
+weights upcast exactly (`float32`: every weight keeps its half-precision value, activations are
+float32; twice the weights' memory). The naive reference is generate in the same arithmetic."""
+
 Progress = Callable[[str], None]
 
 
@@ -46,7 +51,22 @@ class LoadedModel:
     source: str
     device: torch.device
     dtype: torch.dtype
+    """The weights' precision (what `--dtype` asked for)."""
     load_seconds: float
+    arithmetic: str = "native"
+    """`native` (compute in `dtype`) or `float32` (the weights upcast exactly): `ARITHMETICS`."""
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the model computes in."""
+        return torch.float32 if self.arithmetic == "float32" else self.dtype
+
+    def describe(self) -> str:
+        """`bfloat16`, or `bfloat16 weights in float32 arithmetic`, on the device."""
+        name = _dtype_name(self.dtype)
+        if self.compute_dtype != self.dtype:
+            name += f" weights in {_dtype_name(self.compute_dtype)} arithmetic"
+        return f"{name} on {device_name(self.device)}"
 
     @property
     def eos_token_ids(self) -> frozenset[int]:
@@ -58,6 +78,26 @@ class LoadedModel:
             elif value:
                 ids.update(int(v) for v in value)
         return frozenset(ids)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def device_name(device: torch.device | str) -> str:
+    """`cpu`, or `cuda:0 (NVIDIA H100 80GB HBM3)`."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def parse_arithmetic(text: str | None) -> str:
+    if text is None:
+        return "native"
+    if text not in ARITHMETICS:
+        raise MutatuiError(f"unknown arithmetic {text!r}; valid: {', '.join(ARITHMETICS)}")
+    return text
 
 
 def cache_root() -> Path:
@@ -189,6 +229,7 @@ def load_model(
     device: str | None = None,
     dtype: str | None = None,
     trust_remote_code: bool = False,
+    arithmetic: str | None = None,
     progress: Progress | None = None,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer for mutation.
@@ -196,7 +237,8 @@ def load_model(
     `spec` is `smollm2`, a model folder, a `.gguf` file or a cached hub id. `device` is `auto`
     (CUDA when present, else CPU), a torch device string, or `balanced` (accelerate's
     `device_map="auto"` across GPUs for a model larger than one). `dtype` is `auto` (bfloat16 on
-    CUDA, float32 on CPU) or a name in `DTYPES`.
+    CUDA, float32 on CPU) or a name in `DTYPES`. `arithmetic` is `native` or `float32`
+    (`ARITHMETICS`): a half-precision model computing in float32 on its weights upcast exactly.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -207,6 +249,7 @@ def load_model(
     placement = parse_device(device)
     target_device = default_device() if placement == "balanced" else placement
     torch_dtype = parse_dtype(dtype, target_device)
+    arithmetic = parse_arithmetic(arithmetic)
     local_only = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     report(f"loading {spec}")
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -228,6 +271,10 @@ def load_model(
         raise MutatuiError(f"cannot load model {spec!r}: {first_line}") from error
     if placement != "balanced":
         model.to(target_device)
+    if arithmetic == "float32" and torch_dtype != torch.float32:
+        model.to(torch.float32)  # exact: every half-precision value is a float32 value
+        model.mutatui_weight_dtype = torch_dtype
+    pin_precision()
     model.eval()
     model.requires_grad_(False)
     return LoadedModel(
@@ -238,4 +285,20 @@ def load_model(
         device=target_device,
         dtype=torch_dtype,
         load_seconds=time.perf_counter() - started,
+        arithmetic=arithmetic,
     )
+
+
+PINNED_PRECISION = "no TF32, no reduced-precision reductions"
+"""What `pin_precision` sets, as a screen records it."""
+
+
+def pin_precision() -> None:
+    """Switch off the global shortcuts that change a matrix product's result: TF32 for float32
+    products and reduced-precision reductions for half-precision ones. Both the engine and the
+    naive path then compute what their dtype says, whatever else set these in the process."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
+    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+    torch.set_float32_matmul_precision("highest")

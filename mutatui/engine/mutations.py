@@ -74,11 +74,13 @@ def make_mutation(site: Site | str, kind: str | Kind, catalog: MatrixCatalog) ->
 
 
 def target_block(mutation: Mutation, catalog: MatrixCatalog) -> torch.Tensor:
-    """The site's new contents, shaped like the site, in the weight's dtype and device."""
+    """The site's new contents, shaped like the site, in the weight's dtype and device (a
+    value rounded first to the weights' own precision when they are held wider)."""
     site = mutation.site
     weight = catalog.parameter(site.layer, site.matrix)
     value = mutation.target(catalog.get(site.layer, site.matrix))
-    return torch.full(site.shape, value, dtype=weight.dtype, device=weight.device)
+    block = torch.full(site.shape, value, dtype=catalog.value_dtype or weight.dtype)
+    return block.to(device=weight.device, dtype=weight.dtype)
 
 
 @contextmanager

@@ -22,12 +22,13 @@ question naively.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
-from mutatui.engine.architecture import unsupported_reason
+from mutatui.engine.architecture import text_config, unsupported_reason
 from mutatui.engine.compare import first_divergence
 from mutatui.engine.decoding import (
     Chooser,
@@ -35,7 +36,6 @@ from mutatui.engine.decoding import (
     Generation,
     generate_exact,
     naive_generate,
-    near_tie_tolerance,
     too_close,
 )
 from mutatui.engine.matrices import MatrixCatalog
@@ -52,6 +52,13 @@ from mutatui.exact.teacher import (
     judge,
     make_reference,
     teacher_input,
+)
+from mutatui.exact.tolerance import (
+    Tolerance,
+    floor_tolerance,
+    from_measurements,
+    lone_logits,
+    relative_difference,
 )
 
 
@@ -78,14 +85,54 @@ class _TextProbe:
 
 SMALL_MODEL_PARAMETERS = 1_000_000_000
 
+MEMORY_SHARE = 0.5
+"""The share of the device's free memory (after loading the model) a batch may take."""
+
+ROW_POSITIONS = 256
+"""Positions a batch row is sized for (a probe's prompt and its continuation)."""
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free on `device` now: the GPU's free memory, or the machine's available RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cpu" and hasattr(os, "sysconf"):
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return None
+
+
+def row_bytes(model: torch.nn.Module, positions: int = ROW_POSITIONS) -> int:
+    """What one mutant row of a batch holds at most: its keys and values for every layer (kept
+    from teacher forcing, copied when it diverges, grown while decoding on: three copies), and
+    the widest activation of a pass (the MLP's), over `positions` positions."""
+    config = text_config(model)
+    element = next(model.parameters()).element_size()
+    layers = config.num_hidden_layers
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    keys_values = 2 * layers * kv_heads * head_dim * positions * element
+    intermediate = getattr(config, "intermediate_size", None) or 4 * config.hidden_size
+    activations = 3 * intermediate * positions * max(element, 4)
+    return 3 * keys_values + activations
+
+
+def batch_size_for(parameters: int, free: int | None, per_row: int) -> int:
+    """Rows per batch: 128 for models under a billion parameters, where wider batches make
+    onward decoding's matrix products efficient (SmolLM2 on a 2-core CPU: tiles screen ~1.3x
+    faster than at 32), 32 for larger ones; fewer when `MEMORY_SHARE` of the `free` bytes does
+    not hold that many rows of `per_row` bytes."""
+    by_size = 128 if parameters < SMALL_MODEL_PARAMETERS else 32
+    if free is None:
+        return by_size
+    return max(1, min(by_size, int(MEMORY_SHARE * free) // max(per_row, 1)))
+
 
 def default_batch_size(model: torch.nn.Module) -> int:
-    """Rows per batch when none is asked for: 128 for models under a billion parameters, where
-    wider batches make onward decoding's matrix products efficient (SmolLM2 on a 2-core CPU:
-    tiles screen ~1.3x faster than at 32) and the keys and values of 128 rows take under 1 GB;
-    32 for larger models, whose per-row caches are tens of MB."""
+    """Rows per batch when none is asked for (`batch_size_for`), on the model's device."""
     parameters = sum(parameter.numel() for parameter in model.parameters())
-    return 128 if parameters < SMALL_MODEL_PARAMETERS else 32
+    device = next(model.parameters()).device
+    return batch_size_for(parameters, free_memory(device), row_bytes(model))
 
 
 PASS_TOKENS = 2048
@@ -93,6 +140,10 @@ PASS_TOKENS = 2048
 in the processor's cache between its elementwise steps (128 rows of an 83-token probe make 65 MB
 per MLP activation); on SmolLM2 with a 2-core CPU, passes of 12-24 rows ran the same mutations
 about 15% faster than one of 128. Onward decoding still gathers `batch_size` rows."""
+
+NAIVE_SHARE = 0.5
+"""When more than this share of a probe's baseline decisions are near ties, its mutants go
+straight to the naive path (see `Screener._ties_everywhere`)."""
 
 MIN_SHARED_PREFIX = 4
 """Fewer shared prompt tokens than this are not worth a separate prefix run."""
@@ -119,6 +170,15 @@ def _layer_batches(
 def _decisions(tokens: Sequence[int], stopped: bool, steps: int) -> list[int | None]:
     """The first `steps` decisions of a continuation: its tokens, then None for its EOS."""
     return [*tokens, *([None] if stopped else [])][:steps]
+
+
+def _up_to_divergence(reference: Reference, scores: torch.Tensor) -> int:
+    """How many steps of a mutant's teacher-forced scores the engine reads: up to and including
+    its first choice different from the baseline's."""
+    for step, token in enumerate(scores.argmax(dim=-1).tolist()):
+        if not reference.agrees(step, token):
+            return step + 1
+    return scores.shape[0]
 
 
 def _row_states(
@@ -162,6 +222,9 @@ class Screener:
         self._questions: dict[tuple[int, ...], BaselineTrace] = {}
         self._prefixes: dict[tuple[tuple[int, ...], ...], _SharedPrefix | None] = {}
         self._generate_traces: dict[tuple[int, ...], GenerateTrace] = {}
+        self._tie_verdicts: dict[tuple, bool] = {}
+        self.tolerances: Tolerance = floor_tolerance(lm.compute_dtype)
+        """Near-tie tolerances: the dtype's floor until `calibrate` measures them."""
         self.observe_onward: Callable[[Diverged, torch.Tensor], None] | None = None
         """Sees every onward-decoding step's logits per row (for measurements only)."""
         if self.runner is not None:
@@ -177,7 +240,47 @@ class Screener:
 
     def tolerance(self, mutation: Mutation) -> float:
         """The near-tie margin below which this mutant is settled on the naive path."""
-        return near_tie_tolerance(self.lm.dtype, mutation)
+        return self.tolerances.of(mutation)
+
+    def calibrate(
+        self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
+    ) -> Tolerance:
+        """Measure how far this engine's teacher-forced logits are from the naive path's, for
+        `mutations` and the unmutated model on one probe, and take the tolerance from that
+        (`exact.tolerance`). Returns it; the screener uses it from now on. The batched path
+        keeps the dtype's floor."""
+        if self.runner is None or not mutations:
+            return self.tolerances
+        chooser = self._chooser_for()
+        sequence = teacher_input(prompt, baseline, self.decoding)
+        with torch.inference_mode():
+            probe = self._text_probe(prompt, baseline)
+            ordered = sorted(mutations, key=lambda mutation: mutation.site.layer)
+            decisions = slice(len(prompt) - 1, None)
+            final, _ = self.runner.run_from(probe.trace, ordered, decisions)
+            rows = [(None, probe.reference.final), *zip(ordered, final, strict=True)]
+            elements, blocks = [], []
+            for mutation, row_final in rows:
+                lone = lone_logits(self.lm, self.catalog, mutation, sequence, len(prompt))
+                steps = list(range(lone.shape[0]))
+                lone_scores = chooser.scores(lone, steps)
+                batched = chooser.scores(self.runner.logits(row_final), steps)
+                used = _up_to_divergence(probe.reference, lone_scores)
+                difference = relative_difference(batched[:used], lone_scores[:used])
+                is_element = mutation is None or mutation.site.is_element
+                (elements if is_element else blocks).append(difference)
+        self.tolerances = from_measurements(self.lm.compute_dtype, elements, blocks)
+        return self.tolerances
+
+    def baseline_near_ties(self, prompt: list[int], baseline: Generation) -> int:
+        """How many of the baseline's decisions on `prompt` are near ties at the element
+        tolerance: a mutant that reaches one unchanged is checked on the naive path."""
+        if self.runner is None:
+            return 0
+        with torch.inference_mode():
+            reference = self._text_probe(prompt, baseline).reference
+        margins = reference.gaps / (1 + reference.tops.abs())
+        return int((margins < self.tolerances.element).sum())
 
     @property
     def layered(self) -> bool:
@@ -213,7 +316,27 @@ class Screener:
         with torch.inference_mode():
             if self.runner is None:
                 return self._screen_text_batched(prompt, baseline, mutations)
+            if self._ties_everywhere(prompt, baseline):
+                return [self._naive_outcome(prompt, baseline, m) for m in mutations]
             return self._screen_text_layered(prompt, baseline, mutations)
+
+    def _ties_everywhere(self, prompt: list[int], baseline: Generation) -> bool:
+        """Whether most of the baseline's decisions are near ties (native half precision): then
+        nearly every mutant would be checked naively after the engine's own work, and the naive
+        path alone is the cheaper exact way."""
+        key = (tuple(prompt), self.tolerances.element)
+        if key not in self._tie_verdicts:
+            steps = len(baseline.tokens) + (1 if baseline.stopped else 0)
+            ties = self.baseline_near_ties(prompt, baseline)
+            self._tie_verdicts[key] = ties > NAIVE_SHARE * max(steps, 1)
+        return self._tie_verdicts[key]
+
+    def _naive_outcome(
+        self, prompt: list[int], baseline: Generation, mutation: Mutation
+    ) -> TextOutcome:
+        result = naive_generate(self.lm, self.catalog, prompt, mutation, self.decoding)
+        divergence = first_divergence(baseline.tokens, result.tokens)
+        return TextOutcome(result.tokens, result.stopped, result.nonfinite, True, divergence)
 
     def screen_choice(
         self,

@@ -47,6 +47,7 @@ from mutatui.screening.spec import ScreenSpec
 from mutatui.store import parts as ledger
 from mutatui.store import screens as store
 from mutatui.store.database import initialize, writer_lock
+from mutatui.store.engines import record_engine
 
 PART_SIZE = 512
 """Mutations per part when the number of parts is not given."""
@@ -347,6 +348,7 @@ class _Driver:
                 info.matrix_rows,
             )
             self.record = store.find_screen(run.db, spec.display_name)
+            record_engine(run.db, screen_id, info.engine)
         else:
             screen_id = self.record.screen_id
             self._check_worker(info)
@@ -481,7 +483,7 @@ def run_from_args(
         workers=args.ray_workers,
         parts=args.ray_parts,
         cpus_per_worker=cpus,
-        model=ModelOptions(args.device, args.dtype, args.trust_remote_code),
+        model=ModelOptions(args.device, args.dtype, args.trust_remote_code, args.arithmetic),
     )
     return run_screen_on_ray(
         spec,

@@ -11,9 +11,17 @@ import os
 import socket
 from dataclasses import dataclass
 
-from mutatui.screening.plan import Plan, Shard
-from mutatui.screening.runner import BatchGrader, grade_batch, matrix_rows, measure_assays
+from mutatui.screening.plan import WHOLE, Plan, Shard
+from mutatui.screening.runner import (
+    BatchGrader,
+    calibration_sample,
+    grade_batch,
+    matrix_rows,
+    measure_assays,
+    prepare_engine,
+)
 from mutatui.screening.spec import ScreenSpec
+from mutatui.store.engines import EngineRecord
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,7 @@ class ModelOptions:
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
+    arithmetic: str = "native"
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class WorkerInfo:
     probe_rows: list[dict[str, object]]
     matrix_rows: list[dict[str, object]]
     planned: int
+    engine: EngineRecord
 
     @property
     def label(self) -> str:
@@ -88,11 +98,13 @@ class ScreenWorker:
             device=self._options.device,
             dtype=self._options.dtype,
             trust_remote_code=self._options.trust_remote_code,
+            arithmetic=self._options.arithmetic,
         )
         catalog = MatrixCatalog(lm.model)
         plan = spec.plan(catalog)
         screener = Screener(lm, catalog, spec.decoding, batch_size=self._batch_size)
         assays = measure_assays(lm, catalog, screener, spec)
+        engine = prepare_engine(lm, screener, assays, calibration_sample(plan, WHOLE))
         grader = BatchGrader(lm, screener, spec, assays)
         info = WorkerInfo(
             host=socket.gethostname(),
@@ -101,6 +113,7 @@ class ScreenWorker:
             probe_rows=assays.probe_rows(spec),
             matrix_rows=matrix_rows(plan.matrices),
             planned=len(plan),
+            engine=engine,
         )
         return plan, grader, info
 

@@ -14,13 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+import transformers
+
 from mutatui.engine.decoding import Generation, decode_tokens, encode_prompt
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
-from mutatui.engine.models import LoadedModel
+from mutatui.engine.models import PINNED_PRECISION, LoadedModel, device_name
 from mutatui.engine.mutations import Mutation
 from mutatui.engine.questions import naive_choices, render_question
 from mutatui.errors import MutatuiError
 from mutatui.exact.screener import Screener
+from mutatui.exact.tolerance import Tolerance
 from mutatui.screening import grading
 from mutatui.screening.choice import score
 from mutatui.screening.plan import WHOLE, Plan, Shard, parse_shard
@@ -29,6 +33,7 @@ from mutatui.screening.progress import ScreenProgress, Silent
 from mutatui.screening.spec import ScreenSpec, spec_from_json
 from mutatui.store import screens as store
 from mutatui.store.database import initialize, writer_lock
+from mutatui.store.engines import EngineRecord, engine_of, record_engine
 from mutatui.store.parts import has_ledger
 
 ModelLoader = Callable[[str], LoadedModel]
@@ -152,6 +157,88 @@ def matrix_rows(matrices: Sequence[MatrixInfo]) -> list[dict[str, object]]:
     ]
 
 
+CALIBRATION_MUTATIONS = 12
+"""Mutations of a screen's plan (evenly spread over its shard) whose batched logits are held
+against the naive path's at the start, to measure the near-tie tolerance."""
+
+NEAR_TIE_SHARE = 0.1
+"""Above this share of the baseline's decisions being near ties, a screen says it will run
+near the naive loop's speed."""
+
+
+def calibration_sample(plan: Plan, shard: Shard) -> list[Mutation]:
+    """Up to `CALIBRATION_MUTATIONS` mutations evenly spread over the shard's plan."""
+    ids = list(shard.ids(len(plan)))
+    step = max(1, len(ids) // CALIBRATION_MUTATIONS)
+    return [plan.mutation_at(i) for i in ids[::step][:CALIBRATION_MUTATIONS]]
+
+
+def prepare_engine(
+    lm: LoadedModel,
+    screener: Screener,
+    assays: Assays,
+    sample: Sequence[Mutation],
+    stored: EngineRecord | None = None,
+) -> EngineRecord:
+    """Measure the screener's near-tie tolerances on `sample` against the first text probe (or
+    keep `stored` ones, measured by this screen before on the same device, dtype and
+    arithmetic), and describe how the screen computes."""
+    device = device_name(lm.device)
+    dtype = str(lm.dtype).removeprefix("torch.")
+    arithmetic = str(lm.compute_dtype).removeprefix("torch.")
+    arithmetic = "native" if lm.compute_dtype == lm.dtype else arithmetic
+    if stored is not None and (stored.dtype, stored.arithmetic) != (dtype, arithmetic):
+        raise MutatuiError(
+            f"this screen was computed with {stored.describe()}; resume it with the same "
+            f"--dtype {stored.dtype} and --arithmetic {stored.arithmetic}"
+        )
+    prompt, baseline = (assays.prompts[0], assays.baselines[0]) if assays.prompts else ([], None)
+    if stored is not None and stored.device == device:
+        screener.tolerances = Tolerance(
+            stored.element_tolerance,
+            stored.block_tolerance,
+            stored.measured_element,
+            stored.measured_block,
+            stored.calibration_mutations,
+        )
+    elif baseline is not None:
+        screener.calibrate(prompt, baseline, sample)
+    tolerance = screener.tolerances
+    return EngineRecord(
+        path=screener.path,
+        dtype=dtype,
+        arithmetic=arithmetic,
+        device=device,
+        precision=PINNED_PRECISION,
+        element_tolerance=tolerance.element,
+        block_tolerance=tolerance.block,
+        measured_element=tolerance.measured_element,
+        measured_block=tolerance.measured_block,
+        calibration_mutations=tolerance.mutations,
+        baseline_near_ties=(
+            screener.baseline_near_ties(prompt, baseline) if baseline is not None else None
+        ),
+        versions=f"torch {torch.__version__}, transformers {transformers.__version__}",
+    )
+
+
+def engine_notes(engine: EngineRecord, assays: Assays) -> list[str]:
+    """What a user should know before the run: the batched path, or near ties everywhere."""
+    notes = []
+    steps = len(assays.baselines[0].tokens) + 1 if assays.baselines else 0
+    ties = engine.baseline_near_ties or 0
+    if steps and ties > NEAR_TIE_SHARE * steps:
+        notes.append(
+            f"{engine.dtype} in {engine.arithmetic} arithmetic: {ties} of the first probe's "
+            f"{steps} baseline decisions are near ties (margin under "
+            f"{engine.element_tolerance:.2g}); a mutant that reaches one unchanged is checked on "
+            "the naive path, so this screen runs near the naive loop's speed. --arithmetic "
+            f"float32 computes the same {engine.dtype} weights in float32 (twice their memory), "
+            "exact against generate in float32 arithmetic, on the fast path"
+        )
+    return notes
+
+
 def mutation_row(mutation_id: int, mutation: Mutation, info: MatrixInfo) -> list[object]:
     site = mutation.site
     return [
@@ -185,6 +272,8 @@ class BatchGrader:
         self.spec = spec
         self.assays = assays
         self._embedder = embedder
+        self.on_retry: Callable[[int], None] = lambda _rows: None
+        """Called with the new batch size when a batch ran out of memory and is graded again."""
 
     def _cosines(self, baseline_text: str, texts: list[str]) -> list[float]:
         """Sentence-embedding cosines, batched; the embedding model loads on first need."""
@@ -275,9 +364,27 @@ def grade_batch(
     grader: BatchGrader, plan: Plan, batch: Sequence[tuple[int, Mutation]]
 ) -> GradedBatch:
     """Grade one batch of `plan.batches` (a screen writes it at once; a Ray worker collects a
-    part's batches and returns them to the driver)."""
+    part's batches and returns them to the driver).
+
+    When the device runs out of memory, the engine's batch is halved and the whole batch
+    graded again, down to one row: nothing is written until it is graded, so nothing is lost or
+    graded twice, and later batches keep the smaller size."""
     began = time.perf_counter()
-    per_mutation, found = grader.grade([mutation for _, mutation in batch])
+    while True:
+        try:
+            per_mutation, found = grader.grade([mutation for _, mutation in batch])
+            break
+        except torch.OutOfMemoryError as error:
+            screener = grader.screener
+            if screener.batch_size == 1:
+                raise MutatuiError(
+                    f"out of memory on {device_name(grader.lm.device)} with one mutation per "
+                    "batch: the model and one mutant do not fit; use a smaller --dtype, "
+                    "--device balanced, or a larger device"
+                ) from error
+            screener.batch_size //= 2
+            _release_cached_memory()
+            grader.on_retry(screener.batch_size)
     info = plan.matrix_of(batch[0][0])
     results = [
         {"mutation_id": mutation_id, **row}
@@ -290,6 +397,11 @@ def grade_batch(
         found,
         time.perf_counter() - began,
     )
+
+
+def _release_cached_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def stored_spec(
@@ -346,6 +458,8 @@ def run_screen(
         record: store.ScreenRecord | None = None
         shard = run.shard
         if run.resume:
+            if run.db.is_file():
+                initialize(run.db)  # the schema check every writer makes (tables added since)
             spec, record = stored_spec(run, spec, name)
             if has_ledger(run.db, record.screen_id):
                 raise MutatuiError(
@@ -370,6 +484,12 @@ def run_screen(
             progress.note(screener.fallback)
         assays = measure_assays(lm, catalog, screener, spec)
         probe_rows = assays.probe_rows(spec)
+        if record is not None:
+            check_baselines(run, record, probe_rows)
+        stored = engine_of(run.db, record.screen_id) if record is not None else None
+        engine = prepare_engine(lm, screener, assays, calibration_sample(plan, shard), stored)
+        for note in engine_notes(engine, assays):
+            progress.note(note)
         if record is None:
             screen_id = store.create_screen(
                 run.db,
@@ -379,11 +499,15 @@ def run_screen(
             )
             start = 0
         else:
-            check_baselines(run, record, probe_rows)
             screen_id = record.screen_id
             start = store.resume_point(run.db, screen_id)
             store.set_status(run.db, screen_id, "running")
+        if engine != stored:
+            record_engine(run.db, screen_id, engine)
         grader = BatchGrader(lm, screener, spec, assays)
+        grader.on_retry = lambda rows: progress.note(
+            f"out of memory: the batch is graded again with {rows} rows per batch"
+        )
         run = replace(run, batch_size=screener.batch_size)
         return _loop(run, spec, plan, shard, screen_id, start, grader, progress)
 

@@ -80,6 +80,19 @@ def schema_version(connection: duckdb.DuckDBPyConnection) -> int | None:
         ) from None
 
 
+def has_table(
+    connection: duckdb.DuckDBPyConnection, table: str, catalog: str | None = None
+) -> bool:
+    """Whether the database (or the attached `catalog`) has `table`: a table added within a
+    schema version is missing from files made before it."""
+    query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    parameters: list[object] = [table]
+    if catalog is not None:
+        query += " AND table_catalog = ?"
+        parameters.append(catalog)
+    return bool(connection.execute(query, parameters).fetchone()[0])
+
+
 def check_readable(path: str | Path) -> None:
     """Raise a one-line error unless `path` is a mutatui database this version can read."""
     with connect(path, read_only=True) as connection:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mutatui.errors import MutatuiError
-from mutatui.store.database import connect, initialize
+from mutatui.store.database import connect, has_table, initialize
 
 if TYPE_CHECKING:
     from mutatui.guided.layer import PredictedLayer
@@ -179,7 +179,7 @@ def save_prediction(
 def predictions(db: str | Path) -> list[PredictionInfo]:
     """Every prediction in the database, oldest first."""
     with connect(db, read_only=True) as connection:
-        if not _has_table(connection, "predictions"):
+        if not has_table(connection, "predictions"):
             return []
         rows = connection.execute(
             "SELECT prediction_id, name, model, tile_size, top_k, json_array_length(probes), "
@@ -306,14 +306,6 @@ def top_predicted_sites(
     return [PredictedSite(*row) for row in rows]
 
 
-def _has_table(connection, table: str) -> bool:
-    return bool(
-        connection.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchone()[0]
-    )
-
-
 def save_superweights(
     db: str | Path,
     *,
@@ -381,7 +373,7 @@ def save_superweights(
 def superweight_results(db: str | Path, run_id: int | None = None) -> list[SuperweightResult]:
     """The candidates of one run (default: the newest), by rank."""
     with connect(db, read_only=True) as connection:
-        if not _has_table(connection, "superweight_runs"):
+        if not has_table(connection, "superweight_runs"):
             return []
         if run_id is None:
             run_id = connection.execute("SELECT max(run_id) FROM superweight_runs").fetchone()[0]

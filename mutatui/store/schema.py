@@ -34,6 +34,25 @@ CREATE TABLE IF NOT EXISTS screens (
     elapsed_seconds DOUBLE NOT NULL DEFAULT 0
 );
 
+-- How a screen's outcomes were computed: the engine path, the weights' dtype and the arithmetic,
+-- the device, the global matmul settings pinned, and the near-tie tolerances measured at the
+-- start (`exact.tolerance`). One row per screen; a resume on the same device keeps them.
+CREATE TABLE IF NOT EXISTS engines (
+    screen_id INTEGER PRIMARY KEY,
+    path VARCHAR NOT NULL,                       -- 'the fast path (Llama)' | 'the batched path'
+    dtype VARCHAR NOT NULL,                      -- the weights' precision: float32 / bfloat16 / float16
+    arithmetic VARCHAR NOT NULL,                 -- 'native' | 'float32' (half weights upcast exactly)
+    device VARCHAR NOT NULL,                     -- 'cpu' | 'cuda:0 (NVIDIA H100 80GB HBM3)'
+    precision VARCHAR NOT NULL,                  -- global matmul settings pinned for the run
+    element_tolerance DOUBLE NOT NULL,           -- relative margin: a near tie below it (elements)
+    block_tolerance DOUBLE NOT NULL,             -- the same, for blocks
+    measured_element DOUBLE,                     -- largest batched-vs-lone difference, elements
+    measured_block DOUBLE,                       -- the same, blocks (NULL: none in the sample)
+    calibration_mutations INTEGER NOT NULL,      -- mutants the tolerances were measured on
+    baseline_near_ties INTEGER,                  -- first text probe's baseline decisions under it
+    versions VARCHAR NOT NULL                    -- 'torch 2.13.0, transformers 5.24.0'
+);
+
 CREATE TABLE IF NOT EXISTS probes (
     screen_id INTEGER NOT NULL,
     probe_id INTEGER NOT NULL,

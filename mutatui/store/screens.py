@@ -17,6 +17,7 @@ import duckdb
 
 from mutatui.errors import MutatuiError
 from mutatui.store.database import check_readable, connect, initialize, writer_alive
+from mutatui.store.engines import EngineRecord, copy_engine, read_engine
 
 MUTATION_COLUMNS = (
     "mutation_id",
@@ -72,9 +73,10 @@ PROBE_COLUMNS = (
     "questions",
 )
 MATRIX_COLUMNS = ("layer", "matrix", "module_path", "rows", "cols", "min", "max")
-EXPORT_TABLES = ("screens", "probes", "matrices", "mutations", "results", "tags")
+EXPORT_TABLES = ("screens", "engines", "probes", "matrices", "mutations", "results", "tags")
 EXPORT_FORMATS = ("parquet", "csv")
 EXPORT_ORDER = {
+    "engines": "screen_id",
     "probes": "screen_id, probe_id",
     "matrices": "screen_id, layer, matrix",
     "mutations": "screen_id, mutation_id",
@@ -387,6 +389,7 @@ class ScreenSummary:
     severity: tuple[int, int, int, int]
     probes: list[str]
     matrices: int
+    engine: EngineRecord | None = None
 
 
 def summarize(path: str | Path) -> list[ScreenSummary]:
@@ -434,6 +437,7 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
                     severity=tuple(int(v) for v in per_mutation[2:6]),  # type: ignore[arg-type]
                     probes=probes,
                     matrices=int(matrices),
+                    engine=read_engine(connection, screen.screen_id),
                 )
             )
     return summaries
@@ -696,6 +700,7 @@ def _merge_screen(
             )
     else:
         target = existing.screen_id
+    copy_engine(connection, first_alias, first.screen_id, target)
     for alias, record in members:
         _check_same_probes(connection, target, alias, record.screen_id, name)
     before = connection.execute(
