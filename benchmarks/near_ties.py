@@ -27,7 +27,7 @@ from collections import defaultdict
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from screen_throughput import PROMPT, element_mutations, tile_mutations
+from screen_throughput import PROMPT
 
 from mutatui.engine.decoding import Decoding, encode_prompt
 from mutatui.engine.matrices import MatrixCatalog
@@ -35,6 +35,7 @@ from mutatui.engine.models import load_model
 from mutatui.engine.mutations import Mutation
 from mutatui.exact.onward import Diverged
 from mutatui.exact.screener import Screener
+from mutatui.exact.selfcheck import element_mutations, tile_mutations
 from mutatui.exact.teacher import teacher_input
 from mutatui.exact.tolerance import lone_logits, relative_difference
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import time
 from datetime import date
 
@@ -36,37 +35,9 @@ from mutatui.engine.mutations import Mutation, make_mutation
 from mutatui.engine.refamily import SAME_FUNCTION, smollm2_as
 from mutatui.engine.sites import Site
 from mutatui.exact.screener import Screener
+from mutatui.exact.selfcheck import element_mutations, tile_mutations
 
 PROMPT = "The life cycle of Drosophila:"
-KINDS = ("max", "min")
-
-
-def element_mutations(catalog: MatrixCatalog, count: int, seed: int) -> list[Mutation]:
-    """Random element sites over every matrix of every layer."""
-    rng = random.Random(seed)
-    matrices = list(catalog)
-    mutations = []
-    for number in range(count):
-        info = rng.choice(matrices)
-        site = Site.element(
-            info.layer, info.name, rng.randrange(info.rows), rng.randrange(info.cols)
-        )
-        mutations.append(make_mutation(site, KINDS[number % 2], catalog))
-    return mutations
-
-
-def tile_mutations(catalog: MatrixCatalog, count: int, seed: int, size: int = 64) -> list[Mutation]:
-    """Random non-overlapping-grid tiles of size x size over every matrix of every layer."""
-    rng = random.Random(seed)
-    matrices = list(catalog)
-    mutations = []
-    for number in range(count):
-        info = rng.choice(matrices)
-        row = rng.randrange(info.rows // size) * size
-        col = rng.randrange(info.cols // size) * size
-        site = Site(info.layer, info.name, row, row + size, col, col + size)
-        mutations.append(make_mutation(site, KINDS[number % 2], catalog))
-    return mutations
 
 
 def compare(

@@ -28,6 +28,7 @@ COMMANDS = (
     "predict",
     "superweights",
     "verify",
+    "doctor",
     "restyle",
 )
 """Subcommand modules in `mutatui.commands`, in the order `--help` lists them."""

@@ -64,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mutations per batch (default: 128 for models under 1B parameters, else 32)",
     )
     running.add_argument("--quiet", action="store_true", help="no progress output")
+    running.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print the planned mutations, the estimated time and the peak memory on this "
+        "machine (from a graded sample), and run nothing",
+    )
     add_ray_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -152,6 +158,15 @@ def run(args: argparse.Namespace) -> int:
             argparse.Namespace(**{**vars(args), "model": model}), quiet=args.quiet
         )
 
+    if args.estimate:
+        if spec is None:
+            raise MutatuiError("--estimate needs a spec (--spec FILE or --model and flags)")
+        from mutatui.screening.estimate import estimate_screen
+
+        estimate = estimate_screen(load(spec.model), spec, screen_run.shard, args.batch_size)
+        print_estimate(spec.display_name, estimate)
+        return 0
+
     if ray_requested(args):
         from mutatui.scale.ray_runner import run_from_args
 
@@ -165,3 +180,23 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def print_estimate(name: str, estimate) -> None:
+    """The estimate of a screen, one fact a line."""
+    from datetime import timedelta
+
+    gib = 1024**3
+    for note in estimate.notes:
+        print(f"mutatui: {note}", file=sys.stderr)
+    print(f"screen {name!r}: {estimate.planned} mutations planned, on {estimate.path}")
+    print(f"  {estimate.setup}, batches of {estimate.batch_size}")
+    print(
+        f"  estimated time: {timedelta(seconds=round(estimate.seconds))} "
+        f"({estimate.seconds_per_mutation:.3g} s per mutation, graded on a sample of "
+        f"{estimate.sampled})"
+    )
+    print(
+        f"  peak memory: {estimate.peak_memory / gib:.2f} GiB on the sample; at most about "
+        f"{estimate.batch_memory / gib:.2f} GiB with full batches (weights + rows)"
+    )

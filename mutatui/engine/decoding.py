@@ -22,7 +22,7 @@ from transformers import DynamicCache
 from mutatui.engine.interventions import sample_deltas
 from mutatui.engine.kv import with_cache
 from mutatui.engine.matrices import MatrixCatalog
-from mutatui.engine.models import LoadedModel
+from mutatui.engine.models import LoadedModel, pin_precision
 from mutatui.engine.mutations import Mutation, mutated
 from mutatui.errors import MutatuiError
 
@@ -239,6 +239,7 @@ def naive_generate(
 
     Greedy runs `model.generate`; seeded sampling runs the same sampler alone (batch of one).
     """
+    pin_precision()
     if mutation is None:
         return _generate_alone(lm, catalog, prompt, decoding)
     with mutated(catalog, mutation):

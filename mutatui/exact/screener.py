@@ -39,7 +39,7 @@ from mutatui.engine.decoding import (
     too_close,
 )
 from mutatui.engine.matrices import MatrixCatalog
-from mutatui.engine.models import LoadedModel
+from mutatui.engine.models import LoadedModel, pin_precision
 from mutatui.engine.mutations import Mutation
 from mutatui.engine.questions import ChoiceQuestion, choice_token_ids, naive_choices, pick_choice
 from mutatui.engine.questions import render_question as render_choice_question
@@ -222,6 +222,7 @@ class Screener:
         self._questions: dict[tuple[int, ...], BaselineTrace] = {}
         self._prefixes: dict[tuple[tuple[int, ...], ...], _SharedPrefix | None] = {}
         self._generate_traces: dict[tuple[int, ...], GenerateTrace] = {}
+        pin_precision()  # whatever the process set since loading: the naive path pins it too
         self._tie_verdicts: dict[tuple, bool] = {}
         self.tolerances: Tolerance = floor_tolerance(lm.compute_dtype)
         """Near-tie tolerances: the dtype's floor until `calibrate` measures them."""

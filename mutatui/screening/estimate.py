@@ -1,0 +1,83 @@
+"""How long a screen will take and how much memory it needs, on this machine, before it runs.
+
+A sample of the plan's mutations, spread evenly over it (so over its layers, whose cost
+differs), is graded exactly as the screen grades a batch (every probe, the choice assay,
+grading), after one warm-up mutation; the time per mutation, scaled by the mutations planned,
+is the estimate. The memory is the peak seen while grading the sample, and the bound for a
+full batch: the model's weights plus a batch of rows (`exact.screener.row_bytes`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from mutatui.engine.matrices import MatrixCatalog
+from mutatui.engine.models import LoadedModel
+from mutatui.exact.screener import Screener, row_bytes
+from mutatui.exact.selfcheck import peak_memory
+from mutatui.screening.plan import WHOLE, Shard
+from mutatui.screening.runner import (
+    BatchGrader,
+    calibration_sample,
+    engine_notes,
+    measure_assays,
+    prepare_engine,
+)
+from mutatui.screening.spec import ScreenSpec
+
+SAMPLE = 32
+"""Mutations graded to measure the rate (fewer when the engine's batch or the plan is smaller)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    planned: int
+    sampled: int
+    seconds_per_mutation: float
+    batch_size: int
+    peak_memory: int
+    batch_memory: int
+    path: str
+    setup: str
+    notes: tuple[str, ...]
+
+    @property
+    def seconds(self) -> float:
+        return self.planned * self.seconds_per_mutation
+
+
+def estimate_screen(
+    lm: LoadedModel,
+    spec: ScreenSpec,
+    shard: Shard = WHOLE,
+    batch_size: int | None = None,
+) -> Estimate:
+    """Grade a sample of `spec`'s plan and scale its time to the whole (shard)."""
+    catalog = MatrixCatalog(lm.model)
+    plan = spec.plan(catalog)
+    screener = Screener(lm, catalog, spec.decoding, batch_size=batch_size)
+    assays = measure_assays(lm, catalog, screener, spec)
+    engine = prepare_engine(lm, screener, assays, calibration_sample(plan, shard))
+    grader = BatchGrader(lm, screener, spec, assays)
+    ids = list(shard.ids(len(plan)))
+    count = min(len(ids), screener.batch_size, SAMPLE)
+    step = max(1, len(ids) // max(count, 1))
+    sample = [plan.mutation_at(i) for i in ids[::step][:count]]
+    grader.grade(sample[:1])  # warm-up: first-call allocations, the probes' traces, the embedder
+    started = time.perf_counter()
+    grader.grade(sample)
+    seconds = (time.perf_counter() - started) / max(len(sample), 1)
+    weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
+    notes = ([screener.fallback] if screener.fallback else []) + engine_notes(engine, assays)
+    return Estimate(
+        planned=len(ids),
+        sampled=len(sample),
+        seconds_per_mutation=seconds,
+        batch_size=screener.batch_size,
+        peak_memory=peak_memory(lm.device),
+        batch_memory=weights + screener.batch_size * row_bytes(lm.model),
+        path=screener.path,
+        setup=lm.describe(),
+        notes=tuple(notes),
+    )

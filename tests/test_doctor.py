@@ -1,0 +1,57 @@
+"""`mutatui doctor` and `mutatui screen --estimate`, as a user calls them, on the tiny model."""
+
+import re
+from dataclasses import replace
+
+from mutatui.cli import main
+from mutatui.exact.screener import Screener
+
+
+def test_doctor_checks_every_output_and_passes(tiny_model_dir, capsys):
+    assert main(["doctor", "--model", str(tiny_model_dir), "--max-new-tokens", "12"]) == 0
+    out = capsys.readouterr().out
+    equal = re.search(r"(\d+) of (\d+)\s+outputs equal", out)
+    assert equal and equal.group(1) == equal.group(2) and int(equal.group(2)) >= 30
+    for row in ("setup", "speed", "settled naively", "tolerance", "peak memory"):
+        assert row in out
+    assert "the fast path (Llama)" in out and "measured on" in out
+
+
+def test_doctor_fails_on_a_mismatch(tiny_model_dir, capsys, monkeypatch):
+    """A fault injected into the engine (one token of one outcome changed) is caught."""
+    screen_text = Screener.screen_text
+
+    def faulty(self, prompt, baseline, mutations):
+        outcomes = screen_text(self, prompt, baseline, mutations)
+        if len(mutations) > 1:
+            outcomes[1] = replace(outcomes[1], tokens=[*outcomes[1].tokens[:-1], 5])
+        return outcomes
+
+    monkeypatch.setattr(Screener, "screen_text", faulty)
+    assert main(["doctor", "--model", str(tiny_model_dir), "--max-new-tokens", "12"]) == 1
+    captured = capsys.readouterr()
+    assert "MISMATCH" in captured.err
+
+
+def test_screen_estimate_runs_nothing(tiny_model_dir, tmp_path, capsys):
+    db = tmp_path / "never.db"
+    args = ["screen", "--model", str(tiny_model_dir), "--db", str(db), "--layers", "0-1"]
+    args += ["--matrices", "q,down", "--sites", "tiles:8", "--choice", "none", "--estimate"]
+    assert main([*args, "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    planned = re.search(r"(\d+) mutations planned", out)
+    # q is 32x32 (16 tiles of 8x8), down 32x64 (32 tiles), two layers, max and min
+    assert planned and int(planned.group(1)) == 2 * 2 * (16 + 32)
+    assert "estimated time:" in out and "peak memory:" in out
+    assert not db.exists()
+
+
+def test_doctor_with_a_spec_adds_its_estimate(tiny_model_dir, tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        f'model = "{tiny_model_dir}"\nlayers = [0]\nmatrices = ["v"]\nkinds = ["max", "min"]\n'
+        '[sites]\nsampler = "random"\ncount = 4\n[choice]\nquestions = "none"\n'
+    )
+    assert main(["doctor", "--model", str(tiny_model_dir), "--spec", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "8 mutations planned" in out and "estimated time" in out
