@@ -109,7 +109,7 @@ def test_the_engine_is_recorded_shown_and_kept_on_resume(
     assert engine.path == "the fast path (Llama)"
     assert (engine.dtype, engine.arithmetic, engine.device) == ("float32", "native", "cpu")
     assert engine.precision == "no TF32, no reduced-precision reductions"
-    assert engine.calibration_mutations > 5 and engine.measured_element is not None
+    assert engine.calibration_mutations >= 3 and engine.measured_element is not None
     assert engine.element_tolerance >= floor_tolerance(torch.float32).element
     assert "torch " in engine.versions
     assert main(["info", str(db)]) == 0
@@ -197,3 +197,29 @@ def test_out_of_memory_with_one_row_is_one_line(tiny, tiny_model_dir, questions_
         patch.setattr(Screener, "screen_text", no_memory)
         with pytest.raises(MutatuiError, match="out of memory on cpu with one mutation per batch"):
             run_screen(spec, ScreenRun(tmp_path / "oom.db", batch_size=2), loader(tiny))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_explorer_shows_what_a_screen_computed_in(
+    anyio_backend, tiny_model_dir, questions_file, tmp_path
+):
+    from test_tui_app import settle
+
+    from mutatui.tui.app import ExplorerApp
+    from mutatui.tui.screens.overview import OverviewScreen
+
+    db = tmp_path / "numbers.db"
+    spec = tiny_spec(tiny_model_dir, questions_file, choice=None)
+    half = load_model(str(tiny_model_dir), dtype="bfloat16", arithmetic="float32")
+    run_screen(spec, ScreenRun(db, batch_size=8), lambda _model: half)
+    app = ExplorerApp(db)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#screen-table")
+        assert "computed in" in [str(column.label) for column in table.columns.values()]
+        assert str(table.get_row_at(0)[-1]) == "bfloat16 weights in float32 arithmetic"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, OverviewScreen)
+        assert app.data.summary.numbers == "bfloat16 weights in float32 arithmetic"

@@ -161,16 +161,23 @@ CALIBRATION_MUTATIONS = 12
 """Mutations of a screen's plan (evenly spread over its shard) whose batched logits are held
 against the naive path's at the start, to measure the near-tie tolerance."""
 
+CALIBRATION_SHARE = 64
+"""At most one mutation in this many of a short plan is calibrated (but at least 2): each costs
+about one naive run, so a short screen is not dominated by its calibration (the dtype's floor
+still holds)."""
+
 NEAR_TIE_SHARE = 0.1
 """Above this share of the baseline's decisions being near ties, a screen says it will run
 near the naive loop's speed."""
 
 
 def calibration_sample(plan: Plan, shard: Shard) -> list[Mutation]:
-    """Up to `CALIBRATION_MUTATIONS` mutations evenly spread over the shard's plan."""
+    """Up to `CALIBRATION_MUTATIONS` mutations evenly spread over the shard's plan, fewer for
+    a short plan (`CALIBRATION_SHARE`)."""
     ids = list(shard.ids(len(plan)))
-    step = max(1, len(ids) // CALIBRATION_MUTATIONS)
-    return [plan.mutation_at(i) for i in ids[::step][:CALIBRATION_MUTATIONS]]
+    count = min(CALIBRATION_MUTATIONS, max(2, len(ids) // CALIBRATION_SHARE))
+    step = max(1, len(ids) // count)
+    return [plan.mutation_at(i) for i in ids[::step][:count]]
 
 
 def prepare_engine(

@@ -29,13 +29,23 @@ class EngineRecord:
     versions: str
 
     def describe(self) -> str:
-        """One line for `mutatui info` and the explorer."""
-        arithmetic = (
-            self.dtype
-            if self.arithmetic == "native" or self.dtype == self.arithmetic
-            else f"{self.dtype} weights in {self.arithmetic} arithmetic"
-        )
-        return f"{self.path}, {arithmetic} on {self.device}"
+        """One line for `mutatui info`."""
+        return f"{self.path}, {numbers_of(self.dtype, self.arithmetic)} on {self.device}"
+
+
+def numbers_of(dtype: str, arithmetic: str) -> str:
+    """`bfloat16`, or `bfloat16 weights in float32 arithmetic`: what a screen computed in."""
+    if arithmetic == "native" or dtype == arithmetic:
+        return dtype
+    return f"{dtype} weights in {arithmetic} arithmetic"
+
+
+def numbers_by_screen(connection: duckdb.DuckDBPyConnection) -> dict[int, str]:
+    """`numbers_of` every screen with an engine row (none in files made before the table)."""
+    if not has_table(connection, "engines"):
+        return {}
+    rows = connection.execute("SELECT screen_id, dtype, arithmetic FROM engines").fetchall()
+    return {screen_id: numbers_of(dtype, arithmetic) for screen_id, dtype, arithmetic in rows}
 
 
 _COLUMNS = ", ".join(field.name for field in fields(EngineRecord))

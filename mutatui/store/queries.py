@@ -18,6 +18,7 @@ import numpy as np
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.store.database import connect, writer_alive
+from mutatui.store.engines import numbers_by_screen
 from mutatui.store.screens import describe_parts, shard_parts
 
 KINDS = ("max", "min", "zero", "value")
@@ -41,6 +42,8 @@ class ScreenSummary:
     created_at: datetime | None
     shard: str | None = None
     """The parts of the spec it holds (`K/N`, or `a,b,c/N` after a merge); None: all of it."""
+    numbers: str | None = None
+    """What it computed in (`bfloat16 weights in float32 arithmetic`); None: not recorded."""
 
     @property
     def phenotype_rate(self) -> float:
@@ -215,7 +218,8 @@ def list_screens(path: str | Path) -> list[ScreenSummary]:
             FROM screens s ORDER BY s.created_at DESC, s.screen_id DESC
             """
         ).fetchall()
-    summaries = [ScreenSummary(*row) for row in rows]
+        numbers = numbers_by_screen(connection)
+    summaries = [ScreenSummary(*row, numbers=numbers.get(row[0])) for row in rows]
     return [replace(s, status=_shown_status(path, s.status)) for s in summaries]
 
 
@@ -240,6 +244,8 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
             "shard FROM screens WHERE screen_id = ?",
             [screen_id],
         ).fetchone()
+        computed_in = numbers_by_screen(connection).get(screen_id)
+        summary_row = None if summary_row is None else (*summary_row, computed_in)
         probes = [
             Probe(*row)
             for row in connection.execute(
@@ -336,7 +342,9 @@ def _assemble(
     tested = np.full(len(mutation_id), len(probes), dtype=np.int32)
     phenotypic = np.zeros(len(mutation_id), dtype=bool)
     phenotypic[phenotype_mutation] = True
-    screen_id, name, kind_name, model, status, decoding, planned, created_at, shard = summary_row
+    screen_id, name, kind_name, model, status, decoding, planned, created_at, shard, computed_in = (
+        summary_row
+    )
     shown = _shown_status(path, status)
     summary = ScreenSummary(
         screen_id,
@@ -351,6 +359,7 @@ def _assemble(
         int(phenotypic.sum()),
         created_at,
         shard,
+        computed_in,
     )
     return ScreenData(
         summary=summary,

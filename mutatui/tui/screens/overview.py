@@ -85,7 +85,8 @@ class OverviewScreen(FilterActions, Screen):
         summary = data.summary
         shown = int(phenotypes.phenotypic.sum())
         self.query_one("#overview-status", Static).update(
-            f"[b]{escape(summary.name)}[/b]  {escape(summary.model)}  {summary.state}  "
+            f"[b]{escape(summary.name)}[/b]  {escape(summary.model)}"
+            f"{'  ' + summary.numbers if summary.numbers else ''}  {summary.state}  "
             f"{shown:,} of {int(phenotypes.kept.sum()):,} mutations with phenotypes"
             f"  [dim]({escape(self.app.selection.describe(data))})[/dim]",
             layout=False,

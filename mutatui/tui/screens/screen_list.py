@@ -13,7 +13,17 @@ from mutatui.store import queries
 from mutatui.store.queries import ScreenSummary
 from mutatui.tui.widgets.key_bar import KeyBar
 
-COLUMNS = ("screen", "status", "mutations", "phenotypes", "rate", "prompts", "model", "kind")
+COLUMNS = (
+    "screen",
+    "status",
+    "mutations",
+    "phenotypes",
+    "rate",
+    "prompts",
+    "model",
+    "kind",
+    "computed in",
+)
 
 
 class ScreenListScreen(Screen):
@@ -68,6 +78,7 @@ class ScreenListScreen(Screen):
                 str(summary.probes),
                 Text(summary.model),
                 summary.kind,
+                Text(summary.numbers or "not recorded", style="" if summary.numbers else "dim"),
                 key=str(summary.screen_id),
             )
         if not summaries:
