@@ -28,11 +28,11 @@ from mutatui.engine.models import (
     LoadedModel,
     parse_device,
     parse_dtype,
-    pin_precision,
     resolve_source,
+    use_arithmetic,
 )
 from mutatui.exact.screener import Screener
-from mutatui.exact.selfcheck import element_mutations, self_check
+from mutatui.exact.selfcheck import element_mutations, peak_memory, self_check
 
 PROMPT = "The life cycle of Drosophila:"
 
@@ -54,7 +54,6 @@ def build(args: argparse.Namespace) -> LoadedModel:
     )
     started = time.perf_counter()
     torch.manual_seed(0)
-    compute = torch.float32 if args.arithmetic == "float32" else dtype
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -62,9 +61,8 @@ def build(args: argparse.Namespace) -> LoadedModel:
             model = LlamaForCausalLM(config)
     finally:
         torch.set_default_dtype(previous)
-    model.to(compute).eval().requires_grad_(False)
-    if compute != dtype:
-        model.mutatui_weight_dtype = dtype
+    use_arithmetic(model, dtype, args.arithmetic)
+    model.eval().requires_grad_(False)
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -98,19 +96,18 @@ def main() -> None:
     )
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = True
-    pin_precision()
     catalog = MatrixCatalog(lm.model)
     decoding = Decoding(max_new_tokens=args.max_new_tokens)
     prompt = encode_prompt(lm, PROMPT)
     mutations = element_mutations(catalog, args.elements, 0)
-    print(f"default batch size here: {Screener(lm, catalog, decoding).batch_size}")
+    screener = Screener(lm, catalog, decoding)
+    print(f"default batch size here: {screener.batch_size}")
     check = self_check(lm, catalog, decoding, prompt, mutations[: args.naive])
     print(
         f"self-check on {check.mutations}: {check.equal} equal, {check.settled} settled "
         f"naively, tolerance {check.tolerance.describe(lm.compute_dtype)}; naive loop "
         f"{check.mutations / check.naive_seconds:.3g} mutations/s"
     )
-    screener = Screener(lm, catalog, decoding)
     screener.tolerances = check.tolerance
     baseline = screener.baseline(prompt)
     started = time.perf_counter()
@@ -122,11 +119,9 @@ def main() -> None:
         f"engine: {len(mutations)} random elements in {seconds:.1f} s = {rate:.3g}/s "
         f"({sum(o.diverge_at is not None for o in outcomes)} changed, "
         f"{sum(o.settled_naively for o in outcomes)} settled naively); ratio to the naive "
-        f"loop {rate / naive_rate:.1f}x; peak memory {check.peak_memory / 1024**3:.1f} GiB"
+        f"loop {rate / naive_rate:.1f}x; peak memory over the run "
+        f"{peak_memory(lm.device) / 1024**3:.1f} GiB"
     )
-    if lm.device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(lm.device) / 1024**3
-        print(f"peak GPU memory over the whole run: {peak:.1f} GiB")
     if check.mismatches:
         raise SystemExit(f"{len(check.mismatches)} outputs differ from the naive path")
 

@@ -36,6 +36,7 @@ from mutatui.engine.refamily import SAME_FUNCTION, smollm2_as
 from mutatui.engine.sites import Site
 from mutatui.exact.screener import Screener
 from mutatui.exact.selfcheck import element_mutations, tile_mutations
+from mutatui.exact.tolerance import spread
 
 PROMPT = "The life cycle of Drosophila:"
 
@@ -49,7 +50,7 @@ def compare(
     # and the fast engine's trace of the probe, which a screen makes once per probe.
     warmup = make_mutation(Site.element(0, catalog.names[-1], 0, 0), "0", catalog)
     started = time.perf_counter()
-    tolerance = screener.calibrate(prompt, baseline, mutations[:: max(1, len(mutations) // 12)])
+    tolerance = screener.calibrate(prompt, baseline, spread(mutations))
     print(
         f"{name}: calibrated in {time.perf_counter() - started:.1f} s (a screen's start, not "
         f"timed below): {tolerance.describe(lm.compute_dtype)}; baseline near ties "

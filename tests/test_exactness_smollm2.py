@@ -75,3 +75,27 @@ def test_choice_assay_equals_the_naive_scorer_on_smollm2(smollm2):
     for mutation, chosen in zip(mutations, answers, strict=True):
         assert chosen == naive_choices(lm, catalog, questions, mutation), str(mutation)
     assert any(chosen != baseline for chosen in answers)
+
+
+@pytest.mark.parametrize("arithmetic", ["native", "float32"])
+def test_bfloat16_engine_equals_naive_path_on_smollm2(arithmetic):
+    """SmolLM2 in bfloat16, computed natively and in float32 arithmetic: a sample over all 7
+    matrix types, elements and tiles, through the engine (after measuring its tolerance, as a
+    screen does) and the naive path in the same dtype and arithmetic: 100% equal."""
+    from naive import sampled_mutations_of_smollm2
+
+    from mutatui.engine.matrices import MatrixCatalog
+    from mutatui.engine.models import load_model
+    from mutatui.exact.selfcheck import self_check
+
+    lm = load_model("smollm2", dtype="bfloat16", arithmetic=arithmetic)
+    catalog = MatrixCatalog(lm.model)
+    mutations = sampled_mutations_of_smollm2(catalog, seed=3)[::10]
+    assert {m.site.matrix for m in mutations} == set(MATRICES)
+    assert {m.site.is_element for m in mutations} == {True, False}
+    check = self_check(
+        lm, catalog, Decoding(max_new_tokens=24), encode_prompt(lm, PROMPT), mutations
+    )
+    assert check.mismatches == []
+    assert check.changed >= 3, f"only {check.changed} output-changing mutations"
+    assert check.tolerance.mutations > 0

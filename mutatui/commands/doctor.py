@@ -70,28 +70,21 @@ def run(args: argparse.Namespace) -> int:
         f"against {check.mutations / check.naive_seconds:.3g} mutations/s; a screen's full "
         "batches go faster)",
     )
-    table.add_row(
-        "settled naively", f"{check.settled} of {check.mutations} ({_share(check.settled, check)})"
-    )
+    share = check.settled / max(check.mutations, 1)
+    table.add_row("settled naively", f"{check.settled} of {check.mutations} ({share:.0%})")
     table.add_row("tolerance", check.tolerance.describe(lm.compute_dtype))
     table.add_row("peak memory", f"{check.peak_memory / 1024**3:.2f} GiB")
+    Console().print(table)
     if spec is not None:
         from mutatui.commands.screen import print_estimate
         from mutatui.screening.estimate import estimate_screen
 
-        Console().print(table)
         print_estimate(spec.display_name, estimate_screen(lm, spec))
-    else:
-        Console().print(table)
     for mutation in check.mismatches:
         print(
             f"mutatui: MISMATCH {mutation}: the engine and the naive path differ", file=sys.stderr
         )
     return 1 if check.mismatches else 0
-
-
-def _share(count: int, check) -> str:
-    return f"{100 * count / max(check.mutations, 1):.0f}%"
 
 
 def _spec(path: str):

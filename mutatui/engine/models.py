@@ -271,9 +271,7 @@ def load_model(
         raise MutatuiError(f"cannot load model {spec!r}: {first_line}") from error
     if placement != "balanced":
         model.to(target_device)
-    if arithmetic == "float32" and torch_dtype != torch.float32:
-        model.to(torch.float32)  # exact: every half-precision value is a float32 value
-        model.mutatui_weight_dtype = torch_dtype
+    use_arithmetic(model, torch_dtype, arithmetic)
     pin_precision()
     model.eval()
     model.requires_grad_(False)
@@ -287,6 +285,15 @@ def load_model(
         load_seconds=time.perf_counter() - started,
         arithmetic=arithmetic,
     )
+
+
+def use_arithmetic(model: torch.nn.Module, weight_dtype: torch.dtype, arithmetic: str) -> None:
+    """Compute `model`, whose weights are `weight_dtype`, in `arithmetic`: `float32` upcasts
+    half-precision weights (exact: every half-precision value is a float32 value) and marks the
+    model so that mutation values are rounded to `weight_dtype`, as its weights were."""
+    if arithmetic == "float32" and weight_dtype != torch.float32:
+        model.to(torch.float32)
+        model.mutatui_weight_dtype = weight_dtype
 
 
 PINNED_PRECISION = "no TF32, no reduced-precision reductions"

@@ -18,7 +18,7 @@ from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation, make_mutation
 from mutatui.engine.sites import Site
 from mutatui.exact.screener import Screener
-from mutatui.exact.tolerance import Tolerance
+from mutatui.exact.tolerance import Tolerance, spread
 
 KINDS = ("max", "min")
 TILE = 64
@@ -117,7 +117,7 @@ def self_check(
     screener = Screener(lm, catalog, decoding, batch_size=batch_size)
     baseline = screener.baseline(prompt)
     started = time.perf_counter()
-    screener.calibrate(prompt, baseline, mutations[:: max(1, len(mutations) // 12)])
+    screener.calibrate(prompt, baseline, spread(mutations))
     calibration = time.perf_counter() - started
     check = SelfCheck(screener.path, lm.describe(), screener.tolerances)
     check.calibration_seconds = calibration

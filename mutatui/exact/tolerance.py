@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from transformers import DynamicCache
@@ -26,6 +27,9 @@ from mutatui.engine.kv import with_cache
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation, mutated
+
+CALIBRATION_MUTATIONS = 12
+"""Mutations a calibration holds against the naive path (evenly spread over what is screened)."""
 
 SAFETY = 8.0
 """Tolerance over the largest measured difference: a margin moves by up to twice a logit's
@@ -61,6 +65,16 @@ class Tolerance:
             text += f"; measured on {self.mutations} mutants, largest difference "
             text += f"{max(seen) / eps:.1f} eps" if seen else "none"
         return text
+
+
+T = TypeVar("T")
+
+
+def spread(items: Sequence[T], count: int = CALIBRATION_MUTATIONS) -> list[T]:
+    """Up to `count` of `items`, evenly spread over them (a screen's layers differ in cost and
+    in rounding, so a sample takes from all of them)."""
+    step = max(1, len(items) // max(count, 1))
+    return list(items[::step][:count])
 
 
 def floor_tolerance(dtype: torch.dtype) -> Tolerance:

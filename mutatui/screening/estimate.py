@@ -16,6 +16,7 @@ from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.exact.screener import Screener, row_bytes
 from mutatui.exact.selfcheck import peak_memory
+from mutatui.exact.tolerance import spread
 from mutatui.screening.plan import WHOLE, Shard
 from mutatui.screening.runner import (
     BatchGrader,
@@ -61,9 +62,7 @@ def estimate_screen(
     engine = prepare_engine(lm, screener, assays, calibration_sample(plan, shard))
     grader = BatchGrader(lm, screener, spec, assays)
     ids = list(shard.ids(len(plan)))
-    count = min(len(ids), screener.batch_size, SAMPLE)
-    step = max(1, len(ids) // max(count, 1))
-    sample = [plan.mutation_at(i) for i in ids[::step][:count]]
+    sample = [plan.mutation_at(i) for i in spread(ids, min(screener.batch_size, SAMPLE))]
     grader.grade(sample[:1])  # warm-up: first-call allocations, the probes' traces, the embedder
     started = time.perf_counter()
     grader.grade(sample)

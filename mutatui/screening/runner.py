@@ -24,7 +24,7 @@ from mutatui.engine.mutations import Mutation
 from mutatui.engine.questions import naive_choices, render_question
 from mutatui.errors import MutatuiError
 from mutatui.exact.screener import Screener
-from mutatui.exact.tolerance import Tolerance
+from mutatui.exact.tolerance import CALIBRATION_MUTATIONS, Tolerance, spread
 from mutatui.screening import grading
 from mutatui.screening.choice import score
 from mutatui.screening.plan import WHOLE, Plan, Shard, parse_shard
@@ -157,10 +157,6 @@ def matrix_rows(matrices: Sequence[MatrixInfo]) -> list[dict[str, object]]:
     ]
 
 
-CALIBRATION_MUTATIONS = 12
-"""Mutations of a screen's plan (evenly spread over its shard) whose batched logits are held
-against the naive path's at the start, to measure the near-tie tolerance."""
-
 CALIBRATION_SHARE = 64
 """At most one mutation in this many of a short plan is calibrated (but at least 2): each costs
 about one naive run, so a short screen is not dominated by its calibration (the dtype's floor
@@ -176,8 +172,7 @@ def calibration_sample(plan: Plan, shard: Shard) -> list[Mutation]:
     a short plan (`CALIBRATION_SHARE`)."""
     ids = list(shard.ids(len(plan)))
     count = min(CALIBRATION_MUTATIONS, max(2, len(ids) // CALIBRATION_SHARE))
-    step = max(1, len(ids) // count)
-    return [plan.mutation_at(i) for i in ids[::step][:count]]
+    return [plan.mutation_at(i) for i in spread(ids, count)]
 
 
 def prepare_engine(

@@ -30,7 +30,12 @@ class EngineRecord:
 
     def describe(self) -> str:
         """One line for `mutatui info`."""
-        return f"{self.path}, {numbers_of(self.dtype, self.arithmetic)} on {self.device}"
+        return f"{self.path}, {self.numbers} on {self.device}"
+
+    @property
+    def numbers(self) -> str:
+        """What the screen computed in (`numbers_of`)."""
+        return numbers_of(self.dtype, self.arithmetic)
 
 
 def numbers_of(dtype: str, arithmetic: str) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.store.database import connect, writer_alive
-from mutatui.store.engines import numbers_by_screen
+from mutatui.store.engines import numbers_by_screen, read_engine
 from mutatui.store.screens import describe_parts, shard_parts
 
 KINDS = ("max", "min", "zero", "value")
@@ -244,8 +244,7 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
             "shard FROM screens WHERE screen_id = ?",
             [screen_id],
         ).fetchone()
-        computed_in = numbers_by_screen(connection).get(screen_id)
-        summary_row = None if summary_row is None else (*summary_row, computed_in)
+        engine = read_engine(connection, screen_id)
         probes = [
             Probe(*row)
             for row in connection.execute(
@@ -301,8 +300,19 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
         ).fetchall()
     if summary_row is None:
         raise MutatuiError(f"no screen {screen_id} in {path}")
+    numbers = None if engine is None else engine.numbers
     return _assemble(
-        path, summary_row, probes, matrices, runs, mutations, changed, styles, words, tag_rows
+        path,
+        summary_row,
+        numbers,
+        probes,
+        matrices,
+        runs,
+        mutations,
+        changed,
+        styles,
+        words,
+        tag_rows,
     )
 
 
@@ -314,7 +324,7 @@ def _column(frame: dict, name: str, dtype) -> np.ndarray:
 
 
 def _assemble(
-    path, summary_row, probes, matrices, runs, mutations, changed, styles, words, tag_rows
+    path, summary_row, numbers, probes, matrices, runs, mutations, changed, styles, words, tag_rows
 ) -> ScreenData:
     mutation_id = _column(mutations, "mutation_id", np.int64)
     shapes = {(shape.layer, shape.matrix): position for position, shape in enumerate(matrices)}
@@ -342,9 +352,7 @@ def _assemble(
     tested = np.full(len(mutation_id), len(probes), dtype=np.int32)
     phenotypic = np.zeros(len(mutation_id), dtype=bool)
     phenotypic[phenotype_mutation] = True
-    screen_id, name, kind_name, model, status, decoding, planned, created_at, shard, computed_in = (
-        summary_row
-    )
+    screen_id, name, kind_name, model, status, decoding, planned, created_at, shard = summary_row
     shown = _shown_status(path, status)
     summary = ScreenSummary(
         screen_id,
@@ -359,7 +367,7 @@ def _assemble(
         int(phenotypic.sum()),
         created_at,
         shard,
-        computed_in,
+        numbers,
     )
     return ScreenData(
         summary=summary,
