@@ -10,8 +10,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from contextlib import suppress
 
-from mutatui import __version__
+from mutatui import __version__, process
+from mutatui.engine.forms import shown
 from mutatui.errors import MutatuiError
 
 COMMANDS = (
@@ -55,11 +57,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (torch, transformers: seconds); the explorer's first paint depends on it.
     parser = build_parser([arguments[0]] if arguments[0] in COMMANDS else COMMANDS)
     args = parser.parse_args(arguments)
+    if argv is None:  # the program itself, not a caller in this process (a test)
+        process.install()
     try:
         return int(args.run(args) or 0)
     except MutatuiError as error:
-        print(f"mutatui: {error}", file=sys.stderr)
+        _say(f"mutatui: {error}")
         return 2
-    except KeyboardInterrupt:
-        print("mutatui: interrupted", file=sys.stderr)
-        return 130
+    except OSError as error:  # a path the user gave that the system refused
+        where = f": {shown(error.filename)}" if error.filename else ""
+        _say(f"mutatui: {error.strerror or error}{where}")
+        return 2
+    except KeyboardInterrupt as stop:
+        _say(f"mutatui: stopped ({process.signal_name(stop)})")
+        return 128 + process.signal_number(stop)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, which may be a terminal that is gone."""
+    with suppress(OSError):
+        print(line, file=sys.stderr)

@@ -466,6 +466,13 @@ def test_emit_lines_writes_a_spec_the_runner_reads(planted, tmp_path, capsys):
     bad.write_text('model = "smollm2"\n[sites]\nsampler = "full"\n')
     assert main([*args, "--lines-template", str(bad)]) == 2
     assert "must not have [sites]" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("bogus = 1\n" + (SCREENS / "lines.base.toml").read_text())
+    refused = tmp_path / "refused.toml"
+    refused_args = ["analyze", str(path), "--emit-lines", str(refused), "--tiles", "2"]
+    assert main([*refused_args, "--lines-template", str(unknown)]) == 2
+    assert "unknown keys bogus" in capsys.readouterr().err
+    assert not refused.exists()  # refused before it is written, not by the screen after
 
 
 @pytest.mark.smollm2

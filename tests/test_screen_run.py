@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import lzma
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from tiny_models import TINY_PROBES, tiny_spec
 from mutatui.errors import MutatuiError
 from mutatui.screening.plan import Shard
 from mutatui.screening.runner import ScreenRun, run_screen
-from mutatui.store.database import connect
+from mutatui.store.database import connect, lock_path
 
 
 def loader(tiny):
@@ -238,7 +239,7 @@ def committed(db) -> int:
 
 READER = """
 import sys, time
-from mutatui.store.database import connect
+from mutatui.store.database import connect, lock_path
 seen = []
 deadline = time.monotonic() + 900
 while time.monotonic() < deadline:
@@ -317,6 +318,149 @@ def test_killed_screen_resumes_to_the_uninterrupted_result(
     )
     summary = json.loads(info.stdout)
     assert summary["status"] == "complete" and summary["done"] == total
+
+
+STOPS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+def test_stop_signals_at_random_moments_lose_and_duplicate_nothing(
+    whole, tiny_model_dir, questions_file, tmp_path
+):
+    """SIGTERM, SIGHUP and SIGINT, each at a random batch: the process says so in one line and
+    exits with the signal's status, the screen is marked interrupted, the lock is released, and
+    the resumes end exactly where an uninterrupted run does."""
+    db = tmp_path / "stopped.db"
+    args = screen_args(db, tiny_model_dir, questions_file)
+    total = len(dump(whole)["mutations"])
+    moments = random.Random(7)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for number, stop in enumerate(STOPS):
+        run_args = args if number == 0 else [*args, "--resume"]
+        stop_after = committed(db) + 8 * moments.randint(1, 3)
+        assert stop_after < total
+        process = subprocess.Popen(
+            cli(*run_args, "--quiet"), env=env, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 180
+        while committed(db) < stop_after and process.poll() is None:
+            assert time.monotonic() < deadline, "the screen made no progress"
+            time.sleep(0.01)
+        assert process.poll() is None, f"finished before the signal: {process.stderr.read()}"
+        process.send_signal(stop)
+        stderr = process.communicate(timeout=120)[1]
+        assert process.returncode == 128 + stop, stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in stderr, stderr
+        assert "stopped" in lines[0] and "--resume" in lines[0] and stop.name in lines[0]
+        with connect(db, read_only=True) as connection:
+            (status,) = connection.execute("SELECT status FROM screens").fetchall()[0]
+        assert status == "interrupted"
+        assert not lock_path(db).exists()
+    finished = subprocess.run(
+        cli(*args, "--resume", "--quiet"), env=env, capture_output=True, text=True
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert dump(db) == dump(whole)
+
+
+FULL_DISK = """
+import json, os, subprocess, sys, time
+mount, outside, *screen = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(outside))
+from mutatui.store.database import connect
+
+db = os.path.join(mount, "s.db")
+mutatui = [sys.executable, "-m", "mutatui"]
+screen = [*mutatui, *[db if a == "DB" else a for a in screen]]
+
+
+def committed():
+    try:
+        with connect(db, read_only=True, wait=5) as connection:
+            return connection.execute("SELECT count(*) FROM mutations").fetchall()[0][0]
+    except Exception:
+        return 0
+
+
+def run(args):
+    done = subprocess.run(args, capture_output=True, text=True)
+    return [done.returncode, done.stderr]
+
+
+process = subprocess.Popen([*screen, "--quiet"], stderr=subprocess.PIPE, text=True)
+while committed() < 16 and process.poll() is None:
+    time.sleep(0.01)
+filler = os.path.join(mount, "filler")
+
+
+def fill():
+    # every page the disk has left (the steps before may have freed some)
+    with open(filler, "ab", buffering=0) as file:
+        for size in (1 << 16, 1 << 12, 1):
+            try:
+                while True:
+                    file.write(bytes(size))
+            except OSError:
+                pass
+
+
+fill()  # under the running screen
+report = {"screen": [process.wait(), process.stderr.read()], "kept": committed()}
+fill()
+report["resumed_full"] = run([*screen, "--resume", "--quiet"])
+fill()
+report["export"] = run([*mutatui, "export", db, "--table", "results", mount + "/r.csv"])
+fill()
+report["merge"] = run([*mutatui, "merge", mount + "/merged.db", db])
+os.remove(filler)
+report["resumed"] = run([*screen, "--resume", "--quiet"])
+with open(outside, "wb") as copy, open(db, "rb") as source:
+    copy.write(source.read())
+print(json.dumps(report))
+"""
+
+
+def small_file_system(size: str) -> list[str] | None:
+    """A command prefix that runs its command with a fresh tmpfs of `size` mounted at the
+    command's first argument, in a mount namespace of its own; None where that is not allowed."""
+    probe = ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /tmp && true"]
+    try:
+        allowed = subprocess.run(probe, capture_output=True).returncode == 0
+    except FileNotFoundError:
+        allowed = False
+    if not allowed:
+        return None
+    script = f'mount -t tmpfs -o size={size} tmpfs "$1" && shift && exec "$@"'
+    return ["unshare", "-rm", "sh", "-c", script, "sh"]
+
+
+def test_a_full_disk_stops_a_screen_with_one_line_and_resume_finishes_it(
+    whole, tiny_model_dir, questions_file, tmp_path
+):
+    prefix = small_file_system("24m")
+    if prefix is None:
+        pytest.skip("no mount namespaces here to make a small file system in")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    outside = tmp_path / "after.db"
+    args = screen_args("DB", tiny_model_dir, questions_file)
+    done = subprocess.run(
+        [*prefix, str(mount), sys.executable, "-c", FULL_DISK, str(mount), str(outside), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    for step in ("screen", "resumed_full", "export", "merge"):
+        status, stderr = report[step]
+        lines = stderr.strip().splitlines()
+        assert status == 2 and len(lines) == 1 and "Traceback" not in stderr, (step, stderr[-3000:])
+        assert "No space left on device" in lines[0], (step, stderr)
+    assert report["kept"] >= 16  # the batches committed before the disk filled
+    assert report["resumed"][0] == 0, report["resumed"][1]
+    assert dump(outside) == dump(whole)
 
 
 def test_cli_bad_spec_is_one_line(tiny_model_dir, tmp_path):

@@ -18,6 +18,7 @@ import numpy as np
 
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
+from mutatui.screening.spec import load_spec_file, spec_from_table
 from mutatui.store.frames import SiteFrame
 
 
@@ -107,13 +108,8 @@ def dense_lines(
 
 def lines_spec(template: Path, sites: Iterable[Site], tiles: Iterable[RankedTile]) -> str:
     """The template spec (TOML without [sites]) with a list sampler of `sites` appended."""
-    try:
-        text = template.read_text(encoding="utf-8")
-        table = tomllib.loads(text)
-    except FileNotFoundError:
-        raise MutatuiError(f"no such spec template: {template}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise MutatuiError(f"{template}: not valid TOML ({error})") from None
+    table = load_spec_file(template)  # one line for a missing, unreadable or malformed file
+    text = template.read_text(encoding="utf-8")
     if "sites" in table:
         raise MutatuiError(f"{template}: a lines template must not have [sites]; they are added")
     header = [
@@ -130,4 +126,6 @@ def lines_spec(template: Path, sites: Iterable[Site], tiles: Iterable[RankedTile
         "sites = [",
     ]
     body = [f"    {json.dumps(str(site))}," for site in sites]
-    return text.rstrip("\n") + "\n" + "\n".join([*header, *body, "]"]) + "\n"
+    spec = text.rstrip("\n") + "\n" + "\n".join([*header, *body, "]"]) + "\n"
+    spec_from_table(tomllib.loads(spec), where=f"{template} with the sites added")
+    return spec

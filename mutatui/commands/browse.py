@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mutatui.commands.common import add_model_arguments
+from mutatui.commands.common import add_model_arguments, run_app
 from mutatui.errors import MutatuiError
 from mutatui.store.database import check_readable
 
@@ -48,5 +48,4 @@ def run(args: argparse.Namespace) -> int:
         "trust_remote_code": args.trust_remote_code,
         "arithmetic": args.arithmetic,
     }
-    app.run()
-    return 0
+    return run_app(app)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mutatui.engine.forms import MODEL_FORMS
 from mutatui.errors import MutatuiError
 
 if TYPE_CHECKING:  # torch and transformers load only when a command runs, not for --help
+    from textual.app import App
+
     from mutatui.engine.decoding import Decoding
     from mutatui.engine.models import LoadedModel
 
@@ -124,3 +127,29 @@ def load_from_args(args: argparse.Namespace, *, quiet: bool = False) -> LoadedMo
         arithmetic=args.arithmetic,
         progress=say,
     )
+
+
+def run_app(app: App) -> int:
+    """Run a Textual app until it exits or a stop signal (or the terminal's loss) ends it: the
+    app then exits as by its quit key, and the command ends with the signal's status."""
+    from mutatui import process
+
+    with process.stopping_with(app.exit):
+        app.run()
+    return 0
+
+
+def check_output_file(path: str | Path, flag: str) -> None:
+    """Refuse now, before a model loads, an output file that could not be written."""
+    from mutatui.engine.forms import shown
+
+    target = Path(path)
+    if target.is_dir():
+        raise MutatuiError(f"{flag} {shown(target)} is a folder; give a file")
+    if not target.parent.is_dir():
+        raise MutatuiError(f"{flag} {shown(target)}: no folder {shown(target.parent)}")
+
+
+def check_at_least(value: int, flag: str, minimum: int = 1) -> None:
+    if value < minimum:
+        raise MutatuiError(f"{flag} must be at least {minimum}, got {value}")

@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mutatui.errors import MutatuiError
+    from mutatui.store.database import cannot_write
     from mutatui.store.screens import EXPORT_TABLES, export_table
 
     out = Path(args.out)
@@ -32,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if out.exists() and not out.is_dir():
             raise MutatuiError(f"{out} is a file; give a folder, or --table for one file")
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise cannot_write(out, error) from None
         targets = [(table, out / f"{table}.{args.format}") for table in EXPORT_TABLES]
     for table, path in targets:
         count = export_table(args.db, table, args.format, path)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mutatui.commands.common import add_decoding_arguments, add_model_arguments
+from mutatui.commands.common import add_decoding_arguments, add_model_arguments, run_app
 from mutatui.engine.forms import KIND_FORMS
+from mutatui.errors import MutatuiError
 
 LIVE_DB_NAME = "live.db"
 
@@ -40,13 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    build_app(args).run()
-    return 0
+    return run_app(build_app(args))
 
 
 def build_app(args: argparse.Namespace):
     """The explorer on the live database, with a live screen on top (raises MutatuiError)."""
     from mutatui.commands.common import decoding_from_args
+    from mutatui.engine.forms import shown
     from mutatui.engine.mutations import parse_kind
     from mutatui.engine.sites import check_site_syntax
     from mutatui.store.database import initialize
@@ -58,7 +59,12 @@ def build_app(args: argparse.Namespace):
     parse_kind(args.kind)
     decoding = decoding_from_args(args)
     db = args.db or default_live_db()
-    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise MutatuiError(f"cannot write {shown(db)}: a part of its folder is a file") from None
+    except OSError as error:
+        raise MutatuiError(f"cannot write {shown(db)}: {error.strerror}") from None
     initialize(db)
     load_options = {
         "device": args.device,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -11,10 +12,13 @@ from rich.table import Table
 from mutatui.commands.common import (
     add_decoding_arguments,
     add_model_arguments,
+    check_at_least,
+    check_output_file,
     decoding_from_args,
     load_from_args,
 )
 from mutatui.engine.matrices import MatrixCatalog
+from mutatui.errors import MutatuiError
 from mutatui.guided.predict import (
     DEFAULT_TILE_SIZE,
     DEFAULT_TOP_K,
@@ -24,7 +28,13 @@ from mutatui.guided.predict import (
     predict,
 )
 from mutatui.guided.sampler import guided_sites, write_site_list
-from mutatui.store.guided import prediction_shapes, save_prediction, top_predicted_sites
+from mutatui.store.database import check_writable
+from mutatui.store.guided import (
+    prediction_shapes,
+    predictions,
+    save_prediction,
+    top_predicted_sites,
+)
 
 SHOWN_SITES = 15
 
@@ -67,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     kinds = check_kinds([kind.strip() for kind in args.kinds.split(",") if kind.strip()])
+    check_outputs(args)
     lm = load_from_args(args, quiet=args.quiet)
     catalog = MatrixCatalog(lm.model)
     decoding = decoding_from_args(args)
@@ -110,14 +121,42 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         print(info.name)
         return 0
+    print_top_sites(
+        args.db,
+        info.name,
+        f"{info.name} in {args.db}: {len(maps)} maps, "
+        f"{len(probes)} probes, {time.perf_counter() - started:.1f} s",
+    )
+    return 0
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Everything the run will write, checked before the model loads and the passes run."""
+    check_at_least(args.tile_size, "--tile-size")
+    check_at_least(args.top_k, "--top-k")
+    check_at_least(args.emit_count, "--emit-count")
+    if args.name is not None and not args.name.strip():
+        raise MutatuiError("--name is empty; give a name, or leave it out for prediction-N")
+    check_writable(args.db)
+    if (
+        args.name
+        and Path(args.db).exists()
+        and any(info.name == args.name for info in predictions(args.db))
+    ):
+        raise MutatuiError(
+            f"a prediction named {args.name!r} already exists in {args.db}; pick another --name"
+        )
+    if args.emit_sites:
+        check_output_file(args.emit_sites, "--emit-sites")
+
+
+def print_top_sites(db: str, name: str, title: str) -> None:
     table = Table(
-        title=f"{info.name} in {args.db}: {len(maps)} maps, {len(probes)} probes, "
-        f"{time.perf_counter() - started:.1f} s",
+        title=title,
         caption="score: |first-order change of the baseline's log-likelihood| (mean over probes)",
     )
     for column in ("site", "kind", "score"):
         table.add_column(column, justify="right" if column == "score" else "left")
-    for site in top_predicted_sites(args.db, prediction=info.name, limit=SHOWN_SITES):
+    for site in top_predicted_sites(db, prediction=name, limit=SHOWN_SITES):
         table.add_row(site.site, site.kind, f"{site.score:.4g}")
     Console().print(table)
-    return 0

@@ -7,12 +7,16 @@ import sys
 from pathlib import Path
 
 from mutatui.commands.common import add_decoding_arguments, add_model_arguments, load_from_args
+from mutatui.errors import MutatuiError
 from mutatui.scale.options import add_ray_arguments, ray_requested
 
 SITES_HELP = (
     "site sampler: tiles:64 (default) | tiles:64x32 | random:1000[,seed=S] | stride:16[xC]"
     "[,offset=R0xC0] | lines:rows|cols|both[,every=K] | region:R0:R1,C0:C1 | full"
 )
+
+TEXT_FLAGS = ("db", "spec", "name", "model", "choice", "layers", "matrices", "kinds", "sites")
+"""Flags whose empty value would otherwise fall back silently to the default."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -108,8 +112,6 @@ def spec_table(args: argparse.Namespace) -> dict | None:
     put("matrices", args.matrices)
     put("kinds", args.kinds)
     if args.sites and args.site:
-        from mutatui.errors import MutatuiError
-
         raise MutatuiError("give --sites or --site, not both")
     if args.sites:
         put("sites", parse_sampler(args.sites).table())
@@ -134,21 +136,24 @@ def spec_table(args: argparse.Namespace) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mutatui.errors import MutatuiError
     from mutatui.screening.plan import WHOLE, parse_shard
     from mutatui.screening.progress import make_progress
     from mutatui.screening.runner import ScreenRun, run_screen
     from mutatui.screening.spec import spec_from_table
 
+    for flag in TEXT_FLAGS:
+        value = getattr(args, flag.replace("-", "_"))
+        if isinstance(value, str) and not value.strip():
+            raise MutatuiError(f"--{flag} is empty; see `mutatui screen --help` for its forms")
     if args.batch_size is not None and args.batch_size < 1:
         raise MutatuiError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.resume and args.shard:
+    if args.resume and args.shard is not None:
         raise MutatuiError("a resumed screen keeps its shard; drop --shard")
     table = spec_table(args)
     spec = spec_from_table(table, where=args.spec or "flags") if table is not None else None
     screen_run = ScreenRun(
         db=Path(args.db),
-        shard=parse_shard(args.shard) if args.shard else WHOLE,
+        shard=parse_shard(args.shard) if args.shard is not None else WHOLE,
         resume=args.resume,
         batch_size=args.batch_size,
     )
@@ -167,12 +172,17 @@ def run(args: argparse.Namespace) -> int:
         print_estimate(spec.display_name, estimate)
         return 0
 
-    if ray_requested(args):
-        from mutatui.scale.ray_runner import run_from_args
+    try:
+        if ray_requested(args):
+            from mutatui.scale.ray_runner import run_from_args
 
-        report = run_from_args(args, spec, screen_run, make_progress(quiet=args.quiet))
-    else:
-        report = run_screen(spec, screen_run, load, make_progress(quiet=args.quiet), name=args.name)
+            report = run_from_args(args, spec, screen_run, make_progress(quiet=args.quiet))
+        else:
+            report = run_screen(
+                spec, screen_run, load, make_progress(quiet=args.quiet), name=args.name
+            )
+    except KeyboardInterrupt as stop:
+        return stopped(stop, screen_run.db, args.name or (spec.display_name if spec else None))
     if not args.quiet:
         print(
             f"mutatui: screen {report.name!r} {report.status}: {report.done}/{report.planned} "
@@ -200,3 +210,30 @@ def print_estimate(name: str, estimate) -> None:
         f"  peak memory: {estimate.peak_memory / gib:.2f} GiB on the sample; at most about "
         f"{estimate.batch_memory / gib:.2f} GiB with full batches (weights + rows)"
     )
+
+
+def stopped(stop: KeyboardInterrupt, db: Path, name: str | None) -> int:
+    """Say what a stopped screen left (its committed batches, kept) and how to continue it;
+    return the exit status of a process ended by the signal."""
+    from contextlib import suppress
+
+    from mutatui import process
+    from mutatui.store import screens as store
+
+    summary = None
+    with suppress(MutatuiError):
+        summaries = store.summarize(db) if db.is_file() else []
+        summary = next((s for s in summaries if s.screen.name == name), None)
+        if summary is None and name is None and len(summaries) == 1:
+            summary = summaries[0]
+    if summary is None:
+        line = "stopped before the screen began; nothing was written"
+    else:
+        line = (
+            f"screen {summary.screen.name!r} stopped: {summary.done} of "
+            f"{summary.screen.planned_mutations} mutations are committed in {db} and kept; "
+            f"`mutatui screen --db {db} --resume` continues it"
+        )
+    with suppress(OSError):
+        print(f"mutatui: {line} ({process.signal_name(stop)})", file=sys.stderr)
+    return 128 + process.signal_number(stop)

@@ -11,12 +11,12 @@ from rich.table import Table
 from mutatui.commands.common import (
     add_decoding_arguments,
     add_model_arguments,
+    check_at_least,
     decoding_from_args,
     load_from_args,
 )
 from mutatui.engine.decoding import decode_tokens, encode_prompt, naive_generate
 from mutatui.engine.matrices import MatrixCatalog
-from mutatui.errors import MutatuiError
 from mutatui.guided.superweights import (
     DEFAULT_PROBE_TEXT,
     encode_text,
@@ -24,6 +24,7 @@ from mutatui.guided.superweights import (
     perplexity,
     verify,
 )
+from mutatui.store.database import check_writable
 from mutatui.store.guided import SuperweightResult, save_superweights
 
 DEFAULT_PROMPT = "The life cycle of Drosophila:"
@@ -52,8 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.candidates < 1:
-        raise MutatuiError(f"--candidates must be at least 1, got {args.candidates}")
+    check_at_least(args.candidates, "--candidates")
+    if args.db is not None:
+        check_writable(args.db)
     lm = load_from_args(args, quiet=args.json)
     catalog = MatrixCatalog(lm.model)
     decoding = decoding_from_args(args)

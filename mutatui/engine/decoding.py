@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
+from mutatui.engine.forms import LARGEST_SEED, quoted
 from mutatui.engine.interventions import sample_deltas
 from mutatui.engine.kv import with_cache
 from mutatui.engine.matrices import MatrixCatalog
@@ -45,6 +46,8 @@ class Decoding:
             raise MutatuiError(f"temperature must be > 0, got {self.temperature}")
         if self.max_new_tokens < 1:
             raise MutatuiError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if not 0 <= self.seed <= LARGEST_SEED:
+            raise MutatuiError(f"seed must be between 0 and 2**63-1, got {quoted(str(self.seed))}")
 
     def describe(self) -> str:
         if self.mode == "greedy":

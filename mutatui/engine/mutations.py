@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import torch
 
-from mutatui.engine.forms import KIND_FORMS
+from mutatui.engine.forms import KIND_FORMS, quoted
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.engine.sites import Site, parse_site, validate_site
 from mutatui.errors import MutatuiError
@@ -62,7 +62,7 @@ def parse_kind(text: str) -> tuple[Kind, float | None]:
     try:
         return Kind.VALUE, float(lowered)
     except ValueError:
-        raise MutatuiError(f"bad mutation kind {text!r}; valid: {KIND_FORMS}") from None
+        raise MutatuiError(f"bad mutation kind {quoted(text)}; valid: {KIND_FORMS}") from None
 
 
 def make_mutation(site: Site | str, kind: str | Kind, catalog: MatrixCatalog) -> Mutation:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mutatui.engine.forms import INDEX_DIGITS, quoted
 from mutatui.errors import MutatuiError
 
 if TYPE_CHECKING:  # the parser itself needs no torch: keep it cheap to import
@@ -18,8 +19,13 @@ if TYPE_CHECKING:  # the parser itself needs no torch: keep it cheap to import
 
 SITE_FORMS = "L<layer>.<matrix>[<row>,<col>] or a block L<layer>.<matrix>[r0:r1,c0:c1]"
 
-_SITE_PATTERN = re.compile(r"^L(?P<layer>\d+)\.(?P<matrix>[A-Za-z_][\w.]*)\[(?P<index>[^\]]*)\]$")
-_AXIS_PATTERN = re.compile(r"^(?:(?P<single>\d+)|(?P<start>\d*):(?P<stop>\d*))$")
+_NUMBER = rf"\d{{1,{INDEX_DIGITS}}}"
+_SITE_PATTERN = re.compile(
+    rf"^L(?P<layer>{_NUMBER})\.(?P<matrix>[A-Za-z_][\w.]*)\[(?P<index>[^\]]*)\]$"
+)
+_AXIS_PATTERN = re.compile(
+    rf"^(?:(?P<single>{_NUMBER})|(?P<start>(?:{_NUMBER})?):(?P<stop>(?:{_NUMBER})?))$"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -75,7 +81,7 @@ def _axis_text(start: int, stop: int) -> str:
 def _parse_axis(text: str, whole: str) -> tuple[int | None, int | None]:
     match = _AXIS_PATTERN.match(text.strip())
     if match is None:
-        raise MutatuiError(f"bad {whole} index {text.strip()!r}; valid: N, A:B, :")
+        raise MutatuiError(f"bad {whole} index {quoted(text.strip())}; valid: N, A:B, :")
     if match["single"] is not None:
         value = int(match["single"])
         return value, value + 1
@@ -90,10 +96,10 @@ def _parse_parts(
     cleaned = text.strip().replace(" ", "")
     match = _SITE_PATTERN.match(cleaned)
     if match is None:
-        raise MutatuiError(f"bad site {text!r}; valid: {SITE_FORMS}")
+        raise MutatuiError(f"bad site {quoted(text)}; valid: {SITE_FORMS}")
     parts = match["index"].split(",")
     if len(parts) != 2:
-        raise MutatuiError(f"bad site {text!r}: give a row and a column; valid: {SITE_FORMS}")
+        raise MutatuiError(f"bad site {quoted(text)}: give a row and a column; valid: {SITE_FORMS}")
     rows, cols = _parse_axis(parts[0], "row"), _parse_axis(parts[1], "column")
     return int(match["layer"]), match["matrix"], rows, cols
 
@@ -111,7 +117,9 @@ def parse_site(text: str, catalog: MatrixCatalog | None = None) -> Site:
     layer, matrix, (row0, row1), (col0, col1) = _parse_parts(text)
     if catalog is None:
         if None in (row0, row1, col0, col1):
-            raise MutatuiError(f"site {text!r} has an open range; it needs the model to resolve")
+            raise MutatuiError(
+                f"site {quoted(text)} has an open range; it needs the model to resolve"
+            )
         return Site(layer, matrix, row0, row1, col0, col1)  # type: ignore[arg-type]
     info = catalog.get(layer, matrix)
     site = Site(

@@ -22,16 +22,15 @@ import argparse
 import logging
 import math
 import os
-import signal
 import socket
 import sys
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 
+from mutatui import process
 from mutatui.errors import MutatuiError
 from mutatui.scale.worker import ModelOptions, PartResult, ScreenWorker, WorkerInfo
 from mutatui.screening.plan import SHARD_CHUNK, WHOLE, Shard
@@ -132,7 +131,7 @@ def connected(ray: ModuleType, ray_run: RayRun) -> Iterator[None]:
     except ConnectionError as error:
         raise MutatuiError(f"cannot reach the Ray cluster at {ray_run.address}: {error}") from None
     try:
-        with _terminate_through_finally():
+        with process.handling_stops():  # SIGTERM ends the run through `finally` blocks
             yield
     finally:
         ray.shutdown()
@@ -150,24 +149,6 @@ def _check_reachable(address: str) -> None:
         raise MutatuiError(
             f"cannot reach the Ray cluster at {address}: {error.strerror or error}"
         ) from None
-
-
-@contextmanager
-def _terminate_through_finally() -> Iterator[None]:
-    """Let SIGTERM (a plain `kill`) end the run through `finally` blocks, so the screen is
-    marked interrupted and a local cluster is stopped rather than left running."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def leave(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, leave)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_screen_on_ray(

@@ -25,6 +25,7 @@ from mutatui.screening.runner import (
     measure_assays,
     prepare_engine,
 )
+from mutatui.screening.samplers import sampler_notes
 from mutatui.screening.spec import ScreenSpec
 
 SAMPLE = 32
@@ -68,7 +69,11 @@ def estimate_screen(
     grader.grade(sample)
     seconds = (time.perf_counter() - started) / max(len(sample), 1)
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
-    notes = ([screener.fallback] if screener.fallback else []) + engine_notes(engine, assays)
+    notes = (
+        sampler_notes(spec.sites, plan.matrices)
+        + ([screener.fallback] if screener.fallback else [])
+        + engine_notes(engine, assays)
+    )
     return Estimate(
         planned=len(ids),
         sampled=len(sample),

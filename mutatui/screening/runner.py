@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from mutatui.screening.choice import score
 from mutatui.screening.plan import WHOLE, Plan, Shard, parse_shard
 from mutatui.screening.probes import ChoiceProbe, load_choice_probe
 from mutatui.screening.progress import ScreenProgress, Silent
+from mutatui.screening.samplers import sampler_notes
 from mutatui.screening.spec import ScreenSpec, spec_from_json
 from mutatui.store import screens as store
 from mutatui.store.database import initialize, writer_lock
@@ -481,6 +483,8 @@ def run_screen(
         lm = load(spec.model)
         catalog = MatrixCatalog(lm.model)
         plan = spec.plan(catalog)
+        for note in sampler_notes(spec.sites, plan.matrices):
+            progress.note(note)
         screener = Screener(lm, catalog, spec.decoding, batch_size=run.batch_size)
         if screener.fallback is not None:
             progress.note(screener.fallback)
@@ -514,6 +518,16 @@ def run_screen(
         return _loop(run, spec, plan, shard, screen_id, start, grader, progress)
 
 
+def _mark(db: Path, screen_id: int, status: str) -> None:
+    """Record how the loop ended. When the loop failed, a failure to record it (the disk that
+    is full fails this write too) gives way to the loop's error, which names the cause."""
+    try:
+        store.set_status(db, screen_id, status)
+    except MutatuiError:
+        if status == "complete":
+            raise
+
+
 def _loop(
     run: ScreenRun,
     spec: ScreenSpec,
@@ -539,6 +553,7 @@ def _loop(
             progress.advance(len(batch), graded.phenotypes, plan.work(i for i, _ in batch))
         status = "complete"
     finally:
-        progress.stop()
-        store.set_status(run.db, screen_id, status)
+        _mark(run.db, screen_id, status)
+        with suppress(OSError):  # a terminal that is gone
+            progress.stop()
     return ScreenReport(screen_id, spec.display_name, status, done, total, phenotypes)

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from mutatui.engine.forms import quoted
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.engine.sites import Site, check_site_syntax, parse_site
 from mutatui.errors import MutatuiError
@@ -303,7 +304,12 @@ def sampler_from_table(table: Mapping[str, object]) -> Sampler:
             raise MutatuiError('sites: list needs sites = ["L3.v[1,2]", ...], a non-empty list')
         for site in sites:
             check_site_syntax(site)
-        return SiteList(tuple(s.strip() for s in sites))
+        cleaned = tuple(s.strip() for s in sites)
+        same = [s.replace(" ", "") for s in cleaned]
+        twice = next((cleaned[i] for i, s in enumerate(same) if s in same[:i]), None)
+        if twice is not None:
+            raise MutatuiError(f"sites: {quoted(twice)} is listed twice; list each site once")
+        return SiteList(cleaned)
     return Full()
 
 
@@ -357,3 +363,19 @@ def parse_sampler(text: str) -> Sampler:
             except ValueError:
                 raise MutatuiError(f"sites: {key} must be an integer, got {table[key]!r}") from None
     return sampler_from_table(table)
+
+
+def sampler_notes(sampler: Sampler, matrices: Sequence[MatrixInfo]) -> list[str]:
+    """What a sampler does that its text does not say: a random count larger than a matrix
+    screens that matrix whole."""
+    if not isinstance(sampler, RandomElements):
+        return []
+    smaller = [m for m in matrices if m.rows * m.cols < sampler.number]
+    if not smaller:
+        return []
+    first = smaller[0]
+    more = f" and {len(smaller) - 1} more matrices" if len(smaller) > 1 else ""
+    return [
+        f"random:{sampler.number} is more than the {first.rows * first.cols} elements of "
+        f"L{first.layer}.{first.name}{more}; each of those is screened whole"
+    ]

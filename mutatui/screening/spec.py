@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mutatui.engine.decoding import DEFAULT_MAX_NEW_TOKENS, Decoding
+from mutatui.engine.forms import shown
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.errors import MutatuiError
 from mutatui.screening.plan import Plan
@@ -277,9 +278,13 @@ def load_spec_file(path: str | Path) -> dict:
         with source.open("rb") as handle:
             table = tomllib.load(handle)
     except FileNotFoundError:
-        raise MutatuiError(f"no such spec file: {source}") from None
+        raise MutatuiError(f"no such spec file: {shown(source)}") from None
+    except IsADirectoryError:
+        raise MutatuiError(f"{shown(source)} is a folder; give a TOML spec file") from None
+    except UnicodeDecodeError:
+        raise MutatuiError(f"{shown(source)} is not a TOML spec (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as error:
-        raise MutatuiError(f"{source}: not valid TOML ({error})") from None
+        raise MutatuiError(f"{shown(source)}: not valid TOML ({error})") from None
     return table
 
 

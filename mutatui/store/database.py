@@ -13,16 +13,26 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
+from mutatui.engine.forms import shown
 from mutatui.errors import MutatuiError
 from mutatui.store.schema import SCHEMA_VERSION, TABLES
 
 LOCK_WAIT_SECONDS = 30.0
+
+T = TypeVar("T")
+
+
+CONFIG = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+"""Every connection's settings: opening a file that is not DuckDB's (a SQLite file) never
+makes DuckDB fetch an extension from the network. One config for every connection, since
+DuckDB refuses a second connection to a file with another."""
 
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
@@ -31,33 +41,141 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "lock" in text or "conflicting" in text or "different configuration" in text
 
 
+def _cause(error: BaseException) -> str:
+    """The operating system's reason at the end of a DuckDB or OS error ("No space left on
+    device"), or the error's first line."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return first.rsplit(": ", 1)[-1] if '": ' in first else first
+
+
+def _open_error(target: Path, error: duckdb.Error) -> MutatuiError:
+    """One line for a file DuckDB could not open: the path's problem, or the file's."""
+    text = str(error)
+    if target.is_dir():
+        return MutatuiError(f"{shown(target)} is a directory; give a database file")
+    if "not a valid DuckDB database" in text:
+        return MutatuiError(f"{shown(target)} is not a mutatui database (not a DuckDB file)")
+    if "Extension" in text or "sqlite" in text.lower():
+        return MutatuiError(f"{shown(target)} is not a mutatui database (a SQLite file?)")
+    return MutatuiError(f"cannot open {shown(target)}: {_cause(error)}")
+
+
+def write_failure(path: str | Path, error: BaseException) -> MutatuiError | None:
+    """The one line for a write that the file system refused (full disk, read-only file,
+    permissions), or None for any other error."""
+    refused = isinstance(error, OSError) or (
+        isinstance(error, duckdb.Error)
+        and any(
+            word in str(error)
+            for word in ("Could not write", "No space left", "Read-only", "Permission denied")
+        )
+    )
+    if not refused:
+        return None
+    return MutatuiError(
+        f"cannot write {shown(path)}: {_cause(error)}; everything committed before is kept"
+    )
+
+
+def cannot_write(path: str | Path, error: BaseException) -> MutatuiError:
+    """The one line for a file that could not be written, whatever the cause."""
+    return MutatuiError(f"cannot write {shown(path)}: {_cause(error)}")
+
+
+def _retried(target: Path, opening: Callable[[], T], wait: float) -> T:
+    """`opening()`, tried again while another process holds `target` (up to `wait` seconds)."""
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            return opening()
+        except duckdb.Error as error:
+            if not _is_lock_conflict(error):
+                raise _open_error(target, error) from None
+            if time.monotonic() > deadline:
+                raise MutatuiError(f"{shown(target)} is busy: {_cause(error)}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 @contextmanager
 def connect(
     path: str | Path, *, read_only: bool, wait: float = LOCK_WAIT_SECONDS
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection, retried while another process holds the file."""
     target = Path(path)
-    if read_only and not target.is_file():
-        raise MutatuiError(f"no such database: {target}")
-    deadline = time.monotonic() + wait
-    delay = 0.01
-    while True:
-        try:
-            connection = duckdb.connect(str(target), read_only=read_only)
-            break
-        except duckdb.Error as error:
-            if not _is_lock_conflict(error):
-                raise MutatuiError(
-                    f"{target} is not a mutatui database: {str(error).splitlines()[0]}"
-                ) from error
-            if time.monotonic() > deadline:
-                raise MutatuiError(f"{target} is busy: {str(error).splitlines()[0]}") from error
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+    if read_only and not target.exists():
+        raise MutatuiError(f"no such database: {shown(target)}")
+    if not read_only and not target.parent.is_dir():
+        raise MutatuiError(f"cannot write {shown(target)}: {shown(target.parent)} is not a folder")
+    connection = _retried(
+        target, lambda: duckdb.connect(str(target), read_only=read_only, config=CONFIG), wait
+    )
     try:
         yield connection
+    except duckdb.Error as error:
+        failure = write_failure(target, error) if not read_only else None
+        if failure is None:
+            raise
+        raise failure from None
     finally:
-        connection.close()
+        try:
+            connection.close()
+        except duckdb.Error as error:
+            failure = write_failure(target, error)
+            if failure is None:
+                raise
+            raise failure from None
+
+
+def attach_read_only(
+    connection: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    alias: str,
+    wait: float = LOCK_WAIT_SECONDS,
+) -> None:
+    """Attach `path` read-only as `alias`, retried as `connect` is while a writer holds it."""
+    target = Path(path).resolve()
+    _retried(
+        target, lambda: connection.execute(f"ATTACH ? AS {alias} (READ_ONLY)", [str(target)]), wait
+    )
+
+
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The block's statements committed together or not at all.
+
+    A COMMIT that the file system refuses has already ended the transaction, so the rollback
+    after it is skipped rather than raised over the cause (which `connect` turns into one
+    line).
+    """
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        with suppress(duckdb.TransactionException):  # a failed COMMIT ended it already
+            connection.execute("ROLLBACK")
+        raise
+
+
+def check_version(path: str | Path, version: int | None) -> None:
+    """The one rule for every command, readers and writers alike: versions 1 up to this
+    mutatui's are read and written (older ones migrated on write); others are refused."""
+    if version is None:
+        raise MutatuiError(f"{shown(path)} is not a mutatui database (no schema version)")
+    if version > SCHEMA_VERSION:
+        raise MutatuiError(
+            f"{shown(path)} has schema version {version}, newer than this mutatui "
+            f"({SCHEMA_VERSION}); upgrade mutatui"
+        )
+    if version < 1:
+        raise MutatuiError(
+            f"{shown(path)} has schema version {version}; this mutatui reads and writes "
+            f"versions 1..{SCHEMA_VERSION}"
+        )
 
 
 def schema_version(connection: duckdb.DuckDBPyConnection) -> int | None:
@@ -68,15 +186,19 @@ def schema_version(connection: duckdb.DuckDBPyConnection) -> int | None:
     }
     if "meta" not in tables:
         return None
-    found = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    try:
+        found = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    except duckdb.Error:
+        return None  # a table named meta of some other program
     if not found:
         return None
     row = found[0]
     try:
         return int(row[0])
-    except ValueError:
+    except (TypeError, ValueError):
         raise MutatuiError(
-            f"unknown schema version {row[0]!r} (this mutatui reads versions 1..{SCHEMA_VERSION})"
+            f"unknown schema version {str(row[0])[:20]!r} "
+            f"(this mutatui reads versions 1..{SCHEMA_VERSION})"
         ) from None
 
 
@@ -97,12 +219,17 @@ def check_readable(path: str | Path) -> None:
     """Raise a one-line error unless `path` is a mutatui database this version can read."""
     with connect(path, read_only=True) as connection:
         version = schema_version(connection)
-    if version is None:
-        raise MutatuiError(f"{path} is not a mutatui database (no schema version)")
-    if version > SCHEMA_VERSION:
-        raise MutatuiError(
-            f"{path} has schema version {version}, newer than this mutatui ({SCHEMA_VERSION}); upgrade mutatui"
-        )
+    check_version(path, version)
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse now, before a long computation, a database it could not be stored into: one of
+    another schema version, or in a folder that does not exist."""
+    target = Path(path)
+    if target.exists():
+        check_readable(target)
+    elif not target.parent.is_dir():
+        raise MutatuiError(f"cannot write {shown(target)}: no folder {shown(target.parent)}")
 
 
 def initialize(path: str | Path) -> None:
@@ -115,17 +242,16 @@ def initialize(path: str | Path) -> None:
             ).fetchall()[0][0]
             if existing:
                 raise MutatuiError(
-                    f"{path} is a DuckDB file with other tables, not a mutatui database"
+                    f"{shown(path)} is not a mutatui database (no schema version; a DuckDB "
+                    "file with other tables)"
                 )
             connection.execute(TABLES)
             connection.execute(
                 "INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
-        elif version > SCHEMA_VERSION:
-            raise MutatuiError(
-                f"{path} has schema version {version}, newer than this mutatui ({SCHEMA_VERSION}); upgrade mutatui"
-            )
-        elif version < SCHEMA_VERSION:
+            return
+        check_version(path, version)
+        if version < SCHEMA_VERSION:
             migrate(connection, version)
         # Tables are created IF NOT EXISTS, so tables added within a version appear here too.
         connection.execute(TABLES)
@@ -180,27 +306,47 @@ def writer_lock(path: str | Path) -> Iterator[None]:
     """Hold `<db>.lock` for the block; refuse at once when another screen holds it.
 
     The kernel drops an flock when its process dies, also on SIGKILL, so a stale lock file
-    never blocks a resume.
+    never blocks a resume. The holder removes the file when it is done; a process that locked
+    a file removed meanwhile tries again on the new one.
     """
     target = lock_path(path)
-    try:
-        descriptor = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise MutatuiError(f"cannot write a database at {path}: {error.strerror}") from None
-    try:
+    while True:
+        descriptor = _open_lock(target, path)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip()
+            os.close(descriptor)
             raise MutatuiError(
-                f"another screen is writing {path} (pid {holder or '?'}); "
+                f"another screen is writing {shown(path)} (pid {holder or '?'}); "
                 "wait for it or use another database"
             ) from None
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, str(os.getpid()).encode(), 0)
+        if _same_file(descriptor, target):
+            break
+        os.close(descriptor)
+    try:
+        with suppress(OSError):  # the pid is for the refusal's message; a full disk has no room
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, str(os.getpid()).encode(), 0)
         yield
     finally:
+        target.unlink(missing_ok=True)
         os.close(descriptor)
+
+
+def _open_lock(target: Path, path: str | Path) -> int:
+    try:
+        return os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise MutatuiError(f"cannot write a database at {shown(path)}: {error.strerror}") from None
+
+
+def _same_file(descriptor: int, target: Path) -> bool:
+    """Whether `descriptor` is still the file at `target` (its holder may have removed it)."""
+    try:
+        return os.path.samestat(os.fstat(descriptor), target.stat())
+    except FileNotFoundError:
+        return False
 
 
 def writer_alive(path: str | Path) -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mutatui.errors import MutatuiError
-from mutatui.store.database import connect, has_table, initialize
+from mutatui.store.database import connect, has_table, initialize, transaction
 
 if TYPE_CHECKING:
     from mutatui.guided.layer import PredictedLayer
@@ -103,76 +103,70 @@ def save_prediction(
             for p in probes
         ]
     )
-    with connect(db, read_only=False) as connection:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            prediction_id = connection.execute(
-                "SELECT coalesce(max(prediction_id), 0) + 1 FROM predictions"
-            ).fetchone()[0]
-            chosen = name or f"prediction-{prediction_id}"
-            taken = connection.execute(
-                "SELECT count(*) FROM predictions WHERE name = ?", [chosen]
-            ).fetchone()[0]
-            if taken:
-                raise MutatuiError(
-                    f"a prediction named {chosen!r} already exists in {db}; pick another --name"
-                )
+    with connect(db, read_only=False) as connection, transaction(connection):
+        prediction_id = connection.execute(
+            "SELECT coalesce(max(prediction_id), 0) + 1 FROM predictions"
+        ).fetchone()[0]
+        chosen = name or f"prediction-{prediction_id}"
+        taken = connection.execute(
+            "SELECT count(*) FROM predictions WHERE name = ?", [chosen]
+        ).fetchone()[0]
+        if taken:
+            raise MutatuiError(
+                f"a prediction named {chosen!r} already exists in {db}; pick another --name"
+            )
+        connection.execute(
+            "INSERT INTO predictions (prediction_id, name, model, probes, decoding, "
+            "max_new_tokens, tile_size, top_k, elapsed_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                prediction_id,
+                chosen,
+                model,
+                probe_json,
+                decoding,
+                max_new_tokens,
+                tile_size,
+                top_k,
+                elapsed_seconds,
+            ],
+        )
+        for item in maps:
+            tile_rows, tile_cols = item.tile_sum.shape
             connection.execute(
-                "INSERT INTO predictions (prediction_id, name, model, probes, decoding, "
-                "max_new_tokens, tile_size, top_k, elapsed_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO prediction_maps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     prediction_id,
-                    chosen,
-                    model,
-                    probe_json,
-                    decoding,
-                    max_new_tokens,
-                    tile_size,
-                    top_k,
-                    elapsed_seconds,
+                    item.layer,
+                    item.matrix,
+                    item.kind,
+                    item.rows,
+                    item.cols,
+                    tile_rows,
+                    tile_cols,
+                    _as_list(item.tile_block),
+                    _as_list(item.tile_sum),
+                    _as_list(item.tile_max),
+                    _as_list(item.row_sum),
+                    _as_list(item.col_sum),
                 ],
             )
-            for item in maps:
-                tile_rows, tile_cols = item.tile_sum.shape
+            if item.top:
+                rows, cols, scores = zip(*item.top, strict=True)
                 connection.execute(
-                    "INSERT INTO prediction_maps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO prediction_sites SELECT ?, ?, ?, ?, "
+                    "unnest(?::INTEGER[]), unnest(?::INTEGER[]), "
+                    "unnest(?::INTEGER[]), unnest(?::DOUBLE[])",
                     [
                         prediction_id,
                         item.layer,
                         item.matrix,
                         item.kind,
-                        item.rows,
-                        item.cols,
-                        tile_rows,
-                        tile_cols,
-                        _as_list(item.tile_block),
-                        _as_list(item.tile_sum),
-                        _as_list(item.tile_max),
-                        _as_list(item.row_sum),
-                        _as_list(item.col_sum),
+                        list(range(len(rows))),
+                        list(rows),
+                        list(cols),
+                        list(scores),
                     ],
                 )
-                if item.top:
-                    rows, cols, scores = zip(*item.top, strict=True)
-                    connection.execute(
-                        "INSERT INTO prediction_sites SELECT ?, ?, ?, ?, "
-                        "unnest(?::INTEGER[]), unnest(?::INTEGER[]), "
-                        "unnest(?::INTEGER[]), unnest(?::DOUBLE[])",
-                        [
-                            prediction_id,
-                            item.layer,
-                            item.matrix,
-                            item.kind,
-                            list(range(len(rows))),
-                            list(rows),
-                            list(cols),
-                            list(scores),
-                        ],
-                    )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
     return prediction_info(db, chosen)
 
 
@@ -320,53 +314,47 @@ def save_superweights(
 ) -> int:
     """Store one super-weight run and its verified candidates; return the run id."""
     initialize(db)
-    with connect(db, read_only=False) as connection:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            run_id = connection.execute(
-                "SELECT coalesce(max(run_id), 0) + 1 FROM superweight_runs"
-            ).fetchone()[0]
-            connection.execute(
-                "INSERT INTO superweight_runs (run_id, model, probe_text, prompt, decoding, "
-                "max_new_tokens, baseline_perplexity, baseline_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    with connect(db, read_only=False) as connection, transaction(connection):
+        run_id = connection.execute(
+            "SELECT coalesce(max(run_id), 0) + 1 FROM superweight_runs"
+        ).fetchone()[0]
+        connection.execute(
+            "INSERT INTO superweight_runs (run_id, model, probe_text, prompt, decoding, "
+            "max_new_tokens, baseline_perplexity, baseline_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                model,
+                probe_text,
+                prompt,
+                decoding,
+                max_new_tokens,
+                baseline_perplexity,
+                baseline_text,
+            ],
+        )
+        connection.executemany(
+            "INSERT INTO superweights VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
                 [
                     run_id,
-                    model,
-                    probe_text,
-                    prompt,
-                    decoding,
-                    max_new_tokens,
-                    baseline_perplexity,
-                    baseline_text,
-                ],
-            )
-            connection.executemany(
-                "INSERT INTO superweights VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [
-                        run_id,
-                        r.rank,
-                        r.layer,
-                        r.matrix,
-                        r.row,
-                        r.col,
-                        r.weight,
-                        r.output_activation,
-                        r.input_activation,
-                        r.spike_ratio,
-                        r.position,
-                        r.perplexity,
-                        r.changed,
-                        r.diverge_at,
-                        r.text,
-                    ]
-                    for r in results
-                ],
-            )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+                    r.rank,
+                    r.layer,
+                    r.matrix,
+                    r.row,
+                    r.col,
+                    r.weight,
+                    r.output_activation,
+                    r.input_activation,
+                    r.spike_ratio,
+                    r.position,
+                    r.perplexity,
+                    r.changed,
+                    r.diverge_at,
+                    r.text,
+                ]
+                for r in results
+            ],
+        )
     return int(run_id)
 
 

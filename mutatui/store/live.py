@@ -20,7 +20,7 @@ import duckdb
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.store import screens
-from mutatui.store.database import connect, initialize
+from mutatui.store.database import connect, initialize, transaction
 
 LIVE_KIND = "live"
 
@@ -142,15 +142,8 @@ def save_live_run(path: str | Path, record: LiveRunRecord) -> SavedLiveRun:
         unknown = sorted(set(record.graded) - set(RESULT_COLUMNS))
         raise MutatuiError(f"unknown result columns {unknown}; valid: {', '.join(RESULT_COLUMNS)}")
     initialize(path)
-    with connect(path, read_only=False) as connection:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            saved = _save(connection, record)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-    return saved
+    with connect(path, read_only=False) as connection, transaction(connection):
+        return _save(connection, record)
 
 
 def _save(connection: duckdb.DuckDBPyConnection, record: LiveRunRecord) -> SavedLiveRun:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mutatui.store.database import connect
+from mutatui.store.database import connect, transaction
 from mutatui.store.screens import append_rows
 
 
@@ -38,23 +38,17 @@ def create_ledger(path: str | Path, screen_id: int, parts: int, sizes: Sequence[
     """Record parts 1..`parts` of the screen with their sizes (`sizes[k - 1]`); empty parts
     are left out. A screen that already has a ledger keeps it."""
     numbers = [k for k in range(1, parts + 1) if sizes[k - 1] > 0]
-    with connect(path, read_only=False) as connection:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            existing = connection.execute(
-                "SELECT count(*) FROM screen_parts WHERE screen_id = ?", [screen_id]
-            ).fetchall()[0][0]
-            if not existing:
-                # One statement for all parts: a 7B screen has hundreds of thousands.
-                connection.execute(
-                    "INSERT INTO screen_parts (screen_id, part, parts, mutations) "
-                    "SELECT ?, unnest(?::INTEGER[]), ?, unnest(?::BIGINT[])",
-                    [screen_id, numbers, parts, [sizes[k - 1] for k in numbers]],
-                )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+    with connect(path, read_only=False) as connection, transaction(connection):
+        existing = connection.execute(
+            "SELECT count(*) FROM screen_parts WHERE screen_id = ?", [screen_id]
+        ).fetchall()[0][0]
+        if not existing:
+            # One statement for all parts: a 7B screen has hundreds of thousands.
+            connection.execute(
+                "INSERT INTO screen_parts (screen_id, part, parts, mutations) "
+                "SELECT ?, unnest(?::INTEGER[]), ?, unnest(?::BIGINT[])",
+                [screen_id, numbers, parts, [sizes[k - 1] for k in numbers]],
+            )
 
 
 def load_ledger(path: str | Path, screen_id: int) -> Ledger | None:
@@ -86,26 +80,19 @@ def write_part(
 ) -> bool:
     """Append a finished part's rows and mark it done, in one transaction. Returns False (and
     writes nothing) when the part is already done."""
-    with connect(path, read_only=False) as connection:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            found = connection.execute(
-                "SELECT done FROM screen_parts WHERE screen_id = ? AND part = ?",
-                [screen_id, part],
-            ).fetchall()
-            if not found:
-                raise ValueError(f"screen {screen_id} has no part {part}")
-            if found[0][0]:
-                connection.execute("ROLLBACK")
-                return False
-            append_rows(connection, screen_id, mutations, results, seconds)
-            connection.execute(
-                "UPDATE screen_parts SET done = true, worker = ?, seconds = ?, "
-                "finished_at = current_timestamp WHERE screen_id = ? AND part = ?",
-                [worker, seconds, screen_id, part],
-            )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+    with connect(path, read_only=False) as connection, transaction(connection):
+        found = connection.execute(
+            "SELECT done FROM screen_parts WHERE screen_id = ? AND part = ?",
+            [screen_id, part],
+        ).fetchall()
+        if not found:
+            raise ValueError(f"screen {screen_id} has no part {part}")
+        if found[0][0]:
+            return False  # nothing written
+        append_rows(connection, screen_id, mutations, results, seconds)
+        connection.execute(
+            "UPDATE screen_parts SET done = true, worker = ?, seconds = ?, "
+            "finished_at = current_timestamp WHERE screen_id = ? AND part = ?",
+            [worker, seconds, screen_id, part],
+        )
     return True

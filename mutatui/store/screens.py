@@ -15,8 +15,17 @@ from pathlib import Path
 
 import duckdb
 
+from mutatui.engine.forms import shown
 from mutatui.errors import MutatuiError
-from mutatui.store.database import check_readable, connect, initialize, writer_alive
+from mutatui.store.database import (
+    attach_read_only,
+    cannot_write,
+    check_readable,
+    connect,
+    initialize,
+    transaction,
+    writer_alive,
+)
 from mutatui.store.engines import EngineRecord, copy_engine, read_engine
 
 MUTATION_COLUMNS = (
@@ -176,54 +185,46 @@ def create_screen(
 ) -> int:
     """Record a new screen with its probes (and baselines) and matrices; return its id."""
     initialize(path)
-    with connect(path, read_only=False) as connection:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            taken = _first(
-                connection.execute("SELECT 1 FROM screens WHERE name = ?", [screen.name])
+    with connect(path, read_only=False) as connection, transaction(connection):
+        taken = _first(connection.execute("SELECT 1 FROM screens WHERE name = ?", [screen.name]))
+        if taken:
+            raise MutatuiError(
+                f"{path} already has a screen named {screen.name!r}; "
+                "use --resume to continue it, or --name for a new one"
             )
-            if taken:
-                raise MutatuiError(
-                    f"{path} already has a screen named {screen.name!r}; "
-                    "use --resume to continue it, or --name for a new one"
-                )
-            screen_id = connection.execute(
-                "SELECT coalesce(max(screen_id), 0) + 1 FROM screens"
-            ).fetchall()[0][0]
-            connection.execute(
-                "INSERT INTO screens (screen_id, name, kind, model, spec, spec_hash, decoding, "
-                "max_new_tokens, shard, planned_mutations, status) "
-                "VALUES (?, ?, 'screen', ?, ?, ?, ?, ?, ?, ?, 'running')",
-                [
-                    screen_id,
-                    screen.name,
-                    screen.model,
-                    screen.spec,
-                    screen.spec_hash,
-                    screen.decoding,
-                    screen.max_new_tokens,
-                    screen.shard,
-                    screen.planned_mutations,
-                ],
-            )
-            _insert_for_screen(
-                connection,
-                "probes",
-                PROBE_COLUMNS,
+        screen_id = connection.execute(
+            "SELECT coalesce(max(screen_id), 0) + 1 FROM screens"
+        ).fetchall()[0][0]
+        connection.execute(
+            "INSERT INTO screens (screen_id, name, kind, model, spec, spec_hash, decoding, "
+            "max_new_tokens, shard, planned_mutations, status) "
+            "VALUES (?, ?, 'screen', ?, ?, ?, ?, ?, ?, ?, 'running')",
+            [
                 screen_id,
-                [[probe.get(c) for c in PROBE_COLUMNS] for probe in probes],
-            )
-            _insert_for_screen(
-                connection,
-                "matrices",
-                MATRIX_COLUMNS,
-                screen_id,
-                [[matrix[c] for c in MATRIX_COLUMNS] for matrix in matrices],
-            )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+                screen.name,
+                screen.model,
+                screen.spec,
+                screen.spec_hash,
+                screen.decoding,
+                screen.max_new_tokens,
+                screen.shard,
+                screen.planned_mutations,
+            ],
+        )
+        _insert_for_screen(
+            connection,
+            "probes",
+            PROBE_COLUMNS,
+            screen_id,
+            [[probe.get(c) for c in PROBE_COLUMNS] for probe in probes],
+        )
+        _insert_for_screen(
+            connection,
+            "matrices",
+            MATRIX_COLUMNS,
+            screen_id,
+            [[matrix[c] for c in MATRIX_COLUMNS] for matrix in matrices],
+        )
     return int(screen_id)
 
 
@@ -342,14 +343,8 @@ def write_batch(
 ) -> None:
     """Append one batch in one transaction: its mutations (rows in `MUTATION_COLUMNS` order),
     their results (mappings of result columns) and the time it took."""
-    with connect(path, read_only=False) as connection:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            append_rows(connection, screen_id, mutations, results, seconds)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+    with connect(path, read_only=False) as connection, transaction(connection):
+        append_rows(connection, screen_id, mutations, results, seconds)
 
 
 def append_rows(
@@ -450,14 +445,23 @@ def export_table(path: str | Path, table: str, file_format: str, out: str | Path
     if file_format not in EXPORT_FORMATS:
         raise MutatuiError(f"unknown format {file_format!r}; valid: {', '.join(EXPORT_FORMATS)}")
     check_readable(path)
+    target = Path(out)
+    if target.is_dir():
+        raise MutatuiError(f"{shown(target)} is a folder; give a file to export {table} into")
+    if not target.parent.is_dir():
+        raise MutatuiError(f"cannot write {shown(target)}: no folder {shown(target.parent)}")
     order = EXPORT_ORDER.get(table, "screen_id")
     with connect(path, read_only=True) as connection:
         count = connection.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         relation = connection.sql(f"SELECT * FROM {table} ORDER BY {order}")
-        if file_format == "parquet":
-            relation.write_parquet(str(out))
-        else:
-            relation.write_csv(str(out), header=True)
+        try:
+            if file_format == "parquet":
+                relation.write_parquet(str(target))
+            else:
+                relation.write_csv(str(target), header=True)
+        except duckdb.Error as error:
+            target.unlink(missing_ok=True)  # a part-written file is no export
+            raise cannot_write(target, error) from None
     return int(count)
 
 
@@ -547,10 +551,9 @@ def merge(out: str | Path, inputs: Sequence[str | Path]) -> list[tuple[str, int]
         aliases = []
         for number, source in enumerate(inputs):
             alias = f"src{number}"
-            connection.execute(f"ATTACH ? AS {alias} (READ_ONLY)", [str(Path(source).resolve())])
+            attach_read_only(connection, source, alias)
             aliases.append(alias)
-        connection.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(connection):
             groups: dict[tuple[str, str], list[tuple[str, ScreenRecord]]] = {}
             for alias in aliases:
                 for row in connection.execute(
@@ -560,10 +563,6 @@ def merge(out: str | Path, inputs: Sequence[str | Path]) -> list[tuple[str, int]
                     groups.setdefault((record.name, record.spec_hash), []).append((alias, record))
             for (name, spec_hash), members in groups.items():
                 added.append((name, _merge_screen(connection, name, spec_hash, members)))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
     return added
 
 
@@ -632,14 +631,8 @@ def _reorder(connection: duckdb.DuckDBPyConnection, screen_id: int) -> None:
 
 def reorder_screen(path: str | Path, screen_id: int) -> None:
     """`_reorder` in a transaction of its own (a Ray screen commits parts out of id order)."""
-    with connect(path, read_only=False) as connection:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            _reorder(connection, screen_id)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+    with connect(path, read_only=False) as connection, transaction(connection):
+        _reorder(connection, screen_id)
 
 
 _MERGED_TABLES = (
