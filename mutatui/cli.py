@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (torch, transformers: seconds); the explorer's first paint depends on it.
     parser = build_parser([arguments[0]] if arguments[0] in COMMANDS else COMMANDS)
     args = parser.parse_args(arguments)
+    args.command_line = arguments  # as given, for a command that starts itself again
     if argv is None:  # the program itself, not a caller in this process (a test)
         process.install()
     try:

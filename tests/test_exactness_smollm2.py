@@ -90,7 +90,7 @@ def test_bfloat16_engine_equals_naive_path_on_smollm2(arithmetic):
 
     lm = load_model("smollm2", dtype="bfloat16", arithmetic=arithmetic)
     catalog = MatrixCatalog(lm.model)
-    mutations = sampled_mutations_of_smollm2(catalog, seed=3)[::10]
+    mutations = sampled_mutations_of_smollm2(catalog, seed=3)[::20]  # 11: all 7 types, tiles too
     assert {m.site.matrix for m in mutations} == set(MATRICES)
     assert {m.site.is_element for m in mutations} == {True, False}
     check = self_check(

@@ -107,3 +107,40 @@ def test_sigterm_ends_the_explorer_with_its_status(small_db):
     finally:
         os.close(master)
     assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGTERM
+
+
+def read_until(master: int, marker: bytes, seconds: float = 120) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while marker not in seen:
+        assert time.monotonic() < deadline, seen.decode(errors="replace")
+        if select.select([master], [], [], 0.5)[0]:
+            try:
+                seen += os.read(master, 65536)
+            except OSError:  # the terminal's other end is gone: all was read
+                break
+    return seen
+
+
+def test_a_detached_screen_outlives_its_terminal(tiny_model_dir, tmp_path):
+    """`screen --detach` asks to survive the terminal: closed under it, the screen finishes."""
+    db = tmp_path / "detached.db"
+    command = [
+        sys.executable, "-m", "mutatui", "screen", "--db", str(db), "--model",
+        str(tiny_model_dir), "--layers", "0", "--matrices", "q", "--sites", "tiles:8",
+        "--max-new-tokens", "4", "--choice", "none", "--detach",
+    ]  # fmt: skip
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execvp(command[0], command)
+    said = read_until(master, b"--resume continues it").decode()
+    os.close(master)  # the SSH connection drops right after
+    os.waitpid(pid, 0)
+    child = int(said.split("as pid ")[1].split(";")[0])
+    deadline = time.monotonic() + 300
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        with suppress(ChildProcessError):
+            os.waitpid(child, os.WNOHANG)
+        time.sleep(0.2)
+    log = db.with_name("detached.db.log").read_text()
+    assert "complete" in log.splitlines()[-1], log

@@ -15,6 +15,7 @@ from mutatui.errors import MutatuiError
 from mutatui.store import queries
 from mutatui.store import screens as store
 from mutatui.store.database import (
+    attach_read_only,
     check_readable,
     connect,
     copy_database,
@@ -209,6 +210,39 @@ def test_writer_lock_refuses_a_second_writer_and_dies_with_its_process(tmp_path)
     assert store.live_status(db, "running") == "interrupted"
     with writer_lock(db):
         assert writer_alive(db)
+    assert not lock_path(db).exists()  # its holder removes it
+
+
+# a screen's writer between batches: the file held open for writing, then let go
+HOLD_OPEN = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    connection = duckdb.connect(sys.argv[1])
+    print("held", flush=True)
+    time.sleep(1.5)
+    connection.close()
+    time.sleep(60)
+    """
+)
+
+
+def test_merge_waits_for_a_writer_holding_its_input(tmp_path):
+    source = _shard_db(tmp_path / "running.db", None, [1, 2, 3], status="running")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_OPEN, str(source)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        reader = duckdb.connect()
+        with pytest.raises(duckdb.Error):  # what a plain ATTACH meets now
+            reader.execute(f"ATTACH '{source}' AS s (READ_ONLY)")
+        attach_read_only(reader, source, "s")  # merge's attach: retried until the writer lets go
+        assert reader.execute("SELECT count(*) FROM s.mutations").fetchone() == (3,)
+        reader.close()
+        assert store.merge(tmp_path / "out.db", [source]) == [("s", 3)]
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 # a writer that dies after committing, before DuckDB folds its log into the file

@@ -9,6 +9,7 @@ import time
 
 import duckdb
 import pytest
+from textual.widgets import DataTable
 
 from mutatui.cli import main
 from mutatui.store import queries
@@ -65,6 +66,41 @@ async def test_results_written_by_another_process_appear_in_the_grid(tmp_path):
         expected = queries.load_screen(path, 1)
         part = expected.matrix_slices[app.screen.position]
         assert int(grid.layout_data.kept.sum()) == int((expected.tested[part] > 0).sum()) > 0
+
+
+async def test_the_screen_list_follows_a_running_screen(tmp_path):
+    path = tmp_path / "running.db"
+    build_synthetic(path, SyntheticSpec(layers=2, seed=4, status="running", written=0.3))
+    build_synthetic(path, SyntheticSpec(name="newer", layers=1, seed=2))
+    app = ExplorerApp(path, poll_seconds=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        names = [summary.name for summary in app.screen.summaries]
+        row = names.index("synthetic")
+        assert row == 1  # below the newer screen: the cursor has to stay on it
+        table = app.screen.query_one(DataTable)
+        await pilot.press(*(["down"] * row))  # the cursor stays there while rows reload
+        running = app.screen.summaries[row]
+        assert running.state == "interrupted" and running.mutations < running.planned
+        writer = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "mutatui.store.synthetic", str(path)),
+                *("--resume", "--batches", "3", "--pause", "0.3"),
+            ],
+        )
+        counts = set()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            await pilot.pause(0.1)
+            counts.add(app.screen.summaries[row].mutations)
+            if writer.poll() is not None and app.screen.summaries[row].state == "complete":
+                break
+        assert writer.wait(timeout=60) == 0
+        assert app.screen.summaries[row].state == "complete"
+        assert len(counts) >= 3  # the batches between, not only the end
+        assert table.cursor_row == row
+        assert str(table.get_row_at(row)[1]) == "complete"
 
 
 def test_browse_missing_path_is_one_line(tmp_path, capsys):

@@ -69,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     running.add_argument("--quiet", action="store_true", help="no progress output")
     running.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background, outliving this terminal, with progress in DB.log "
+        "(without it, a lost terminal stops the screen; --resume continues it)",
+    )
+    running.add_argument(
         "--estimate",
         action="store_true",
         help="print the planned mutations, the estimated time and the peak memory on this "
@@ -151,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         raise MutatuiError("a resumed screen keeps its shard; drop --shard")
     table = spec_table(args)
     spec = spec_from_table(table, where=args.spec or "flags") if table is not None else None
+    if args.detach and not args.estimate:
+        return detach(Path(args.db), args.command_line)
     screen_run = ScreenRun(
         db=Path(args.db),
         shard=parse_shard(args.shard) if args.shard is not None else WHOLE,
@@ -237,3 +245,31 @@ def stopped(stop: KeyboardInterrupt, db: Path, name: str | None) -> int:
     with suppress(OSError):
         print(f"mutatui: {line} ({process.signal_name(stop)})", file=sys.stderr)
     return 128 + process.signal_number(stop)
+
+
+def detach(db: Path, command_line: list[str]) -> int:
+    """Start this same command again as a process of its own session, without --detach: no
+    terminal, so none to lose; its progress and last line go to `<db>.log`."""
+    import os
+    import subprocess
+
+    log = db.with_name(db.name + ".log")
+    arguments = [a for a in command_line if a != "--detach"]
+    try:
+        with log.open("a", encoding="utf-8") as output:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "mutatui", *arguments],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+    except OSError as error:
+        raise MutatuiError(f"cannot write the log {log}: {error.strerror}") from None
+    print(
+        f"mutatui: screen running in the background as pid {child.pid}; log: {log}; "
+        f"`kill {child.pid}` stops it, `--resume` continues it",
+        file=sys.stderr,
+    )
+    return 0

@@ -48,6 +48,13 @@ class ScreenListScreen(Screen):
         table.add_columns(*COLUMNS)
         table.loading = True
         self.load()
+        self.set_interval(self.app.poll_seconds, self._refresh_unfinished)
+
+    def _refresh_unfinished(self) -> None:
+        """While a screen is not complete (it may be running), read the list again, as the
+        grid does, so its progress and status move."""
+        if self.is_current and any(summary.state != "complete" for summary in self.summaries):
+            self.load()
 
     def action_reload(self) -> None:
         self.load()
@@ -61,6 +68,7 @@ class ScreenListScreen(Screen):
         self.summaries = summaries
         table = self.query_one(DataTable)
         table.loading = False
+        row = table.cursor_row
         table.clear()
         for summary in summaries:
             planned = summary.planned or summary.mutations
@@ -81,7 +89,9 @@ class ScreenListScreen(Screen):
                 Text(summary.numbers or "not recorded", style="" if summary.numbers else "dim"),
                 key=str(summary.screen_id),
             )
-        if not summaries:
+        if summaries:
+            table.move_cursor(row=min(row, len(summaries) - 1))
+        else:
             self.query_one("#screen-list-title", Static).update(
                 "This database holds no screens yet (run `mutatui screen`)."
             )
