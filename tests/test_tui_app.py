@@ -4,6 +4,8 @@ screen database (real DuckDB file, real workers)."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 
 import pytest
 from textual import events
@@ -573,3 +575,53 @@ async def test_overview_of_a_sparse_screen_opens_on_a_tested_matrix(tiny, tiny_m
         assert isinstance(app.screen, MatrixScreen)
         shape = app.data.matrices[app.screen.position]
         assert (shape.layer, shape.matrix) == (0, "down")
+
+
+READ_ONLY_EXPLORER = """
+import asyncio, sys
+from mutatui.tui.app import ExplorerApp
+
+
+async def main():
+    app = ExplorerApp(sys.argv[1])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.save_tag(int(app.data.mutation_id[0]), "writer", None)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        print(app.sub_title)
+        print([n.message for n in app._notifications][-1])
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_read_only_database_opens_for_browsing_and_says_so(tmp_path):
+    """On a read-only file system (a bind mount made in a mount namespace of the test's own)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    db = folder / "screens.db"
+    build_synthetic(db, SyntheticSpec(layers=1, seed=5))
+    before = db.read_bytes()
+    script = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
+    command = ["unshare", "-rm", "sh", "-c", script, "sh", str(folder)]
+    try:
+        done = subprocess.run(
+            [*command, sys.executable, "-c", READ_ONLY_EXPLORER, str(db)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except FileNotFoundError:
+        pytest.skip("no unshare here to make a read-only mount")
+    if "mount" in done.stderr and done.returncode != 0:
+        pytest.skip(f"no mount namespaces here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    title, notice = done.stdout.strip().splitlines()[-2:]
+    assert title == "screens.db (read-only: tags are not saved)"
+    assert notice == "screens.db is read-only: tag writer not saved"
+    assert db.read_bytes() == before

@@ -10,6 +10,7 @@ reloads when results have been added, so new phenotypes appear in the grid.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,6 +32,11 @@ from mutatui.tui.screens.live_launcher import LiveLauncher
 POLL_SECONDS = 3.0
 FILTER_DIALOG = "filter-dialog"
 THEMES = ("textual-dark", "textual-light")
+
+
+def writable(path: Path) -> bool:
+    """Whether tags can be written: the file, and its folder for DuckDB's write-ahead log."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 class ExplorerApp(LiveLauncher, App):
@@ -66,6 +72,7 @@ class ExplorerApp(LiveLauncher, App):
         self._keymap_override = keymap
         self._loading: int | None = None
         self._filter_dialog: FilterScreen | None = None
+        self.read_only = not writable(self.db_path)
 
     def on_mount(self) -> None:
         try:
@@ -75,7 +82,9 @@ class ExplorerApp(LiveLauncher, App):
             self.notify(str(error), title="Keys not remapped", severity="warning", markup=False)
         if keys:
             self.set_keymap(keys)
-        self.sub_title = self.db_path.name
+        self.sub_title = self.db_path.name + (
+            " (read-only: tags are not saved)" if self.read_only else ""
+        )
         from mutatui.tui.screens.screen_list import ScreenListScreen
 
         self.push_screen(ScreenListScreen())
@@ -161,6 +170,13 @@ class ExplorerApp(LiveLauncher, App):
         """Tag a mutation: written to the database at once, then shown everywhere."""
         data = self.data
         if data is None:
+            return
+        if self.read_only:
+            self.notify(
+                f"{self.db_path.name} is read-only: tag {tag} not saved",
+                severity="warning",
+                markup=False,
+            )
             return
         self._write_tag(data.summary.screen_id, mutation_id, tag, note)
 
