@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 
 from mutatui import __version__, process
-from mutatui.engine.forms import shown
+from mutatui.engine.forms import brief, shown
 from mutatui.errors import MutatuiError
 
 COMMANDS = (
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except MutatuiError as error:
-        _say(f"mutatui: {error}")
+        _say(f"mutatui: {brief(str(error))}")
         return 2
     except OSError as error:  # a path the user gave that the system refused
         where = f": {shown(error.filename)}" if error.filename else ""

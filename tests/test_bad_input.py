@@ -14,6 +14,7 @@ from mutatui.cli import main
 from mutatui.store.synthetic import SyntheticSpec, build_synthetic
 
 BIG = "9" * 5000
+LONG = "y" * 100_000
 MODEL = "/no/model/is/loaded/before/these/checks"
 
 
@@ -111,6 +112,20 @@ CASES = [
     ([*SCREEN, "--decoding", "sample", "--seed", str(2**70)], "seed must be between 0 and"),
     ([*SCREEN, "--decoding", "sample", "--seed", "-1"], "seed must be between 0 and"),
     (["mutate", "--model", MODEL, "--site", f"L0.q[{BIG},1]", "--prompt", "x"], "characters)"),
+    # a long input is never echoed whole
+    ([*SCREEN, "--probe", LONG], "(100000 characters)"),
+    ([*SCREEN, "--layers", LONG], "(100000 characters)"),
+    ([*SCREEN, "--sites", LONG], "(100000 characters)"),
+    ([*SCREEN, "--sites", f"random:{LONG}"], "(100000 characters)"),
+    ([*SCREEN, "--shard", LONG], "(100000 characters)"),
+    (["analyze", "{dir}/good.db", "--screen", LONG], "(100000 characters)"),
+    (["analyze", "{dir}/good.db", "--probe", LONG], "(100000 characters)"),
+    (["export", "{dir}/good.db", "--table", LONG, "{dir}/t.csv"], "(100000 characters)"),
+    (
+        ["predict", "--model", MODEL, "--prompt", "x", "--db", "{dir}/p.db", "--kinds", LONG],
+        "(100000 characters)",
+    ),
+    (["live", "--model", MODEL, "--site", LONG], "(100000 characters)"),
     # spec files
     (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/latin1.toml"], "not UTF-8 text"),
     (["screen", "--db", "{dir}/new.db", "--spec", "{dir}"], "is a folder; give a TOML spec"),

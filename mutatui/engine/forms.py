@@ -3,6 +3,8 @@
 This module imports nothing heavy, so the CLI can build its help without loading torch.
 """
 
+import re
+
 MODEL_FORMS = "smollm2, a model folder, a .gguf file, or a Hugging Face id in the local cache"
 KIND_FORMS = "max, min, zero, or a number"
 
@@ -36,3 +38,19 @@ def shown(path: object) -> str:
         return text
     half = SHOWN_PATH // 2 - 2
     return f"{text[:half]}...{text[-half:]}"
+
+
+LINE_CHARACTERS = 400
+"""An error line is cut to this length, whatever it quotes."""
+
+_LONG_QUOTE = re.compile(rf"'([^'\n]{{{QUOTED_CHARACTERS + 1},}})'")
+
+
+def brief(line: str) -> str:
+    """An error line without the user's long input in it: long quoted texts shortened as
+    `quoted` does, and anything still longer cut in the middle."""
+    line = _LONG_QUOTE.sub(lambda match: quoted(match[1]), line)
+    if len(line) <= LINE_CHARACTERS:
+        return line
+    half = LINE_CHARACTERS // 2 - 2
+    return f"{line[:half]}...{line[-half:]}"

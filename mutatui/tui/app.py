@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from mutatui.engine.forms import brief
 from mutatui.errors import MutatuiError
 from mutatui.store import queries
 from mutatui.store.queries import ScreenData
@@ -234,7 +235,7 @@ class ExplorerApp(LiveLauncher, App):
                 self._loading = None
             error = event.worker.error
             message = str(error) if isinstance(error, MutatuiError) else repr(error)
-            first = message.splitlines()[0] if message else "failed"
+            first = brief(message.splitlines()[0]) if message else "failed"
             self.notify(first, severity="error", markup=False)
 
     def action_help(self) -> None:
