@@ -104,14 +104,19 @@ async def test_bad_input_is_one_line_and_runs_nothing(session):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("x")
         assert "layer" in status_text(screen) and screen.last_result is None
+        assert app.focused is screen.query_one("#live-site")  # to fix it
         screen.query_one("#live-site").value = "L0.q[0,0]"
         screen.query_one("#live-kind").value = "huge"
+        app.set_focus(None)
         await pilot.press("r")
         assert "bad mutation kind 'huge'" in status_text(screen)
+        assert app.focused is screen.query_one("#live-kind")
         screen.query_one("#live-kind").value = "max"
         screen.query_one("#live-tokens").value = "0"
+        app.set_focus(None)
         await pilot.press("r")
         assert "bad max tokens" in status_text(screen)
+        assert app.focused is screen.query_one("#live-tokens")
         await pilot.pause()
         assert screen.last_result is None and app.is_running
 
@@ -290,7 +295,7 @@ async def test_mutatui_live_opens_the_explorer_in_live_mode_and_runs_show_in_the
         await until(lambda: isinstance(app.screen, LiveScreen), pilot)
         live = app.screen
         await until(lambda: live.session is not None, pilot)
-        await pilot.press("x")
+        # no key: with --site the run starts as soon as the model is ready
         await until(lambda: live.last_saved is not None, pilot, timeout=120)
         await pilot.press("escape")  # back to the explorer: the live screen is listed
         await pilot.press("ctrl+r")
@@ -322,6 +327,42 @@ def test_mutatui_live_rejects_bad_input_in_one_line(tmp_path, capsys):
     not_a_db.write_text("hello")
     assert main(["live", "--model", "smollm2", "--db", str(not_a_db)]) == 2
     assert "not a mutatui database" in capsys.readouterr().err
+
+
+async def test_a_field_error_keeps_the_focus_and_quitting_asks_while_a_model_is_loaded(
+    tiny_model_dir, tmp_path
+):
+    from mutatui.cli import build_parser
+    from mutatui.commands.live import build_app
+    from mutatui.tui.screens.confirm import ConfirmScreen
+
+    arguments = ["live", "--model", str(tiny_model_dir), "--db", str(tmp_path / "live.db")]
+    app = build_app(build_parser().parse_args([*arguments, "--site", "L9.q[0,0]"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: isinstance(app.screen, LiveScreen), pilot)
+        live = app.screen
+        await until(lambda: "layer 9" in status_text(live), pilot)  # run at once: refused
+        site = live.query_one("#live-site")
+        assert app.focused is site
+        await pilot.press("end", "q")  # a letter typed to fix it is not a key
+        assert site.value == "L9.q[0,0]q" and app.is_running
+        app.set_focus(None)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)  # the model is loaded: asks
+        await pilot.press("n")
+        assert app.screen is live and app.is_running
+        await pilot.press("q", "q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_mutatui_live_with_a_bad_model_is_one_line(tmp_path, capsys):
+    from mutatui.cli import main
+
+    db = tmp_path / "live.db"
+    assert main(["live", "--model", str(tmp_path / "nothing"), "--db", str(db)]) == 2
+    assert capsys.readouterr().err.startswith("mutatui: model not found")
+    assert not db.exists()
 
 
 async def test_leaving_while_the_model_loads_keeps_loading_and_the_app_says_when_ready(

@@ -625,3 +625,78 @@ def test_a_read_only_database_opens_for_browsing_and_says_so(tmp_path):
     assert title == "screens.db (read-only: tags are not saved)"
     assert notice == "screens.db is read-only: tag writer not saved"
     assert db.read_bytes() == before
+
+
+@pytest.fixture
+def element_db(tmp_path):
+    """An element screen: 300 random elements per matrix, so a cell at the fit zoom holds
+    none, one or several screened sites."""
+    path = tmp_path / "elements.db"
+    build_synthetic(path, SyntheticSpec(name="elements", layers=1, site=1, sites_per_matrix=300))
+    return path
+
+
+def cells_holding(screen: MatrixScreen, count: int) -> tuple[int, int]:
+    """A displayed cell with `count` distinct screened sites."""
+    layout, data = screen.layout_data, screen.data
+    start = data.matrix_slices[screen.position].start
+    for row in range(len(layout.row_order)):
+        for col in range(len(layout.col_order)):
+            members = layout.members(row, col) + start
+            if len({str(data.site(int(p))) for p in members}) == count:
+                return row, col
+    raise AssertionError(f"no cell holds {count} sites")
+
+
+async def test_x_runs_the_one_site_a_cell_holds_and_asks_when_it_holds_several(element_db):
+    from mutatui.tui.screens.live import LiveScreen
+    from mutatui.tui.screens.live_site import LiveSiteScreen
+    from mutatui.tui.widgets.matrix_grid import MatrixGrid
+
+    app = ExplorerApp(element_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot)
+        grid = screen.query_one(MatrixGrid)
+        assert screen.layout_data.bin_rows > 1  # the fit zoom: a cell is a block
+        grid.move_cursor(*cells_holding(screen, 1))
+        (only,) = {str(app.data.site(int(p))) for p in screen.cell_positions()}
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, LiveScreen)
+        assert app.screen.query_one("#live-site").value == only  # one element, not the block
+        await pilot.press("escape")
+        await settle(pilot)
+        grid.move_cursor(*cells_holding(screen, 2))
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, LiveSiteScreen)
+        sites = [site for _, site in app.screen.choices]
+        assert len(sites) == 4  # the two screened sites, one element, the whole block
+        block = str(screen.cell_site())
+        assert sites[-1] == block and ":" in block
+        await pilot.press("down", "down", "down", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, LiveScreen)
+        assert app.screen.query_one("#live-site").value == block
+
+
+async def test_g_zooms_to_the_site_and_the_live_site_field_shows_it_whole(element_db):
+    from mutatui.tui.screens.live import LiveScreen
+
+    app = ExplorerApp(element_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot)
+        position = app.data.matrix_slices[screen.position].start + 7
+        site = app.data.site(position)
+        await pilot.press("g")
+        await pilot.press(*str(site), "enter")
+        await settle(pilot)
+        assert (screen.layout_data.bin_rows, screen.layout_data.bin_cols) == (1, 1)
+        assert str(screen.cell_site()) == str(site)
+        block = "L0.down[480:512,1216:1232]"  # a block: 26 characters
+        app.open_live(block)
+        await settle(pilot)
+        assert isinstance(app.screen, LiveScreen)
+        field = app.screen.query_one("#live-site")
+        assert field.value == block
+        assert field.content_region.width > len(block)  # all of it, at 80x24

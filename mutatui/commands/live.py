@@ -48,6 +48,7 @@ def build_app(args: argparse.Namespace):
     """The explorer on the live database, with a live screen on top (raises MutatuiError)."""
     from mutatui.commands.common import decoding_from_args
     from mutatui.engine.forms import shown
+    from mutatui.engine.models import resolve_source
     from mutatui.engine.mutations import parse_kind
     from mutatui.engine.sites import check_site_syntax
     from mutatui.store.database import initialize
@@ -65,6 +66,7 @@ def build_app(args: argparse.Namespace):
         raise MutatuiError(f"cannot write {shown(db)}: a part of its folder is a file") from None
     except OSError as error:
         raise MutatuiError(f"cannot write {shown(db)}: {error.strerror}") from None
+    resolve_source(args.model, progress=None, convert=False)  # one line now, not in the app
     initialize(db)
     load_options = {
         "device": args.device,
@@ -83,5 +85,6 @@ def build_app(args: argparse.Namespace):
         decoding=decoding,
         chat=not args.no_chat,
         load_options=load_options,
+        run_at_start=bool(args.site),
     )
     return app

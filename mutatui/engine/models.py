@@ -184,8 +184,11 @@ def _dequantize_gguf(gguf: Path, target: Path, progress: Progress) -> None:
     staging.replace(target)
 
 
-def resolve_source(spec: str, progress: Progress) -> Path | str:
-    """Turn a model spec into a local folder (or a cached hub id), or raise a one-line error."""
+def resolve_source(spec: str, progress: Progress | None, *, convert: bool = True) -> Path | str:
+    """Turn a model spec into a local folder (or a cached hub id), or raise a one-line error.
+
+    `convert=False` only checks: a GGUF file not converted yet is not (its folder is
+    returned all the same)."""
     if spec == SMOLLM2_ALIAS:
         spec = str(smollm2_gguf_path())
     path = Path(spec).expanduser()
@@ -193,9 +196,9 @@ def resolve_source(spec: str, progress: Progress) -> Path | str:
         if not path.is_file():
             raise MutatuiError(f"GGUF file not found: {spec}")
         target = _gguf_cache_dir(path)
-        if not (target / "config.json").is_file():
+        if convert and not (target / "config.json").is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
-            _dequantize_gguf(path, target, progress)
+            _dequantize_gguf(path, target, progress or (lambda message: None))
         return target
     if path.is_dir():
         if not (path / "config.json").is_file():

@@ -300,3 +300,42 @@ def layout_for(
         zoom_cols=zoom[1],
         rearranged=rearranged,
     )
+
+
+LIVE_CHOICES = 8
+"""At most this many of a cell's screened sites are offered for a live run."""
+
+
+def live_choices(
+    data: ScreenData,
+    phenotypes: Phenotypes,
+    positions: np.ndarray,
+    bounds: tuple[int, int, int, int],
+    shape: MatrixShape,
+) -> list[tuple[str, str]]:
+    """What a live run from a grid cell may be, as (label, site). A cell holding one screened
+    site (or one coordinate) has one answer: that site. Otherwise the choices are the cell's
+    screened sites, most phenotypic first, one element (the cell's first coordinate), and the
+    whole cell as a block, named with its size."""
+    sites: dict[str, int] = {}
+    for position in positions[np.argsort(-phenotypes.count[positions], kind="stable")]:
+        site = str(data.site(int(position)))
+        sites[site] = sites.get(site, 0) + int(phenotypes.count[position])
+    row0, row1, col0, col1 = bounds
+    element = f"{shape.label}[{row0},{col0}]"
+    if len(sites) == 1:
+        only = next(iter(sites))
+        return [(only, only)]
+    if (row1 - row0, col1 - col0) == (1, 1):
+        return [(element, element)]
+    block = f"{shape.label}[{row0}:{row1},{col0}:{col1}]"
+    choices = [
+        (f"{site}  screened, {count} phenotypes", site)
+        for site, count in list(sites.items())[:LIVE_CHOICES]
+    ]
+    if element not in sites:
+        choices.append((f"{element}  one element, the cell's first", element))
+    if block not in sites:
+        weights = (row1 - row0) * (col1 - col0)
+        choices.append((f"{block}  the whole cell as a block: {weights:,} weights", block))
+    return choices

@@ -26,8 +26,9 @@ from textual.widgets import Input, Label, LoadingIndicator, Static
 from textual.worker import get_current_worker
 
 from mutatui.engine.decoding import Decoding
+from mutatui.engine.forms import brief
 from mutatui.engine.models import LoadedModel
-from mutatui.engine.mutations import Mutation, make_mutation
+from mutatui.engine.mutations import Mutation, make_mutation, parse_kind
 from mutatui.errors import MutatuiError
 from mutatui.live.cache import SESSIONS, SessionCache
 from mutatui.live.session import LiveRequest, LiveResult, LiveSession, LiveUpdate, RunStatus
@@ -37,6 +38,20 @@ from mutatui.tui.widgets.live_pane import LivePane
 DEFAULT_PROMPT = "The life cycle of Drosophila:"
 TOKEN_STEP = 16
 MAX_TOKENS_LIMIT = 4096
+
+
+class FieldError(MutatuiError):
+    """What is wrong with one field of the live form (`field`: site, kind, prompt, tokens)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+SITE_FIELD_WIDTH = 24
+"""The site field's least width in cells."""
+FIELD_FRAME = 6
+"""Cells an input's border and padding take."""
 
 
 class LiveScreen(Screen):
@@ -79,7 +94,6 @@ class LiveScreen(Screen):
     LiveScreen #live-loading { width: 8; height: 1; }
     LiveScreen #live-form { height: 3; }
     LiveScreen #live-form Label { padding: 1 0 0 1; width: auto; }
-    LiveScreen #live-site { width: 24; }
     LiveScreen #live-kind { width: 10; }
     LiveScreen #live-prompt { width: 1fr; }
     LiveScreen #live-tokens { width: 8; }
@@ -147,8 +161,11 @@ class LiveScreen(Screen):
         load_options: dict | None = None,
         sessions: SessionCache = SESSIONS,
         name: str | None = None,
+        run_at_start: bool = False,
     ) -> None:
+        """`run_at_start`: run the form as soon as the model is ready (`mutatui live --site`)."""
         super().__init__(name=name)
+        self.run_at_start = run_at_start
         if isinstance(model, LoadedModel):
             model = LiveSession(model)
         self.sessions = sessions
@@ -204,6 +221,7 @@ class LiveScreen(Screen):
         yield KeyBar()
 
     def on_mount(self) -> None:
+        self._fit_site_field(self.query_one("#live-site", Input).value)
         if self.session is None:
             self._set_status(f"loading {self.model_spec}…")
             self._load_model(self.model_spec)
@@ -266,6 +284,9 @@ class LiveScreen(Screen):
             f"{session.catalog.num_layers} layers · {self.decoding.describe()}"
         )
         self._set_status("ready: x max · n min · z zero · v typed value · Esc cancels")
+        if self.run_at_start:
+            self.run_at_start = False
+            self.action_run()
 
     # Running ---------------------------------------------------------------------------------
 
@@ -275,15 +296,27 @@ class LiveScreen(Screen):
     def _request(self) -> LiveRequest:
         """The run the form describes, or a one-line MutatuiError saying what to fix."""
         assert self.session is not None
-        mutation: Mutation = make_mutation(
-            self._field("site").value, self._field("kind").value, self.session.catalog
-        )
+        kind = self._field("kind").value
+        try:
+            parse_kind(kind)
+        except MutatuiError as error:
+            raise FieldError("kind", str(error)) from None
+        try:
+            mutation: Mutation = make_mutation(
+                self._field("site").value, kind, self.session.catalog
+            )
+        except MutatuiError as error:
+            raise FieldError("site", str(error)) from None
         prompt = self._field("prompt").value.strip()
         if not prompt:
-            raise MutatuiError("the prompt is empty; type one, or p for the screen's prompts")
+            raise FieldError(
+                "prompt", "the prompt is empty; type one, or p for the screen's prompts"
+            )
         tokens_text = self._field("tokens").value.strip()
         if not tokens_text.isdigit() or not 1 <= int(tokens_text) <= MAX_TOKENS_LIMIT:
-            raise MutatuiError(f"bad max tokens {tokens_text!r}; valid: 1..{MAX_TOKENS_LIMIT}")
+            raise FieldError(
+                "tokens", f"bad max tokens {tokens_text[:20]!r}; valid: 1..{MAX_TOKENS_LIMIT}"
+            )
         decoding = replace(self.decoding, max_new_tokens=int(tokens_text))
         return LiveRequest(prompt, mutation, decoding, chat=self.chat)
 
@@ -295,8 +328,9 @@ class LiveScreen(Screen):
             self._field("kind").value = kind
         try:
             request = self._request()
-        except MutatuiError as error:
-            self._set_status(str(error), error=True)
+        except FieldError as error:
+            self._set_status(brief(str(error)), error=True)
+            self._field(error.field).focus()  # to fix it: typed letters go there, not to keys
             return
         self._key_time = time.perf_counter()
         self._run_id += 1
@@ -436,6 +470,16 @@ class LiveScreen(Screen):
     def action_copy_mutant(self) -> None:
         self.app.copy_to_clipboard(self.query_one("#live-mutant", LivePane).plain)
         self.notify("mutant text copied", timeout=2)
+
+    @on(Input.Changed, "#live-site")
+    def _on_site_changed(self, event: Input.Changed) -> None:
+        self._fit_site_field(event.value)
+
+    def _fit_site_field(self, site: str) -> None:
+        """Wide enough for the whole site (a block's is 27 characters), never narrower than
+        the default: the prompt field takes what is left."""
+        field = self.query_one("#live-site", Input)
+        field.styles.width = max(SITE_FIELD_WIDTH, len(site) + FIELD_FRAME + 1)  # + the cursor
 
     @on(Input.Submitted)
     def _on_submitted(self, event: Input.Submitted) -> None:

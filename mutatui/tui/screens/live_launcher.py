@@ -2,15 +2,18 @@
 
 `class ExplorerApp(LiveLauncher, App)` gains:
 - the `live_here` action (bound to a key by the app): a `LiveScreen` on the site under the
-  cursor of the current screen (any screen with a `cell_site()`), with the open screen's model
+  cursor of the current screen (`live_choices()` asks which site when a grid cell holds several;
+  else `cell_site()`), with the open screen's model
   (unless `live_model`, `--model`, names another), text prompts and decoding. The model loads once,
   in the background (the grid stays usable), and is kept for the next time;
 - `live_start`: a `LiveScreen` shown at start-up over the explorer (`mutatui live`);
-- a saved live run reloads the open screen when it is the live screen the run went into.
+- a saved live run reloads the open screen when it is the live screen the run went into;
+- `quit` asks first while a model is loaded.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -78,10 +81,44 @@ class LiveLauncher:
         app: App = self  # type: ignore[assignment]
         if isinstance(app.screen, LiveScreen):
             return
+        choices = getattr(app.screen, "live_choices", None)
+        if choices is not None:
+            from mutatui.tui.screens.live_site import LiveSiteScreen
+
+            offered = choices()
+            if len(offered) == 1:
+                self.open_live(offered[0][1])
+            else:
+                app.push_screen(LiveSiteScreen(offered), self._open_chosen)
+            return
         cell_site = getattr(app.screen, "cell_site", None)
         self.open_live(str(cell_site()) if cell_site is not None else "")
+
+    def _open_chosen(self, site: str | None) -> None:
+        if site is not None:
+            self.open_live(site)
 
     def on_live_screen_run_saved(self, message: LiveScreen.RunSaved) -> None:
         data = self._open_data()
         if data is not None and data.summary.screen_id == message.screen_id:
             self.load_screen(message.screen_id)  # type: ignore[attr-defined]
+
+    def action_quit(self) -> None:
+        """Quit, asking first while a model is loaded: reloading a 7B model takes minutes."""
+        app: App = self  # type: ignore[assignment]
+        cache = sys.modules.get("mutatui.live.cache")  # never imported: no model was loaded
+        if cache is None or not cache.SESSIONS.holding:
+            app.exit()
+            return
+        from mutatui.tui.screens.confirm import ConfirmScreen
+
+        if isinstance(app.screen, ConfirmScreen):
+            return
+        app.push_screen(
+            ConfirmScreen("A model is loaded (a run may be streaming): quit? y / n", again="q"),
+            self._quit_if,
+        )
+
+    def _quit_if(self, yes: bool | None) -> None:
+        if yes:
+            self.exit()  # type: ignore[attr-defined]

@@ -19,7 +19,14 @@ from mutatui.errors import MutatuiError
 from mutatui.guided.layer import PredictedLayer
 from mutatui.store.guided import SuperweightResult
 from mutatui.store.queries import ScreenData
-from mutatui.tui.grid_data import MatrixLayout, fit_zoom, layout_for, unit_of, zoomed
+from mutatui.tui.grid_data import (
+    MatrixLayout,
+    fit_zoom,
+    layout_for,
+    live_choices,
+    unit_of,
+    zoomed,
+)
 from mutatui.tui.guided_data import (
     PredictedLayers,
     load_predicted,
@@ -280,10 +287,14 @@ class MatrixScreen(FilterActions, Screen):
         )
 
     def go_to_site(self, site: Site | None) -> None:
+        """Put the cursor on `site`, zoomed in to the screen's own resolution, so the cell
+        under the cursor is the site (a 64x64 tile, or one element)."""
         if site is None:
             return
         self.anchor = (site.row0, site.col0)
-        self._move_to(self.data.matrix_position(site.layer, site.matrix))
+        self.position = self.data.matrix_position(site.layer, site.matrix)
+        self.level = max(self.fit())
+        self.rebuild()
 
     def cell_site(self) -> Site:
         """The site under the cursor: its one mutation's site, else the cell's block."""
@@ -295,6 +306,17 @@ class MatrixScreen(FilterActions, Screen):
         row0, row1, col0, col1 = self.layout_data.cell_bounds(cursor.row, cursor.col)
         shape = data.matrices[self.position]
         return Site(shape.layer, shape.matrix, row0, row1, col0, col1)
+
+    def live_choices(self) -> list[tuple[str, str]]:
+        """What `x` may run from the cell under the cursor (`grid_data.live_choices`)."""
+        cursor = self.query_one(MatrixGrid).cursor
+        return live_choices(
+            self.data,
+            self.app.phenotypes,
+            self.cell_positions(),
+            self.layout_data.cell_bounds(cursor.row, cursor.col),
+            self.data.matrices[self.position],
+        )
 
     def action_copy_site(self) -> None:
         text = str(self.cell_site())
