@@ -700,3 +700,60 @@ async def test_g_zooms_to_the_site_and_the_live_site_field_shows_it_whole(elemen
         field = app.screen.query_one("#live-site")
         assert field.value == block
         assert field.content_region.width > len(block)  # all of it, at 80x24
+
+
+async def test_n_and_shift_n_walk_the_phenotypes_most_severe_first_across_matrices(db):
+    from mutatui.tui.grid_data import phenotype_order
+
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot)
+        order = phenotype_order(app.data, app.phenotypes)
+        mine = order[app.data.matrix_index[order] == screen.position]
+        assert len(mine) >= 3
+        visited = []
+        for _ in range(3):
+            await pilot.press("n")
+            await pilot.pause()
+            visited.append(screen.last_phenotype)
+            assert screen.last_phenotype in screen.cell_positions()
+        worst = app.phenotypes.worst
+        assert worst[visited[0]] == worst[mine].max()  # the most severe first
+        assert [worst[v] for v in visited] == sorted((worst[v] for v in visited), reverse=True)
+        await pilot.press("N")
+        await pilot.pause()
+        assert screen.last_phenotype in (visited[1], *screen.cell_positions())
+        # from this matrix's last phenotype, n goes on to the next matrix's first
+        screen.last_phenotype = int(mine[-1])
+        screen.go_to_site(app.data.site(int(mine[-1])))
+        await pilot.pause()
+        before = screen.position
+        await pilot.press("n")
+        await pilot.pause()
+        assert screen.position != before
+        assert screen.last_phenotype == int(order[list(order).index(int(mine[-1])) + 1])
+        assert any("on to " in n.message for n in app._notifications)
+
+
+async def test_every_limit_says_so(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot)
+        await pilot.press("minus")
+        await pilot.pause()
+        assert any("the whole matrix already" in n.message for n in app._notifications)
+        screen.go_to_site(app.data.site(app.data.matrix_slices[screen.position].start))
+        await pilot.press("plus")
+        await pilot.pause()
+        assert any("the finest" in n.message for n in app._notifications)
+        await pilot.press("left_square_bracket")
+        await pilot.pause()
+        assert any("no earlier layer" in n.message for n in app._notifications)
+
+
+async def test_a_sparse_grid_opens_on_its_first_tested_cell(element_db):
+    app = ExplorerApp(element_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_matrix(pilot)
+        positions = screen.cell_positions()
+        assert len(positions) and app.phenotypes.kept[positions].any()

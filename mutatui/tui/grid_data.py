@@ -339,3 +339,28 @@ def live_choices(
         weights = (row1 - row0) * (col1 - col0)
         choices.append((f"{block}  the whole cell as a block: {weights:,} weights", block))
     return choices
+
+
+def phenotype_order(data: ScreenData, phenotypes: Phenotypes) -> np.ndarray:
+    """Positions of the mutations with a phenotype under the filter, in the order `n` visits
+    them: matrix by matrix, within one the most severe first, then the most phenotypes, then
+    the screen's own order."""
+    found = np.flatnonzero(phenotypes.kept & phenotypes.phenotypic)
+    keys = (found, -phenotypes.count[found], -phenotypes.worst[found], data.matrix_index[found])
+    return found[np.lexsort(keys)]
+
+
+def first_tested(
+    data: ScreenData, phenotypes: Phenotypes, position: int, anchor: tuple[int, int]
+) -> tuple[int, int]:
+    """`anchor`, or when no mutation tested under the filter starts there, the (row, col) of
+    the matrix's first one."""
+    part = data.matrix_slices[position]
+    kept = np.flatnonzero(phenotypes.kept[part]) + part.start
+    if not len(kept):
+        return anchor
+    starts = set(zip(data.row0[kept].tolist(), data.col0[kept].tolist(), strict=True))
+    if anchor in starts:
+        return anchor
+    first = kept[np.lexsort((data.col0[kept], data.row0[kept]))[0]]
+    return int(data.row0[first]), int(data.col0[first])

@@ -21,9 +21,11 @@ from mutatui.store.guided import SuperweightResult
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import (
     MatrixLayout,
+    first_tested,
     fit_zoom,
     layout_for,
     live_choices,
+    phenotype_order,
     unit_of,
     zoomed,
 )
@@ -54,6 +56,8 @@ class MatrixScreen(FilterActions, Screen):
         Binding("m", "matrix_type(1)", "Matrix", id="matrix.type_next"),
         Binding("M", "matrix_type(-1)", "Matrix back", show=False, id="matrix.type_prev"),
         Binding("g", "goto", "Go to", id="matrix.goto"),
+        Binding("n", "next_phenotype(1)", "Next phenotype", id="matrix.next"),
+        Binding("N", "next_phenotype(-1)", "Previous phenotype", show=False, id="matrix.previous"),
         Binding("r", "rearrange", "Rearrange", show=False, id="matrix.rearrange"),
         Binding("c", "complement", "Max/min", show=False, id="matrix.complement"),
         Binding("K", "cycle_kind", "Kind filter", show=False, id="matrix.kind_filter"),
@@ -75,6 +79,11 @@ class MatrixScreen(FilterActions, Screen):
         self.rearranged = False
         self.anchor = anchor
         """The coordinate under the cursor, kept across zoom, layer and filter changes."""
+        self.last_phenotype: int | None = None
+        """The mutation `n` went to last (a cell may hold several)."""
+        self.open_on_tested = anchor == (0, 0)
+        """A grid opened on its corner starts on its first tested cell (a sparse screen's
+        corner is mostly untested)."""
         self.layout_data: MatrixLayout | None = None
         self.show_predicted = False
         self.predicted: PredictedLayers | None = None
@@ -139,6 +148,9 @@ class MatrixScreen(FilterActions, Screen):
             rearranged=self.rearranged,
         )
         self.layout_data = layout
+        if self.open_on_tested:
+            self.open_on_tested = False
+            self.anchor = first_tested(data, phenotypes, self.position, self.anchor)
         row = min(self.anchor[0], layout.shape.rows - 1)
         col = min(self.anchor[1], layout.shape.cols - 1)
         cursor = CellPosition(*layout.display_cell_of(row, col))
@@ -196,9 +208,12 @@ class MatrixScreen(FilterActions, Screen):
     def action_zoom(self, step: int) -> None:
         fit = self.fit()
         level = min(max(self.level - step, 0), max(fit))
-        if level != self.level:
-            self.level = level
-            self.rebuild()
+        if level == self.level:
+            limit = "the finest: one screened site a cell" if step < 0 else "the whole matrix"
+            self.notify(f"zoomed to {limit} already", timeout=1.5)
+            return
+        self.level = level
+        self.rebuild()
 
     def action_fit(self) -> None:
         self.level = 0
@@ -225,6 +240,9 @@ class MatrixScreen(FilterActions, Screen):
         data = self.data
         current = data.matrices[self.position]
         types = data.matrix_types
+        if len(types) == 1:
+            self.notify(f"{current.matrix} is the only matrix type in this screen", timeout=1.5)
+            return
         for offset in range(1, len(types) + 1):
             name = types[(types.index(current.matrix) + step * offset) % len(types)]
             position = data.matrix_position(current.layer, name)
@@ -276,6 +294,40 @@ class MatrixScreen(FilterActions, Screen):
                 f"rows 0..{shape.rows - 1}, cols 0..{shape.cols - 1}"
             )
         return site
+
+    def action_next_phenotype(self, step: int) -> None:
+        """To the next (step 1) or previous (-1) mutation with a phenotype under the filter:
+        within a matrix the most severe first, then on to the following matrix. The first `n`
+        in a matrix goes to its most severe."""
+        order = phenotype_order(self.data, self.app.phenotypes)
+        if not len(order):
+            self.notify("no phenotype under this filter", timeout=1.5)
+            return
+        in_cell = np.isin(order, self.cell_positions())
+        last = np.flatnonzero(order == self.last_phenotype)
+        if len(last) and in_cell[last[0]]:  # where n went last: on from there, to another cell
+            index = int(last[0]) + step
+            while 0 <= index < len(order) and in_cell[index]:
+                index += step
+        else:  # anywhere else: this matrix's most severe (N: its least), or the next matrix's
+            mine = np.flatnonzero(self.data.matrix_index[order] == self.position)
+            if len(mine):
+                index = int(mine[0] if step > 0 else mine[-1])
+            else:
+                index = int(np.searchsorted(self.data.matrix_index[order], self.position))
+                index = index if step > 0 else index - 1
+        if not 0 <= index < len(order):
+            end = "last" if step > 0 else "first"
+            self.notify(f"that was the {end} phenotype ({len(order):,} in all)", timeout=1.5)
+            return
+        position = int(order[index])
+        self.last_phenotype = position
+        site = self.data.site(position)
+        self.anchor = (site.row0, site.col0)
+        moved = int(self.data.matrix_index[position]) != self.position
+        self._move_to(int(self.data.matrix_index[position]))
+        if moved:
+            self.notify(f"on to {self.data.matrices[self.position].label}", timeout=1.5)
 
     def action_goto(self) -> None:
         from mutatui.tui.screens.goto import GotoScreen
