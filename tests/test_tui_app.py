@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from textual import events
@@ -757,3 +758,33 @@ async def test_a_sparse_grid_opens_on_its_first_tested_cell(element_db):
         screen = await open_matrix(pilot)
         positions = screen.cell_positions()
         assert len(positions) and app.phenotypes.kept[positions].any()
+
+
+BUNDLED = Path(__file__).resolve().parents[1] / "screens.db"
+
+
+async def test_a_saturated_screen_opens_at_a_severity_threshold_and_says_so():
+    """tiles-64 of the bundled database: 99.6% of tiles change the text."""
+    before = BUNDLED.stat().st_mtime_ns
+    app = ExplorerApp(BUNDLED)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        names = [summary.name for summary in app.screen.summaries]
+        await pilot.press(*(["down"] * names.index("tiles-64")), "enter")
+        await settle(pilot)
+        assert app.selection.min_severity == 2
+        assert "severity>=2" in app.sub_title  # the header names the filter, also at 80x24
+        assert any("opened at severity moderate" in n.message for n in app._notifications)
+        await pilot.press("V")  # K and V work in the overview too
+        assert app.selection.min_severity == 3 and "severity>=3" in app.sub_title
+        await pilot.press("K")
+        assert app.selection.kinds == frozenset({"max"})
+        await pilot.press("F")
+        assert not app.selection.active and app.sub_title == "screens.db"
+        await pilot.press("escape")
+        steps = names.index("elements-random") - names.index("tiles-64")
+        await pilot.press(*(["down" if steps > 0 else "up"] * abs(steps)), "enter")
+        await settle(pilot)
+        assert app.data.summary.name == "elements-random"
+        assert not app.selection.active  # not saturated: every change counts
+    assert BUNDLED.stat().st_mtime_ns == before

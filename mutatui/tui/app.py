@@ -25,7 +25,7 @@ from mutatui.engine.forms import brief
 from mutatui.errors import MutatuiError
 from mutatui.store import queries
 from mutatui.store.queries import ScreenData
-from mutatui.tui.grid_data import Filter, Phenotypes, apply_filter
+from mutatui.tui.grid_data import Filter, Phenotypes, apply_filter, opening_filter
 from mutatui.tui.keymap import load_keymap
 from mutatui.tui.screens.filters import FilterScreen, dialog_options
 from mutatui.tui.screens.live_launcher import LiveLauncher
@@ -74,6 +74,8 @@ class ExplorerApp(LiveLauncher, App):
         self._loading: int | None = None
         self._filter_dialog: FilterScreen | None = None
         self.read_only = not writable(self.db_path)
+        self._opening = False
+        """The screen being opened gets its opening filter when its data arrives."""
 
     def on_mount(self) -> None:
         try:
@@ -83,9 +85,7 @@ class ExplorerApp(LiveLauncher, App):
             self.notify(str(error), title="Keys not remapped", severity="warning", markup=False)
         if keys:
             self.set_keymap(keys)
-        self.sub_title = self.db_path.name + (
-            " (read-only: tags are not saved)" if self.read_only else ""
-        )
+        self._show_filter()
         from mutatui.tui.screens.screen_list import ScreenListScreen
 
         self.push_screen(ScreenListScreen())
@@ -112,6 +112,7 @@ class ExplorerApp(LiveLauncher, App):
             self.data = None
             self.phenotypes = None
             self.selection = Filter()
+            self._opening = True
             self.load_screen(screen_id)
         self.push_screen(OverviewScreen())
 
@@ -130,8 +131,21 @@ class ExplorerApp(LiveLauncher, App):
     def _loaded(self, data: ScreenData) -> None:
         self._loading = None
         self.data = data
+        if self._opening:
+            self._opening = False
+            self.selection, why = opening_filter(data)
+            if why is not None:
+                self.notify(why, title="saturated", timeout=8, markup=False)
         self.phenotypes = apply_filter(data, self.selection)
+        self._show_filter()
         self.data_changed.publish(data)
+
+    def _show_filter(self) -> None:
+        """The header always says what is filtered (the views' status lines may be cut)."""
+        shown = self.db_path.name + (" (read-only: tags are not saved)" if self.read_only else "")
+        if self.selection.active:
+            shown += f" · {self.selection.describe(self.data)}"
+        self.sub_title = shown
 
     def filter_dialog(self, data: ScreenData) -> FilterScreen:
         """The filter dialog for `data`: one installed dialog, reused while the choices it
@@ -149,6 +163,7 @@ class ExplorerApp(LiveLauncher, App):
     def set_filter(self, selection: Filter) -> None:
         """Apply a filter: every view (grid, marginals, counts, overview) follows."""
         self.selection = selection
+        self._show_filter()
         if self.data is not None:
             self.phenotypes = apply_filter(self.data, selection)
             self.data_changed.publish(self.data)

@@ -364,3 +364,26 @@ def first_tested(
         return anchor
     first = kept[np.lexsort((data.col0[kept], data.row0[kept]))[0]]
     return int(data.row0[first]), int(data.col0[first])
+
+
+SATURATED = 0.9
+"""A screen where more than this share of tested mutations has a phenotype opens at a severity
+threshold: "any change" says nothing there (most 64x64 tiles change the text)."""
+
+
+def opening_filter(data: ScreenData) -> tuple[Filter, str | None]:
+    """The filter a screen opens with, and the line that says why when it is not "none": the
+    lowest minimum severity at which at most `SATURATED` of tested mutations count."""
+    shares = []
+    for level in range(4):
+        phenotypes = apply_filter(data, Filter(min_severity=level))
+        tested = int(phenotypes.kept.sum())
+        shares.append(int(phenotypes.phenotypic.sum()) / tested if tested else 0.0)
+    if shares[0] <= SATURATED:
+        return Filter(), None
+    level = next((k for k in range(1, 4) if shares[k] <= SATURATED), 3)
+    names = ("any", "mild", "moderate", "severe")
+    return Filter(min_severity=level), (
+        f"{shares[0]:.1%} of tested mutations change some output: opened at severity "
+        f"{names[level]} or worse ({shares[level]:.1%}); F shows every change"
+    )

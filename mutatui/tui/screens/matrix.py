@@ -3,7 +3,6 @@ cursor described below it."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +59,6 @@ class MatrixScreen(FilterActions, Screen):
         Binding("N", "next_phenotype(-1)", "Previous phenotype", show=False, id="matrix.previous"),
         Binding("r", "rearrange", "Rearrange", show=False, id="matrix.rearrange"),
         Binding("c", "complement", "Max/min", show=False, id="matrix.complement"),
-        Binding("K", "cycle_kind", "Kind filter", show=False, id="matrix.kind_filter"),
-        Binding("V", "cycle_severity", "Severity filter", show=False, id="matrix.severity_filter"),
         Binding("s", "colour", "Density/severity", show=False, id="matrix.colour"),
         Binding("enter", "detail", "Detail", id="matrix.detail"),
         Binding("t", "tag", "Tag", show=False, id="matrix.tag"),
@@ -249,18 +246,6 @@ class MatrixScreen(FilterActions, Screen):
             if position is not None:
                 self._move_to(position)
                 return
-
-    def action_cycle_kind(self) -> None:
-        """Quick filter: any kind -> max only -> min only -> any."""
-        order = (frozenset(), frozenset({"max"}), frozenset({"min"}))
-        current = self.app.selection.kinds
-        following = order[(order.index(current) + 1) % 3] if current in order else frozenset()
-        self.app.set_filter(replace(self.app.selection, kinds=following))
-
-    def action_cycle_severity(self) -> None:
-        """Quick filter: phenotypes of any severity -> mild or worse -> ... -> severe -> any."""
-        level = (self.app.selection.min_severity + 1) % 4
-        self.app.set_filter(replace(self.app.selection, min_severity=level))
 
     def action_rearrange(self) -> None:
         self.rearranged = not self.rearranged

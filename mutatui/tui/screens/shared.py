@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.binding import Binding
 
 from mutatui.tui.grid_data import Filter
@@ -13,6 +15,8 @@ class FilterActions:
     FILTER_BINDINGS = [
         Binding("f", "filter", "Filter", id="filter.open"),
         Binding("F", "clear_filter", "Clear filter", show=False, id="filter.clear"),
+        Binding("K", "cycle_kind", "Kind filter", show=False, id="filter.kind"),
+        Binding("V", "cycle_severity", "Severity filter", show=False, id="filter.severity"),
         Binding("w", "writers", "Writers", show=False, id="writers.open"),
     ]
 
@@ -31,6 +35,18 @@ class FilterActions:
 
     def action_clear_filter(self) -> None:
         self.app.set_filter(Filter())
+
+    def action_cycle_kind(self) -> None:
+        """Quick filter: any kind -> max only -> min only -> any."""
+        order = (frozenset(), frozenset({"max"}), frozenset({"min"}))
+        current = self.app.selection.kinds
+        following = order[(order.index(current) + 1) % 3] if current in order else frozenset()
+        self.app.set_filter(replace(self.app.selection, kinds=following))
+
+    def action_cycle_severity(self) -> None:
+        """Quick filter: phenotypes of any severity -> mild or worse -> ... -> severe -> any."""
+        level = (self.app.selection.min_severity + 1) % 4
+        self.app.set_filter(replace(self.app.selection, min_severity=level))
 
     def action_writers(self) -> None:
         from mutatui.tui.screens.writers import WritersScreen
