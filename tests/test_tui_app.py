@@ -788,3 +788,49 @@ async def test_a_saturated_screen_opens_at_a_severity_threshold_and_says_so():
         assert app.data.summary.name == "elements-random"
         assert not app.selection.active  # not saturated: every change counts
     assert BUNDLED.stat().st_mtime_ns == before
+
+
+async def test_the_filter_dialog_applies_on_enter_from_any_field_and_nothing_spills(db):
+    from textual.widgets import Select
+
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_overview(pilot)
+        await pilot.press("f")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, FilterScreen)
+        box = dialog.query_one("#kind-max")
+        unchecked = str(box.render())
+        await pilot.press("space")  # checked looks checked
+        await pilot.pause()
+        assert str(box.render()) != unchecked and "X" in str(box.render())
+        assert "X" not in unchecked
+        frame = dialog.query_one("#filter-dialog").region
+        for widget in dialog.query("Label, Select, Input, TickBox, Button"):
+            assert frame.contains_region(widget.region), widget
+        labels = [str(label.render()) for label in dialog.query(".field-label")]
+        assert labels == ["severity", "style", "prompt", "tag", "first word"]
+        tag = dialog.query_one("#tag", Select)
+        tag.focus()
+        await pilot.press("enter")  # Enter on a closed dropdown: applies
+        await pilot.pause()
+        assert not isinstance(app.screen, FilterScreen)
+        assert app.selection.kinds == frozenset({"max"})
+        await pilot.press("f")
+        await pilot.pause()
+        tag = app.screen.query_one("#tag", Select)
+        tag.focus()
+        await pilot.press("space")  # opens the dropdown, which then takes Enter for its option
+        await pilot.pause()
+        assert tag.expanded
+        overlay = tag.query_one("SelectOverlay").region
+        assert app.screen.query_one("#filter-dialog").region.contains_region(overlay)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FilterScreen) and tag.value != Select.NULL
+        chosen = tag.value
+        app.screen.query_one("#first-word").focus()
+        await pilot.press("enter")  # from the text field too
+        await pilot.pause()
+        assert not isinstance(app.screen, FilterScreen) and app.selection.tag == chosen

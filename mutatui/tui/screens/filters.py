@@ -9,10 +9,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Checkbox, Input, Label, Select
+from textual.widgets import Button, Input, Label, Select
 
 from mutatui.store.queries import TRIAGE_TAGS, ScreenData
 from mutatui.tui.grid_data import Filter
+from mutatui.tui.widgets.tick_box import TickBox
 
 SEVERITIES = (("any", 0), ("mild or worse", 1), ("moderate or worse", 2), ("severe", 3))
 
@@ -41,6 +42,9 @@ class FilterScreen(ModalScreen[Filter | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="filter.cancel"),
         Binding("ctrl+s", "apply", "Apply", id="filter.apply"),
+        # before the focused field's own Enter (a checkbox toggles on it, a closed dropdown
+        # opens); `check_action` leaves Enter to an open dropdown and to the buttons
+        Binding("enter", "apply", "Apply", show=False, priority=True, id="filter.enter"),
     ]
 
     def __init__(self, data: ScreenData, current: Filter) -> None:
@@ -55,45 +59,54 @@ class FilterScreen(ModalScreen[Filter | None]):
         with Vertical(id="filter-dialog", classes="dialog"):
             yield Label("[b]Filter phenotypes[/b]  (Tab moves, Enter applies, Esc cancels)")
             with Horizontal(classes="row"):
-                yield Checkbox("max", "max" in current.kinds, id="kind-max", compact=True)
-                yield Checkbox("min", "min" in current.kinds, id="kind-min", compact=True)
-                yield Checkbox("malignant only", current.malignant, id="malignant", compact=True)
-            yield Select(
-                [(label, value) for label, value in SEVERITIES],
-                value=current.min_severity,
-                allow_blank=False,
-                id="severity",
-                compact=True,
-                prompt="severity",
-            )
-            yield Select(
-                [(style, style) for style in data.styles],
-                value=next(iter(current.styles)) if current.styles else Select.NULL,
-                prompt="any style",
-                id="style",
-                compact=True,
-            )
-            yield Select(
-                [(f"{probe.name}: {probe.prompt[:40]}", probe.probe_id) for probe in data.probes],
-                value=next(iter(current.probes)) if current.probes else Select.NULL,
-                prompt="any prompt",
-                id="probe",
-                compact=True,
-            )
-            yield Select(
-                [(tag, tag) for tag in tags],
-                value=current.tag if current.tag else Select.NULL,
-                prompt="any tag",
-                id="tag",
-                compact=True,
-            )
-            yield Input(
-                current.first_word or "",
-                placeholder="first word (any)",
-                suggester=SuggestFromList(data.words, case_sensitive=True),
-                id="first-word",
-                compact=True,
-            )
+                yield TickBox("max", "max" in current.kinds, id="kind-max", compact=True)
+                yield TickBox("min", "min" in current.kinds, id="kind-min", compact=True)
+                yield TickBox("malignant only", current.malignant, id="malignant", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("severity", classes="field-label")
+                yield Select(
+                    [(label, value) for label, value in SEVERITIES],
+                    value=current.min_severity,
+                    allow_blank=False,
+                    id="severity",
+                    compact=True,
+                )
+            with Horizontal(classes="row"):
+                yield Label("style", classes="field-label")
+                yield Select(
+                    [(style, style) for style in data.styles],
+                    value=next(iter(current.styles)) if current.styles else Select.NULL,
+                    prompt="any style",
+                    id="style",
+                    compact=True,
+                )
+            with Horizontal(classes="row"):
+                yield Label("prompt", classes="field-label")
+                yield Select(
+                    [(f"{p.name}: {p.prompt[:40]}", p.probe_id) for p in data.probes],
+                    value=next(iter(current.probes)) if current.probes else Select.NULL,
+                    prompt="any prompt",
+                    id="probe",
+                    compact=True,
+                )
+            with Horizontal(classes="row"):
+                yield Label("tag", classes="field-label")
+                yield Select(
+                    [(tag, tag) for tag in tags],
+                    value=current.tag if current.tag else Select.NULL,
+                    prompt="any tag",
+                    id="tag",
+                    compact=True,
+                )
+            with Horizontal(classes="row"):
+                yield Label("first word", classes="field-label")
+                yield Input(
+                    current.first_word or "",
+                    placeholder="any",
+                    suggester=SuggestFromList(data.words, case_sensitive=True),
+                    id="first-word",
+                    compact=True,
+                )
             with Horizontal(classes="buttons"):
                 yield Button("Apply", variant="primary", id="apply", compact=True)
                 yield Button("Clear all", id="clear", compact=True)
@@ -104,8 +117,8 @@ class FilterScreen(ModalScreen[Filter | None]):
         if not self.is_mounted:
             return  # compose reads self.current
         for kind in ("max", "min"):
-            self.query_one(f"#kind-{kind}", Checkbox).value = kind in current.kinds
-        self.query_one("#malignant", Checkbox).value = current.malignant
+            self.query_one(f"#kind-{kind}", TickBox).value = kind in current.kinds
+        self.query_one("#malignant", TickBox).value = current.malignant
         self.query_one("#severity", Select).value = current.min_severity
         for selector, chosen in (
             ("#style", next(iter(current.styles), None)),
@@ -114,7 +127,7 @@ class FilterScreen(ModalScreen[Filter | None]):
         ):
             self.query_one(selector, Select).value = Select.NULL if chosen is None else chosen
         self.query_one("#first-word", Input).value = current.first_word or ""
-        self.query_one("#kind-max", Checkbox).focus()
+        self.query_one("#kind-max", TickBox).focus()
 
     def _value(self, selector: str):
         value = self.query_one(selector, Select).value
@@ -122,7 +135,7 @@ class FilterScreen(ModalScreen[Filter | None]):
 
     def selection(self) -> Filter:
         kinds = frozenset(
-            kind for kind in ("max", "min") if self.query_one(f"#kind-{kind}", Checkbox).value
+            kind for kind in ("max", "min") if self.query_one(f"#kind-{kind}", TickBox).value
         )
         style, probe, tag = self._value("#style"), self._value("#probe"), self._value("#tag")
         word = self.query_one("#first-word", Input).value.strip()
@@ -133,8 +146,16 @@ class FilterScreen(ModalScreen[Filter | None]):
             first_word=word or None,
             probes=frozenset([probe]) if probe is not None else frozenset(),
             tag=tag,
-            malignant=self.query_one("#malignant", Checkbox).value,
+            malignant=self.query_one("#malignant", TickBox).value,
         )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "apply" and self.is_mounted:
+            if isinstance(self.focused, Button):
+                return False
+            if any(select.expanded for select in self.query(Select)):
+                return False
+        return True
 
     def action_apply(self) -> None:
         self.dismiss(self.selection())
