@@ -432,7 +432,7 @@ async def test_key_bar_follows_the_screen_and_a_click_presses_its_key(db):
         grid_screen = await open_matrix(pilot, "l", "l", "l", "l")
         shown = key_bar_text(app)
         assert shown.startswith(" esc Overview  + Zoom in  - Zoom out ")
-        assert shown.rstrip().endswith("▏^p palette") and len(shown) == SIZE[0]
+        assert shown.rstrip().endswith(" ? Help  q Quit ▏^p palette") and len(shown) == SIZE[0]
         grid = grid_of(app)
         fitted = grid.layout_data.bin_rows
         await pilot.click(KeyBar, offset=(shown.index("+ Zoom in"), 0))
@@ -834,3 +834,17 @@ async def test_the_filter_dialog_applies_on_enter_from_any_field_and_nothing_spi
         await pilot.press("enter")  # from the text field too
         await pilot.pause()
         assert not isinstance(app.screen, FilterScreen) and app.selection.tag == chosen
+
+
+@pytest.mark.parametrize("width", [80, 120, 160])
+async def test_the_key_bar_never_cuts_help_and_quit_nor_any_key(db, width):
+    app = ExplorerApp(db)
+    async with app.run_test(size=(width, 30)) as pilot:
+        await open_matrix(pilot)
+        bar = app.screen.query_one(KeyBar)
+        shown = key_bar_text(app)
+        assert len(shown) == width and " ? Help  q Quit ▏^p palette" in shown
+        keys, _ = bar.shown()
+        drawn = [b for b, _ in keys if f" {app.get_key_display(b)} {b.description} " in shown]
+        left = shown[: shown.index(" ? Help")].rstrip()
+        assert left.endswith(f"{drawn[-3].description}")  # the last key drawn is whole

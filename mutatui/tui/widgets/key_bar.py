@@ -14,6 +14,9 @@ from textual.events import Click
 from textual.screen import Screen
 from textual.widget import Widget
 
+PINNED = frozenset({"app.help", "app.quit"})
+"""Binding ids the bar never leaves out, however narrow the terminal."""
+
 
 class KeyBar(Widget):
     """The active screen's bindings that have `show` set, then the command palette's key."""
@@ -70,28 +73,42 @@ class KeyBar(Widget):
         return keys, palette
 
     def render(self) -> Text:
+        """The keys left to right as they fit, whole keys only; help and quit (`PINNED`) and
+        the palette's key always, at the right end. `?` lists the keys left out."""
         key_style = self.get_component_rich_style("key-bar--key")
         description_style = self.get_component_rich_style("key-bar--description")
         disabled_style = self.get_component_rich_style("key-bar--disabled")
         keys, palette = self.shown()
-        text = Text(no_wrap=True, overflow="crop", end="")
-        spans: list[tuple[int, int, str]] = []
-        for binding, enabled in keys:
-            start = len(text)
-            text.append(f" {self.app.get_key_display(binding)} ", key_style)
-            text.append(f"{binding.description} ", description_style if enabled else disabled_style)
-            spans.append((start, len(text), binding.key))
+        pinned = [(b, enabled) for b, enabled in keys if b.id in PINNED]
+        others = [(b, enabled) for b, enabled in keys if b.id not in PINNED]
+
+        def drawn(binding: Binding, enabled: bool) -> Text:
+            return Text.assemble(
+                (f" {self.app.get_key_display(binding)} ", key_style),
+                (f"{binding.description} ", description_style if enabled else disabled_style),
+            )
+
+        tail: list[tuple[Text, str]] = [(drawn(b, enabled), b.key) for b, enabled in pinned]
         if palette is not None:
-            tail = Text.assemble(
+            mark = Text.assemble(
                 ("▏", description_style),
                 (f"{self.app.get_key_display(palette)} ", key_style),
                 (f"{palette.description} ", description_style),
             )
-            room = max(self.size.width - len(tail), 0)
-            text.truncate(room, pad=True)
-            spans = [(start, min(end, room), key) for start, end, key in spans if start < room]
-            spans.append((room, room + len(tail), palette.key))
-            text.append_text(tail)
+            tail.append((mark, palette.key))
+        room = max(self.size.width - sum(len(part) for part, _ in tail), 0)
+        text = Text(no_wrap=True, overflow="crop", end="")
+        spans: list[tuple[int, int, str]] = []
+        for binding, enabled in others:
+            part = drawn(binding, enabled)
+            if len(text) + len(part) > room:
+                break
+            spans.append((len(text), len(text) + len(part), binding.key))
+            text.append_text(part)
+        text.pad_right(room - len(text))
+        for part, key in tail:
+            spans.append((len(text), len(text) + len(part), key))
+            text.append_text(part)
         self._spans = spans
         return text
 
