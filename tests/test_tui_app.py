@@ -381,13 +381,21 @@ async def test_writers_view(db):
         assert groups and groups[0].results >= groups[-1].results
         table = writers.query_one("#writers-table")
         assert table.get_row_at(0)[1] == groups[0].word
-        assert "row also in" in str(writers.query_one("#writers-sites").render())
+        sites = writers.query_one("#writers-sites")
+        assert sites.row_count == len(groups[0].entries)
+        assert any(str(sites.get_row_at(r)[5]) for r in range(sites.row_count))  # shared rows
+        await pilot.press("y")  # from the words: every site of the word
+        assert len(app.clipboard.splitlines()) == len(groups[0].entries)
+        await pilot.press("enter", "down")  # down to the sites, then the second one
+        await settle(pilot)
+        assert sites.has_focus and writers.selected() == groups[0].entries[1]
+        assert str(sites.get_row_at(1)[3]) not in ("", "…")  # its first words, loaded
         await pilot.press("y")
-        assert app.clipboard.splitlines()[0].startswith("L")
+        assert app.clipboard == str(groups[0].entries[1].site)
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, MatrixScreen)
-        site = groups[0].sites[0]
+        site = groups[0].sites[1]
         assert app.data.matrices[app.screen.position].label == f"L{site.layer}.{site.matrix}"
         await pilot.press("escape", "escape")
         assert isinstance(app.screen, OverviewScreen)
@@ -848,3 +856,42 @@ async def test_the_key_bar_never_cuts_help_and_quit_nor_any_key(db, width):
         drawn = [b for b, _ in keys if f" {app.get_key_display(b)} {b.description} " in shown]
         left = shown[: shown.index(" ? Help")].rstrip()
         assert left.endswith(f"{drawn[-3].description}")  # the last key drawn is whole
+
+
+async def test_three_writers_are_triaged_in_a_few_keys_each(tmp_path):
+    """On a copy of the bundled database: writers view, a word, its sites, tag, next."""
+    import shutil
+
+    db = tmp_path / "screens.db"
+    shutil.copyfile(BUNDLED, db)
+    app = ExplorerApp(db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        names = [summary.name for summary in app.screen.summaries]
+        await pilot.press(*(["down"] * names.index("tiles-64")), "enter")
+        await settle(pilot)
+        keys = ["w", "enter"]  # the writers view; down to the first word's sites
+        await pilot.press(*keys)
+        await settle(pilot)
+        writers = app.screen
+        assert isinstance(writers, WritersScreen)
+        entries = writers.group.entries
+        assert len(entries) >= 3
+        for number in range(3):
+            per_site = ["t", "enter"]  # tag it (writer, the first choice) and move on
+            await pilot.press(*per_site)
+            await settle(pilot)
+            keys += per_site
+            mutation = int(app.data.mutation_id[entries[number].position])
+            assert app.data.tags[entries[number].position] == {"writer": None}, mutation
+        assert len(keys) <= 3 * 10
+        sites = writers.query_one("#writers-sites")
+        assert str(sites.get_row_at(0)[4]) == "writer"  # whole tag names
+        assert writers.selected() == entries[3 if len(entries) > 3 else 2]
+        await pilot.press("x")  # live mode on the selected site
+        await settle(pilot)
+        from mutatui.tui.screens.live import LiveScreen
+
+        assert isinstance(app.screen, LiveScreen)
+        assert app.screen.query_one("#live-site").value == str(writers.selected().site)
+    assert BUNDLED.read_bytes() != db.read_bytes()  # the tags went into the copy

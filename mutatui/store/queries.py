@@ -460,6 +460,31 @@ def mutation_detail(path: str | Path, screen_id: int, mutation_id: int) -> Mutat
     )
 
 
+FIRST_WORDS = 8
+"""How many words of a changed output a list shows."""
+
+
+def first_words(
+    path: str | Path, screen_id: int, results: list[tuple[int, int]]
+) -> dict[tuple[int, int], str]:
+    """The first words of changed outputs, by (mutation_id, probe_id): one query for a list."""
+    if not results:
+        return {}
+    mutation_ids, probe_ids = (list(column) for column in zip(*results, strict=True))
+    with connect(path, read_only=True) as connection:
+        _quiet(connection)
+        rows = connection.execute(
+            "SELECT r.mutation_id, r.probe_id, r.text FROM results r"
+            " JOIN (SELECT unnest(?::BIGINT[]) AS mutation_id, unnest(?::BIGINT[]) AS probe_id)"
+            " wanted USING (mutation_id, probe_id) WHERE r.screen_id = ?",
+            [mutation_ids, probe_ids, screen_id],
+        ).fetchall()
+    return {
+        (mutation_id, probe_id): " ".join((text or "").split()[:FIRST_WORDS])
+        for mutation_id, probe_id, text in rows
+    }
+
+
 def add_tag(
     path: str | Path, screen_id: int, mutation_id: int, tag: str, note: str | None = None
 ) -> None:

@@ -23,13 +23,27 @@ from mutatui.tui.grid_data import Phenotypes
 
 
 @dataclass(frozen=True)
+class WriterSite:
+    """One writer mutation: where it is (`position` in the screen data), and the probe whose
+    output it turned (the first, when it turned several)."""
+
+    position: int
+    site: Site
+    probe_id: int
+
+
+@dataclass(frozen=True)
 class WriterGroup:
     word: str
     results: int
     share: float
     """This word's share of every changed output in the screen: small means rare."""
     styles: tuple[str, ...]
-    sites: tuple[Site, ...]
+    entries: tuple[WriterSite, ...]
+
+    @property
+    def sites(self) -> tuple[Site, ...]:
+        return tuple(entry.site for entry in self.entries)
 
 
 @dataclass(frozen=True)
@@ -63,12 +77,13 @@ def writer_groups(data: ScreenData, phenotypes: Phenotypes) -> Writers:
     matrices_by_row: dict[tuple[int, int], set[str]] = defaultdict(set)
     for code in np.unique(data.phenotype_word[rows]):
         members = rows & (data.phenotype_word == code)
-        positions = np.unique(data.phenotype_mutation[members])
+        results = np.flatnonzero(members)
+        positions, first = np.unique(data.phenotype_mutation[results], return_index=True)
         styles = sorted({data.styles[s] for s in np.unique(data.phenotype_style[members])})
-        sites = []
-        for position in positions:
+        entries = []
+        for position, result in zip(positions, results[first], strict=True):
             site = data.site(int(position))
-            sites.append(site)
+            entries.append(WriterSite(int(position), site, int(data.phenotype_probe[result])))
             matrices_by_row[(site.row0, site.row1)].add(site.matrix_label)
         groups.append(
             WriterGroup(
@@ -76,7 +91,7 @@ def writer_groups(data: ScreenData, phenotypes: Phenotypes) -> Writers:
                 int(members.sum()),
                 int(all_words[code]) / total,
                 tuple(styles),
-                tuple(sites),
+                tuple(entries),
             )
         )
     groups.sort(key=lambda group: (-group.results, group.word))

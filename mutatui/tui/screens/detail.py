@@ -161,5 +161,7 @@ class DetailScreen(Screen):
         if position is None or position not in self.positions:
             return
         tags = data.tags.get(position, {})
-        table.update_cell(str(position), table.ordered_columns[4].key, tags_cell(tags))
+        table.update_cell(
+            str(position), table.ordered_columns[4].key, tags_cell(tags), update_width=True
+        )
         self.load_detail(data.summary.screen_id, mutation_id)

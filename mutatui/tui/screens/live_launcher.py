@@ -92,7 +92,8 @@ class LiveLauncher:
                 app.push_screen(LiveSiteScreen(offered), self._open_chosen)
             return
         cell_site = getattr(app.screen, "cell_site", None)
-        self.open_live(str(cell_site()) if cell_site is not None else "")
+        site = cell_site() if cell_site is not None else None
+        self.open_live(str(site) if site is not None else "")
 
     def _open_chosen(self, site: str | None) -> None:
         if site is not None:
