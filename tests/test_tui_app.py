@@ -4,6 +4,7 @@ screen database (real DuckDB file, real workers)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -591,8 +592,8 @@ import asyncio, sys
 from mutatui.tui.app import ExplorerApp
 
 
-async def main():
-    app = ExplorerApp(sys.argv[1])
+async def tag_first(db):
+    app = ExplorerApp(db)
     async with app.run_test(size=(100, 30)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.press("enter")
@@ -605,7 +606,17 @@ async def main():
         print([n.message for n in app._notifications][-1])
 
 
-asyncio.run(main())
+async def tags_seen(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        print(app.data.tags)
+
+
+asyncio.run(tag_first(sys.argv[1]))
+asyncio.run(tags_seen(sys.argv[1]))
 """
 
 
@@ -624,15 +635,18 @@ def test_a_read_only_database_opens_for_browsing_and_says_so(tmp_path):
             capture_output=True,
             text=True,
             timeout=300,
+            env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")},
         )
     except FileNotFoundError:
         pytest.skip("no unshare here to make a read-only mount")
     if "mount" in done.stderr and done.returncode != 0:
         pytest.skip(f"no mount namespaces here: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr
-    title, notice = done.stdout.strip().splitlines()[-2:]
-    assert title == "screens.db (read-only: tags are not saved)"
-    assert notice == "screens.db is read-only: tag writer not saved"
+    title, notice, seen = done.stdout.strip().splitlines()[-3:]
+    assert title == "screens.db (not written: tags go to a side database)"
+    assert notice == "tagged writer"
+    assert seen == "{0: {'writer': None}}"  # read back from the side database, overlaid
+    assert list((tmp_path / "data" / "mutatui" / "side").glob("screens-*.db"))
     assert db.read_bytes() == before
 
 
@@ -788,7 +802,7 @@ async def test_a_saturated_screen_opens_at_a_severity_threshold_and_says_so():
         await pilot.press("K")
         assert app.selection.kinds == frozenset({"max"})
         await pilot.press("F")
-        assert not app.selection.active and app.sub_title == "screens.db"
+        assert not app.selection.active and "severity" not in app.sub_title
         await pilot.press("escape")
         steps = names.index("elements-random") - names.index("tiles-64")
         await pilot.press(*(["down" if steps > 0 else "up"] * abs(steps)), "enter")
@@ -895,3 +909,76 @@ async def test_three_writers_are_triaged_in_a_few_keys_each(tmp_path):
         assert isinstance(app.screen, LiveScreen)
         assert app.screen.query_one("#live-site").value == str(writers.selected().site)
     assert BUNDLED.read_bytes() != db.read_bytes()  # the tags went into the copy
+
+
+async def test_the_bundled_database_and_a_read_only_copy_are_never_written(tmp_path, monkeypatch):
+    """Tags and a live run from the explorer on the bundled screens.db and on a copy made
+    read-only (file mode): both files stay byte for byte, the tags show from the side database
+    and the live run is in the user's live database."""
+    import shutil
+
+    from mutatui.store.places import default_live_db, is_bundled, side_database
+    from mutatui.tui.screens.live import LiveScreen
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(BUNDLED, copy)
+    copy.chmod(0o444)
+    assert is_bundled(BUNDLED) and not is_bundled(copy)
+    original = BUNDLED.read_bytes()
+    for db in (BUNDLED, copy):
+        assert side_database(db) is not None
+        app = ExplorerApp(db)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot)
+            assert "not written" in app.sub_title
+            assert any(str(side_database(db)) in n.message for n in app._notifications)
+            names = [summary.name for summary in app.screen.summaries]
+            await pilot.press(*(["down"] * names.index("elements-random")), "enter")
+            await settle(pilot)
+            await pilot.press("enter")
+            await settle(pilot)
+            screen = app.screen
+            await pilot.press("n")  # onto a phenotype: one screened element
+            await settle(pilot)
+            screen.go_to_site(
+                app.data.site(screen.last_phenotype)
+            )  # as `g` does: the cell is that site
+            await settle(pilot)
+            await pilot.press("t")  # max and min share the element: the detail opens
+            await settle(pilot)
+            assert isinstance(app.screen, DetailScreen)
+            position = app.data.index_of(app.screen.detail.mutation_id)
+            await pilot.press("t", "enter")
+            await settle(pilot)
+            assert app.data.tags[position] == {"writer": None}
+            await pilot.press("escape")
+            await settle(pilot)
+            if db is copy:  # one live run is enough to show where runs go
+                await pilot.press("x")
+                await settle(pilot)
+                live = app.screen
+                assert isinstance(live, LiveScreen)
+                live.query_one("#live-tokens").value = "4"
+                await until(lambda live=live: live.session is not None, pilot, timeout=300)
+                app.set_focus(None)
+                await pilot.press("r")
+                await until(lambda live=live: live.last_saved is not None, pilot, timeout=300)
+                assert live.last_saved.db_path == default_live_db()
+        again = ExplorerApp(db)
+        async with again.run_test(size=(120, 36)) as pilot:
+            await settle(pilot)
+            await pilot.press(*(["down"] * names.index("elements-random")), "enter")
+            await settle(pilot)
+            assert again.data.tags[position] == {"writer": None}  # overlaid from the side
+    assert BUNDLED.read_bytes() == original and copy.read_bytes() == original
+    assert default_live_db().exists()
+
+
+async def until(condition, pilot, timeout=60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.05)

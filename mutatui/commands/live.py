@@ -12,15 +12,7 @@ from pathlib import Path
 from mutatui.commands.common import add_decoding_arguments, add_model_arguments, run_app
 from mutatui.engine.forms import KIND_FORMS
 from mutatui.errors import MutatuiError
-
-LIVE_DB_NAME = "live.db"
-
-
-def default_live_db() -> Path:
-    """Where live runs go without --db: the user's data directory (created on demand)."""
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("mutatui")) / LIVE_DB_NAME
+from mutatui.store.places import default_live_db
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
-from mutatui.store.database import connect, writer_alive
+from mutatui.store.database import connect, initialize, writer_alive
 from mutatui.store.engines import numbers_by_screen, read_engine
 from mutatui.store.screens import describe_parts, shard_parts
 
@@ -485,10 +485,38 @@ def first_words(
     }
 
 
+def tags_of(path: str | Path, screen_id: int) -> dict[int, dict[str, str | None]]:
+    """Every tag of a screen kept in `path` (a side database), by mutation id; none when the
+    file does not exist yet."""
+    if not Path(path).exists():
+        return {}
+    with connect(path, read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT mutation_id, tag, note FROM tags WHERE screen_id = ? ORDER BY created_at, tag",
+            [screen_id],
+        ).fetchall()
+    found: dict[int, dict[str, str | None]] = {}
+    for mutation_id, tag, note in rows:
+        found.setdefault(int(mutation_id), {})[tag] = note
+    return found
+
+
+def overlay_tags(data: ScreenData, side: dict[int, dict[str, str | None]]) -> None:
+    """Add a side database's tags (`tags_of`) to a screen read from its own file."""
+    for mutation_id, tags in side.items():
+        position = data.index_of(mutation_id)
+        if position is not None:
+            data.tags.setdefault(position, {}).update(tags)
+
+
 def add_tag(
     path: str | Path, screen_id: int, mutation_id: int, tag: str, note: str | None = None
 ) -> None:
-    """Tag a mutation (or replace the note of an existing tag), written at once."""
+    """Tag a mutation (or replace the note of an existing tag), written at once (into a new
+    database when `path` is a side database not made yet)."""
+    if not Path(path).exists():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        initialize(path)
     with connect(path, read_only=False) as connection:
         connection.execute(
             "INSERT INTO tags (screen_id, mutation_id, tag, note) VALUES (?, ?, ?, ?)"

@@ -10,7 +10,6 @@ reloads when results have been added, so new phenotypes appear in the grid.
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from mutatui.engine.forms import brief
 from mutatui.errors import MutatuiError
 from mutatui.store import queries
+from mutatui.store.places import default_live_db, side_database
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import Filter, Phenotypes, apply_filter, opening_filter
 from mutatui.tui.keymap import load_keymap
@@ -33,11 +33,6 @@ from mutatui.tui.screens.live_launcher import LiveLauncher
 POLL_SECONDS = 3.0
 FILTER_DIALOG = "filter-dialog"
 THEMES = ("textual-dark", "textual-light")
-
-
-def writable(path: Path) -> bool:
-    """Whether tags can be written: the file, and its folder for DuckDB's write-ahead log."""
-    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 class ExplorerApp(LiveLauncher, App):
@@ -73,7 +68,8 @@ class ExplorerApp(LiveLauncher, App):
         self._keymap_override = keymap
         self._loading: int | None = None
         self._filter_dialog: FilterScreen | None = None
-        self.read_only = not writable(self.db_path)
+        self.side_db = side_database(self.db_path)
+        """Where tags go when the opened file must not be written (bundled, read-only)."""
         self._opening = False
         """The screen being opened gets its opening filter when its data arrives."""
 
@@ -86,6 +82,14 @@ class ExplorerApp(LiveLauncher, App):
         if keys:
             self.set_keymap(keys)
         self._show_filter()
+        if self.side_db is not None:
+            self.notify(
+                f"{self.db_path.name} is not written (bundled data, or read-only): tags go to "
+                f"{self.side_db}, live runs to {self.live_db}",
+                title="Not written",
+                timeout=10,
+                markup=False,
+            )
         from mutatui.tui.screens.screen_list import ScreenListScreen
 
         self.push_screen(ScreenListScreen())
@@ -122,9 +126,21 @@ class ExplorerApp(LiveLauncher, App):
         self._loading = screen_id
         self._read_screen(screen_id)
 
+    @property
+    def tag_db(self) -> Path:
+        """The database tags are written to: the opened file, or its side database."""
+        return self.side_db or self.db_path
+
+    @property
+    def live_db(self) -> Path:
+        """The database live runs are saved to: the opened file, or the user's live database."""
+        return default_live_db() if self.side_db else self.db_path
+
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _read_screen(self, screen_id: int) -> None:
         data = queries.load_screen(self.db_path, screen_id)
+        if self.side_db is not None:
+            queries.overlay_tags(data, queries.tags_of(self.side_db, screen_id))
         if not get_current_worker().is_cancelled:  # superseded: the newer read will report
             self.call_from_thread(self._loaded, data)
 
@@ -142,7 +158,9 @@ class ExplorerApp(LiveLauncher, App):
 
     def _show_filter(self) -> None:
         """The header always says what is filtered (the views' status lines may be cut)."""
-        shown = self.db_path.name + (" (read-only: tags are not saved)" if self.read_only else "")
+        shown = self.db_path.name + (
+            " (not written: tags go to a side database)" if self.side_db else ""
+        )
         if self.selection.active:
             shown += f" · {self.selection.describe(self.data)}"
         self.sub_title = shown
@@ -187,18 +205,11 @@ class ExplorerApp(LiveLauncher, App):
         data = self.data
         if data is None:
             return
-        if self.read_only:
-            self.notify(
-                f"{self.db_path.name} is read-only: tag {tag} not saved",
-                severity="warning",
-                markup=False,
-            )
-            return
         self._write_tag(data.summary.screen_id, mutation_id, tag, note)
 
     @work(thread=True, group="tag", exit_on_error=False)
     def _write_tag(self, screen_id: int, mutation_id: int, tag: str, note: str | None) -> None:
-        queries.add_tag(self.db_path, screen_id, mutation_id, tag, note)
+        queries.add_tag(self.tag_db, screen_id, mutation_id, tag, note)
         self.call_from_thread(self._tag_saved, screen_id, mutation_id, tag, note)
 
     def remove_tag(self, mutation_id: int, tag: str) -> None:
@@ -209,7 +220,7 @@ class ExplorerApp(LiveLauncher, App):
 
     @work(thread=True, group="tag", exit_on_error=False)
     def _delete_tag(self, screen_id: int, mutation_id: int, tag: str) -> None:
-        queries.remove_tag(self.db_path, screen_id, mutation_id, tag)
+        queries.remove_tag(self.tag_db, screen_id, mutation_id, tag)
         self.call_from_thread(self._tag_saved, screen_id, mutation_id, tag, None, removed=True)
 
     def _tag_saved(

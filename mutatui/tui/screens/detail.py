@@ -92,6 +92,8 @@ class DetailScreen(Screen):
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def load_detail(self, screen_id: int, mutation_id: int) -> None:
         detail = queries.mutation_detail(self.app.db_path, screen_id, mutation_id)
+        if self.app.side_db is not None:  # the opened file's tags live beside it
+            detail.tags.update(queries.tags_of(self.app.side_db, screen_id).get(mutation_id, {}))
         self.app.call_from_thread(self.show_detail, detail)
 
     def show_detail(self, detail: MutationDetail) -> None:

@@ -48,7 +48,7 @@ class LiveLauncher:
         app.push_screen(
             LiveScreen(
                 model,
-                db_path=getattr(self, "db_path", None),
+                db_path=getattr(self, "live_db", None),
                 site=site,
                 prompts=prompts,
                 load_options=self.live_load_options,
@@ -101,7 +101,8 @@ class LiveLauncher:
 
     def on_live_screen_run_saved(self, message: LiveScreen.RunSaved) -> None:
         data = self._open_data()
-        if data is not None and data.summary.screen_id == message.screen_id:
+        same_file = message.db_path == getattr(self, "db_path", None)
+        if same_file and data is not None and data.summary.screen_id == message.screen_id:
             self.load_screen(message.screen_id)  # type: ignore[attr-defined]
 
     def action_quit(self) -> None:

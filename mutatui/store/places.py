@@ -1,0 +1,58 @@
+"""Where mutatui writes when the user did not name a database: live runs, and the tags and live
+runs of a database that must not be written (the bundled screens.db, a read-only file).
+
+The bundled screens.db is data kept in git: writing a tag into it would dirty the checkout and
+make the next pull conflict on a binary. So the explorer writes such a file's tags into a side
+database of the user's, one per opened file, and overlays them when it reads the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import mutatui
+
+LIVE_DB_NAME = "live.db"
+
+
+def data_dir() -> Path:
+    """The user's data directory for mutatui (XDG_DATA_HOME/mutatui on Linux)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("mutatui"))
+
+
+def default_live_db() -> Path:
+    """Where live runs go without --db (created on demand)."""
+    return data_dir() / LIVE_DB_NAME
+
+
+def bundled_database() -> Path:
+    """The screens.db that ships in the repository next to the package."""
+    return Path(mutatui.__file__).resolve().parents[1] / "screens.db"
+
+
+def is_bundled(path: Path) -> bool:
+    bundled = bundled_database()
+    return bundled.exists() and path.exists() and path.samefile(bundled)
+
+
+def writable(path: Path) -> bool:
+    """Whether the file, and its folder for DuckDB's write-ahead log, may be written: its mode
+    says so (a file made read-only stays unwritten, also for root) and the system allows it."""
+    return (
+        bool(path.stat().st_mode & 0o200)
+        and os.access(path, os.W_OK)
+        and os.access(path.parent, os.W_OK)
+    )
+
+
+def side_database(path: Path) -> Path | None:
+    """Where the explorer writes the tags of `path`: None for the file itself, else a side
+    database named after the file's absolute path (one per opened file)."""
+    if writable(path) and not is_bundled(path):
+        return None
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    return data_dir() / "side" / f"{path.stem}-{digest}.db"
