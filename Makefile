@@ -78,6 +78,7 @@ screens.db: $(STAMP)
 	$(IN_PARTS) run screens/elements.toml --parts $(ELEMENT_PARTS) --dir $(PARTS) --db $(DB) \
 		$(SCREEN_FLAGS)
 	$(BIN)/mutatui restyle $(DB)
+	$(BIN)/python scripts/bundle_guided.py $(DB)
 
 # The README's pictures of the explorer on the bundled screen (scripts/screenshots.py).
 SHOT_SITE ?= L22.gate[320,256]

@@ -205,3 +205,31 @@ async def test_superweight_jump_lands_the_cursor_on_the_site(db):
         assert app.screen is screen
         assert any(n.message.startswith("no matrix L7.down") for n in app._notifications)
         assert (shape.layer, shape.matrix) == (2, "down")
+
+
+async def test_s_and_p_lead_somewhere_on_the_bundled_database():
+    """What a newcomer opens holds SmolLM2's super-weight run and a prediction."""
+    from test_tui_app import BUNDLED
+
+    app = ExplorerApp(BUNDLED)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        names = [summary.name for summary in app.screen.summaries]
+        await pilot.press(*(["down"] * names.index("tiles-64")), "enter")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("p")
+        await settle(pilot)
+        assert screen.show_predicted and screen.predicted is not None
+        await pilot.press("S")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, SuperweightScreen)
+        first = str(dialog.query_one(OptionList).get_option_at_index(0).prompt)
+        assert "L11.down[507,1229]" in first  # the super weight, found on the bundled data
+        await pilot.press("enter")
+        await settle(pilot)
+        shape = app.data.matrices[screen.position]
+        assert (shape.layer, shape.matrix) == (11, "down")
