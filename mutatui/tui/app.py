@@ -81,7 +81,10 @@ class ExplorerApp(LiveLauncher, App):
             self.notify(str(error), title="Keys not remapped", severity="warning", markup=False)
         if keys:
             self.set_keymap(keys)
-        self._show_filter()
+        # a static title: changing it costs a layout of the header on every key
+        self.sub_title = self.db_path.name + (
+            " (not written: tags go to a side database)" if self.side_db else ""
+        )
         if self.side_db is not None:
             self.notify(
                 f"{self.db_path.name} is not written (bundled data, or read-only): tags go to "
@@ -153,17 +156,7 @@ class ExplorerApp(LiveLauncher, App):
             if why is not None:
                 self.notify(why, title="saturated", timeout=8, markup=False)
         self.phenotypes = apply_filter(data, self.selection)
-        self._show_filter()
         self.data_changed.publish(data)
-
-    def _show_filter(self) -> None:
-        """The header always says what is filtered (the views' status lines may be cut)."""
-        shown = self.db_path.name + (
-            " (not written: tags go to a side database)" if self.side_db else ""
-        )
-        if self.selection.active:
-            shown += f" · {self.selection.describe(self.data)}"
-        self.sub_title = shown
 
     def filter_dialog(self, data: ScreenData) -> FilterScreen:
         """The filter dialog for `data`: one installed dialog, reused while the choices it
@@ -181,7 +174,6 @@ class ExplorerApp(LiveLauncher, App):
     def set_filter(self, selection: Filter) -> None:
         """Apply a filter: every view (grid, marginals, counts, overview) follows."""
         self.selection = selection
-        self._show_filter()
         if self.data is not None:
             self.phenotypes = apply_filter(self.data, selection)
             self.data_changed.publish(self.data)

@@ -9,7 +9,6 @@ import numpy as np
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Header, Static
 
@@ -34,7 +33,7 @@ from mutatui.tui.guided_data import (
     load_superweights,
     predicted_kind,
 )
-from mutatui.tui.screens.shared import FilterActions
+from mutatui.tui.screens.shared import FilterActions, filter_badge
 from mutatui.tui.widgets.cell_summary import CellSummary, describe_cell
 from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.matrix_grid import HEADER, MARGIN, CellPosition, MatrixGrid
@@ -174,9 +173,9 @@ class MatrixScreen(FilterActions, Screen):
             view.append(f"predicted {self.predicted.kind} ({self.predicted.info.name})")
         cell = f"{layout.bin_rows}x{layout.bin_cols}"
         self.query_one("#matrix-status", Static).update(
+            f"{filter_badge(self.app.selection, data)}"
             f"[b]{shape.label}[/b] {shape.rows}x{shape.cols}  cell {cell}  "
-            f"[b]{hits:,}[/b]/{tested:,} phenotypic  {', '.join(view)}  "
-            f"[dim]{escape(self.app.selection.describe(data))}[/dim]",
+            f"[b]{hits:,}[/b]/{tested:,} phenotypic  {', '.join(view)}",
             layout=False,  # a fixed one-line bar: no re-layout on every key
         )
 

@@ -11,7 +11,7 @@ from textual.widgets import Header, LoadingIndicator, Static
 
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import overview_counts
-from mutatui.tui.screens.shared import FilterActions
+from mutatui.tui.screens.shared import FilterActions, filter_badge
 from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap, first_present
 
@@ -85,10 +85,10 @@ class OverviewScreen(FilterActions, Screen):
         summary = data.summary
         shown = int(phenotypes.phenotypic.sum())
         self.query_one("#overview-status", Static).update(
+            f"{filter_badge(self.app.selection, data)}"
             f"[b]{escape(summary.name)}[/b]  {escape(summary.model)}"
             f"{'  ' + summary.numbers if summary.numbers else ''}  {summary.state}  "
-            f"{shown:,} of {int(phenotypes.kept.sum()):,} mutations with phenotypes"
-            f"  [dim]({escape(self.app.selection.describe(data))})[/dim]",
+            f"{shown:,} of {int(phenotypes.kept.sum()):,} mutations with phenotypes",
             layout=False,
         )
 

@@ -5,8 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 from textual.binding import Binding
+from textual.markup import escape
 
+from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import Filter
+
+
+def filter_badge(selection: Filter, data: ScreenData | None) -> str:
+    """The active filter as the first thing on a view's status line, so no terminal width
+    cuts it (empty when nothing is filtered)."""
+    if not selection.active:
+        return ""
+    return f"[reverse] filter: {escape(selection.describe(data))} [/reverse] "
 
 
 class FilterActions:
