@@ -57,12 +57,6 @@ class SessionCache:
                 self._key, self._session = key, session
             return session
 
-    @property
-    def holding(self) -> bool:
-        """Whether a model is loaded (quitting would drop it)."""
-        with self._guard:
-            return self._session is not None
-
     def keep(self, session: LiveSession, options: LoadOptions | None = None) -> None:
         """Remember a session loaded elsewhere (e.g. a model the app already had)."""
         with self._guard:

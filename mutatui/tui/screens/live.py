@@ -277,6 +277,9 @@ class LiveScreen(Screen):
 
     def _model_ready(self, session: LiveSession) -> None:
         self.session = session
+        hook = getattr(self.app, "live_model_ready", None)  # the explorer asks before quitting
+        if hook is not None:
+            hook()
         lm = session.lm
         self.query_one("#live-loading").display = False
         self.query_one("#live-model", Static).update(

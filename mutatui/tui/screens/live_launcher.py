@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,6 +25,8 @@ class LiveLauncher:
     live_model: str | None = None
     live_load_options: dict | None = None
     live_start: LiveScreen | None = None
+    holds_model: bool = False
+    """A live screen of this app has had its model ready: quitting would drop it."""
 
     def _open_data(self):
         return getattr(self, "data", None)
@@ -108,8 +109,7 @@ class LiveLauncher:
     def action_quit(self) -> None:
         """Quit, asking first while a model is loaded: reloading a 7B model takes minutes."""
         app: App = self  # type: ignore[assignment]
-        cache = sys.modules.get("mutatui.live.cache")  # never imported: no model was loaded
-        if cache is None or not cache.SESSIONS.holding:
+        if not self.holds_model:
             app.exit()
             return
         from mutatui.tui.screens.confirm import ConfirmScreen
@@ -120,6 +120,10 @@ class LiveLauncher:
             ConfirmScreen("A model is loaded (a run may be streaming): quit? y / n", again="q"),
             self._quit_if,
         )
+
+    def live_model_ready(self) -> None:
+        """Called by a live screen once its model is loaded."""
+        self.holds_model = True
 
     def _quit_if(self, yes: bool | None) -> None:
         if yes:
