@@ -374,11 +374,10 @@ threshold: "any change" says nothing there (most 64x64 tiles change the text).""
 def opening_filter(data: ScreenData) -> tuple[Filter, str | None]:
     """The filter a screen opens with, and the line that says why when it is not "none": the
     lowest minimum severity at which at most `SATURATED` of tested mutations count."""
-    shares = []
-    for level in range(4):
-        phenotypes = apply_filter(data, Filter(min_severity=level))
-        tested = int(phenotypes.kept.sum())
-        shares.append(int(phenotypes.phenotypic.sum()) / tested if tested else 0.0)
+    phenotypes = apply_filter(data, Filter())  # one pass: a mutation counts at level k
+    tested = max(int(phenotypes.kept.sum()), 1)  # when its worst severity is at least k
+    counted = phenotypes.kept & phenotypes.phenotypic
+    shares = [int((counted & (phenotypes.worst >= level)).sum()) / tested for level in range(4)]
     if shares[0] <= SATURATED:
         return Filter(), None
     level = next((k for k in range(1, 4) if shares[k] <= SATURATED), 3)

@@ -34,6 +34,11 @@ def dialog_options(data: ScreenData) -> DialogChoices:
     return DialogChoices(tuple(data.styles), probes, tuple(tags), tuple(data.words))
 
 
+def labelled(label: str, field: Select | Input) -> Horizontal:
+    """A dialog row: the field's name, then the field."""
+    return Horizontal(Label(label, classes="field-label"), field, classes="row")
+
+
 class FilterScreen(ModalScreen[Filter | None]):
     """The filter dialog. The app keeps one installed and shows it again with the current
     filter (`show_filter`): a screen that is not installed is removed as it closes, and Textual
@@ -62,51 +67,56 @@ class FilterScreen(ModalScreen[Filter | None]):
                 yield TickBox("max", "max" in current.kinds, id="kind-max", compact=True)
                 yield TickBox("min", "min" in current.kinds, id="kind-min", compact=True)
                 yield TickBox("malignant only", current.malignant, id="malignant", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("severity", classes="field-label")
-                yield Select(
+            yield labelled(
+                "severity",
+                Select(
                     [(label, value) for label, value in SEVERITIES],
                     value=current.min_severity,
                     allow_blank=False,
                     id="severity",
                     compact=True,
-                )
-            with Horizontal(classes="row"):
-                yield Label("style", classes="field-label")
-                yield Select(
+                ),
+            )
+            yield labelled(
+                "style",
+                Select(
                     [(style, style) for style in data.styles],
                     value=next(iter(current.styles)) if current.styles else Select.NULL,
                     prompt="any style",
                     id="style",
                     compact=True,
-                )
-            with Horizontal(classes="row"):
-                yield Label("prompt", classes="field-label")
-                yield Select(
+                ),
+            )
+            yield labelled(
+                "prompt",
+                Select(
                     [(f"{p.name}: {p.prompt[:40]}", p.probe_id) for p in data.probes],
                     value=next(iter(current.probes)) if current.probes else Select.NULL,
                     prompt="any prompt",
                     id="probe",
                     compact=True,
-                )
-            with Horizontal(classes="row"):
-                yield Label("tag", classes="field-label")
-                yield Select(
+                ),
+            )
+            yield labelled(
+                "tag",
+                Select(
                     [(tag, tag) for tag in tags],
                     value=current.tag if current.tag else Select.NULL,
                     prompt="any tag",
                     id="tag",
                     compact=True,
-                )
-            with Horizontal(classes="row"):
-                yield Label("first word", classes="field-label")
-                yield Input(
+                ),
+            )
+            yield labelled(
+                "first word",
+                Input(
                     current.first_word or "",
                     placeholder="any",
                     suggester=SuggestFromList(data.words, case_sensitive=True),
                     id="first-word",
                     compact=True,
-                )
+                ),
+            )
             with Horizontal(classes="buttons"):
                 yield Button("Apply", variant="primary", id="apply", compact=True)
                 yield Button("Clear all", id="clear", compact=True)
