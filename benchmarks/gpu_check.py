@@ -1,4 +1,4 @@
-"""The prepared GPU check: every figure the README wants from a GPU, in one report file.
+"""The prepared GPU check: every figure the docs want from a GPU, in one report file.
 
     .venv/bin/python benchmarks/gpu_check.py [--out gpu_check.md] [--budget 450]
 

@@ -14,7 +14,7 @@ On SmolLM2-135M-Instruct, for one probe:
 
     .venv/bin/python benchmarks/prediction_quality.py [--matrices L3.o,L15.gate,L27.down]
 
-Prints Markdown tables for the README. Figures from a 2-core CPU shared with other work.
+Prints Markdown tables for docs/guide/guided.md. Figures from a 2-core CPU shared with other work.
 """
 
 from __future__ import annotations

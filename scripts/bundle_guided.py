@@ -4,7 +4,7 @@ lead somewhere on the data a newcomer opens.
     .venv/bin/python scripts/bundle_guided.py screens.db
 
 Each is made once: a database that holds the prediction named below, or a super-weight run,
-is left as it is. The commands are the README's (sections "Predicted sensitivity" and "Super
+is left as it is. The commands are those of docs/guide/guided.md (sections "Predicted sensitivity" and "Super
 weights"), on SmolLM2 with its greedy 48-token continuations.
 """
 

@@ -1,11 +1,11 @@
-"""The material of the README's FINDINGS: each bundled screen's analysis and figures.
+"""The material of the findings page (docs/findings.md): each bundled screen's analysis and figures.
 
     .venv/bin/python scripts/findings.py screens.db findings/
 
 For every analysis below whose screens are in the database, runs `mutatui analyze --markdown`
 into `<name>.md` and, where it has figures, `mutatui plot` into `figures/<name>/`, then writes
 `index.md`: the state of each screen analysed (a build still running says which parts it
-holds) and the command behind every file, so each number the README quotes can be made again.
+holds) and the command behind every file, so each number the docs quote can be made again.
 An analysis whose screen is not in the database yet is listed as skipped, not an error: the
 bundled screens are built one after another over many sessions.
 """
@@ -97,6 +97,16 @@ def describe(summary: ScreenSummary) -> str:
     )
 
 
+def write_gallery(folder: Path, name: str) -> Path:
+    """A page showing every figure of a folder (its README, which GitHub and the docs both
+    render), so a report links to one page rather than to a folder."""
+    figures = sorted(path.name for path in folder.glob("*.png"))
+    page = folder / "README.md"
+    lines = [f"# Figures: {name}", "", *(f"![{figure}]({figure})\n" for figure in figures)]
+    page.write_text("\n".join(lines))
+    return page
+
+
 def write_findings(db: Path, out: Path) -> None:
     """Write every report and figure that `db` has the screens for, and their index."""
     if not db.exists():
@@ -124,7 +134,8 @@ def write_findings(db: Path, out: Path) -> None:
         if analysis.figures:
             folder = out / "figures" / analysis.name
             run_cli(analysis.plot_args(db, folder))
-            made.append(f"[figures/{analysis.name}/](figures/{analysis.name}/)")
+            gallery = write_gallery(folder, analysis.name)
+            made.append(f"[figures]({gallery.relative_to(out).as_posix()})")
         index.append(f"- {analysis.name}: {analysis.about}: {'; '.join(made)}")
     (out / "index.md").write_text("\n".join(index) + "\n")
 

@@ -1,4 +1,4 @@
-"""scripts/findings.py: the README's FINDINGS material, made by the project's own CLI."""
+"""scripts/findings.py: the material of docs/findings.md, made by the project's own CLI."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ def test_findings_hold_each_screens_analysis_and_figures(bundled, tmp_path):
     for name in ("tiles-64-severe", "elements-random"):
         maps = out / "figures" / name / "map_q.png"
         assert maps.read_bytes().startswith(PNG)
-        assert f"[figures/{name}/](figures/{name}/)" in index
+        assert f"[figures](figures/{name}/README.md)" in index
+        gallery = (out / "figures" / name / "README.md").read_text()
+        assert "![map_q.png](map_q.png)" in gallery
     assert not (out / "figures" / "tiles-64").exists()  # no figures asked for
     assert not (out / "elements-lines.md").exists()
 

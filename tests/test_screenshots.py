@@ -1,4 +1,4 @@
-"""scripts/screenshots.py: the README's SVG pictures, taken from the real app by Pilot."""
+"""scripts/screenshots.py: the manual's SVG pictures, taken from the real app by Pilot."""
 
 from __future__ import annotations
 
@@ -82,3 +82,22 @@ def test_bad_arguments_are_one_line(db, tmp_path):
         done = run_script(*args)
         assert done.returncode == 2, args
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("screenshots: "), args
+
+
+def test_live_mode_is_taken_side_by_side_after_its_run(db, tiny_model_dir, tmp_path):
+    before = db.stat().st_mtime_ns
+    live = ["--live-model", str(tiny_model_dir), "--live-site", "L1.up[0:8,0:8]"]
+    done = run_script(str(db), str(tmp_path), "--views", "live", *live, "--size", "100x30")
+    assert done.returncode == 0, done.stderr
+    (shot,) = tmp_path.iterdir()
+    assert shot.name == "explorer_live.svg"
+    text = svg_text(shot)
+    assert "mutatui: live" in text and "L1.up[0:8,0:8]" in text
+    assert "baseline" in text.lower() and "mutant" in text.lower()
+    assert db.stat().st_mtime_ns == before  # the run went to a temporary database
+
+
+def test_a_live_view_without_a_live_model_is_refused(db, tmp_path):
+    done = run_script(str(db), str(tmp_path), "--views", "live")
+    assert done.returncode == 2
+    assert "--views: unknown live" in done.stderr

@@ -45,10 +45,17 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("decoding")
-    group.add_argument("--decoding", choices=("greedy", "sample"), default="greedy")
+    group.add_argument(
+        "--decoding",
+        choices=("greedy", "sample"),
+        default="greedy",
+        help="greedy, or sampling with Gumbel noise fixed by --seed (default %(default)s)",
+    )
     group.add_argument("--temperature", type=float, default=0.7, help="for --decoding sample")
     group.add_argument("--seed", type=int, default=0, help="for --decoding sample")
-    group.add_argument("--max-new-tokens", type=int, default=48)
+    group.add_argument(
+        "--max-new-tokens", type=int, default=48, help="tokens generated (default %(default)s)"
+    )
     group.add_argument(
         "--no-chat", action="store_true", help="do not wrap prompts in the chat template"
     )

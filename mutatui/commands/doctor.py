@@ -24,8 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="the probe prompt")
     parser.add_argument("--elements", type=int, default=12, help="random elements (default 12)")
     parser.add_argument("--tiles", type=int, default=4, help="random 64x64 tiles (default 4)")
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=32, help="tokens per sample (default %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
     parser.add_argument("--spec", help="also estimate this screen spec's time and memory")
     parser.set_defaults(run=run)
 

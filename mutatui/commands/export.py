@@ -15,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "file per table (screens, probes, matrices, mutations, results, tags).",
     )
     parser.add_argument("db", help="the database")
-    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument(
+        "--format", choices=("parquet", "csv"), default="parquet", help="default %(default)s"
+    )
     parser.add_argument("--table", help="export only this table (e.g. results)")
     parser.add_argument("out", help="the output file (with --table) or folder")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")

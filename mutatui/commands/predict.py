@@ -53,7 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=",".join(PREDICTED_KINDS),
         help=f"comma-separated kinds to predict; valid: {', '.join(PREDICTED_KINDS)}",
     )
-    parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        default=DEFAULT_TILE_SIZE,
+        help="edge of the square tiles of the stored maps (default %(default)s)",
+    )
     parser.add_argument(
         "--top-k", type=int, default=DEFAULT_TOP_K, help="sites stored per matrix and kind"
     )

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "back from the database.",
     )
     parser.add_argument("--db", default="screens.db", help="the database (default screens.db)")
-    parser.add_argument("--spec", help="a TOML spec file (see README, section Screens)")
+    parser.add_argument("--spec", help="a TOML spec file (docs/guide/screens.md)")
     parser.add_argument("--name", help="the screen's name (default: from the spec's hash)")
     add_model_arguments(parser, required=False)
     probes = parser.add_argument_group("probes")

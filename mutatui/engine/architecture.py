@@ -254,7 +254,7 @@ class Architecture:
     def capture_arguments(self, run: Callable[[], object]) -> list[list[tuple[torch.Tensor, dict]]]:
         """Run `run()` (a forward pass or a `generate`) and record, for every forward call,
         each layer's input and the other arguments the model passed it (cache left out).
-        Returns calls[call][layer] = (input, arguments)."""
+        Returns `calls[call][layer] = (input, arguments)`."""
         calls: list[list[tuple[torch.Tensor, dict]]] = []
 
         def capture(index: int):

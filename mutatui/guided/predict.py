@@ -5,7 +5,7 @@ of that continuation given the prompt. Setting the element w to the target t (th
 its min, or zero) changes L by about `dL/dw * (t - w)`. The magnitude of that estimate, averaged
 over probes, is the element's *score*: a cheap guess, for all elements at once, of which
 mutations change the output. It is only a first-order guess: max and min replacements are large,
-so the real change is often far from linear (README, "Guided screens and super weights").
+so the real change is often far from linear (docs/guide/guided.md).
 
 A whole tile set to one value changes L by about the *signed* sum of its elements' estimates,
 which is what `tile_block` holds; `tile_sum` and `tile_max` summarize element scores.

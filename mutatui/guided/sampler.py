@@ -73,7 +73,7 @@ def site_list_spec(sites: Iterable[Site], *, model: str, kinds: Iterable[str]) -
     spec stays self-contained: the screen records the sites, not a pointer to the prediction.
     """
     lines = [
-        "# A guided screen: sites ranked by `mutatui predict` (README, Guided screens).",
+        "# A guided screen: sites ranked by `mutatui predict` (docs/guide/guided.md).",
         f"model = {json.dumps(model)}",
         f"kinds = [{', '.join(json.dumps(kind) for kind in kinds)}]",
         "",

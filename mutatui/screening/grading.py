@@ -1,4 +1,4 @@
-"""Phenotype grading: what a mutation did to each probe, by simple rules the README states.
+"""Phenotype grading: what a mutation did to each probe, by simple rules docs/design/grading.md states.
 
 Per text probe (`grade_text`): changed or not, where it diverged, normalized token edit
 distance, sentence-embedding cosine (changed outputs only; computed by the caller in a batch

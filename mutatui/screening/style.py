@@ -1,4 +1,4 @@
-"""Output style: the axis of the paper's "writer" mutations, by counting cues (README rules).
+"""Output style: the axis of the paper's "writer" mutations, by counting cues (docs/design/grading.md).
 
 Hu et al. found mutations that turned descriptive answers into poetic or conversational ones.
 `style_label` names the style of one output (descriptive, conversational, poetic, other) from
@@ -76,7 +76,7 @@ def _rhymes(lines: Sequence[str]) -> int:
 
 
 def style_label(text: str) -> str:
-    """descriptive / conversational / poetic / other, by counting cues (README rules).
+    """descriptive / conversational / poetic / other, by counting cues (docs/design/grading.md).
 
     A near-loop (`_looping`) is other. Poetic cues: at least 3 short lines (at most 10 words
     each, at least 3 on average; not a list, where half the lines or more start with `1.`,

@@ -1,4 +1,4 @@
-"""The DuckDB schema of a mutatui database (documented in README, section "Database schema").
+"""The DuckDB schema of a mutatui database (docs/reference/schema.md is generated from it).
 
 One database holds many screens. Sites are stored as half-open blocks (row0:row1, col0:col1) so
 elements and tiles share one table. Result rows hold a mutant's text only when it differs from
@@ -12,26 +12,32 @@ from __future__ import annotations
 SCHEMA_VERSION = 1
 
 TABLES = """
+-- The file's own facts: `schema_version` (readers and writers check it) and the program.
 CREATE TABLE IF NOT EXISTS meta (
     key VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
 
+-- One row per screen: a `mutatui screen` run, or the explorer's live runs on one model.
 CREATE TABLE IF NOT EXISTS screens (
-    screen_id INTEGER PRIMARY KEY,
-    name VARCHAR NOT NULL UNIQUE,
+    screen_id INTEGER PRIMARY KEY,               -- the screen's id in this file (merge renumbers)
+    name VARCHAR NOT NULL UNIQUE,                -- --name, the spec's name, or screen-<hash>
     kind VARCHAR NOT NULL DEFAULT 'screen',      -- 'screen' | 'live'
     model VARCHAR NOT NULL,                      -- the --model spec it was run with
-    spec JSON NOT NULL,                          -- the full screen spec
-    spec_hash VARCHAR NOT NULL,                  -- sha256 of the canonical spec
+    spec JSON NOT NULL,                          -- the canonical spec (what --resume reads back)
+    spec_hash VARCHAR NOT NULL,                  -- sha256 of the spec without its name:
+                                                 -- equal hashes, the same mutations and probes
     decoding VARCHAR NOT NULL,                   -- 'greedy' | 'sample(T=0.7, seed=0)'
-    max_new_tokens INTEGER NOT NULL,
-    shard VARCHAR,                               -- 'K/N', or NULL for a whole spec
+    max_new_tokens INTEGER NOT NULL,             -- tokens generated per text probe
+    shard VARCHAR,                               -- 'K/N' for one part of a sharded spec, 'a,b/N'
+                                                 -- for a merge of some parts, NULL for a whole one
     planned_mutations BIGINT,                    -- how many mutations the spec (shard) holds
-    status VARCHAR NOT NULL,                     -- 'running' | 'complete' | 'interrupted'
+    status VARCHAR NOT NULL,                     -- 'running' | 'complete' | 'interrupted' (a
+                                                 -- running screen whose lock is free was killed)
     created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
-    updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
-    elapsed_seconds DOUBLE NOT NULL DEFAULT 0
+    updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp,  -- last commit or status change
+    elapsed_seconds DOUBLE NOT NULL DEFAULT 0    -- time screening committed batches, summed
+                                                 -- over resumes and merged parts
 );
 
 -- How a screen's outcomes were computed: the engine path, the weights' dtype and the arithmetic,
@@ -44,47 +50,55 @@ CREATE TABLE IF NOT EXISTS engines (
     arithmetic VARCHAR NOT NULL,                 -- 'native' | 'float32' (half weights upcast exactly)
     device VARCHAR NOT NULL,                     -- 'cpu' | 'cuda:0 (NVIDIA H100 80GB HBM3)'
     precision VARCHAR NOT NULL,                  -- global matmul settings pinned for the run
-    element_tolerance DOUBLE NOT NULL,           -- relative margin: a near tie below it (elements)
+    element_tolerance DOUBLE NOT NULL,           -- relative margin below which a decision is a
+                                                 -- near tie, settled naively (elements)
     block_tolerance DOUBLE NOT NULL,             -- the same, for blocks
-    measured_element DOUBLE,                     -- largest batched-vs-lone difference, elements
+    measured_element DOUBLE,                     -- largest batched-vs-lone logit difference the
+                                                 -- calibration saw, elements
     measured_block DOUBLE,                       -- the same, blocks (NULL: none in the sample)
     calibration_mutations INTEGER NOT NULL,      -- mutants the tolerances were measured on
     baseline_near_ties INTEGER,                  -- first text probe's baseline decisions under it
     versions VARCHAR NOT NULL                    -- 'torch 2.13.0, transformers 5.24.0'
 );
 
+-- The assays of a screen, with the unmutated model's answers.
 CREATE TABLE IF NOT EXISTS probes (
     screen_id INTEGER NOT NULL,
-    probe_id INTEGER NOT NULL,
-    name VARCHAR NOT NULL,
+    probe_id INTEGER NOT NULL,                   -- text probes 0..n-1 in spec order, choice last
+    name VARCHAR NOT NULL,                       -- p1, p2, ... from flags; choice[:<file>]
     kind VARCHAR NOT NULL,                       -- 'text' | 'choice'
     style VARCHAR,                               -- describe / explain / instruct / code / ...
-    prompt VARCHAR NOT NULL,                     -- the prompt, or the question set's name
-    baseline_text VARCHAR,                       -- text probes
-    baseline_tokens INTEGER[],                   -- text probes
+    prompt VARCHAR NOT NULL,                     -- the prompt; for the choice probe its source
+                                                 -- and the sha256 of its questions
+    baseline_text VARCHAR,                       -- text probes: the baseline continuation
+    baseline_tokens INTEGER[],                   -- text probes: its token ids, EOS excluded
     baseline_score INTEGER,                      -- choice probes: questions answered right
     questions INTEGER,                           -- choice probes: how many questions
     PRIMARY KEY (screen_id, probe_id)
 );
 
+-- Each screened matrix, as it was before any mutation.
 CREATE TABLE IF NOT EXISTS matrices (
     screen_id INTEGER NOT NULL,
     layer SMALLINT NOT NULL,
-    matrix VARCHAR NOT NULL,
-    module_path VARCHAR NOT NULL,
-    rows INTEGER NOT NULL,
+    matrix VARCHAR NOT NULL,                     -- short name (q k v o gate up down) or the
+                                                 -- module path inside the layer
+    module_path VARCHAR NOT NULL,                -- the full module path in the model
+    rows INTEGER NOT NULL,                       -- the logical shape (y = W x)
     cols INTEGER NOT NULL,
-    min DOUBLE NOT NULL,
+    min DOUBLE NOT NULL,                         -- the extremes: what min and max mutations write
     max DOUBLE NOT NULL,
     PRIMARY KEY (screen_id, layer, matrix)
 );
 
+-- One row per mutation screened, committed with its results. Sites are half-open blocks of
+-- the logical matrix (y = W x; a fused module's part), so elements and tiles share one table.
 CREATE TABLE IF NOT EXISTS mutations (
     screen_id INTEGER NOT NULL,
     mutation_id BIGINT NOT NULL,                 -- position in the spec's enumeration
     layer SMALLINT NOT NULL,
     matrix VARCHAR NOT NULL,
-    row0 INTEGER NOT NULL,
+    row0 INTEGER NOT NULL,                       -- an element has row1 = row0 + 1, col1 = col0 + 1
     row1 INTEGER NOT NULL,
     col0 INTEGER NOT NULL,
     col1 INTEGER NOT NULL,
@@ -93,15 +107,20 @@ CREATE TABLE IF NOT EXISTS mutations (
     PRIMARY KEY (screen_id, mutation_id)
 );
 
+-- One row per mutation and probe, in mutation_id order, which is (layer, matrix) order. The
+-- grading rules behind the columns: docs/design/grading.md.
 CREATE TABLE IF NOT EXISTS results (
     screen_id INTEGER NOT NULL,
     mutation_id BIGINT NOT NULL,
     probe_id INTEGER NOT NULL,
-    changed BOOLEAN NOT NULL,                    -- non-silent: output differs from baseline
+    changed BOOLEAN NOT NULL,                    -- non-silent: the continuation (or the choice
+                                                 -- score) differs from the baseline's
     diverge_at INTEGER,                          -- index of the first differing token
     edit_distance DOUBLE,                        -- normalized token edit distance, 0..1
-    cosine DOUBLE,                               -- sentence-embedding cosine (changed only)
-    text VARCHAR,                                -- mutant text, only when changed
+    cosine DOUBLE,                               -- cosine of the sentence embeddings of mutant
+                                                 -- and baseline (changed only)
+    text VARCHAR,                                -- mutant text, only when changed (the
+                                                 -- baseline's is in probes)
     first_word VARCHAR,                          -- first word of the mutant text (changed only)
     empty BOOLEAN NOT NULL DEFAULT false,        -- immediate EOS / no text
     repetitive BOOLEAN NOT NULL DEFAULT false,   -- repetition loop
@@ -113,10 +132,11 @@ CREATE TABLE IF NOT EXISTS results (
     severity TINYINT NOT NULL DEFAULT 0,         -- 0 none, 1 mild, 2 moderate, 3 severe
     malignant BOOLEAN NOT NULL DEFAULT false,    -- cosine <= 0.5 and choice score destroyed
     style VARCHAR,                               -- descriptive / conversational / poetic / other
-    settled_naively BOOLEAN NOT NULL DEFAULT false,
+    settled_naively BOOLEAN NOT NULL DEFAULT false,  -- a near tie sent it to the naive path
     PRIMARY KEY (screen_id, mutation_id, probe_id)
 );
 
+-- Triage notes from the explorer.
 CREATE TABLE IF NOT EXISTS tags (
     screen_id INTEGER NOT NULL,
     mutation_id BIGINT NOT NULL,
@@ -126,7 +146,7 @@ CREATE TABLE IF NOT EXISTS tags (
     PRIMARY KEY (screen_id, mutation_id, tag)
 );
 
--- Guided screens (README "Guided screens and super weights"). A prediction is a first-order
+-- Guided screens (docs/guide/guided.md). A prediction is a first-order
 -- estimate, from one backward pass per probe, of how much each mutation would change the
 -- log-likelihood of the baseline continuation: |grad * (target - w)|, averaged over probes.
 -- Stored per matrix and kind as small tile maps plus the top sites, never one row per element.
@@ -235,7 +255,7 @@ CREATE TABLE IF NOT EXISTS live_runs (
     PRIMARY KEY (screen_id, run_id)
 );
 
--- Screens run on Ray (README "Scale out on Ray"): the spec split into parts K/N (plan.Shard),
+-- Screens run on Ray (docs/guide/ray.md): the spec split into parts K/N (plan.Shard),
 -- written when the screen starts. A part's rows are committed in the same transaction that
 -- marks it done, so a retried or resumed part is never written twice.
 CREATE TABLE IF NOT EXISTS screen_parts (
