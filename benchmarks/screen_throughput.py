@@ -6,7 +6,7 @@ alternating), with the share of mutants settled on the naive path.
 
     .venv/bin/python benchmarks/screen_throughput.py [--model smollm2] [--as mistral]
         [--dtype float32] [--arithmetic native] [--device cpu] [--elements 256] [--tiles 64]
-        [--naive 24]
+        [--naive 24] [--effects both|on|off]
 
 `--model` is any model mutatui loads (default SmolLM2-135M-Instruct); `--as mistral` or
 `--as qwen2` runs SmolLM2's weights through that family's code (the same function,
@@ -16,6 +16,10 @@ engine first measures its near-tie tolerance, as a screen does at its start (not
 The naive loop is timed on a subset (`--naive` mutations per design, the first ones of the same
 list); its outputs are compared with the fast engine's for that subset. Both paths first run
 one mutation outside the measured set (first-call allocations; the engine's per-probe trace).
+
+`--effects both` (the default) times the engine twice on the same mutations, without and with
+effect sizes (`exact.effects`: the full head over the baseline's continuation for every
+mutant), against the one naive timing, so both ratios come from one run.
 """
 
 from __future__ import annotations
@@ -41,8 +45,22 @@ from mutatui.exact.tolerance import spread
 PROMPT = "The life cycle of Drosophila:"
 
 
+def timed(
+    screener: Screener, prompt: list[int], baseline, mutations: list[Mutation], effects: bool
+) -> tuple[list, float]:
+    screener.effects = effects
+    started = time.perf_counter()
+    outcomes = screener.screen_text(prompt, baseline, mutations)
+    return outcomes, time.perf_counter() - started
+
+
 def compare(
-    name: str, screener: Screener, prompt: list[int], mutations: list[Mutation], naive: int
+    name: str,
+    screener: Screener,
+    prompt: list[int],
+    mutations: list[Mutation],
+    naive: int,
+    effects: tuple[bool, ...],
 ) -> None:
     lm, catalog, decoding = screener.lm, screener.catalog, screener.decoding
     baseline = screener.baseline(prompt)
@@ -58,30 +76,29 @@ def compare(
     )
     screener.screen_text(prompt, baseline, [warmup])
     naive_generate(lm, catalog, prompt, warmup, decoding)
-    started = time.perf_counter()
-    outcomes = screener.screen_text(prompt, baseline, mutations)
-    fast_seconds = time.perf_counter() - started
+    runs = {on: timed(screener, prompt, baseline, mutations, on) for on in effects}
     subset = mutations[:naive]
     started = time.perf_counter()
     references = [naive_generate(lm, catalog, prompt, m, decoding) for m in subset]
     naive_seconds = time.perf_counter() - started
-    mismatches = sum(
-        (ref.tokens, ref.stopped) != (out.tokens, out.stopped)
-        for ref, out in zip(references, outcomes, strict=False)
-    )
-    fast_rate = len(mutations) / fast_seconds
     naive_rate = len(subset) / naive_seconds
-    changed = sum(out.diverge_at is not None for out in outcomes)
-    settled = sum(out.settled_naively for out in outcomes)
-    print(
-        f"{name}: fast {len(mutations)} mutations in {fast_seconds:.1f} s = {fast_rate:.2f}/s "
-        f"({changed} changed, {settled} settled naively: {100 * settled / len(outcomes):.0f}%); "
-        f"naive {len(subset)} in "
-        f"{naive_seconds:.1f} s = {naive_rate:.3f}/s; ratio {fast_rate / naive_rate:.1f}x; "
-        f"outputs equal on {len(subset) - mismatches}/{len(subset)}"
-    )
-    if mismatches:
-        raise SystemExit(f"{name}: {mismatches} outputs differ from the naive path")
+    for on, (outcomes, fast_seconds) in runs.items():
+        mismatches = sum(
+            (ref.tokens, ref.stopped) != (out.tokens, out.stopped)
+            for ref, out in zip(references, outcomes, strict=False)
+        )
+        fast_rate = len(mutations) / fast_seconds
+        changed = sum(out.diverge_at is not None for out in outcomes)
+        settled = sum(out.settled_naively for out in outcomes)
+        print(
+            f"{name}, effect sizes {'on' if on else 'off'}: fast {len(mutations)} mutations in "
+            f"{fast_seconds:.1f} s = {fast_rate:.2f}/s ({changed} changed, {settled} settled "
+            f"naively: {100 * settled / len(outcomes):.0f}%); naive {len(subset)} in "
+            f"{naive_seconds:.1f} s = {naive_rate:.3f}/s; ratio {fast_rate / naive_rate:.1f}x; "
+            f"outputs equal on {len(subset) - mismatches}/{len(subset)}"
+        )
+        if mismatches:
+            raise SystemExit(f"{name}: {mismatches} outputs differ from the naive path")
 
 
 def main() -> None:
@@ -105,7 +122,14 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
     parser.add_argument("--arithmetic", default="native", choices=("native", "float32"))
+    parser.add_argument(
+        "--effects",
+        default="both",
+        choices=("both", "on", "off"),
+        help="time the engine with effect sizes, without, or both (default)",
+    )
     args = parser.parse_args()
+    effects = {"both": (False, True), "on": (True,), "off": (False,)}[args.effects]
     model = str(smollm2_as(args.family)) if args.family else args.model
     lm = load_model(model, dtype=args.dtype, device=args.device, arithmetic=args.arithmetic)
     catalog = MatrixCatalog(lm.model)
@@ -125,6 +149,7 @@ def main() -> None:
             prompt,
             element_mutations(catalog, args.elements, args.seed),
             args.naive,
+            effects,
         )
     if args.tiles:
         compare(
@@ -133,6 +158,7 @@ def main() -> None:
             prompt,
             tile_mutations(catalog, args.tiles, args.seed),
             args.naive,
+            effects,
         )
 
 

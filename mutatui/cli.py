@@ -30,6 +30,7 @@ COMMANDS = (
     "predict",
     "superweights",
     "verify",
+    "effects",
     "doctor",
     "restyle",
 )

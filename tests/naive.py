@@ -2,6 +2,7 @@
 and the mutations the exactness tests run through both."""
 
 import random
+from contextlib import nullcontext
 
 import torch
 
@@ -29,11 +30,12 @@ def sample_mutations(catalog, seed=0):
             row, col = rng.randrange(info.rows - 8), rng.randrange(info.cols - 8)
             block = Site(info.layer, info.name, row, row + 8, col, col + 8)
             mutations.append(make_mutation(block, kind, catalog))
-    q, last = catalog.get(0, "q"), catalog.num_layers - 1
+    first, down, v = catalog.names[0], catalog.names[-1], catalog.names[2]  # q, down, v
+    q, last = catalog.get(0, first), catalog.num_layers - 1
     mutations += [
-        make_mutation(f"L0.q[0:{min(32, q.rows)},0:{min(32, q.cols)}]", "inf", catalog),
-        make_mutation("L1.down[3,4]", "1e30", catalog),
-        make_mutation(f"L{last}.v[0:16,:]", "nan", catalog),
+        make_mutation(f"L0.{first}[0:{min(32, q.rows)},0:{min(32, q.cols)}]", "inf", catalog),
+        make_mutation(f"L1.{down}[3,4]", "1e30", catalog),
+        make_mutation(f"L{last}.{v}[0:16,:]", "nan", catalog),
     ]
     return mutations
 
@@ -106,3 +108,30 @@ def check_bitwise(lm, catalog, text, sites):
         }
     assert left >= 2, "some mutants must leave the baseline's tokens"
     return compared
+
+
+def naive_effects(lm, catalog, prompt, baseline, mutation, diverge_at):
+    """The effect sizes on the naive path, computed from scratch: the weight edited, one forward
+    pass over the prompt and the baseline's continuation, restored. Returns (delta_nll,
+    kl_prefix, kl_all, diverge_margin, margins) with NaN for what is not a number."""
+    steps = len(baseline.tokens) + (1 if baseline.stopped else 0)
+    ids = torch.tensor([[*prompt, *baseline.tokens[: steps - 1]]])
+    decisions = slice(len(prompt) - 1, None)
+
+    def logits_of(edit):
+        with torch.inference_mode(), mutated(catalog, edit) if edit else nullcontext():
+            return lm.model(input_ids=ids).logits[0, decisions].double()
+
+    clean, mutant = logits_of(None), logits_of(mutation)
+    targets = list(baseline.tokens)
+    if baseline.stopped:
+        targets.append(int(clean[-1].argmax()))
+    p, q = clean.log_softmax(-1), mutant.log_softmax(-1)
+    at = torch.tensor(targets).view(-1, 1)
+    delta = float((-q.gather(1, at) + p.gather(1, at)).mean())
+    kl = torch.where(p.exp() > 0, p.exp() * (p - q), torch.zeros(())).sum(-1)
+    end = steps if diverge_at is None else min(diverge_at + 1, steps)
+    top = clean.topk(2, dim=-1).values
+    margins = (top[:, 0] - top[:, 1]).tolist()
+    margin = margins[diverge_at] if diverge_at is not None and diverge_at < steps else None
+    return delta, float(kl[:end].mean()), float(kl.mean()), margin, margins

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mutatui.analysis.grades import EffectGrade
 from mutatui.analysis.stats import (
     AXES,
     SEVERE,
@@ -81,6 +82,8 @@ class ScreenAnalysis:
     writers: WriterGroups
     lines: LineEnrichmentResult | None = None
     """With `against`: the screen's whole lines of elements against another screen's elements."""
+    effect_grade: str | None = None
+    """How effect sizes graded the phenotypes (`grades.EffectGrade.describe`), if they did."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -132,17 +135,20 @@ def analyze(
     seed: int = 0,
     against: str | None = None,
     text_severity: bool = False,
+    effect_grade: EffectGrade | None = None,
 ) -> ScreenAnalysis:
     """The paper's quantities; a phenotype is a changed output graded at least `min_severity`
     on some chosen text probe. With `against` (the name of an element screen of the same
     model, such as a random sample), also every whole line of elements this screen tested
     against that screen's elements of the same matrix (`line_enrichment`). A mutation's
-    severity is its worst probe's, the choice assay included unless `text_severity`."""
+    severity is its worst probe's, the choice assay included unless `text_severity`. With
+    `effect_grade`, phenotypes are read from effect sizes (`grades`) instead."""
     screen = pick_screen(path, screen_name)
 
     def sites(chosen: ScreenSummary) -> SiteFrame:
         loaded = load_sites(path, chosen, probe_names, choice_severity=not text_severity)
-        return loaded.with_min_severity(min_severity)
+        graded = loaded.with_min_severity(min_severity)
+        return effect_grade.apply(graded) if effect_grade else graded
 
     frame = sites(screen)
     styled = load_styled(path, screen, probe_names)
@@ -166,6 +172,7 @@ def analyze(
         else _lines_against(
             frame, sites(pick_screen(path, against)), permutations=permutations, seed=seed
         ),
+        effect_grade=effect_grade.describe() if effect_grade else None,
     )
 
 

@@ -20,6 +20,7 @@ from mutatui.analysis.stats import LineEnrichmentResult, NullSummary, RateRow, o
 from mutatui.commands.common import (
     add_phenotype_arguments,
     describe_phenotype,
+    effect_grade_from_args,
     min_severity_from_args,
 )
 from mutatui.errors import MutatuiError
@@ -83,6 +84,8 @@ def emit_lines(args: argparse.Namespace) -> int:
     screen = pick_screen(args.db, args.screen)
     frame = load_sites(args.db, screen, args.probe, choice_severity=not args.text_severity)
     frame = frame.with_min_severity(min_severity_from_args(args))
+    grade = effect_grade_from_args(args)
+    frame = grade.apply(frame) if grade else frame
     tiles = sensitive_tiles(frame, args.tiles)
     if not tiles:
         raise MutatuiError(f"screen {screen.name!r} has no tile phenotypes yet; no lines to emit")
@@ -112,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         against=args.against,
         text_severity=args.text_severity,
+        effect_grade=effect_grade_from_args(args),
     )
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
@@ -357,7 +361,8 @@ def print_analysis(report: Report, result: ScreenAnalysis) -> None:
     report.paragraph(
         f" ({screen.model}, {screen.decoding}, {screen.status}); "
         f"probes: {', '.join(result.probes) or 'none'}; "
-        f"phenotype: {describe_phenotype(result.min_severity, result.text_severity)}; "
+        "phenotype: "
+        f"{describe_phenotype(result.min_severity, result.text_severity, result.effect_grade)}; "
         f"{result.permutations} permutations, seed {result.seed}",
         bold=screen.name,
     )

@@ -14,6 +14,7 @@ from mutatui.errors import MutatuiError
 if TYPE_CHECKING:  # torch and transformers load only when a command runs, not for --help
     from textual.app import App
 
+    from mutatui.analysis.grades import EffectGrade
     from mutatui.engine.decoding import Decoding
     from mutatui.engine.models import LoadedModel
 
@@ -89,14 +90,50 @@ def add_phenotype_arguments(parser: argparse.ArgumentParser) -> None:
         help="grade a mutation on its text probes only (default: its worst probe, the choice "
         "assay included, as the explorer shows it)",
     )
+    effects = parser.add_argument_group(
+        "phenotypes from effect sizes (screens that recorded them)"
+    ).add_mutually_exclusive_group()
+    effects.add_argument(
+        "--robust",
+        nargs="?",
+        type=float,
+        const=1.0,
+        metavar="MARGIN",
+        help="a phenotype is a change not at a fragile step: the unmutated model's margin "
+        "(top-1 minus top-2 logit) where it diverged is at least MARGIN (default 1: the "
+        "baseline's token e times as likely as the runner-up)",
+    )
+    effects.add_argument(
+        "--min-effect",
+        type=float,
+        metavar="KL",
+        help="a phenotype is a mean KL divergence over the continuation of at least KL nats, "
+        "changed or not",
+    )
+    effects.add_argument(
+        "--top-effect",
+        type=float,
+        metavar="SHARE",
+        help="a phenotype is among the top SHARE (0..1) of its matrix by effect size",
+    )
 
 
-def describe_phenotype(min_severity: int, text_severity: bool) -> str:
-    """What counted as a phenotype, for headers and captions."""
+def describe_phenotype(min_severity: int, text_severity: bool, effect: str | None = None) -> str:
+    """What counted as a phenotype, for headers and captions (`effect`: an effect grade's)."""
     if min_severity == min(PHENOTYPES):
-        return PHENOTYPES[min_severity]
+        return effect or PHENOTYPES[min_severity]
     graded = "text probes only" if text_severity else "worst of text and choice probes"
-    return f"{PHENOTYPES[min_severity]} ({graded})"
+    described = f"{PHENOTYPES[min_severity]} ({graded})"
+    return f"{described}, {effect}" if effect else described
+
+
+def effect_grade_from_args(args: argparse.Namespace) -> EffectGrade | None:
+    """The effect grade the flags ask for, or None (any change)."""
+    from mutatui.analysis.grades import EffectGrade
+
+    if args.robust is None and args.min_effect is None and args.top_effect is None:
+        return None
+    return EffectGrade(args.robust, args.min_effect, args.top_effect)
 
 
 def min_severity_from_args(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from mutatui.commands.common import (
     add_phenotype_arguments,
     describe_phenotype,
+    effect_grade_from_args,
     min_severity_from_args,
 )
 from mutatui.errors import MutatuiError
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     min_severity = min_severity_from_args(args)
+    grade = effect_grade_from_args(args)
     try:
         from mutatui.analysis.plots import write_figures
     except ImportError as error:
@@ -41,12 +43,13 @@ def run(args: argparse.Namespace) -> int:
     screen = pick_screen(args.db, args.screen)
     frame = load_sites(args.db, screen, args.probe, choice_severity=not args.text_severity)
     frame = frame.with_min_severity(min_severity)
+    frame = grade.apply(frame) if grade else frame
     groups = shape_groups(frame)
     if not groups:
         raise MutatuiError(f"screen {screen.name!r} has no results yet; nothing to plot")
     probes = ", ".join(frame.text_probes(args.probe))
     text_only = args.text_severity or not frame.has_choice_probe()
-    phenotype = describe_phenotype(min_severity, text_only)
+    phenotype = describe_phenotype(min_severity, text_only, grade.describe() if grade else None)
     caption = f"{screen.name}, probes {probes}: a phenotype is {phenotype}"
     written = []
     for (rows, cols), group in groups.items():

@@ -58,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_decoding_arguments(parser)
     parser.set_defaults(decoding=None, temperature=None, seed=None, max_new_tokens=None)
     parser.set_defaults(no_chat=None)
+    parser.add_argument(
+        "--effects",
+        choices=("on", "off"),
+        help="record effect sizes (NLL change, KL) for every mutation (default: on for models "
+        "of 1B parameters or more)",
+    )
     running = parser.add_argument_group("running")
     running.add_argument("--resume", action="store_true", help="continue an interrupted screen")
     running.add_argument("--shard", help="run part K of N of the spec, e.g. 2/8")
@@ -135,6 +141,8 @@ def spec_table(args: argparse.Namespace) -> dict | None:
     put("max_new_tokens", args.max_new_tokens)
     if args.no_chat:
         put("chat", False)
+    if args.effects is not None:
+        put("effects", args.effects == "on")
     if args.spec:
         given = True
     only_name = given and set(table) == {"name"}

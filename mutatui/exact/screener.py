@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import torch
@@ -40,9 +41,18 @@ from mutatui.engine.decoding import (
 )
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel, pin_precision
-from mutatui.engine.mutations import Mutation
+from mutatui.engine.mutations import Mutation, mutated
 from mutatui.engine.questions import ChoiceQuestion, choice_token_ids, naive_choices, pick_choice
 from mutatui.engine.questions import render_question as render_choice_question
+from mutatui.exact.effects import (
+    ROWS_PER_HEAD,
+    BaselineDistribution,
+    Effect,
+    Measured,
+    baseline_distribution,
+    effect,
+    measure,
+)
 from mutatui.exact.layers import BaselineTrace, KVStore, LayerRunner
 from mutatui.exact.onward import Diverged, decode_onward
 from mutatui.exact.replay import GenerateTrace
@@ -71,6 +81,7 @@ class TextOutcome:
     nonfinite: bool  # NaN/inf logits were seen
     settled_naively: bool  # a near tie sent it to the naive path
     diverge_at: int | None  # first token index differing from the baseline, None if identical
+    effect: Effect | None = None  # how far it moves the model (when the screener records it)
 
 
 @dataclass
@@ -81,6 +92,7 @@ class _TextProbe:
     baseline: Generation
     trace: BaselineTrace
     reference: Reference
+    distribution: BaselineDistribution
 
 
 SMALL_MODEL_PARAMETERS = 1_000_000_000
@@ -202,8 +214,11 @@ class Screener:
         decoding: Decoding,
         *,
         batch_size: int | None = None,
+        effects: bool = False,
     ) -> None:
         self.lm = lm
+        self.effects = effects
+        """Whether text outcomes carry their effect sizes (`exact.effects`)."""
         self.catalog = catalog
         self.decoding = decoding
         self.batch_size = max(1, batch_size or default_batch_size(lm.model))
@@ -316,10 +331,18 @@ class Screener:
             return []
         with torch.inference_mode():
             if self.runner is None:
-                return self._screen_text_batched(prompt, baseline, mutations)
-            if self._ties_everywhere(prompt, baseline):
-                return [self._naive_outcome(prompt, baseline, m) for m in mutations]
-            return self._screen_text_layered(prompt, baseline, mutations)
+                outcomes = self._screen_text_batched(prompt, baseline, mutations)
+                measured = self._measure_lone(prompt, baseline, mutations) if self.effects else {}
+            elif self._ties_everywhere(prompt, baseline):
+                outcomes = [self._naive_outcome(prompt, baseline, m) for m in mutations]
+                measured = (
+                    self._measure_layered(prompt, baseline, mutations) if self.effects else {}
+                )
+            else:
+                outcomes, measured = self._screen_text_layered(prompt, baseline, mutations)
+            if not measured:
+                return outcomes
+            return self._with_effects(self._distribution(prompt, baseline), outcomes, measured)
 
     def _ties_everywhere(self, prompt: list[int], baseline: Generation) -> bool:
         """Whether most of the baseline's decisions are near ties (native half precision): then
@@ -384,28 +407,128 @@ class Screener:
         trace = self.runner.trace(teacher_input(prompt, baseline, self.decoding))
         decisions = slice(len(prompt) - 1, None)
         final = trace.final[decisions]
+        logits = self.runner.logits(final)
         reference = make_reference(
-            len(prompt),
-            baseline,
-            self.lm.eos_token_ids,
-            final,
-            self.runner.logits(final),
-            self._chooser_for(),
+            len(prompt), baseline, self.lm.eos_token_ids, final, logits, self._chooser_for()
         )
-        self._probe = _TextProbe(key, baseline, trace, reference)
+        distribution = baseline_distribution(logits, reference.targets)
+        self._probe = _TextProbe(key, baseline, trace, reference, distribution)
         return self._probe
+
+    def baseline_margins(self, prompt: list[int], baseline: Generation) -> list[float]:
+        """The unmutated model's top-1 minus top-2 logit at each step of its continuation."""
+        with torch.inference_mode():
+            return self._distribution(prompt, baseline).margins.tolist()
+
+    def _distribution(self, prompt: list[int], baseline: Generation) -> BaselineDistribution:
+        if self.runner is not None:
+            return self._text_probe(prompt, baseline).distribution
+        logits = self._forward_logits(prompt, baseline, None)
+        targets = [*baseline.tokens, *([min(self.lm.eos_token_ids)] if baseline.stopped else [])]
+        if baseline.stopped:  # the EOS the baseline chose, as the reference takes it
+            chosen = int(logits[-1].argmax())
+            targets[-1] = chosen if chosen in self.lm.eos_token_ids else targets[-1]
+        return baseline_distribution(logits, torch.tensor(targets[: logits.shape[0]]))
+
+    def _measure_rows(self, probe: _TextProbe, final: torch.Tensor) -> list[Measured]:
+        """Per row of a teacher-forced pass, the measurements behind its effect sizes."""
+        measured: list[Measured] = []
+        for start in range(0, final.shape[0], ROWS_PER_HEAD):
+            logits = self.runner.logits(final[start : start + ROWS_PER_HEAD])
+            measured += measure(probe.distribution, logits)
+        return measured
+
+    def _with_effects(
+        self,
+        distribution: BaselineDistribution,
+        outcomes: list[TextOutcome],
+        measured: dict[int, Measured],
+    ) -> list[TextOutcome]:
+        return [
+            replace(outcome, effect=effect(distribution, measured[index], outcome.diverge_at))
+            if index in measured
+            else outcome
+            for index, outcome in enumerate(outcomes)
+        ]
+
+    def _measure_layered(
+        self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
+    ) -> dict[int, Measured]:
+        """The effect measurements alone, by teacher-forced passes (when decoding runs on
+        another path)."""
+        probe = self._text_probe(prompt, baseline)
+        decisions = slice(probe.reference.prompt_length - 1, None)
+        measured: dict[int, Measured] = {}
+        for batch in _layer_batches(mutations, self.pass_rows(probe.trace.final.shape[0])):
+            final, _ = self.runner.run_from(probe.trace, [m for _, m in batch], decisions)
+            rows = self._measure_rows(probe, final)
+            measured.update((index, row) for (index, _), row in zip(batch, rows, strict=True))
+        return measured
+
+    def effects_of(
+        self,
+        prompt: list[int],
+        baseline: Generation,
+        mutations: Sequence[Mutation],
+        diverge_at: Sequence[int | None],
+    ) -> list[Effect]:
+        """The effect sizes of mutations whose outcomes are known already (their first
+        differing tokens): teacher forcing alone, no decoding (effect sizes for a screen
+        recorded without them)."""
+        with torch.inference_mode():
+            if self.runner is None:
+                measured = self._measure_lone(prompt, baseline, mutations)
+            else:
+                measured = self._measure_layered(prompt, baseline, mutations)
+            distribution = self._distribution(prompt, baseline)
+        return [
+            effect(distribution, measured[index], divergence)
+            for index, divergence in enumerate(diverge_at)
+        ]
+
+    def _forward_logits(
+        self, prompt: list[int], baseline: Generation, mutation: Mutation | None
+    ) -> torch.Tensor:
+        """The logits at the decision steps of one forward pass over the prompt and the
+        baseline's continuation, with the weight edited: the naive path of effect sizes."""
+        sequence = teacher_input(prompt, baseline, self.decoding)
+        device = self.catalog.parameter(0, self.catalog.names[0]).device
+        ids = torch.tensor([sequence], device=device)
+        with mutated(self.catalog, mutation) if mutation else nullcontext():
+            return self.lm.model(input_ids=ids).logits[0, len(prompt) - 1 :]
+
+    def _measure_lone(
+        self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
+    ) -> dict[int, Measured]:
+        """The effect measurements on the naive path (for models without the layered engine):
+        each mutant's forward pass with the weight edited, alone."""
+        distribution = self._distribution(prompt, baseline)
+        return {
+            index: measure(
+                distribution, self._forward_logits(prompt, baseline, mutation).unsqueeze(0)
+            )[0]
+            for index, mutation in enumerate(mutations)
+        }
 
     def _screen_text_layered(
         self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
-    ) -> list[TextOutcome]:
+    ) -> tuple[list[TextOutcome], dict[int, Measured]]:
+        """The outcomes, and the effect measurements when the screener records them (taken from
+        the same teacher-forced passes)."""
         probe = self._text_probe(prompt, baseline)
         reference = probe.reference
         outcomes: list[TextOutcome | None] = [None] * len(mutations)
+        measured: dict[int, Measured] = {}
         pending: list[Diverged] = []
         decisions = slice(reference.prompt_length - 1, None)
         rows = self.pass_rows(probe.trace.final.shape[0])
         for batch in _layer_batches(mutations, rows):
             final, kv = self.runner.run_from(probe.trace, [m for _, m in batch], decisions)
+            if self.effects:
+                rows_measured = self._measure_rows(probe, final)
+                measured.update(
+                    (index, row) for (index, _), row in zip(batch, rows_measured, strict=True)
+                )
             tolerances = torch.tensor([self.tolerance(m) for _, m in batch])
             verdicts = judge(
                 reference,
@@ -438,7 +561,7 @@ class Screener:
                 self._finish_diverged(probe, pending, outcomes)
                 pending = []
         self._finish_diverged(probe, pending, outcomes)
-        return outcomes  # type: ignore[return-value]
+        return outcomes, measured  # type: ignore[return-value]
 
     def _teacher_outcome(self, baseline: Generation, verdict: Verdict) -> TextOutcome | None:
         """The outcome when teacher forcing alone decides it; None when it must decode on."""

@@ -16,6 +16,7 @@ from mutatui.screening.runner import (
     BatchGrader,
     calibration_sample,
     grade_batch,
+    make_screener,
     matrix_rows,
     measure_assays,
     prepare_engine,
@@ -88,7 +89,6 @@ class ScreenWorker:
 
         from mutatui.engine.matrices import MatrixCatalog
         from mutatui.engine.models import load_model
-        from mutatui.exact.screener import Screener
 
         if self._threads:
             torch.set_num_threads(self._threads)
@@ -102,7 +102,7 @@ class ScreenWorker:
         )
         catalog = MatrixCatalog(lm.model)
         plan = spec.plan(catalog)
-        screener = Screener(lm, catalog, spec.decoding, batch_size=self._batch_size)
+        screener = make_screener(lm, catalog, spec, self._batch_size)
         assays = measure_assays(lm, catalog, screener, spec)
         engine = prepare_engine(lm, screener, assays, calibration_sample(plan, WHOLE))
         grader = BatchGrader(lm, screener, spec, assays)

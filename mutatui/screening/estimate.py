@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
-from mutatui.exact.screener import Screener, row_bytes
+from mutatui.exact.screener import row_bytes
 from mutatui.exact.selfcheck import peak_memory
 from mutatui.exact.tolerance import spread
 from mutatui.screening.plan import WHOLE, Shard
@@ -22,6 +22,7 @@ from mutatui.screening.runner import (
     BatchGrader,
     calibration_sample,
     engine_notes,
+    make_screener,
     measure_assays,
     prepare_engine,
 )
@@ -58,7 +59,7 @@ def estimate_screen(
     """Grade a sample of `spec`'s plan and scale its time to the whole (shard)."""
     catalog = MatrixCatalog(lm.model)
     plan = spec.plan(catalog)
-    screener = Screener(lm, catalog, spec.decoding, batch_size=batch_size)
+    screener = make_screener(lm, catalog, spec, batch_size)
     assays = measure_assays(lm, catalog, screener, spec)
     engine = prepare_engine(lm, screener, assays, calibration_sample(plan, shard))
     grader = BatchGrader(lm, screener, spec, assays)

@@ -75,6 +75,10 @@ class TextGrade:
     style: str | None
     severity: int
     settled_naively: bool = False
+    delta_nll: float | None = None  # effect sizes (`exact.effects`), when the screen records them
+    kl_prefix: float | None = None
+    kl_all: float | None = None
+    diverge_margin: float | None = None
 
     @property
     def degenerate(self) -> bool:

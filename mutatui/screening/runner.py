@@ -12,7 +12,7 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from mutatui.engine.models import PINNED_PRECISION, LoadedModel, device_name
 from mutatui.engine.mutations import Mutation
 from mutatui.engine.questions import naive_choices, render_question
 from mutatui.errors import MutatuiError
-from mutatui.exact.screener import Screener
+from mutatui.exact.screener import SMALL_MODEL_PARAMETERS, Screener
 from mutatui.exact.tolerance import CALIBRATION_MUTATIONS, Tolerance, spread
 from mutatui.screening import grading
 from mutatui.screening.choice import score
@@ -35,6 +35,7 @@ from mutatui.screening.samplers import sampler_notes
 from mutatui.screening.spec import ScreenSpec, spec_from_json
 from mutatui.store import screens as store
 from mutatui.store.database import initialize, writer_lock
+from mutatui.store.effects import add_margins
 from mutatui.store.engines import EngineRecord, engine_of, record_engine
 from mutatui.store.parts import has_ledger
 
@@ -74,6 +75,8 @@ class Assays:
     choice_digest: str | None = None
     """sha256 of the questions as the model sees them (token ids) and their answers: a resume
     or merge must ask exactly the same."""
+    margins: list[list[float]] | None = None
+    """Per text probe, the unmutated model's top-1 minus top-2 logit at each baseline step."""
 
     @property
     def choice_probe_id(self) -> int:
@@ -90,6 +93,7 @@ class Assays:
                 "prompt": probe.prompt,
                 "baseline_text": text,
                 "baseline_tokens": baseline.tokens,
+                "margins": self.margins[index] if self.margins else None,
             }
             for index, (probe, baseline, text) in enumerate(
                 zip(spec.probes, self.baselines, self.baseline_texts, strict=True)
@@ -141,6 +145,25 @@ def measure_assays(
         choice=choice,
         baseline_answers=answers,
         choice_digest=digest,
+        margins=[screener.baseline_margins(p, b) for p, b in zip(prompts, baselines, strict=True)],
+    )
+
+
+def records_effects(spec: ScreenSpec, lm: LoadedModel) -> bool:
+    """Whether the screen records effect sizes: as its spec says, else for models of a billion
+    parameters or more, where the head is a small part of a pass (on SmolLM2 it is a large one:
+    docs/design/engine.md gives the cost)."""
+    if spec.effects is not None:
+        return spec.effects
+    return sum(p.numel() for p in lm.model.parameters()) >= SMALL_MODEL_PARAMETERS
+
+
+def make_screener(
+    lm: LoadedModel, catalog: MatrixCatalog, spec: ScreenSpec, batch_size: int | None
+) -> Screener:
+    """The engine for a spec: its decoding, the batch asked for, effect sizes as it records."""
+    return Screener(
+        lm, catalog, spec.decoding, batch_size=batch_size, effects=records_effects(spec, lm)
     )
 
 
@@ -301,18 +324,19 @@ class BatchGrader:
                 zip(changed, self._cosines(baseline_text, [texts[i] for i in changed]), strict=True)
             )
             for index, outcome in enumerate(outcomes):
-                grades[index].append(
-                    grading.grade_text(
-                        baseline.tokens,
-                        baseline_text,
-                        outcome.tokens,
-                        texts.get(index, baseline_text),
-                        stopped=outcome.stopped,
-                        nonfinite=outcome.nonfinite,
-                        cosine=cosines.get(index),
-                        settled_naively=outcome.settled_naively,
-                    )
+                grade = grading.grade_text(
+                    baseline.tokens,
+                    baseline_text,
+                    outcome.tokens,
+                    texts.get(index, baseline_text),
+                    stopped=outcome.stopped,
+                    nonfinite=outcome.nonfinite,
+                    cosine=cosines.get(index),
+                    settled_naively=outcome.settled_naively,
                 )
+                if outcome.effect is not None:
+                    grade = replace(grade, **asdict(outcome.effect))
+                grades[index].append(grade)
         return grades
 
     def _choice_grades(
@@ -485,7 +509,7 @@ def run_screen(
         plan = spec.plan(catalog)
         for note in sampler_notes(spec.sites, plan.matrices):
             progress.note(note)
-        screener = Screener(lm, catalog, spec.decoding, batch_size=run.batch_size)
+        screener = make_screener(lm, catalog, spec, run.batch_size)
         if screener.fallback is not None:
             progress.note(screener.fallback)
         assays = measure_assays(lm, catalog, screener, spec)
@@ -506,6 +530,7 @@ def run_screen(
             start = 0
         else:
             screen_id = record.screen_id
+            add_margins(run.db, screen_id, probe_rows)  # a screen begun before they were kept
             start = store.resume_point(run.db, screen_id)
             store.set_status(run.db, screen_id, "running")
         if engine != stored:

@@ -11,6 +11,7 @@ mutations, so a resume or a merge can check that it continues the same screen:
     kinds = ["max", "min"]
     max_new_tokens = 48
     chat = true
+    effects = true                 # record effect sizes (default: for models of 1B and more)
 
     [decoding]
     mode = "greedy"                # or "sample", with temperature and seed
@@ -64,6 +65,7 @@ SPEC_KEYS = (
     "max_new_tokens",
     "chat",
     "sites",
+    "effects",
 )
 
 
@@ -82,6 +84,8 @@ class ScreenSpec:
     decoding: Decoding = field(default_factory=Decoding)
     chat: bool = True
     sites: Sampler = field(default_factory=lambda: Tiles(64, 64))
+    effects: bool | None = None
+    """Record effect sizes (`exact.effects`); None: where the model has 1B parameters or more."""
 
     def table(self) -> dict:
         """The canonical table form (what a TOML spec says, with every default filled in)."""
@@ -104,15 +108,16 @@ class ScreenSpec:
             "max_new_tokens": self.decoding.max_new_tokens,
             "chat": self.chat,
             "sites": self.sites.table(),
-        }
+        } | ({} if self.effects is None else {"effects": self.effects})
 
     def to_json(self) -> str:
         return json.dumps(self.table(), sort_keys=True)
 
     @property
     def digest(self) -> str:
-        """sha256 of everything but the name: equal digests mean the same mutations and probes."""
-        identity = {k: v for k, v in self.table().items() if k != "name"}
+        """sha256 of everything but the name and what is recorded besides the outcomes (effect
+        sizes): equal digests mean the same mutations and probes."""
+        identity = {k: v for k, v in self.table().items() if k not in ("name", "effects")}
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
     @property
@@ -263,6 +268,8 @@ def spec_from_table(table: Mapping[str, object], where: str = "spec") -> ScreenS
     )
     if "chat" in table:
         updates["chat"] = bool(_expect(table["chat"], bool, "chat"))
+    if "effects" in table:
+        updates["effects"] = bool(_expect(table["effects"], bool, "effects"))
     if "sites" in table:
         sites = table["sites"]
         if not isinstance(sites, Mapping):

@@ -22,6 +22,7 @@ from mutatui.engine.questions import naive_choices
 from mutatui.screening.choice import score
 from mutatui.screening.probes import load_choice_probe
 from mutatui.screening.spec import ScreenSpec
+from mutatui.store.effects import PendingResult
 from mutatui.store.queries import MutationDetail, ResultDetail
 
 
@@ -30,7 +31,8 @@ def sample_ids(ids: Sequence[int], count: int, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(list(ids), min(count, len(ids))))
 
 
-def recorded_mutation(recorded: MutationDetail) -> Mutation:
+def recorded_mutation(recorded: MutationDetail | PendingResult) -> Mutation:
+    """The mutation a stored row describes (its value kept only for a number kind)."""
     kind = Kind(recorded.kind)
     return Mutation(recorded.site, kind, recorded.value if kind is Kind.VALUE else None)
 

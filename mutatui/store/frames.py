@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 
 from mutatui.errors import MutatuiError
-from mutatui.store.database import check_readable, connect
+from mutatui.store.database import check_readable, connect, has_table
 from mutatui.store.queries import MatrixShape, Probe, ScreenSummary, list_screens
 
 
@@ -28,7 +28,11 @@ class SiteFrame:
     `malignant` and `destructive` are true when any probe says so.
     `cosine` is the lowest similarity to the baseline over those probes (1 where no output
     changed or none was embedded); `choice_delta` the change in questions answered right (0 where
-    the assay did not run).
+    the assay did not run). `effect` is the largest mean KL divergence over those probes (the
+    unmutated model's next-token distributions to the mutant's, over the baseline's
+    continuation: `exact.effects`), `margin` the largest margin of the unmutated model at a
+    step where one of them diverged (how far from a tie the change happened); both NaN where
+    the screen recorded no effect sizes (`effects_recorded`), `margin` also where none changed.
     """
 
     screen: ScreenSummary
@@ -48,6 +52,9 @@ class SiteFrame:
     destructive: np.ndarray
     cosine: np.ndarray
     choice_delta: np.ndarray
+    effect: np.ndarray
+    margin: np.ndarray
+    effects_recorded: bool = False
 
     def __len__(self) -> int:
         return len(self.mutation_id)
@@ -55,7 +62,13 @@ class SiteFrame:
     def subset(self, mask: np.ndarray) -> SiteFrame:
         """The same frame restricted to the mutations where `mask` is true."""
         columns = {name: getattr(self, name)[mask] for name in _SITE_COLUMNS}
-        return SiteFrame(self.screen, self.probes, self.matrices, **columns)
+        return SiteFrame(
+            self.screen,
+            self.probes,
+            self.matrices,
+            **columns,
+            effects_recorded=self.effects_recorded,
+        )
 
     def has_choice_probe(self) -> bool:
         return any(probe.kind == "choice" for probe in self.probes)
@@ -92,7 +105,9 @@ class SiteFrame:
 
 
 _SITE_COLUMNS = tuple(
-    field.name for field in fields(SiteFrame) if field.name not in ("screen", "probes", "matrices")
+    field.name
+    for field in fields(SiteFrame)
+    if field.name not in ("screen", "probes", "matrices", "effects_recorded")
 )
 """The per-mutation array columns of a SiteFrame, derived from its fields."""
 
@@ -165,6 +180,23 @@ def _chosen_probe_ids(probes: list[Probe], names: Sequence[str] | None, kind: st
     return [by_name[name] for name in names]
 
 
+@dataclass(frozen=True)
+class _EffectColumns:
+    columns: str
+    join: str
+
+
+EFFECT_JOIN = _EffectColumns(
+    columns="coalesce(max(e.kl_all), 'nan')::DOUBLE AS effect, "
+    "coalesce(max(e.diverge_margin) FILTER (WHERE r.changed), 'nan')::DOUBLE AS margin",
+    join="LEFT JOIN effects e ON e.screen_id = r.screen_id AND e.mutation_id = r.mutation_id "
+    "AND e.probe_id = r.probe_id",
+)
+NO_EFFECTS = _EffectColumns(columns="'nan'::DOUBLE AS effect, 'nan'::DOUBLE AS margin", join="")
+"""The effect columns of `load_sites`: from `effects`, or none for a screen without them (or a
+file made before the table)."""
+
+
 def load_sites(
     path: str | Path,
     screen: ScreenSummary,
@@ -181,8 +213,14 @@ def load_sites(
         matrices = _matrices(connection, screen.screen_id)
         text_ids = _chosen_probe_ids(probes, probe_names, "text")
         choice_ids = _chosen_probe_ids(probes, None, "choice")
+        recorded = has_table(connection, "effects") and bool(
+            connection.execute(
+                "SELECT count(*) FROM effects WHERE screen_id = ?", [screen.screen_id]
+            ).fetchone()[0]
+        )
+        effects = EFFECT_JOIN if recorded else NO_EFFECTS
         arrays = connection.execute(
-            """SELECT m.mutation_id, m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind,
+            f"""SELECT m.mutation_id, m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind,
                       bool_or(r.changed) AS changed,
                       greatest(max(r.severity),
                                CASE WHEN ? THEN coalesce(max(c.severity), 0) ELSE 0 END
@@ -190,11 +228,13 @@ def load_sites(
                       bool_or(r.malignant) AS malignant,
                       coalesce(bool_or(c.destructive), false) AS destructive,
                       coalesce(min(r.cosine), 1.0)::DOUBLE AS cosine,
-                      coalesce(min(c.choice_delta), 0)::INTEGER AS choice_delta
+                      coalesce(min(c.choice_delta), 0)::INTEGER AS choice_delta,
+                      {effects.columns}
                FROM mutations m
                JOIN results r
                  ON r.screen_id = m.screen_id AND r.mutation_id = m.mutation_id
                 AND list_contains(?, r.probe_id)
+               {effects.join}
                LEFT JOIN results c
                  ON c.screen_id = m.screen_id AND c.mutation_id = m.mutation_id
                 AND list_contains(?, c.probe_id)
@@ -213,7 +253,9 @@ def load_sites(
     columns["severity"] = columns["severity"].astype(np.int8)
     columns["cosine"] = columns["cosine"].astype(np.float64)
     columns["choice_delta"] = columns["choice_delta"].astype(np.int64)
-    return SiteFrame(screen, probes, matrices, **columns)
+    for name in ("effect", "margin"):
+        columns[name] = columns[name].astype(np.float64)
+    return SiteFrame(screen, probes, matrices, **columns, effects_recorded=recorded)
 
 
 def load_styled(

@@ -136,6 +136,34 @@ CREATE TABLE IF NOT EXISTS results (
     PRIMARY KEY (screen_id, mutation_id, probe_id)
 );
 
+-- Effect sizes (exact/effects.py): how far a mutation moves the model on a text probe's baseline
+-- continuation, from the teacher-forced pass, for every mutation, changed or not. Written with
+-- the results when the screen records them (spec `effects`), or later by `mutatui effects`.
+CREATE TABLE IF NOT EXISTS effects (
+    screen_id INTEGER NOT NULL,
+    mutation_id BIGINT NOT NULL,
+    probe_id INTEGER NOT NULL,
+    delta_nll DOUBLE,                            -- mean NLL of the baseline continuation (its
+                                                 -- tokens and final EOS), mutant minus unmutated,
+                                                 -- nats per token
+    kl_prefix DOUBLE,                            -- mean KL(unmutated || mutant) of the next-token
+                                                 -- distributions over the steps up to and
+                                                 -- including the first divergence (all when
+                                                 -- unchanged)
+    kl_all DOUBLE,                               -- the same mean over every step
+    diverge_margin DOUBLE,                       -- changed only: the unmutated model's top-1
+                                                 -- minus top-2 logit at the diverging step
+    PRIMARY KEY (screen_id, mutation_id, probe_id)
+);
+
+-- The unmutated model's fragile steps: a text probe's margin at each baseline step.
+CREATE TABLE IF NOT EXISTS probe_margins (
+    screen_id INTEGER NOT NULL,
+    probe_id INTEGER NOT NULL,
+    margins DOUBLE[] NOT NULL,                   -- per step: top-1 minus top-2 logit
+    PRIMARY KEY (screen_id, probe_id)
+);
+
 -- Triage notes from the explorer.
 CREATE TABLE IF NOT EXISTS tags (
     screen_id INTEGER NOT NULL,

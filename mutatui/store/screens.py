@@ -22,10 +22,12 @@ from mutatui.store.database import (
     cannot_write,
     check_readable,
     connect,
+    has_table,
     initialize,
     transaction,
     writer_alive,
 )
+from mutatui.store.effects import EFFECT_COLUMNS, effect_row, insert_effects, insert_margins
 from mutatui.store.engines import EngineRecord, copy_engine, read_engine
 
 MUTATION_COLUMNS = (
@@ -82,7 +84,17 @@ PROBE_COLUMNS = (
     "questions",
 )
 MATRIX_COLUMNS = ("layer", "matrix", "module_path", "rows", "cols", "min", "max")
-EXPORT_TABLES = ("screens", "engines", "probes", "matrices", "mutations", "results", "tags")
+EXPORT_TABLES = (
+    "screens",
+    "engines",
+    "probes",
+    "probe_margins",
+    "matrices",
+    "mutations",
+    "results",
+    "effects",
+    "tags",
+)
 EXPORT_FORMATS = ("parquet", "csv")
 EXPORT_ORDER = {
     "engines": "screen_id",
@@ -90,6 +102,8 @@ EXPORT_ORDER = {
     "matrices": "screen_id, layer, matrix",
     "mutations": "screen_id, mutation_id",
     "results": "screen_id, mutation_id, probe_id",
+    "effects": "screen_id, mutation_id, probe_id",
+    "probe_margins": "screen_id, probe_id",
     "tags": "screen_id, mutation_id, tag",
 }
 
@@ -225,6 +239,7 @@ def create_screen(
             screen_id,
             [[matrix[c] for c in MATRIX_COLUMNS] for matrix in matrices],
         )
+        insert_margins(connection, screen_id, probes)
     return int(screen_id)
 
 
@@ -327,8 +342,9 @@ def set_styles(path: str | Path, screen_id: int, styles: Sequence[tuple[int, int
 
 
 def result_row(values: Mapping[str, object]) -> list[object]:
-    """A results row in `RESULT_COLUMNS` order; unknown keys are an error, missing ones default."""
-    unknown = set(values) - set(RESULT_COLUMNS)
+    """A results row in `RESULT_COLUMNS` order; unknown keys are an error, missing ones default
+    (effect sizes are `effect_row`'s)."""
+    unknown = set(values) - set(RESULT_COLUMNS) - set(EFFECT_COLUMNS)
     if unknown:
         raise ValueError(f"not columns of results: {', '.join(sorted(unknown))}")
     return [values.get(c, RESULT_DEFAULTS.get(c)) for c in RESULT_COLUMNS]
@@ -360,6 +376,7 @@ def append_rows(
     _insert_for_screen(
         connection, "results", RESULT_COLUMNS, screen_id, [result_row(r) for r in results]
     )
+    insert_effects(connection, screen_id, [row for row in map(effect_row, results) if row])
     connection.execute(
         "UPDATE screens SET elapsed_seconds = elapsed_seconds + ?, "
         "updated_at = current_timestamp WHERE screen_id = ?",
@@ -642,6 +659,8 @@ _MERGED_TABLES = (
     ("results", ("mutation_id", "probe_id"), "mutations", ("mutation_id",)),
     ("mutations", ("mutation_id",), "mutations", ("mutation_id",)),
     ("tags", ("mutation_id", "tag"), "tags", ("mutation_id", "tag")),
+    ("effects", ("mutation_id", "probe_id"), "effects", ("mutation_id", "probe_id")),
+    ("probe_margins", ("probe_id",), "probe_margins", ("probe_id",)),
 )
 """The tables a merge appends to, in order. Names are the schema's, never user input."""
 
@@ -655,7 +674,11 @@ def _append_new_rows(
     stored_in: str,
     stored_key: tuple[str, ...],
 ) -> None:
-    """Append to screen `target`'s `table` the members' rows (one per key) not stored yet."""
+    """Append to screen `target`'s `table` the members' rows (one per key) not stored yet
+    (members made before the table was added have none)."""
+    members = [member for member in members if has_table(connection, table, member[0])]
+    if not members:
+        return
     union, ids = _union_of(members, table)
     match = " AND ".join(f"m.{column} = s.{column}" for column in stored_key)
     connection.execute(

@@ -1,0 +1,53 @@
+"""`mutatui effects DB`: add effect sizes to a screen recorded without them (teacher forcing
+over each probe's baseline; nothing is decoded again)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mutatui.commands.common import add_model_arguments, load_from_args
+from mutatui.errors import MutatuiError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "effects",
+        help="add effect sizes (NLL change, KL) to a screen's stored results, without decoding",
+    )
+    parser.add_argument("db", help="a mutatui database (written: the effects are added to it)")
+    parser.add_argument("--screen", help="the screen's name (default: the largest screen)")
+    parser.add_argument(
+        "--batch-size", type=int, help="mutations per engine batch (default: the engine's)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_model_arguments(parser, required=False)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mutatui.screening.effects import add_effects
+    from mutatui.screening.spec import spec_from_json
+    from mutatui.store.database import check_writable
+    from mutatui.store.frames import pick_screen
+    from mutatui.store.screens import find_screen
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise MutatuiError(f"--batch-size must be at least 1, got {args.batch_size}")
+    db = Path(args.db)
+    record = find_screen(db, pick_screen(db, args.screen).name)
+    if record is None or record.kind != "screen":
+        raise MutatuiError("effect sizes are added to screens made by `mutatui screen` only")
+    check_writable(db)
+    args.model = args.model or spec_from_json(record.spec).model
+    lm = load_from_args(args, quiet=args.quiet)
+
+    def say(line: str) -> None:
+        if not args.quiet:
+            print(f"mutatui effects: {line}", file=sys.stderr)
+
+    report = add_effects(db, record, lm, batch_size=args.batch_size, progress=say)
+    print(f"{report.screen}: effect sizes added to {report.added} results")
+    return 0

@@ -1,0 +1,102 @@
+"""Effect sizes in the store: the `effects` rows of text results and each text probe's
+baseline margins (`probe_margins`), written with a screen's batches or added to a screen
+recorded without them (`screening.effects`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from mutatui.engine.sites import Site
+from mutatui.store.database import connect, has_table, transaction
+
+EFFECT_COLUMNS = ("delta_nll", "kl_prefix", "kl_all", "diverge_margin")
+"""A text result's effect sizes: carried in its result mapping, stored in `effects`."""
+
+
+@dataclass(frozen=True)
+class PendingResult:
+    """A stored text result without effect sizes: its mutation as stored, and its outcome's
+    first differing token."""
+
+    mutation_id: int
+    site: Site
+    kind: str
+    value: float
+    diverge_at: int | None
+
+
+def effect_row(values: Mapping[str, object]) -> list[object] | None:
+    """An `effects` row (mutation_id, probe_id, then `EFFECT_COLUMNS`) of a result mapping;
+    None when it carries no effect sizes (not recorded, or a choice probe)."""
+    if all(values.get(column) is None for column in EFFECT_COLUMNS[:3]):
+        return None
+    return [values["mutation_id"], values["probe_id"], *(values.get(c) for c in EFFECT_COLUMNS)]
+
+
+def insert_effects(
+    connection: duckdb.DuckDBPyConnection, screen_id: int, rows: Sequence[Sequence[object]]
+) -> None:
+    """Rows of (mutation_id, probe_id, *EFFECT_COLUMNS), inside the caller's transaction."""
+    if rows:
+        connection.executemany(
+            "INSERT INTO effects (screen_id, mutation_id, probe_id, "
+            f"{', '.join(EFFECT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [[screen_id, *row] for row in rows],
+        )
+
+
+def insert_margins(
+    connection: duckdb.DuckDBPyConnection, screen_id: int, probes: Sequence[Mapping[str, object]]
+) -> None:
+    """Each probe row's `margins` not stored yet, inside the caller's transaction."""
+    for probe in probes:
+        if probe.get("margins"):
+            connection.execute(
+                "INSERT INTO probe_margins SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM "
+                "probe_margins WHERE screen_id = ? AND probe_id = ?)",
+                [screen_id, probe["probe_id"], probe["margins"], screen_id, probe["probe_id"]],
+            )
+
+
+def add_margins(path: str | Path, screen_id: int, probes: Sequence[Mapping[str, object]]) -> None:
+    with connect(path, read_only=False) as connection, transaction(connection):
+        insert_margins(connection, screen_id, probes)
+
+
+def pending_results(path: str | Path, screen_id: int, probe_id: int) -> list[PendingResult]:
+    """The probe's stored results without effect sizes, in mutation order."""
+    with connect(path, read_only=True) as connection:
+        absent = (
+            ""
+            if not has_table(connection, "effects")
+            else (
+                "AND NOT EXISTS (SELECT 1 FROM effects e WHERE e.screen_id = r.screen_id "
+                "AND e.mutation_id = r.mutation_id AND e.probe_id = r.probe_id)"
+            )
+        )
+        rows = connection.execute(
+            "SELECT m.mutation_id, m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind, "
+            "m.value, r.diverge_at FROM results r JOIN mutations m USING (screen_id, mutation_id) "
+            f"WHERE r.screen_id = ? AND r.probe_id = ? {absent} ORDER BY m.mutation_id",
+            [screen_id, probe_id],
+        ).fetchall()
+    return [
+        PendingResult(mutation_id, Site(layer, matrix, row0, row1, col0, col1), kind, value, at)
+        for mutation_id, layer, matrix, row0, row1, col0, col1, kind, value, at in rows
+    ]
+
+
+def write_effects(
+    path: str | Path, screen_id: int, probe_id: int, rows: Sequence[tuple[int, Sequence[object]]]
+) -> None:
+    """(mutation_id, effect values in `EFFECT_COLUMNS` order) of one probe, in one transaction."""
+    with connect(path, read_only=False) as connection, transaction(connection):
+        insert_effects(
+            connection,
+            screen_id,
+            [[mutation_id, probe_id, *values] for mutation_id, values in rows],
+        )

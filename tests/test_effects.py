@@ -1,0 +1,256 @@
+"""Effect sizes (exact/effects.py) against the naive path: the weight edited, one forward pass
+over the prompt and the baseline's continuation, restored (tests/naive.py, computed from
+scratch in float64 from the model's logits). The engine takes them from its batched
+teacher-forced passes; they agree to the dtype's rounding."""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import pytest
+from naive import naive_effects, sample_mutations
+from tiny_models import FAMILY_CONFIGS, OTHERS, build_tiny_model, tiny_spec
+
+from mutatui.engine.compare import first_divergence
+from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
+from mutatui.engine.matrices import MatrixCatalog
+from mutatui.engine.models import load_model
+from mutatui.exact.screener import Screener
+from mutatui.screening.runner import ScreenRun, run_screen
+from mutatui.store.screens import export_table, merge
+
+GREEDY = Decoding(max_new_tokens=12)
+SAMPLED = Decoding(mode="sample", temperature=0.7, seed=5, max_new_tokens=12)
+TOLERANCE = {"float32": (1e-4, 1e-3), "bfloat16": (0.05, 0.05)}
+"""(absolute, relative) agreement of engine and naive effect sizes per dtype: a batched pass
+and a lone one round differently, by a few units of the dtype's last place."""
+
+
+def agrees(engine: float | None, naive: float | None, dtype: str) -> bool:
+    if naive is None or math.isnan(naive):
+        return engine is None
+    if math.isinf(naive):
+        return engine == naive
+    absolute, relative = TOLERANCE[dtype]
+    return engine is not None and abs(engine - naive) <= absolute + relative * abs(naive)
+
+
+def check_against_naive(lm, catalog, decoding, dtype="float32", seed=1):
+    """Screen a sample of every matrix type (elements, blocks, huge values) with effect sizes
+    and hold each against the naive path; returns the outcomes."""
+    prompt = encode_prompt(lm, "the cat sat")
+    mutations = sample_mutations(catalog, seed=seed)
+    screener = Screener(lm, catalog, decoding, batch_size=8, effects=True)
+    baseline = screener.baseline(prompt)
+    outcomes = screener.screen_text(prompt, baseline, mutations)
+    *_, margins = naive_effects(lm, catalog, prompt, baseline, None, None)
+    engine_margins = screener.baseline_margins(prompt, baseline)
+    assert all(agrees(e, n, dtype) for e, n in zip(engine_margins, margins, strict=True))
+    for mutation, outcome in zip(mutations, outcomes, strict=True):
+        lone = naive_generate(lm, catalog, prompt, mutation, decoding)
+        assert outcome.diverge_at == first_divergence(baseline.tokens, lone.tokens), mutation
+        delta, prefix, whole, margin, _ = naive_effects(
+            lm, catalog, prompt, baseline, mutation, outcome.diverge_at
+        )
+        found = outcome.effect
+        assert found is not None, mutation
+        for name, engine, naive in (
+            ("delta_nll", found.delta_nll, delta),
+            ("kl_prefix", found.kl_prefix, prefix),
+            ("kl_all", found.kl_all, whole),
+            ("diverge_margin", found.diverge_margin, margin),
+        ):
+            assert agrees(engine, naive, dtype), f"{mutation} {name}: {engine} vs {naive}"
+    return outcomes
+
+
+@pytest.mark.parametrize("decoding", [GREEDY, SAMPLED], ids=["greedy", "sampled"])
+def test_effect_sizes_equal_the_naive_paths_on_the_tiny_llama(tiny, decoding):
+    lm, catalog = tiny
+    outcomes = check_against_naive(lm, catalog, decoding)
+    changed = [o for o in outcomes if o.diverge_at is not None]
+    unchanged = [o for o in outcomes if o.diverge_at is None]
+    assert changed and unchanged, "the sample must hold both"
+    # defined for every mutation: unchanged outputs still move the distribution
+    assert any(o.effect.kl_all > 0 for o in unchanged)
+    assert all(o.effect.diverge_margin is None for o in unchanged)
+    assert all(o.effect.diverge_margin is not None for o in changed)
+    # the prefix stops at the divergence: over fewer steps than the whole for a late divergence
+    assert any(o.effect.kl_prefix != o.effect.kl_all for o in changed)
+
+
+def test_effect_sizes_in_bfloat16_equal_the_naive_path_in_bfloat16(tiny_model_dir):
+    lm = load_model(str(tiny_model_dir), dtype="bfloat16")
+    check_against_naive(lm, MatrixCatalog(lm.model), GREEDY, dtype="bfloat16", seed=2)
+
+
+@pytest.mark.parametrize("family", ["gemma2", "gpt2", "phi"])
+def test_effect_sizes_on_other_families_and_the_batched_path(family, tmp_path):
+    """Gemma 2 soft-caps its logits, GPT-2 stores its matrices transposed, Phi has no entry
+    and runs on the batched path (effect sizes from lone passes there)."""
+    config = FAMILY_CONFIGS.get(family) or OTHERS[family]
+    lm = load_model(str(build_tiny_model(tmp_path / family, config, scale=8.0)))
+    catalog = MatrixCatalog(lm.model)
+    assert Screener(lm, catalog, GREEDY).layered == (family != "phi")
+    check_against_naive(lm, catalog, GREEDY)
+
+
+def test_effects_off_leaves_outcomes_without_them(tiny):
+    lm, catalog = tiny
+    prompt = encode_prompt(lm, "the cat sat")
+    screener = Screener(lm, catalog, GREEDY, batch_size=8)
+    baseline = screener.baseline(prompt)
+    outcomes = screener.screen_text(prompt, baseline, sample_mutations(catalog)[:6])
+    assert all(o.effect is None for o in outcomes)
+
+
+def loader(tiny):
+    return lambda _model: tiny[0]
+
+
+def test_a_screen_stores_effect_sizes_and_margins_and_merge_and_export_keep_them(
+    tiny, tiny_model_dir, questions_file, tmp_path
+):
+    spec = tiny_spec(tiny_model_dir, questions_file, effects=True)
+    parts = [tmp_path / f"part{k}.db" for k in (1, 2)]
+    from mutatui.screening.plan import Shard
+
+    for k, part in enumerate(parts, start=1):
+        run_screen(spec, ScreenRun(part, shard=Shard(k, 2), batch_size=8), loader(tiny))
+    merged = tmp_path / "merged.db"
+    merge(merged, parts)
+    with duckdb.connect(str(merged), read_only=True) as connection:
+        texts = connection.execute(
+            "SELECT count(*) FROM results r JOIN probes p USING (screen_id, probe_id) "
+            "WHERE p.kind = 'text'"
+        ).fetchone()[0]
+        effects, with_margin, changed = connection.execute(
+            "SELECT count(*), count(e.diverge_margin), count(*) FILTER (WHERE r.changed) "
+            "FROM effects e JOIN results r USING (screen_id, mutation_id, probe_id)"
+        ).fetchone()
+        margins = connection.execute(
+            "SELECT probe_id, len(margins) FROM probe_margins ORDER BY probe_id"
+        ).fetchall()
+        tokens = connection.execute(
+            "SELECT probe_id, len(baseline_tokens) FROM probes WHERE kind = 'text' "
+            "ORDER BY probe_id"
+        ).fetchall()
+    assert texts > 0 and effects == texts, "one effects row per text result"
+    assert with_margin == changed > 0, "a diverge margin exactly on changed results"
+    assert [probe for probe, _ in margins] == [probe for probe, _ in tokens]
+    assert all(steps >= length for (_, steps), (_, length) in zip(margins, tokens, strict=True))
+    out = tmp_path / "effects.parquet"
+    assert export_table(merged, "effects", "parquet", out) == effects
+
+
+def test_effects_are_a_spec_option_outside_the_screens_identity(tiny_model_dir, questions_file):
+    plain = tiny_spec(tiny_model_dir, questions_file)
+    on = tiny_spec(tiny_model_dir, questions_file, effects=True)
+    assert plain.digest == on.digest  # a resume or merge of the same mutations still matches
+    assert "effects" not in plain.table() and on.table()["effects"] is True
+
+
+@pytest.fixture(scope="module")
+def screened(tiny, tiny_model_dir, questions_file, tmp_path_factory):
+    """A whole tiny screen with effect sizes, and one of the same spec without them."""
+    folder = tmp_path_factory.mktemp("effects")
+    with_effects, without = folder / "with.db", folder / "without.db"
+    spec = tiny_spec(tiny_model_dir, questions_file, effects=True)
+    run_screen(spec, ScreenRun(with_effects, batch_size=8), loader(tiny))
+    run_screen(
+        tiny_spec(tiny_model_dir, questions_file), ScreenRun(without, batch_size=8), loader(tiny)
+    )
+    return with_effects, without
+
+
+def per_mutation(db, query):
+    with duckdb.connect(str(db), read_only=True) as connection:
+        return dict(connection.execute(query).fetchall())
+
+
+def test_phenotypes_graded_by_effect_size_and_robustness(screened):
+    from mutatui.analysis.grades import EffectGrade
+    from mutatui.store.frames import load_sites, pick_screen
+
+    db, _ = screened
+    frame = load_sites(db, pick_screen(db, None))
+    assert frame.effects_recorded
+    kl = per_mutation(db, "SELECT mutation_id, max(kl_all) FROM effects GROUP BY ALL")
+    margin = per_mutation(
+        db,
+        "SELECT e.mutation_id, max(e.diverge_margin) FROM effects e JOIN results r "
+        "USING (screen_id, mutation_id, probe_id) WHERE r.changed GROUP BY ALL",
+    )
+    ids = frame.mutation_id.tolist()
+    assert frame.effect.tolist() == pytest.approx([kl[i] for i in ids])
+    robust = EffectGrade(robust_margin=1.0).apply(frame)
+    assert robust.changed.tolist() == [margin.get(i) is not None and margin[i] >= 1.0 for i in ids]
+    assert 0 < robust.changed.sum() < frame.changed.sum(), "some changes happen at fragile steps"
+    threshold = float(sorted(kl.values())[len(kl) // 2])
+    by_effect = EffectGrade(min_effect=threshold).apply(frame)
+    assert by_effect.changed.tolist() == [kl[i] >= threshold for i in ids]
+    top = EffectGrade(top_effect=0.25).apply(frame)
+    for key in set(zip(frame.layer.tolist(), frame.matrix.tolist(), strict=True)):
+        members = (frame.layer == key[0]) & (frame.matrix == key[1])
+        chosen = top.changed[members]
+        assert chosen.sum() == -(-members.sum() // 4)  # ceil of a quarter
+        assert frame.effect[members][chosen].min() >= frame.effect[members][~chosen].max()
+
+
+def test_analyze_grades_by_effect_from_the_cli_and_refuses_a_screen_without_them(screened, capsys):
+    from mutatui.cli import main
+
+    with_effects, without = screened
+    robust = ["analyze", str(with_effects), "--robust", "--permutations", "10", "--markdown"]
+    assert main(robust) == 0
+    assert "phenotype: robust (changed at a baseline margin >= 1 logits)" in capsys.readouterr().out
+    assert main(["analyze", str(without), "--top-effect", "0.1", "--permutations", "10"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "has no effect sizes" in error[0]
+    assert main(["analyze", str(with_effects), "--top-effect", "2"]) == 2
+    assert "--top-effect is a share in (0, 1], got 2" in capsys.readouterr().err
+
+
+def effect_table(db):
+    with duckdb.connect(str(db), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT mutation_id, probe_id, delta_nll, kl_prefix, kl_all, diverge_margin "
+            "FROM effects ORDER BY mutation_id, probe_id"
+        ).fetchall()
+        margins = connection.execute(
+            "SELECT probe_id, margins FROM probe_margins ORDER BY probe_id"
+        ).fetchall()
+    return rows, margins
+
+
+def test_mutatui_effects_adds_them_to_a_screen_recorded_without_them(screened, tmp_path, capsys):
+    """The same numbers as a screen that recorded them, without decoding again; a second run
+    adds nothing."""
+    import shutil
+
+    from mutatui.cli import main
+
+    with_effects, without = screened
+    db = tmp_path / "later.db"
+    shutil.copy(without, db)
+    before, stored_margins = effect_table(db)
+    assert before == [] and stored_margins, "margins are kept with every screen's probes"
+    assert main(["effects", str(db), "--model", str(without.parent.parent), "--quiet"]) == 2
+    capsys.readouterr()
+    model = ["--model", tiny_spec_model(without)]
+    assert main(["effects", str(db), *model, "--quiet"]) == 0
+    assert "effect sizes added to" in capsys.readouterr().out
+    added, margins = effect_table(db)
+    expected, expected_margins = effect_table(with_effects)
+    assert [row[:2] for row in added] == [row[:2] for row in expected]
+    for got, want in zip(added, expected, strict=True):
+        assert got[2:] == pytest.approx(want[2:], rel=1e-4, abs=1e-5, nan_ok=True)
+    assert [m[0] for m in margins] == [m[0] for m in expected_margins]
+    assert main(["effects", str(db), *model, "--quiet"]) == 0
+    assert "effect sizes added to 0 results" in capsys.readouterr().out
+
+
+def tiny_spec_model(db):
+    with duckdb.connect(str(db), read_only=True) as connection:
+        return connection.execute("SELECT model FROM screens").fetchone()[0]
