@@ -213,6 +213,20 @@ def resolve_source(spec: str, progress: Progress | None, *, convert: bool = True
     raise MutatuiError(f"model not found: {spec!r}; valid: {MODEL_FORMS}")
 
 
+def load_tokenizer(spec: str) -> object:
+    """The tokenizer of a model spec alone, from local files (no weights): for reading a
+    screen's texts token by token without loading its model. One line when it cannot."""
+    from transformers import AutoTokenizer
+
+    source = resolve_source(spec, None, convert=False)
+    try:
+        return AutoTokenizer.from_pretrained(source, local_files_only=True)
+    except Exception as error:
+        raise MutatuiError(
+            f"cannot load the tokenizer of {spec!r}: {type(error).__name__}"
+        ) from None
+
+
 def _cached_hub_id(repo_id: str) -> str:
     """Accept a hub id only when its config is already in the local cache: never the network."""
     from huggingface_hub import try_to_load_from_cache

@@ -27,6 +27,7 @@ def _embedder():
 def graded_columns(session: LiveSession, result: LiveResult) -> dict[str, object]:
     """The `results` columns of a completed run, by the screens' own grading rules."""
     from mutatui.screening.grading import grade_text, result_rows
+    from mutatui.store.effects import EFFECT_COLUMNS
 
     lm = session.lm
     baseline, mutant = result.baseline, result.mutant
@@ -41,7 +42,9 @@ def graded_columns(session: LiveSession, result: LiveResult) -> dict[str, object
             embedder=_embedder(),
             settled_naively=mutant.settled_naively,
         )
-    return result_rows([grade], None)[0]
+    row = result_rows([grade], None)[0]
+    # a live run decodes one mutant; it measures no effect sizes (a screen's teacher forcing)
+    return {column: value for column, value in row.items() if column not in EFFECT_COLUMNS}
 
 
 def live_record(

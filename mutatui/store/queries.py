@@ -17,7 +17,7 @@ import numpy as np
 
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
-from mutatui.store.database import connect, initialize, writer_alive
+from mutatui.store.database import connect, has_table, initialize, writer_alive
 from mutatui.store.engines import numbers_by_screen, read_engine
 from mutatui.store.screens import describe_parts, shard_parts
 
@@ -119,6 +119,9 @@ class ScreenData:
     """mutation index -> {tag: note}."""
     written: int = 0
     """Mutations in the file when it was read (a running screen's progress)."""
+    effect: np.ndarray | None = None
+    """Per mutation, its effect size: the largest mean KL divergence over its text probes
+    (`exact.effects`), NaN where none was recorded; None for a screen without effect sizes."""
 
     def matrix_position(self, layer: int, matrix: str) -> int | None:
         for position, shape in enumerate(self.matrices):
@@ -169,6 +172,12 @@ class ResultDetail:
     flags: tuple[str, ...]
     choice_score: int | None
     choice_delta: int | None
+    effect: tuple[float | None, ...] | None = None
+    """Text probes of a screen with effect sizes: (delta_nll, kl_prefix, kl_all,
+    diverge_margin), as `effects` holds them."""
+    baseline_tokens: tuple[int, ...] = ()
+    margins: tuple[float, ...] = ()
+    """The unmutated model's margin at each baseline step (empty where not recorded)."""
 
 
 @dataclass(frozen=True)
@@ -298,10 +307,19 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
         tag_rows = connection.execute(
             "SELECT mutation_id, tag, note FROM tags WHERE screen_id = ?", [screen_id]
         ).fetchall()
+        effects = (
+            connection.execute(
+                "SELECT mutation_id, max(kl_all) AS effect FROM effects WHERE screen_id = ?"
+                " GROUP BY mutation_id",
+                [screen_id],
+            ).fetchnumpy()
+            if has_table(connection, "effects")
+            else None
+        )
     if summary_row is None:
         raise MutatuiError(f"no screen {screen_id} in {path}")
     numbers = None if engine is None else engine.numbers
-    return _assemble(
+    data = _assemble(
         path,
         summary_row,
         numbers,
@@ -314,6 +332,22 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
         words,
         tag_rows,
     )
+    if effects is not None and len(effects["mutation_id"]):
+        data.effect = _per_mutation(data.mutation_id, effects, "effect")
+    return data
+
+
+def _per_mutation(mutation_id: np.ndarray, rows: dict, column: str) -> np.ndarray:
+    """`rows[column]` (keyed by rows["mutation_id"]) aligned with `mutation_id`; NaN where a
+    mutation has no row."""
+    values = np.full(len(mutation_id), np.nan)
+    keys = _column(rows, "mutation_id", np.int64)
+    found = np.asarray(np.ma.filled(rows[column], np.nan), dtype=np.float64)
+    order = np.argsort(mutation_id, kind="stable")
+    at = np.clip(np.searchsorted(mutation_id[order], keys), 0, max(len(order) - 1, 0))
+    match = mutation_id[order][at] == keys if len(order) else np.zeros(0, dtype=bool)
+    values[order[at[match]]] = found[match]
+    return values
 
 
 def _column(frame: dict, name: str, dtype) -> np.ndarray:
@@ -427,6 +461,7 @@ def mutation_detail(path: str | Path, screen_id: int, mutation_id: int) -> Mutat
                 [screen_id, mutation_id],
             ).fetchall()
         )
+        effects, steps = _effects_and_steps(connection, screen_id, mutation_id)
     if site is None:
         raise MutatuiError(f"no mutation {mutation_id} in screen {screen_id} of {path}")
     results = []
@@ -452,12 +487,38 @@ def mutation_detail(path: str | Path, screen_id: int, mutation_id: int) -> Mutat
                 flags,
                 score,
                 delta,
+                effects.get(probe_id),
+                *steps.get(probe_id, ((), ())),
             )
         )
     layer, matrix, row0, row1, col0, col1, kind, value = site
     return MutationDetail(
         mutation_id, layer, matrix, row0, row1, col0, col1, kind, value, results, tags
     )
+
+
+def _effects_and_steps(
+    connection, screen_id: int, mutation_id: int
+) -> tuple[dict[int, tuple], dict[int, tuple[tuple[int, ...], tuple[float, ...]]]]:
+    """By probe: the mutation's effect sizes, and the baseline's tokens with their margins
+    (files made before these tables have neither)."""
+    effects: dict[int, tuple] = {}
+    steps: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {}
+    if has_table(connection, "effects"):
+        for probe_id, *values in connection.execute(
+            "SELECT probe_id, delta_nll, kl_prefix, kl_all, diverge_margin FROM effects"
+            " WHERE screen_id = ? AND mutation_id = ?",
+            [screen_id, mutation_id],
+        ).fetchall():
+            effects[probe_id] = tuple(values)
+    if has_table(connection, "probe_margins"):
+        for probe_id, tokens, margins in connection.execute(
+            "SELECT p.probe_id, p.baseline_tokens, m.margins FROM probes p JOIN probe_margins m"
+            " USING (screen_id, probe_id) WHERE p.screen_id = ?",
+            [screen_id],
+        ).fetchall():
+            steps[probe_id] = (tuple(tokens or ()), tuple(margins))
+    return effects, steps
 
 
 FIRST_WORDS = 8

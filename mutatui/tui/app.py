@@ -69,6 +69,7 @@ class ExplorerApp(LiveLauncher, App):
         self._loading: int | None = None
         self._filter_dialog: FilterScreen | None = None
         self.side_db = side_database(self.db_path)
+        self._tokenizers: dict[str, object | None] = {}
         """Where tags go when the opened file must not be written (bundled, read-only)."""
         self._opening = False
         """The screen being opened gets its opening filter when its data arrives."""
@@ -255,6 +256,18 @@ class ExplorerApp(LiveLauncher, App):
             message = str(error) if isinstance(error, MutatuiError) else repr(error)
             first = brief(message.splitlines()[0]) if message else "failed"
             self.notify(first, severity="error", markup=False)
+
+    def tokenizer_of(self, model: str) -> object | None:
+        """The tokenizer of a screen's model, loaded once (in a worker: it reads files), or
+        None when it is not on this machine."""
+        if model not in self._tokenizers:
+            from mutatui.engine.models import load_tokenizer
+
+            try:
+                self._tokenizers[model] = load_tokenizer(model)
+            except MutatuiError:
+                self._tokenizers[model] = None
+        return self._tokenizers[model]
 
     def action_help(self) -> None:
         from mutatui.tui.screens.help import HelpScreen

@@ -16,6 +16,9 @@ import numpy as np
 from mutatui.store.queries import KINDS, MatrixShape, ScreenData
 
 MAX, MIN = KINDS.index("max"), KINDS.index("min")
+EFFECT_LEVELS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+"""Effect sizes (mean KL, nats) in decades: a grid cell's colour level in the effect mode, and
+the filter dialog's thresholds."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Filter:
     probes: frozenset[int] = frozenset()
     tag: str | None = None
     malignant: bool = False
+    min_effect: float = 0.0
+    """Only mutations whose effect size (mean KL, nats) reaches this count (0: any)."""
 
     @property
     def active(self) -> bool:
@@ -51,6 +56,8 @@ class Filter:
             parts.append(f"tag {self.tag}")
         if self.malignant:
             parts.append("malignant")
+        if self.min_effect:
+            parts.append(f"effect>={self.min_effect:g}")
         return ", ".join(parts) if parts else "no filter"
 
 
@@ -86,6 +93,8 @@ def apply_filter(data: ScreenData, selection: Filter) -> Phenotypes:
             if selection.tag in tags:
                 tagged[position] = True
         kept &= tagged
+    if selection.min_effect and data.effect is not None:
+        kept &= data.effect >= selection.min_effect  # NaN (not recorded) never reaches it
     rows = data.phenotype_severity >= max(selection.min_severity, 0)
     if selection.styles:
         codes = [data.styles.index(s) for s in selection.styles if s in data.styles]
@@ -132,6 +141,8 @@ class CellLine:
     min_hits: np.ndarray
     other_hits: np.ndarray
     worst: np.ndarray
+    effect: np.ndarray
+    """Per bin column, the largest effect size of its kept mutations (0 where none)."""
 
     @property
     def phenotypic(self) -> np.ndarray:
@@ -154,6 +165,8 @@ class MatrixLayout:
     kept: np.ndarray
     count: np.ndarray
     worst: np.ndarray
+    effect: np.ndarray
+    """Per mutation, its effect size (0 where not recorded)."""
     unit_rows: int
     unit_cols: int
     zoom_rows: int
@@ -169,8 +182,10 @@ class MatrixLayout:
     _bounds: np.ndarray = field(init=False)
     """_sorted[_bounds[r]:_bounds[r + 1]] are the mutations of bin row r."""
     _bin_col: np.ndarray = field(init=False)
+    _has_effect: bool = field(init=False)
 
     def __post_init__(self) -> None:
+        self._has_effect = bool(self.effect.any())
         bin_row = self.row0 // self.bin_rows
         bin_col = self.col0 // self.bin_cols
         hits = self.count > 0
@@ -218,9 +233,17 @@ class MatrixLayout:
         other_hits = np.bincount(columns[hits & (kinds != MAX) & (kinds != MIN)], minlength=n)
         worst = np.zeros(n, dtype=np.int8)
         np.maximum.at(worst, columns, self.worst[members])
+        effect = np.zeros(n)
+        if self._has_effect:
+            np.maximum.at(effect, columns[kept], self.effect[members][kept])
         order = self.col_order
         return CellLine(
-            tested[order], max_hits[order], min_hits[order], other_hits[order], worst[order]
+            tested[order],
+            max_hits[order],
+            min_hits[order],
+            other_hits[order],
+            worst[order],
+            effect[order],
         )
 
     def cell_bounds(self, display_row: int, display_col: int) -> tuple[int, int, int, int]:
@@ -294,6 +317,9 @@ def layout_for(
         kept=phenotypes.kept[part],
         count=phenotypes.count[part],
         worst=phenotypes.worst[part],
+        effect=np.zeros(part.stop - part.start)
+        if data.effect is None
+        else np.nan_to_num(data.effect[part], nan=0.0),
         unit_rows=unit[0],
         unit_cols=unit[1],
         zoom_rows=zoom[0],

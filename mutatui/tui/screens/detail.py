@@ -12,18 +12,46 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
+from mutatui.engine.text import token_spans
 from mutatui.store import queries
 from mutatui.store.queries import KINDS, MutationDetail, ResultDetail
 from mutatui.tui.widgets.cell_summary import SEVERITY_NAMES
 from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.side_by_side import SideBySide
 
+FRAGILE_MARGIN = 1.0
+"""A baseline step whose margin (top-1 minus top-2 logit) is below this is fragile: the
+default threshold of `mutatui analyze --robust`."""
+
+
+def effect_text(result: ResultDetail) -> str:
+    """The effect sizes of a text result, where the screen recorded them."""
+    if result.effect is None:
+        return ""
+    delta, prefix, whole, margin = result.effect
+    parts = []
+    if whole is not None:
+        parts.append(f"KL {whole:.3g} (to divergence {prefix:.3g})")
+    if delta is not None:
+        parts.append(f"NLL {delta:+.3g}")
+    if margin is not None:
+        fragile = " [b]fragile[/b]" if margin < FRAGILE_MARGIN else ""
+        parts.append(f"baseline margin {margin:.2f} there{fragile}")
+    return ", ".join(parts)
+
+
+def fragile_steps(result: ResultDetail) -> list[int]:
+    return [step for step, margin in enumerate(result.margins) if margin < FRAGILE_MARGIN]
+
 
 def grade_line(result: ResultDetail) -> str:
     probe = result.probe
     head = f"[b]{escape(probe.name)}[/b] [dim]{escape(probe.prompt[:60])}[/dim]"
+    effect = effect_text(result)
+    fragile = fragile_steps(result)
+    tail = f"  [dim]fragile steps: {', '.join(map(str, fragile))}[/dim]" if fragile else ""
     if not result.changed:
-        return f"{head}  silent"
+        return f"{head}  silent" + (f", {effect}" if effect else "") + tail
     parts = [f"[b]{SEVERITY_NAMES[result.severity]}[/b]"]
     if result.malignant:
         parts.append("[b red]malignant[/b red]")
@@ -37,10 +65,12 @@ def grade_line(result: ResultDetail) -> str:
         parts.append(f"edit {result.edit_distance:.2f}")
     if result.diverge_at is not None:
         parts.append(f"diverges at token {result.diverge_at}")
+    if effect:
+        parts.append(effect)
     if result.choice_score is not None:
         parts.append(f"score {result.choice_score}/{probe.questions} ({result.choice_delta:+d})")
     parts.extend(result.flags)
-    return f"{head}  " + ", ".join(parts)
+    return f"{head}  " + ", ".join(parts) + tail
 
 
 def tags_cell(tags: dict[str, str | None]) -> Text:
@@ -94,9 +124,25 @@ class DetailScreen(Screen):
         detail = queries.mutation_detail(self.app.db_path, screen_id, mutation_id)
         if self.app.side_db is not None:  # the opened file's tags live beside it
             detail.tags.update(queries.tags_of(self.app.side_db, screen_id).get(mutation_id, {}))
-        self.app.call_from_thread(self.show_detail, detail)
+        spans = {
+            result.probe.probe_id: self._fragile_spans(result)
+            for result in detail.results
+            if fragile_steps(result)
+        }
+        self.app.call_from_thread(self.show_detail, detail, spans)
 
-    def show_detail(self, detail: MutationDetail) -> None:
+    def _fragile_spans(self, result: ResultDetail) -> list[tuple[int, int]]:
+        """Character spans of the baseline's fragile tokens, by the screen's tokenizer (none
+        when it is not on this machine: the grade line lists the steps all the same)."""
+        tokenizer = self.app.tokenizer_of(self.app.data.summary.model)
+        if tokenizer is None:
+            return []
+        spans = token_spans(tokenizer, result.baseline_tokens)
+        return [spans[step] for step in fragile_steps(result) if step < len(spans)]
+
+    def show_detail(
+        self, detail: MutationDetail, fragile: dict[int, list[tuple[int, int]]] | None = None
+    ) -> None:
         self.detail = detail
         tags = ", ".join(tag + (f" ({note})" if note else "") for tag, note in detail.tags.items())
         self.query_one("#detail-head", Static).update(
@@ -112,7 +158,8 @@ class DetailScreen(Screen):
             if result.probe.kind == "text":
                 baseline = result.probe.baseline_text or ""
                 mutant = result.text if result.changed and result.text is not None else baseline
-                widgets.append(SideBySide(baseline, mutant, changed=result.changed))
+                spans = (fragile or {}).get(result.probe.probe_id, ())
+                widgets.append(SideBySide(baseline, mutant, changed=result.changed, fragile=spans))
         container.mount_all(widgets)
 
     def action_copy_site(self) -> None:

@@ -1,4 +1,5 @@
-"""The filter dialog: kind, severity, style, first word, prompt, tag, malignant."""
+"""The filter dialog: kind, severity, style, first word, prompt, tag, malignant, and the
+minimum effect size where the screen recorded them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Select
 
 from mutatui.store.queries import TRIAGE_TAGS, ScreenData
-from mutatui.tui.grid_data import Filter
+from mutatui.tui.grid_data import EFFECT_LEVELS, Filter
 from mutatui.tui.widgets.tick_box import TickBox
 
 SEVERITIES = (("any", 0), ("mild or worse", 1), ("moderate or worse", 2), ("severe", 3))
@@ -25,13 +26,16 @@ class DialogChoices(NamedTuple):
     probes: tuple[tuple[int, str, str], ...]
     tags: tuple[str, ...]
     words: tuple[str, ...]
+    effects: bool
 
 
 def dialog_options(data: ScreenData) -> DialogChoices:
     """The choices a filter dialog for `data` offers."""
     tags = sorted(set(TRIAGE_TAGS) | {tag for tags in data.tags.values() for tag in tags})
     probes = tuple((probe.probe_id, probe.name, probe.prompt) for probe in data.probes)
-    return DialogChoices(tuple(data.styles), probes, tuple(tags), tuple(data.words))
+    return DialogChoices(
+        tuple(data.styles), probes, tuple(tags), tuple(data.words), data.effect is not None
+    )
 
 
 def labelled(label: str, field: Select | Input) -> Horizontal:
@@ -107,6 +111,17 @@ class FilterScreen(ModalScreen[Filter | None]):
                     compact=True,
                 ),
             )
+            if self.options.effects:
+                yield labelled(
+                    "effect",
+                    Select(
+                        [("any", 0.0)] + [(f"KL >= {level:g}", level) for level in EFFECT_LEVELS],
+                        value=current.min_effect,
+                        allow_blank=False,
+                        id="effect",
+                        compact=True,
+                    ),
+                )
             yield labelled(
                 "first word",
                 Input(
@@ -137,6 +152,8 @@ class FilterScreen(ModalScreen[Filter | None]):
         ):
             self.query_one(selector, Select).value = Select.NULL if chosen is None else chosen
         self.query_one("#first-word", Input).value = current.first_word or ""
+        if self.options.effects:
+            self.query_one("#effect", Select).value = current.min_effect
         self.query_one("#kind-max", TickBox).focus()
 
     def _value(self, selector: str):
@@ -157,6 +174,7 @@ class FilterScreen(ModalScreen[Filter | None]):
             probes=frozenset([probe]) if probe is not None else frozenset(),
             tag=tag,
             malignant=self.query_one("#malignant", TickBox).value,
+            min_effect=float(self._value("#effect") or 0.0) if self.options.effects else 0.0,
         )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

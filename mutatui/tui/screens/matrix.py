@@ -36,7 +36,13 @@ from mutatui.tui.guided_data import (
 from mutatui.tui.screens.shared import FilterActions, filter_badge
 from mutatui.tui.widgets.cell_summary import CellSummary, describe_cell
 from mutatui.tui.widgets.key_bar import KeyBar
-from mutatui.tui.widgets.matrix_grid import HEADER, MARGIN, CellPosition, MatrixGrid
+from mutatui.tui.widgets.matrix_grid import (
+    COLOUR_MODES,
+    HEADER,
+    MARGIN,
+    CellPosition,
+    MatrixGrid,
+)
 
 
 class MatrixScreen(FilterActions, Screen):
@@ -58,7 +64,7 @@ class MatrixScreen(FilterActions, Screen):
         Binding("N", "next_phenotype(-1)", "Previous phenotype", show=False, id="matrix.previous"),
         Binding("r", "rearrange", "Rearrange", show=False, id="matrix.rearrange"),
         Binding("c", "complement", "Max/min", show=False, id="matrix.complement"),
-        Binding("s", "colour", "Density/severity", show=False, id="matrix.colour"),
+        Binding("s", "colour", "Density/severity/effect", show=False, id="matrix.colour"),
         Binding("enter", "detail", "Detail", id="matrix.detail"),
         Binding("t", "tag", "Tag", show=False, id="matrix.tag"),
         Binding("y", "copy_site", "Copy site", show=False, id="matrix.copy"),
@@ -256,9 +262,14 @@ class MatrixScreen(FilterActions, Screen):
         self._update_status()
 
     def action_colour(self) -> None:
+        """Density, severity, then effect size where the screen recorded it."""
         grid = self.query_one(MatrixGrid)
         grid.complement = False
-        grid.colour_mode = "severity" if grid.colour_mode == "density" else "density"
+        modes = COLOUR_MODES if self.data.effect is not None else COLOUR_MODES[:2]
+        at = modes.index(grid.colour_mode) if grid.colour_mode in modes else -1
+        grid.colour_mode = modes[(at + 1) % len(modes)]
+        if grid.colour_mode == "density" and self.data.effect is None:
+            self.notify("no effect sizes in this screen: colour by density or severity")
         self._update_status()
 
     def check_site(self, text: str) -> Site:
@@ -475,7 +486,11 @@ class MatrixScreen(FilterActions, Screen):
                 "Colour cells by which kinds produced phenotypes",
                 self.action_complement,
             ),
-            ("Colour by density or severity", "Switch the cell colouring", self.action_colour),
+            (
+                "Colour by density, severity or effect",
+                "Switch the cell colouring",
+                self.action_colour,
+            ),
             ("Go to site", "Jump to a site typed as text", self.action_goto),
             (
                 "Predicted layer",

@@ -36,7 +36,8 @@ def describe_cell(
     lines = [
         f"{head}  {len(kept)} tested, [b]{len(hits)}[/b] with phenotypes"
         + (f" ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})" if hits.size else "")
-        + (f", worst {SEVERITY_NAMES[worst]}" if hits.size else ""),
+        + (f", worst {SEVERITY_NAMES[worst]}" if hits.size else "")
+        + _largest_effect(data, kept),
     ]
     if words:
         lines.append(
@@ -45,6 +46,16 @@ def describe_cell(
     if tagged:
         lines.append("tags: " + escape(", ".join(f"{t} x{n}" for t, n in tagged.items())))
     return "\n".join(lines)
+
+
+def _largest_effect(data: ScreenData, kept: np.ndarray) -> str:
+    """ ", effect <= X" for the cell's mutations, where the screen recorded effect sizes."""
+    if data.effect is None:
+        return ""
+    effects = data.effect[kept]
+    if not np.isfinite(effects).any():
+        return ""
+    return f", effect up to [b]{np.nanmax(effects):.3g}[/b] nats"
 
 
 class CellSummary(Static):

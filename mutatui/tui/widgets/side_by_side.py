@@ -1,11 +1,17 @@
-"""Baseline and mutant output side by side, the divergence highlighted in both."""
+"""Baseline and mutant output side by side, the divergence highlighted in both, and the
+baseline's fragile steps (where the unmutated model's own margin is small) marked."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
+
+FRAGILE_STYLE = "black on yellow"
+"""How a fragile token of the baseline is drawn."""
 
 
 def common_prefix(a: str, b: str) -> int:
@@ -30,15 +36,27 @@ class SideBySide(Horizontal):
 
     DEFAULT_CLASSES = "side-by-side"
 
-    def __init__(self, baseline: str, mutant: str, *, changed: bool) -> None:
+    def __init__(
+        self,
+        baseline: str,
+        mutant: str,
+        *,
+        changed: bool,
+        fragile: Sequence[tuple[int, int]] = (),
+    ) -> None:
+        """`fragile`: character spans of the baseline's fragile tokens."""
         super().__init__()
         self.baseline = baseline
         self.mutant = mutant
         self.changed = changed
+        self.fragile = fragile
 
     def compose(self) -> ComposeResult:
         split = common_prefix(self.baseline, self.mutant) if self.changed else len(self.baseline)
-        yield Static(marked(self.baseline, split, "bold underline"), classes="pane baseline")
+        baseline = marked(self.baseline, split, "bold underline")
+        for start, end in self.fragile:
+            baseline.stylize(FRAGILE_STYLE, start, end)
+        yield Static(baseline, classes="pane baseline")
         yield Static(
             marked(self.mutant, split, "bold reverse")
             if self.changed

@@ -1,0 +1,110 @@
+"""Effect sizes in the explorer: the grid coloured by effect (`s`), the cell line and the
+detail showing them, a filter by minimum effect, and the baseline's fragile steps marked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tiny_models import tiny_spec
+
+from mutatui.screening.runner import ScreenRun, run_screen
+from mutatui.tui import grid_data
+from mutatui.tui.app import ExplorerApp
+from mutatui.tui.grid_data import Filter
+from mutatui.tui.screens import detail as detail_module
+from mutatui.tui.screens.detail import DetailScreen
+from mutatui.tui.screens.filters import FilterScreen
+from mutatui.tui.screens.matrix import MatrixScreen
+from mutatui.tui.widgets.matrix_grid import MatrixGrid
+from mutatui.tui.widgets.side_by_side import SideBySide
+
+pytestmark = pytest.mark.anyio
+SIZE = (100, 30)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def effects_db(tiny, tiny_model_dir, tmp_path_factory):
+    db = tmp_path_factory.mktemp("tui-effects") / "effects.db"
+    spec = tiny_spec(tiny_model_dir, None, choice=None, effects=True)
+    run_screen(spec, ScreenRun(db, batch_size=8), lambda _model: tiny[0])
+    return db
+
+
+async def settle(pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def open_grid(pilot) -> MatrixScreen:
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, MatrixScreen)
+    return pilot.app.screen
+
+
+async def test_the_grid_colours_by_effect_and_the_cell_line_shows_it(effects_db):
+    app = ExplorerApp(effects_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_grid(pilot)
+        assert app.data.effect is not None and np.isfinite(app.data.effect).all()
+        grid = screen.query_one(MatrixGrid)
+        await pilot.press("s", "s")
+        assert grid.colour_mode == "effect"
+        assert "by effect" in str(screen.query_one("#matrix-status").render())
+        layout = grid.layout_data
+        line = layout.line(0)
+        members = layout.members(0, 0)
+        assert line.effect[0] == pytest.approx(layout.effect[members].max())
+        assert "effect up to" in str(screen.query_one("#cell-summary").render())
+        await pilot.press("s")
+        assert grid.colour_mode == "density"
+
+
+async def test_a_minimum_effect_filters_the_mutations(effects_db):
+    app = ExplorerApp(effects_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_grid(pilot)
+        effects = app.data.effect
+        level = next(v for v in grid_data.EFFECT_LEVELS if 0 < (effects >= v).sum() < len(effects))
+        app.set_filter(Filter(min_effect=level))
+        await settle(pilot)
+        assert (app.phenotypes.kept == (effects >= level)).all()
+        assert f"effect>={level:g}" in app.selection.describe()
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(app.screen, FilterScreen)
+        assert app.screen.query_one("#effect").value == level
+
+
+async def test_the_detail_shows_effect_sizes_and_marks_fragile_steps(effects_db, monkeypatch):
+    app = ExplorerApp(effects_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_grid(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+        detail = app.screen.detail
+        result = detail.results[0]
+        assert result.effect is not None and result.margins
+        # fragile: below the median margin of this baseline, so some steps are and some not
+        median = float(np.median(result.margins))
+        monkeypatch.setattr(detail_module, "FRAGILE_MARGIN", median)
+        steps = detail_module.fragile_steps(result)
+        assert 0 < len(steps) < len(result.margins)
+        app.screen.load_detail(app.data.summary.screen_id, detail.mutation_id)
+        await settle(pilot)
+        grades = " ".join(str(w.render()) for w in app.screen.query(".grade"))
+        assert "KL " in grades and "fragile steps: " + ", ".join(map(str, steps)) in grades
+        pane = app.screen.query(SideBySide).first()
+        assert len(pane.fragile) == len([s for s in steps if s < len(result.baseline_tokens)])
+        for start, end in pane.fragile:
+            assert 0 <= start <= end <= len(pane.baseline)
