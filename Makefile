@@ -76,6 +76,8 @@ LINE_PARTS ?= 8
 ELEMENT_PARTS ?= 16
 LINE_TILES ?= 6
 SCREEN_FLAGS ?=
+# the screens whose effect sizes the build adds (`mutatui effects`: resumable, a no-op once in)
+EFFECT_SCREENS ?= elements-random elements-lines tiles-64
 IN_PARTS = $(BIN)/python scripts/screen_in_parts.py
 # the bundled database takes in the parts finished so far (a no-op once they are in)
 MERGE_PARTS = if [ "$(DB)" = screens.db ]; then $(IN_PARTS) merge --dir $(PARTS) --db $(DB); fi
@@ -89,6 +91,7 @@ screens.db: $(STAMP)
 		$(SCREEN_FLAGS)
 	$(BIN)/mutatui restyle $(DB)
 	$(BIN)/python scripts/bundle_guided.py $(DB)
+	for screen in $(EFFECT_SCREENS); do $(BIN)/mutatui effects $(DB) --screen $$screen; done
 
 # The manual's pictures of the explorer on the bundled screen (scripts/screenshots.py).
 SHOT_SITE ?= L22.gate[320,256]

@@ -149,6 +149,10 @@ def test_effects_are_a_spec_option_outside_the_screens_identity(tiny_model_dir, 
     on = tiny_spec(tiny_model_dir, questions_file, effects=True)
     assert plain.digest == on.digest  # a resume or merge of the same mutations still matches
     assert "effects" not in plain.table() and on.table()["effects"] is True
+    from mutatui.screening.runner import records_effects
+
+    off = tiny_spec(tiny_model_dir, questions_file, effects=False)
+    assert records_effects(plain) and records_effects(on) and not records_effects(off)
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +162,8 @@ def screened(tiny, tiny_model_dir, questions_file, tmp_path_factory):
     with_effects, without = folder / "with.db", folder / "without.db"
     spec = tiny_spec(tiny_model_dir, questions_file, effects=True)
     run_screen(spec, ScreenRun(with_effects, batch_size=8), loader(tiny))
-    run_screen(
-        tiny_spec(tiny_model_dir, questions_file), ScreenRun(without, batch_size=8), loader(tiny)
-    )
+    plain = tiny_spec(tiny_model_dir, questions_file, effects=False)
+    run_screen(plain, ScreenRun(without, batch_size=8), loader(tiny))
     return with_effects, without
 
 
@@ -254,3 +257,31 @@ def test_mutatui_effects_adds_them_to_a_screen_recorded_without_them(screened, t
 def tiny_spec_model(db):
     with duckdb.connect(str(db), read_only=True) as connection:
         return connection.execute("SELECT model FROM screens").fetchone()[0]
+
+
+@pytest.mark.smollm2
+def test_effect_sizes_on_smollm2_equal_the_naive_path(smollm2):
+    """Real weights: small effects (most element mutations move KL by 1e-6 to 1e-3) keep their
+    precision, tiles and the late layers' larger ones too."""
+    from naive import SMOLLM2_PROMPT, sampled_mutations_of_smollm2
+
+    lm, catalog = smollm2
+    decoding = Decoding(max_new_tokens=16)
+    prompt = encode_prompt(lm, SMOLLM2_PROMPT)
+    mutations = sampled_mutations_of_smollm2(catalog, seed=4)[::30][:7]
+    mutations += sampled_mutations_of_smollm2(catalog, seed=4)[20::30][:3]  # tiles
+    screener = Screener(lm, catalog, decoding, effects=True)
+    baseline = screener.baseline(prompt)
+    outcomes = screener.screen_text(prompt, baseline, mutations)
+    small = 0
+    for mutation, outcome in zip(mutations, outcomes, strict=True):
+        delta, prefix, whole, margin, _ = naive_effects(
+            lm, catalog, prompt, baseline, mutation, outcome.diverge_at
+        )
+        found = outcome.effect
+        small += whole < 1e-3
+        for engine, naive in ((found.delta_nll, delta), (found.kl_all, whole)):
+            assert engine == pytest.approx(naive, rel=1e-2, abs=1e-6), str(mutation)
+        assert found.kl_prefix == pytest.approx(prefix, rel=1e-2, abs=1e-6), str(mutation)
+        assert found.diverge_margin == pytest.approx(margin, rel=1e-4), str(mutation)
+    assert small >= 3, "the sample must hold small effects"

@@ -23,6 +23,7 @@ from mutatui.screening.grading import (
     token_edit_distance,
 )
 from mutatui.screening.style import first_word, style_label, writer_styles
+from mutatui.store.effects import EFFECT_COLUMNS
 from mutatui.store.screens import RESULT_COLUMNS
 
 OUTPUTS = Path(__file__).parent / "fixtures" / "outputs"
@@ -276,7 +277,7 @@ def test_result_rows_are_results_columns_text_probes_then_choice():
     rows = result_rows([text_grade(None, 0, False), text_grade(0.4, 3)], destroyed)
     assert len(rows) == 3
     for row in rows:
-        assert set(row) <= set(RESULT_COLUMNS) and row["malignant"] is True
+        assert set(row) <= {*RESULT_COLUMNS, *EFFECT_COLUMNS} and row["malignant"] is True
     assert rows[0]["changed"] is False and rows[0]["severity"] == 0
     assert rows[1]["cosine"] == 0.4 and rows[1]["severity"] == 3
     assert rows[2]["choice_score"] == 3 and rows[2]["choice_delta"] == -11

@@ -61,8 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--effects",
         choices=("on", "off"),
-        help="record effect sizes (NLL change, KL) for every mutation (default: on for models "
-        "of 1B parameters or more)",
+        help="record effect sizes (NLL change, KL) for every mutation (default: on)",
     )
     running = parser.add_argument_group("running")
     running.add_argument("--resume", action="store_true", help="continue an interrupted screen")

@@ -45,6 +45,8 @@ class BaselineDistribution:
     log-likelihood of the baseline's choice and the top-1 minus top-2 logit margin."""
 
     log_probs: torch.Tensor  # (steps, vocab) float32
+    probs: torch.Tensor  # (steps, vocab) float32
+    neg_entropy: torch.Tensor  # (steps,) float32: sum of P log P
     targets: torch.Tensor  # (steps,) the baseline's choice at each step
     nll: torch.Tensor  # (steps,) float64
     margins: torch.Tensor  # (steps,) float64
@@ -69,8 +71,11 @@ def baseline_distribution(logits: torch.Tensor, targets: torch.Tensor) -> Baseli
     log_probs = torch.log_softmax(raw, dim=-1)
     targets = targets.to(device=raw.device, dtype=torch.long)
     top = raw.topk(2, dim=-1).values
+    probs = log_probs.exp()
     return BaselineDistribution(
         log_probs=log_probs,
+        probs=probs,
+        neg_entropy=torch.where(probs > 0, probs * log_probs, 0.0).sum(-1),
         targets=targets,
         nll=-log_probs.gather(-1, targets.view(-1, 1)).squeeze(-1).double().cpu(),
         margins=(top[:, 0] - top[:, 1]).double().cpu(),
@@ -81,10 +86,13 @@ def measure(baseline: BaselineDistribution, logits: torch.Tensor) -> list[Measur
     """Per mutant, the per-step NLL of the baseline's choices and KL(P_t || Q_t), from the
     mutants' logits at the decision steps, (rows, steps, vocab)."""
     log_q = torch.log_softmax(logits.float(), dim=-1)
-    log_p = baseline.log_probs.unsqueeze(0)
-    p = log_p.exp()
-    # 0 * log 0 is 0: a token the unmutated model rules out adds nothing, whatever Q gives it
-    kl = torch.where(p > 0, p * (log_p - log_q), torch.zeros((), device=log_q.device)).sum(-1)
+    # KL(P || Q) = sum P log P - sum P log Q, the first term the baseline's alone
+    kl = baseline.neg_entropy - torch.einsum("rsv,sv->rs", log_q, baseline.probs)
+    unsure = ~torch.isfinite(kl).all(dim=-1)
+    if unsure.any():  # Q rules out a token: 0 * log 0 is 0 where P rules it out too
+        p, log_p = baseline.probs, baseline.log_probs
+        exact = torch.where(p > 0, p * (log_p - log_q[unsure]), 0.0).sum(-1)
+        kl[unsure] = exact
     index = baseline.targets.view(1, -1, 1).expand(log_q.shape[0], -1, 1)
     nll = -log_q.gather(-1, index).squeeze(-1)
     return [

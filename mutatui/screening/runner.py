@@ -24,7 +24,7 @@ from mutatui.engine.models import PINNED_PRECISION, LoadedModel, device_name
 from mutatui.engine.mutations import Mutation
 from mutatui.engine.questions import naive_choices, render_question
 from mutatui.errors import MutatuiError
-from mutatui.exact.screener import SMALL_MODEL_PARAMETERS, Screener
+from mutatui.exact.screener import Screener
 from mutatui.exact.tolerance import CALIBRATION_MUTATIONS, Tolerance, spread
 from mutatui.screening import grading
 from mutatui.screening.choice import score
@@ -149,13 +149,10 @@ def measure_assays(
     )
 
 
-def records_effects(spec: ScreenSpec, lm: LoadedModel) -> bool:
-    """Whether the screen records effect sizes: as its spec says, else for models of a billion
-    parameters or more, where the head is a small part of a pass (on SmolLM2 it is a large one:
-    docs/design/engine.md gives the cost)."""
-    if spec.effects is not None:
-        return spec.effects
-    return sum(p.numel() for p in lm.model.parameters()) >= SMALL_MODEL_PARAMETERS
+def records_effects(spec: ScreenSpec) -> bool:
+    """Whether the screen records effect sizes: as its spec says, else yes (on SmolLM2 they
+    cost 10-20% of an element screen's time: docs/design/effects.md)."""
+    return True if spec.effects is None else spec.effects
 
 
 def make_screener(
@@ -163,7 +160,7 @@ def make_screener(
 ) -> Screener:
     """The engine for a spec: its decoding, the batch asked for, effect sizes as it records."""
     return Screener(
-        lm, catalog, spec.decoding, batch_size=batch_size, effects=records_effects(spec, lm)
+        lm, catalog, spec.decoding, batch_size=batch_size, effects=records_effects(spec)
     )
 
 

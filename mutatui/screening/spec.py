@@ -11,7 +11,7 @@ mutations, so a resume or a merge can check that it continues the same screen:
     kinds = ["max", "min"]
     max_new_tokens = 48
     chat = true
-    effects = true                 # record effect sizes (default: for models of 1B and more)
+    effects = true                 # record effect sizes (the default)
 
     [decoding]
     mode = "greedy"                # or "sample", with temperature and seed
@@ -85,7 +85,7 @@ class ScreenSpec:
     chat: bool = True
     sites: Sampler = field(default_factory=lambda: Tiles(64, 64))
     effects: bool | None = None
-    """Record effect sizes (`exact.effects`); None: where the model has 1B parameters or more."""
+    """Record effect sizes (`exact.effects`); None: the default, which records them."""
 
     def table(self) -> dict:
         """The canonical table form (what a TOML spec says, with every default filled in)."""
