@@ -402,6 +402,28 @@ async def test_writers_view(db):
         assert isinstance(app.screen, OverviewScreen)
 
 
+async def test_a_filter_hiding_a_writer_is_cleared_when_its_grid_opens(db):
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        entry = app.screen.writers.groups[0].entries[0]
+        await pilot.press("escape")
+        app.set_filter(Filter(first_word="no such word"))  # a filter of results, not mutations
+        await pilot.press("w")  # the writers view lists the writers all the same
+        await settle(pilot)
+        assert app.screen.writers.groups[0].entries[0] == entry
+        assert not app.phenotypes.count[entry.position]  # but the filter hides this one
+        await pilot.press("enter", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, MatrixScreen)
+        assert app.selection == Filter() and app.phenotypes.count[entry.position]
+        assert f"the filter hid {entry.site}" in [n.message for n in app._notifications][-1]
+
+
 async def test_help_theme_palette_and_quit(db):
     app = ExplorerApp(db)
     async with app.run_test(size=SIZE) as pilot:

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Header, Static
 
 from mutatui.engine.sites import Site
 from mutatui.store import queries
+from mutatui.tui.grid_data import Filter
 from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.writers_data import WriterGroup, Writers, WriterSite, writer_groups
 
@@ -182,6 +183,10 @@ class WritersScreen(Screen):
         if entry is None:
             return
         site = entry.site
+        if not self.app.phenotypes.count[entry.position]:
+            # the active filter hides this writer: its grid cell would say "0 with phenotypes"
+            self.app.set_filter(Filter())
+            self.notify(f"the filter hid {site}: cleared to show it")
         position = self.app.data.matrix_position(site.layer, site.matrix)
         self.app.push_screen(MatrixScreen(position, anchor=(site.row0, site.col0)))
 
