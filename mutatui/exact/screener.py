@@ -59,6 +59,7 @@ from mutatui.exact.replay import GenerateTrace
 from mutatui.exact.teacher import (
     Reference,
     Verdict,
+    eos_target,
     judge,
     make_reference,
     teacher_input,
@@ -424,11 +425,10 @@ class Screener:
         if self.runner is not None:
             return self._text_probe(prompt, baseline).distribution
         logits = self._forward_logits(prompt, baseline, None)
-        targets = [*baseline.tokens, *([min(self.lm.eos_token_ids)] if baseline.stopped else [])]
-        if baseline.stopped:  # the EOS the baseline chose, as the reference takes it
-            chosen = int(logits[-1].argmax())
-            targets[-1] = chosen if chosen in self.lm.eos_token_ids else targets[-1]
-        return baseline_distribution(logits, torch.tensor(targets[: logits.shape[0]]))
+        targets = list(baseline.tokens)
+        if baseline.stopped:
+            targets.append(eos_target(logits[-1], self.lm.eos_token_ids))
+        return baseline_distribution(logits, torch.tensor(targets))
 
     def _measure_rows(self, probe: _TextProbe, final: torch.Tensor) -> list[Measured]:
         """Per row of a teacher-forced pass, the measurements behind its effect sizes."""

@@ -77,6 +77,13 @@ def teacher_input(prompt: Sequence[int], baseline: Generation, decoding: Decodin
     return [*prompt, *baseline.tokens[: steps - 1]]
 
 
+def eos_target(scores: torch.Tensor, eos: frozenset[int]) -> int:
+    """The EOS token a stopped baseline's last decision stands for: the one its scores prefer
+    there, else the lowest EOS id (any EOS ends a continuation alike)."""
+    best = int(scores.argmax())
+    return best if best in eos else min(eos)
+
+
 def make_reference(
     prompt_length: int,
     baseline: Generation,
@@ -90,11 +97,7 @@ def make_reference(
     targets, gaps, tops, candidates, outside = [], [], [], [], []
     for step in range(steps):
         scores = chooser.scores(logits[step], step)
-        if step < len(baseline.tokens):
-            target = baseline.tokens[step]
-        else:
-            best = int(scores.argmax())
-            target = best if best in eos else min(eos)
+        target = baseline.tokens[step] if step < len(baseline.tokens) else eos_target(scores, eos)
         others = scores.clone()
         others[target] = -math.inf
         targets.append(target)
