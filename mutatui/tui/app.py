@@ -124,6 +124,23 @@ class ExplorerApp(LiveLauncher, App):
             self.load_screen(screen_id)
         self.push_screen(OverviewScreen())
 
+    def open_writers(self) -> None:
+        """The writers view of the open screen (views reach each other through the app, so
+        none imports another)."""
+        from mutatui.tui.screens.writers import WritersScreen
+
+        if self.data is not None:
+            self.push_screen(WritersScreen())
+
+    def open_matrix(self, position: int, anchor: tuple[int, int] | None = None) -> None:
+        """The grid of matrix `position` of the open screen, its cursor on `anchor` (else
+        where the grid opens by itself)."""
+        from mutatui.tui.screens.matrix import MatrixScreen
+
+        self.push_screen(
+            MatrixScreen(position) if anchor is None else MatrixScreen(position, anchor=anchor)
+        )
+
     def load_screen(self, screen_id: int) -> None:
         """Read a screen into memory in a worker; a newer request supersedes an older one, and
         no poll starts another while one is pending."""

@@ -93,8 +93,6 @@ class OverviewScreen(FilterActions, Screen):
         )
 
     def on_overview_heatmap_opened(self, event: OverviewHeatmap.Opened) -> None:
-        from mutatui.tui.screens.matrix import MatrixScreen
-
         data = self.app.data
         if data is None:
             return
@@ -106,4 +104,4 @@ class OverviewScreen(FilterActions, Screen):
                 severity="warning",
             )
             return
-        self.app.push_screen(MatrixScreen(position))
+        self.app.open_matrix(position)

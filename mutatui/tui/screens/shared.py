@@ -59,10 +59,7 @@ class FilterActions:
         self.app.set_filter(replace(self.app.selection, min_severity=level))
 
     def action_writers(self) -> None:
-        from mutatui.tui.screens.writers import WritersScreen
-
-        if self.app.data is not None:
-            self.app.push_screen(WritersScreen())
+        self.app.open_writers()
 
     def system_commands(self):
         from textual.app import SystemCommand

@@ -172,8 +172,6 @@ class WritersScreen(Screen):
 
     def action_open_site(self) -> None:
         """Enter: from a word, down to its sites; from a site, the grid there."""
-        from mutatui.tui.screens.matrix import MatrixScreen
-
         sites = self.query_one("#writers-sites", DataTable)
         if not sites.has_focus:
             if self.group is not None and self.group.entries:
@@ -188,7 +186,7 @@ class WritersScreen(Screen):
             self.app.set_filter(Filter())
             self.notify(f"the filter hid {site}: cleared to show it")
         position = self.app.data.matrix_position(site.layer, site.matrix)
-        self.app.push_screen(MatrixScreen(position, anchor=(site.row0, site.col0)))
+        self.app.open_matrix(position, (site.row0, site.col0))
 
     def action_tag(self) -> None:
         """Tag the selected site, then move to the next one."""
