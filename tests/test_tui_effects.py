@@ -108,3 +108,28 @@ async def test_the_detail_shows_effect_sizes_and_marks_fragile_steps(effects_db,
         assert len(pane.fragile) == len([s for s in steps if s < len(result.baseline_tokens)])
         for start, end in pane.fragile:
             assert 0 <= start <= end <= len(pane.baseline)
+
+
+async def test_a_robust_only_filter_keeps_changes_away_from_fragile_steps(effects_db):
+    import duckdb
+
+    with duckdb.connect(str(effects_db), read_only=True) as connection:
+        robust = dict(
+            connection.execute(
+                "SELECT r.mutation_id, count(*) FILTER (WHERE e.diverge_margin >= 1) "
+                "FROM results r JOIN effects e USING (screen_id, mutation_id, probe_id) "
+                "WHERE r.changed GROUP BY ALL"
+            ).fetchall()
+        )
+    app = ExplorerApp(effects_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_grid(pilot)
+        changed = int(app.phenotypes.count.sum())
+        app.set_filter(Filter(robust=True))
+        await settle(pilot)
+        counts = {int(app.data.mutation_id[p]): int(c) for p, c in enumerate(app.phenotypes.count)}
+        assert counts == {m: robust.get(m, 0) for m in counts}
+        assert 0 < sum(counts.values()) < changed
+        await pilot.press("f")
+        await settle(pilot)
+        assert app.screen.query_one("#robust").value is True

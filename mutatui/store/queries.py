@@ -122,6 +122,9 @@ class ScreenData:
     effect: np.ndarray | None = None
     """Per mutation, its effect size: the largest mean KL divergence over its text probes
     (`exact.effects`), NaN where none was recorded; None for a screen without effect sizes."""
+    phenotype_margin: np.ndarray | None = None
+    """For each changed result: the unmutated model's margin at the step where it diverged
+    (NaN where not recorded); None for a screen without effect sizes."""
 
     def matrix_position(self, layer: int, matrix: str) -> int | None:
         for position, shape in enumerate(self.matrices):
@@ -301,21 +304,25 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
             "SELECT mutation_id, probe_id, severity, malignant,"
             " coalesce(list_position($styles, style), 0) - 1 AS style,"
             " coalesce(list_position($words, first_word), 0) - 1 AS word"
-            " FROM results WHERE screen_id = $screen AND changed ORDER BY mutation_id",
+            " FROM results WHERE screen_id = $screen AND changed ORDER BY mutation_id, probe_id",
             {"screen": screen_id, "styles": styles, "words": words},
         ).fetchnumpy()
         tag_rows = connection.execute(
             "SELECT mutation_id, tag, note FROM tags WHERE screen_id = ?", [screen_id]
         ).fetchall()
-        effects = (
-            connection.execute(
+        effects = margins = None
+        if has_table(connection, "effects"):
+            effects = connection.execute(
                 "SELECT mutation_id, max(kl_all) AS effect FROM effects WHERE screen_id = ?"
                 " GROUP BY mutation_id",
                 [screen_id],
             ).fetchnumpy()
-            if has_table(connection, "effects")
-            else None
-        )
+            margins = connection.execute(
+                "SELECT coalesce(e.diverge_margin, 'nan')::DOUBLE AS margin FROM results r"
+                " LEFT JOIN effects e USING (screen_id, mutation_id, probe_id)"
+                " WHERE r.screen_id = ? AND r.changed ORDER BY r.mutation_id, r.probe_id",
+                [screen_id],
+            ).fetchnumpy()
     if summary_row is None:
         raise MutatuiError(f"no screen {screen_id} in {path}")
     numbers = None if engine is None else engine.numbers
@@ -334,6 +341,7 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
     )
     if effects is not None and len(effects["mutation_id"]):
         data.effect = _per_mutation(data.mutation_id, effects, "effect")
+        data.phenotype_margin = _column(margins, "margin", np.float64)
     return data
 
 

@@ -16,6 +16,9 @@ import numpy as np
 from mutatui.store.queries import KINDS, MatrixShape, ScreenData
 
 MAX, MIN = KINDS.index("max"), KINDS.index("min")
+ROBUST_MARGIN = 1.0
+"""Logits: a change at a baseline step with a smaller margin tipped a near tie (the default of
+`mutatui analyze --robust`, and the detail's fragile steps)."""
 EFFECT_LEVELS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 """Effect sizes (mean KL, nats) in decades: a grid cell's colour level in the effect mode, and
 the filter dialog's thresholds."""
@@ -34,6 +37,8 @@ class Filter:
     malignant: bool = False
     min_effect: float = 0.0
     """Only mutations whose effect size (mean KL, nats) reaches this count (0: any)."""
+    robust: bool = False
+    """Only changes at a baseline step whose margin is at least `ROBUST_MARGIN`."""
 
     @property
     def active(self) -> bool:
@@ -58,6 +63,8 @@ class Filter:
             parts.append("malignant")
         if self.min_effect:
             parts.append(f"effect>={self.min_effect:g}")
+        if self.robust:
+            parts.append("robust")
         return ", ".join(parts) if parts else "no filter"
 
 
@@ -109,6 +116,8 @@ def apply_filter(data: ScreenData, selection: Filter) -> Phenotypes:
         )
     if selection.malignant:
         rows &= data.phenotype_malignant
+    if selection.robust and data.phenotype_margin is not None:
+        rows &= data.phenotype_margin >= ROBUST_MARGIN  # NaN (not recorded) is not robust
     owners = data.phenotype_mutation[rows]
     severity = data.phenotype_severity[rows]
     count = np.bincount(owners, minlength=n).astype(np.int32)

@@ -15,13 +15,13 @@ from textual.widgets import DataTable, Header, Static
 from mutatui.engine.text import token_spans
 from mutatui.store import queries
 from mutatui.store.queries import KINDS, MutationDetail, ResultDetail
+from mutatui.tui.grid_data import ROBUST_MARGIN
 from mutatui.tui.widgets.cell_summary import SEVERITY_NAMES
 from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.side_by_side import SideBySide
 
-FRAGILE_MARGIN = 1.0
-"""A baseline step whose margin (top-1 minus top-2 logit) is below this is fragile: the
-default threshold of `mutatui analyze --robust`."""
+FRAGILE_MARGIN = ROBUST_MARGIN
+"""A baseline step whose margin (top-1 minus top-2 logit) is below this is fragile."""
 
 
 def effect_text(result: ResultDetail) -> str:

@@ -71,6 +71,8 @@ class FilterScreen(ModalScreen[Filter | None]):
                 yield TickBox("max", "max" in current.kinds, id="kind-max", compact=True)
                 yield TickBox("min", "min" in current.kinds, id="kind-min", compact=True)
                 yield TickBox("malignant only", current.malignant, id="malignant", compact=True)
+                if self.options.effects:
+                    yield TickBox("robust only", current.robust, id="robust", compact=True)
             yield labelled(
                 "severity",
                 Select(
@@ -154,6 +156,7 @@ class FilterScreen(ModalScreen[Filter | None]):
         self.query_one("#first-word", Input).value = current.first_word or ""
         if self.options.effects:
             self.query_one("#effect", Select).value = current.min_effect
+            self.query_one("#robust", TickBox).value = current.robust
         self.query_one("#kind-max", TickBox).focus()
 
     def _value(self, selector: str):
@@ -175,6 +178,7 @@ class FilterScreen(ModalScreen[Filter | None]):
             tag=tag,
             malignant=self.query_one("#malignant", TickBox).value,
             min_effect=float(self._value("#effect") or 0.0) if self.options.effects else 0.0,
+            robust=self.options.effects and self.query_one("#robust", TickBox).value,
         )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
