@@ -1009,3 +1009,13 @@ async def until(condition, pilot, timeout=60.0):
 def status_line(app: ExplorerApp) -> str:
     """The open view's status line (overview or grid), as drawn."""
     return str(app.screen.query_one(".status").render())
+
+
+async def test_a_loaded_screen_is_kept_out_of_the_collector_until_the_app_ends(db):
+    import gc
+
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_overview(pilot)
+        assert app.data is not None and gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

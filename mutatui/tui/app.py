@@ -9,6 +9,7 @@ reloads when results have been added, so new phenotypes appear in the grid.
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +34,18 @@ from mutatui.tui.screens.live_launcher import LiveLauncher
 POLL_SECONDS = 3.0
 FILTER_DIALOG = "filter-dialog"
 THEMES = ("textual-dark", "textual-light")
+
+
+def quiet_collector() -> None:
+    """Move what is alive now (a loaded screen, the views) out of the cyclic collector's sight.
+
+    A screen stays loaded while it is browsed; left in view, its objects made every full
+    collection long enough to land in a key's frame (tui_latency at 160x48: filter keys 42 ms
+    p95 with them, 17-28 ms without; the filter dialog 73 ms and 45 ms). Garbage is collected
+    first, and everything is handed back when the app ends."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class ExplorerApp(LiveLauncher, App):
@@ -175,6 +188,10 @@ class ExplorerApp(LiveLauncher, App):
                 self.notify(why, title="saturated", timeout=8, markup=False)
         self.phenotypes = apply_filter(data, self.selection)
         self.data_changed.publish(data)
+        quiet_collector()
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # what the app kept out of the collector's sight is garbage now
 
     def filter_dialog(self, data: ScreenData) -> FilterScreen:
         """The filter dialog for `data`: one installed dialog, reused while the choices it
