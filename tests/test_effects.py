@@ -252,6 +252,11 @@ def test_mutatui_effects_adds_them_to_a_screen_recorded_without_them(screened, t
     assert [m[0] for m in margins] == [m[0] for m in expected_margins]
     assert main(["effects", str(db), *model, "--quiet"]) == 0
     assert "effect sizes added to 0 results" in capsys.readouterr().out
+    import json
+
+    assert main(["info", str(db), "--json"]) == 0
+    (shown,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert shown["effect_results"] == len(added)
 
 
 def tiny_spec_model(db):

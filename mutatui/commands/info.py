@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
                         "probes": s.probes,
                         "elapsed_seconds": s.screen.elapsed_seconds,
                         "engine": None if s.engine is None else asdict(s.engine),
+                        "effect_results": s.effects,
                         "spec": json.loads(s.screen.spec),
                     }
                 )
@@ -81,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         table.add_row("malignant", str(s.malignant))
         table.add_row("matrices", str(s.matrices))
         table.add_row("probes", escape("; ".join(s.probes)))
+        table.add_row(
+            "effect sizes",
+            f"{s.effects} text results" if s.effects else "none (`mutatui effects` adds them)",
+        )
         table.add_row("time", f"{s.screen.elapsed_seconds:.0f} s screening, {rate:.2f} mutations/s")
         console.print(table)
     return 0

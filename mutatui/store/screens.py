@@ -402,6 +402,8 @@ class ScreenSummary:
     probes: list[str]
     matrices: int
     engine: EngineRecord | None = None
+    effects: int = 0
+    """Text results with effect sizes recorded (`effects` rows)."""
 
 
 def summarize(path: str | Path) -> list[ScreenSummary]:
@@ -439,6 +441,11 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
             matrices = connection.execute(
                 "SELECT count(*) FROM matrices WHERE screen_id = ?", [screen.screen_id]
             ).fetchall()[0][0]
+            effects = 0
+            if has_table(connection, "effects"):
+                effects = connection.execute(
+                    "SELECT count(*) FROM effects WHERE screen_id = ?", [screen.screen_id]
+                ).fetchall()[0][0]
             summaries.append(
                 ScreenSummary(
                     screen=screen,
@@ -450,6 +457,7 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
                     probes=probes,
                     matrices=int(matrices),
                     engine=read_engine(connection, screen.screen_id),
+                    effects=int(effects),
                 )
             )
     return summaries
