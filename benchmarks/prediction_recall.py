@@ -44,8 +44,7 @@ from mutatui.guided.predict import (
     weight_gradients,
 )
 from mutatui.screening.spec import spec_from_json
-
-ROBUST_MARGIN = 1.0
+from mutatui.store.effects import ROBUST_MARGIN
 
 
 def measured(db: str, screen: str) -> tuple[dict, list]:

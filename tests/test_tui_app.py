@@ -368,16 +368,19 @@ async def test_tag_key_in_the_grid_on_a_single_mutation_cell(db):
         assert app.data.tags[int(kept[0])] == {"poetic": None}
 
 
+async def open_writers(pilot) -> WritersScreen:
+    """Screen list -> overview -> writers view."""
+    await open_overview(pilot)
+    await pilot.press("w")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, WritersScreen)
+    return pilot.app.screen
+
+
 async def test_writers_view(db):
     app = ExplorerApp(db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        await pilot.press("w")
-        await settle(pilot)
-        writers = app.screen
-        assert isinstance(writers, WritersScreen)
+        writers = await open_writers(pilot)
         groups = writers.writers.groups
         assert groups and groups[0].results >= groups[-1].results
         table = writers.query_one("#writers-table")
@@ -405,12 +408,7 @@ async def test_writers_view(db):
 async def test_a_filter_hiding_a_writer_is_cleared_when_its_grid_opens(db):
     app = ExplorerApp(db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        await pilot.press("w")
-        await settle(pilot)
-        entry = app.screen.writers.groups[0].entries[0]
+        entry = (await open_writers(pilot)).writers.groups[0].entries[0]
         await pilot.press("escape")
         app.set_filter(Filter(first_word="no such word"))  # a filter of results, not mutations
         await pilot.press("w")  # the writers view lists the writers all the same

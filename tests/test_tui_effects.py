@@ -97,7 +97,7 @@ async def test_the_detail_shows_effect_sizes_and_marks_fragile_steps(effects_db,
         assert result.effect is not None and result.margins
         # fragile: below the median margin of this baseline, so some steps are and some not
         median = float(np.median(result.margins))
-        monkeypatch.setattr(detail_module, "FRAGILE_MARGIN", median)
+        monkeypatch.setattr(detail_module, "ROBUST_MARGIN", median)
         steps = detail_module.fragile_steps(result)
         assert 0 < len(steps) < len(result.margins)
         app.screen.load_detail(app.data.summary.screen_id, detail.mutation_id)

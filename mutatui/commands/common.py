@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from mutatui.engine.forms import MODEL_FORMS
 from mutatui.errors import MutatuiError
+from mutatui.store.effects import ROBUST_MARGIN
 
 if TYPE_CHECKING:  # torch and transformers load only when a command runs, not for --help
     from textual.app import App
@@ -97,11 +98,11 @@ def add_phenotype_arguments(parser: argparse.ArgumentParser) -> None:
         "--robust",
         nargs="?",
         type=float,
-        const=1.0,
+        const=ROBUST_MARGIN,
         metavar="MARGIN",
         help="a phenotype is a change not at a fragile step: the unmutated model's margin "
-        "(top-1 minus top-2 logit) where it diverged is at least MARGIN (default 1: the "
-        "baseline's token e times as likely as the runner-up)",
+        f"(top-1 minus top-2 logit) where it diverged is at least MARGIN (default "
+        f"{ROBUST_MARGIN:g}: the baseline's token e times as likely as the runner-up)",
     )
     effects.add_argument(
         "--min-effect",

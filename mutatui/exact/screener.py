@@ -331,16 +331,15 @@ class Screener:
         if not mutations:
             return []
         with torch.inference_mode():
-            if self.runner is None:
-                outcomes = self._screen_text_batched(prompt, baseline, mutations)
-                measured = self._measure_lone(prompt, baseline, mutations) if self.effects else {}
-            elif self._ties_everywhere(prompt, baseline):
-                outcomes = [self._naive_outcome(prompt, baseline, m) for m in mutations]
-                measured = (
-                    self._measure_layered(prompt, baseline, mutations) if self.effects else {}
-                )
-            else:
+            if self.runner is not None and not self._ties_everywhere(prompt, baseline):
+                # the effect sizes come from the teacher-forced passes decoding runs anyway
                 outcomes, measured = self._screen_text_layered(prompt, baseline, mutations)
+            else:
+                if self.runner is None:
+                    outcomes = self._screen_text_batched(prompt, baseline, mutations)
+                else:
+                    outcomes = [self._naive_outcome(prompt, baseline, m) for m in mutations]
+                measured = self._measure(prompt, baseline, mutations) if self.effects else {}
             if not measured:
                 return outcomes
             return self._with_effects(self._distribution(prompt, baseline), outcomes, measured)
@@ -476,15 +475,21 @@ class Screener:
         differing tokens): teacher forcing alone, no decoding (effect sizes for a screen
         recorded without them)."""
         with torch.inference_mode():
-            if self.runner is None:
-                measured = self._measure_lone(prompt, baseline, mutations)
-            else:
-                measured = self._measure_layered(prompt, baseline, mutations)
+            measured = self._measure(prompt, baseline, mutations)
             distribution = self._distribution(prompt, baseline)
         return [
             effect(distribution, measured[index], divergence)
             for index, divergence in enumerate(diverge_at)
         ]
+
+    def _measure(
+        self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
+    ) -> dict[int, Measured]:
+        """The effect measurements alone, without decoding: by teacher-forced passes, or on the
+        naive path for a model without the layered engine."""
+        if self.runner is None:
+            return self._measure_lone(prompt, baseline, mutations)
+        return self._measure_layered(prompt, baseline, mutations)
 
     def _forward_logits(
         self, prompt: list[int], baseline: Generation, mutation: Mutation | None

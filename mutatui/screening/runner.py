@@ -151,7 +151,7 @@ def measure_assays(
 
 def records_effects(spec: ScreenSpec) -> bool:
     """Whether the screen records effect sizes: as its spec says, else yes (on SmolLM2 they
-    cost 10-20% of an element screen's time: docs/design/effects.md)."""
+    add 13-25% to the engine's time on random elements: docs/design/effects.md)."""
     return True if spec.effects is None else spec.effects
 
 

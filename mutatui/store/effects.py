@@ -11,9 +11,13 @@ from pathlib import Path
 import duckdb
 
 from mutatui.engine.sites import Site
-from mutatui.store.database import connect, has_table, transaction
+from mutatui.store.database import connect, transaction
 
 EFFECT_COLUMNS = ("delta_nll", "kl_prefix", "kl_all", "diverge_margin")
+ROBUST_MARGIN = 1.0
+"""Logits: a change that diverged where the unmutated model's margin is smaller tipped a near
+tie of its own (at 1 the baseline's token is e times as likely as the runner-up). The default
+of `analyze --robust`, the explorer's robust filter and its fragile steps."""
 """A text result's effect sizes: carried in its result mapping, stored in `effects`."""
 
 
@@ -68,20 +72,15 @@ def add_margins(path: str | Path, screen_id: int, probes: Sequence[Mapping[str, 
 
 
 def pending_results(path: str | Path, screen_id: int, probe_id: int) -> list[PendingResult]:
-    """The probe's stored results without effect sizes, in mutation order."""
+    """The probe's stored results without effect sizes, in mutation order (the file has the
+    `effects` table: its writer initialized it)."""
     with connect(path, read_only=True) as connection:
-        absent = (
-            ""
-            if not has_table(connection, "effects")
-            else (
-                "AND NOT EXISTS (SELECT 1 FROM effects e WHERE e.screen_id = r.screen_id "
-                "AND e.mutation_id = r.mutation_id AND e.probe_id = r.probe_id)"
-            )
-        )
         rows = connection.execute(
             "SELECT m.mutation_id, m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind, "
             "m.value, r.diverge_at FROM results r JOIN mutations m USING (screen_id, mutation_id) "
-            f"WHERE r.screen_id = ? AND r.probe_id = ? {absent} ORDER BY m.mutation_id",
+            "WHERE r.screen_id = ? AND r.probe_id = ? AND NOT EXISTS (SELECT 1 FROM effects e "
+            "WHERE e.screen_id = r.screen_id AND e.mutation_id = r.mutation_id "
+            "AND e.probe_id = r.probe_id) ORDER BY m.mutation_id",
             [screen_id, probe_id],
         ).fetchall()
     return [

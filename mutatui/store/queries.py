@@ -300,29 +300,31 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
             ]
             for column in ("style", "first_word")
         )
-        changed = connection.execute(
-            "SELECT mutation_id, probe_id, severity, malignant,"
-            " coalesce(list_position($styles, style), 0) - 1 AS style,"
-            " coalesce(list_position($words, first_word), 0) - 1 AS word"
-            " FROM results WHERE screen_id = $screen AND changed ORDER BY mutation_id, probe_id",
-            {"screen": screen_id, "styles": styles, "words": words},
-        ).fetchnumpy()
-        tag_rows = connection.execute(
-            "SELECT mutation_id, tag, note FROM tags WHERE screen_id = ?", [screen_id]
-        ).fetchall()
-        effects = margins = None
+        effects = None
         if has_table(connection, "effects"):
             effects = connection.execute(
                 "SELECT mutation_id, max(kl_all) AS effect FROM effects WHERE screen_id = ?"
                 " GROUP BY mutation_id",
                 [screen_id],
             ).fetchnumpy()
-            margins = connection.execute(
-                "SELECT coalesce(e.diverge_margin, 'nan')::DOUBLE AS margin FROM results r"
-                " LEFT JOIN effects e USING (screen_id, mutation_id, probe_id)"
-                " WHERE r.screen_id = ? AND r.changed ORDER BY r.mutation_id, r.probe_id",
-                [screen_id],
-            ).fetchnumpy()
+        recorded = effects is not None and len(effects["mutation_id"]) > 0
+        # with effect sizes, each changed result brings the margin it diverged at
+        margin, join = (
+            (", coalesce(e.diverge_margin, 'nan')::DOUBLE AS margin", _EFFECT_JOIN)
+            if recorded
+            else ("", "")
+        )
+        changed = connection.execute(
+            "SELECT r.mutation_id, r.probe_id, r.severity, r.malignant,"
+            " coalesce(list_position($styles, r.style), 0) - 1 AS style,"
+            f" coalesce(list_position($words, r.first_word), 0) - 1 AS word{margin}"
+            f" FROM results r{join} WHERE r.screen_id = $screen AND r.changed"
+            " ORDER BY r.mutation_id, r.probe_id",
+            {"screen": screen_id, "styles": styles, "words": words},
+        ).fetchnumpy()
+        tag_rows = connection.execute(
+            "SELECT mutation_id, tag, note FROM tags WHERE screen_id = ?", [screen_id]
+        ).fetchall()
     if summary_row is None:
         raise MutatuiError(f"no screen {screen_id} in {path}")
     numbers = None if engine is None else engine.numbers
@@ -339,23 +341,27 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
         words,
         tag_rows,
     )
-    if effects is not None and len(effects["mutation_id"]):
-        data.effect = _per_mutation(data.mutation_id, effects, "effect")
-        data.phenotype_margin = _column(margins, "margin", np.float64)
+    if recorded:
+        data.effect = np.full(len(data.mutation_id), np.nan)
+        positions, found = _positions_of(
+            data.mutation_id, _column(effects, "mutation_id", np.int64)
+        )
+        data.effect[positions[found]] = _column(effects, "effect", np.float64)[found]
+        data.phenotype_margin = _column(changed, "margin", np.float64)
     return data
 
 
-def _per_mutation(mutation_id: np.ndarray, rows: dict, column: str) -> np.ndarray:
-    """`rows[column]` (keyed by rows["mutation_id"]) aligned with `mutation_id`; NaN where a
-    mutation has no row."""
-    values = np.full(len(mutation_id), np.nan)
-    keys = _column(rows, "mutation_id", np.int64)
-    found = np.asarray(np.ma.filled(rows[column], np.nan), dtype=np.float64)
+_EFFECT_JOIN = " LEFT JOIN effects e USING (screen_id, mutation_id, probe_id)"
+
+
+def _positions_of(mutation_id: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of `ids` is in `mutation_id` (an unsorted array of distinct ids), and
+    whether it is there at all."""
     order = np.argsort(mutation_id, kind="stable")
-    at = np.clip(np.searchsorted(mutation_id[order], keys), 0, max(len(order) - 1, 0))
-    match = mutation_id[order][at] == keys if len(order) else np.zeros(0, dtype=bool)
-    values[order[at[match]]] = found[match]
-    return values
+    if not len(order):
+        return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+    at = np.clip(np.searchsorted(mutation_id[order], ids), 0, len(order) - 1)
+    return order[at], mutation_id[order][at] == ids
 
 
 def _column(frame: dict, name: str, dtype) -> np.ndarray:
@@ -380,11 +386,7 @@ def _assemble(
             slices[position] = slice(start, start + count)
         start += count
     kind = _column(mutations, "kind", np.int8)
-    changed_ids = _column(changed, "mutation_id", np.int64)
-    order = np.argsort(mutation_id, kind="stable")
-    positions = np.searchsorted(mutation_id[order], changed_ids)
-    positions = np.clip(positions, 0, max(len(order) - 1, 0))
-    phenotype_mutation = order[positions] if len(order) else positions
+    phenotype_mutation, _ = _positions_of(mutation_id, _column(changed, "mutation_id", np.int64))
     index_of = {int(value): position for position, value in enumerate(mutation_id)}
     tags: dict[int, dict[str, str | None]] = {}
     for tagged_id, tag, note in tag_rows:

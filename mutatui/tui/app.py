@@ -145,14 +145,11 @@ class ExplorerApp(LiveLauncher, App):
         if self.data is not None:
             self.push_screen(WritersScreen())
 
-    def open_matrix(self, position: int, anchor: tuple[int, int] | None = None) -> None:
-        """The grid of matrix `position` of the open screen, its cursor on `anchor` (else
-        where the grid opens by itself)."""
+    def open_matrix(self, position: int, anchor: tuple[int, int] = (0, 0)) -> None:
+        """The grid of matrix `position` of the open screen, its cursor on `anchor`."""
         from mutatui.tui.screens.matrix import MatrixScreen
 
-        self.push_screen(
-            MatrixScreen(position) if anchor is None else MatrixScreen(position, anchor=anchor)
-        )
+        self.push_screen(MatrixScreen(position, anchor=anchor))
 
     def load_screen(self, screen_id: int) -> None:
         """Read a screen into memory in a worker; a newer request supersedes an older one, and
@@ -181,14 +178,15 @@ class ExplorerApp(LiveLauncher, App):
     def _loaded(self, data: ScreenData) -> None:
         self._loading = None
         self.data = data
-        if self._opening:
-            self._opening = False
+        opened, self._opening = self._opening, False
+        if opened:
             self.selection, why = opening_filter(data)
             if why is not None:
                 self.notify(why, title="saturated", timeout=8, markup=False)
         self.phenotypes = apply_filter(data, self.selection)
         self.data_changed.publish(data)
-        quiet_collector()
+        if opened:  # not on every reload of a running screen: a full collection takes a frame
+            quiet_collector()
 
     def on_unmount(self) -> None:
         gc.unfreeze()  # what the app kept out of the collector's sight is garbage now

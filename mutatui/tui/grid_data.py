@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mutatui.store.effects import ROBUST_MARGIN
 from mutatui.store.queries import KINDS, MatrixShape, ScreenData
 
 MAX, MIN = KINDS.index("max"), KINDS.index("min")
-ROBUST_MARGIN = 1.0
-"""Logits: a change at a baseline step with a smaller margin tipped a near tie (the default of
-`mutatui analyze --robust`, and the detail's fragile steps)."""
 EFFECT_LEVELS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 """Effect sizes (mean KL, nats) in decades: a grid cell's colour level in the effect mode, and
 the filter dialog's thresholds."""

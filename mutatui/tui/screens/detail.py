@@ -14,14 +14,11 @@ from textual.widgets import DataTable, Header, Static
 
 from mutatui.engine.text import token_spans
 from mutatui.store import queries
+from mutatui.store.effects import ROBUST_MARGIN
 from mutatui.store.queries import KINDS, MutationDetail, ResultDetail
-from mutatui.tui.grid_data import ROBUST_MARGIN
 from mutatui.tui.widgets.cell_summary import SEVERITY_NAMES
 from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.side_by_side import SideBySide
-
-FRAGILE_MARGIN = ROBUST_MARGIN
-"""A baseline step whose margin (top-1 minus top-2 logit) is below this is fragile."""
 
 
 def effect_text(result: ResultDetail) -> str:
@@ -35,13 +32,14 @@ def effect_text(result: ResultDetail) -> str:
     if delta is not None:
         parts.append(f"NLL {delta:+.3g}")
     if margin is not None:
-        fragile = " [b]fragile[/b]" if margin < FRAGILE_MARGIN else ""
+        fragile = " [b]fragile[/b]" if margin < ROBUST_MARGIN else ""
         parts.append(f"baseline margin {margin:.2f} there{fragile}")
     return ", ".join(parts)
 
 
 def fragile_steps(result: ResultDetail) -> list[int]:
-    return [step for step, margin in enumerate(result.margins) if margin < FRAGILE_MARGIN]
+    """The baseline steps whose margin (top-1 minus top-2 logit) is small: fragile."""
+    return [step for step, margin in enumerate(result.margins) if margin < ROBUST_MARGIN]
 
 
 def grade_line(result: ResultDetail) -> str:
