@@ -934,10 +934,11 @@ async def test_three_writers_are_triaged_in_a_few_keys_each(tmp_path):
 async def test_the_bundled_database_and_a_read_only_copy_are_never_written(tmp_path, monkeypatch):
     """Tags and a live run from the explorer on the bundled screens.db and on a copy made
     read-only (file mode): both files stay byte for byte, the tags show from the side database
-    and the live run is in the user's live database."""
+    and the live run is in the side live database, whose live screen the screen list shows with
+    the file's own and opens."""
     import shutil
 
-    from mutatui.store.places import default_live_db, is_bundled, side_database
+    from mutatui.store.places import default_live_db, is_bundled, side_database, side_live_database
     from mutatui.tui.screens.live import LiveScreen
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
@@ -984,15 +985,29 @@ async def test_the_bundled_database_and_a_read_only_copy_are_never_written(tmp_p
                 app.set_focus(None)
                 await pilot.press("r")
                 await until(lambda live=live: live.last_saved is not None, pilot, timeout=300)
-                assert live.last_saved.db_path == default_live_db()
+                assert live.last_saved.db_path == side_live_database(copy)
+                site = live.query_one("#live-site").value
         again = ExplorerApp(db)
         async with again.run_test(size=(120, 36)) as pilot:
             await settle(pilot)
+            listed = again.screen
             await pilot.press(*(["down"] * names.index("elements-random")), "enter")
             await settle(pilot)
             assert again.data.tags[position] == {"writer": None}  # overlaid from the side
+            if db is copy:  # the live run's screen is listed after the file's, and opens
+                kinds = [str(cell) for cell in listed.query_one("#screen-table").get_column_at(7)]
+                assert kinds[len(names) :] == ["live (side)"]
+                await pilot.press("escape")
+                await settle(pilot)
+                await pilot.press(*(["down"] * (len(names) - names.index("elements-random"))))
+                await pilot.press("enter")
+                await settle(pilot)
+                assert again.screen_db == side_live_database(copy)
+                assert again.data.summary.kind == "live" and len(again.data.mutation_id) == 1
+                assert str(again.data.site(0)) == site
+                assert again.data.tags == {}  # the file's tags stay on the file's screens
     assert BUNDLED.read_bytes() == original and copy.read_bytes() == original
-    assert default_live_db().exists()
+    assert side_live_database(copy).exists() and not default_live_db().exists()
 
 
 async def until(condition, pilot, timeout=60.0):

@@ -3,7 +3,8 @@ runs of a database that must not be written (the bundled screens.db, a read-only
 
 The bundled screens.db is data kept in git: writing a tag into it would dirty the checkout and
 make the next pull conflict on a binary. So the explorer writes such a file's tags into a side
-database of the user's, one per opened file, and overlays them when it reads the file.
+database of the user's, one per opened file, and overlays them when it reads the file; the live
+runs started from it go to a second one beside it, whose live screens are listed with the file's.
 """
 
 from __future__ import annotations
@@ -52,7 +53,19 @@ def writable(path: Path) -> bool:
 def side_database(path: Path) -> Path | None:
     """Where the explorer writes the tags of `path`: None for the file itself, else a side
     database named after the file's absolute path (one per opened file)."""
+    return _beside(path, ".db")
+
+
+def side_live_database(path: Path) -> Path | None:
+    """Where the explorer saves the live runs started from `path`: None for the file itself,
+    else a database of the user's beside its side database, whose live screens the explorer
+    lists with the file's own. Not the side database itself: that one keys its tags by the
+    opened file's screen ids, which the live screens' own ids would collide with."""
+    return _beside(path, ".live.db")
+
+
+def _beside(path: Path, suffix: str) -> Path | None:
     if writable(path) and not is_bundled(path):
         return None
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
-    return data_dir() / "side" / f"{path.stem}-{digest}.db"
+    return data_dir() / "side" / f"{path.stem}-{digest}{suffix}"

@@ -24,7 +24,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from mutatui.engine.forms import brief
 from mutatui.errors import MutatuiError
 from mutatui.store import queries
-from mutatui.store.places import default_live_db, side_database
+from mutatui.store.places import side_database, side_live_database
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import Filter, Phenotypes, apply_filter, opening_filter
 from mutatui.tui.keymap import load_keymap
@@ -82,8 +82,13 @@ class ExplorerApp(LiveLauncher, App):
         self._loading: int | None = None
         self._filter_dialog: FilterScreen | None = None
         self.side_db = side_database(self.db_path)
-        self._tokenizers: dict[str, object | None] = {}
         """Where tags go when the opened file must not be written (bundled, read-only)."""
+        self.side_live_db = side_live_database(self.db_path)
+        """Where the live runs started from such a file go; its screens are listed with the
+        file's own."""
+        self.screen_db = self.db_path
+        """The file the open screen is read from: the opened one, or its side live database."""
+        self._tokenizers: dict[str, object | None] = {}
         self._opening = False
         """The screen being opened gets its opening filter when its data arrives."""
 
@@ -102,7 +107,7 @@ class ExplorerApp(LiveLauncher, App):
         if self.side_db is not None:
             self.notify(
                 f"{self.db_path.name} is not written (bundled data, or read-only): tags go to "
-                f"{self.side_db}, live runs to {self.live_db}",
+                f"{self.side_db}, live runs to {self.live_db} (listed with its screens)",
                 title="Not written",
                 timeout=10,
                 markup=False,
@@ -125,11 +130,18 @@ class ExplorerApp(LiveLauncher, App):
 
     # --- the open screen -----------------------------------------------------------------
 
-    def open_screen(self, screen_id: int) -> None:
-        """Show the overview of one screen; its data loads in a worker."""
+    def open_screen(self, screen_id: int, source: Path | None = None) -> None:
+        """Show the overview of one screen of `source` (the opened file unless named); its
+        data loads in a worker."""
         from mutatui.tui.screens.overview import OverviewScreen
 
-        if self.data is None or self.data.summary.screen_id != screen_id:
+        source = source or self.db_path
+        if (
+            self.data is None
+            or self.data.summary.screen_id != screen_id
+            or (source != self.screen_db)
+        ):
+            self.screen_db = source
             self.data = None
             self.phenotypes = None
             self.selection = Filter()
@@ -157,21 +169,32 @@ class ExplorerApp(LiveLauncher, App):
         self._loading = screen_id
         self._read_screen(screen_id)
 
+    def screen_sources(self) -> list[Path]:
+        """The files whose screens the screen list shows: the opened one, and the side live
+        database of one that is not written, once it exists."""
+        side = self.side_live_db
+        return [self.db_path] + ([side] if side is not None and side.exists() else [])
+
+    @property
+    def tags_beside(self) -> Path | None:
+        """The side database holding the open screen's tags; None when its file holds them."""
+        return self.side_db if self.screen_db == self.db_path else None
+
     @property
     def tag_db(self) -> Path:
-        """The database tags are written to: the opened file, or its side database."""
-        return self.side_db or self.db_path
+        """The database tags are written to: the open screen's file, or its side database."""
+        return self.tags_beside or self.screen_db
 
     @property
     def live_db(self) -> Path:
-        """The database live runs are saved to: the opened file, or the user's live database."""
-        return default_live_db() if self.side_db else self.db_path
+        """The database live runs are saved to: the opened file, or its side live database."""
+        return self.side_live_db or self.db_path
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _read_screen(self, screen_id: int) -> None:
-        data = queries.load_screen(self.db_path, screen_id)
-        if self.side_db is not None:
-            queries.overlay_tags(data, queries.tags_of(self.side_db, screen_id))
+        data = queries.load_screen(self.screen_db, screen_id)
+        if self.tags_beside is not None:
+            queries.overlay_tags(data, queries.tags_of(self.tags_beside, screen_id))
         if not get_current_worker().is_cancelled:  # superseded: the newer read will report
             self.call_from_thread(self._loaded, data)
 
@@ -219,7 +242,7 @@ class ExplorerApp(LiveLauncher, App):
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def check_progress(self, screen_id: int, known_status: str, known_written: int) -> None:
-        status, written = queries.screen_progress(self.db_path, screen_id)
+        status, written = queries.screen_progress(self.screen_db, screen_id)
         if written != known_written or status != known_status:
             self.call_from_thread(self.load_screen, screen_id)
 

@@ -119,9 +119,10 @@ class DetailScreen(Screen):
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def load_detail(self, screen_id: int, mutation_id: int) -> None:
-        detail = queries.mutation_detail(self.app.db_path, screen_id, mutation_id)
-        if self.app.side_db is not None:  # the opened file's tags live beside it
-            detail.tags.update(queries.tags_of(self.app.side_db, screen_id).get(mutation_id, {}))
+        detail = queries.mutation_detail(self.app.screen_db, screen_id, mutation_id)
+        beside = self.app.tags_beside
+        if beside is not None:  # the opened file's tags live beside it
+            detail.tags.update(queries.tags_of(beside, screen_id).get(mutation_id, {}))
         spans = {
             result.probe.probe_id: self._fragile_spans(result)
             for result in detail.results

@@ -63,7 +63,7 @@ class LiveLauncher:
         from mutatui.errors import MutatuiError
         from mutatui.store.live import screen_decoding
 
-        data, db_path = self._open_data(), getattr(self, "db_path", None)
+        data, db_path = self._open_data(), getattr(self, "screen_db", None)
         if data is None or db_path is None:
             return {}
         try:
@@ -102,7 +102,7 @@ class LiveLauncher:
 
     def on_live_screen_run_saved(self, message: LiveScreen.RunSaved) -> None:
         data = self._open_data()
-        same_file = message.db_path == getattr(self, "db_path", None)
+        same_file = message.db_path == getattr(self, "screen_db", None)
         if same_file and data is not None and data.summary.screen_id == message.screen_id:
             self.load_screen(message.screen_id)  # type: ignore[attr-defined]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -36,6 +38,8 @@ class ScreenListScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.summaries: list[ScreenSummary] = []
+        self.sources: list[Path] = []
+        """The file each summary's screen is in (the opened one, or its side live database)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -59,18 +63,28 @@ class ScreenListScreen(Screen):
     def action_reload(self) -> None:
         self.load()
 
+    def on_screen_resume(self) -> None:
+        """Back from a view: a live run may have made a live screen meanwhile."""
+        if self.summaries:
+            self.load()
+
     @work(thread=True, exclusive=True, group="screens", exit_on_error=False)
     def load(self) -> None:
-        summaries = queries.list_screens(self.app.db_path)
-        self.app.call_from_thread(self._show, summaries)
+        listed = [
+            (source, summary)
+            for source in self.app.screen_sources()
+            for summary in queries.list_screens(source)
+        ]
+        self.app.call_from_thread(self._show, listed)
 
-    def _show(self, summaries: list[ScreenSummary]) -> None:
-        self.summaries = summaries
+    def _show(self, listed: list[tuple[Path, ScreenSummary]]) -> None:
+        self.sources = [source for source, _ in listed]
+        self.summaries = summaries = [summary for _, summary in listed]
         table = self.query_one(DataTable)
         table.loading = False
         row = table.cursor_row
         table.clear()
-        for summary in summaries:
+        for source, summary in listed:
             planned = summary.planned or summary.mutations
             done = (
                 f"{summary.mutations:,}"
@@ -85,9 +99,9 @@ class ScreenListScreen(Screen):
                 f"{summary.phenotype_rate:.1%}",
                 str(summary.probes),
                 Text(summary.model),
-                summary.kind,
+                summary.kind if source == self.app.db_path else f"{summary.kind} (side)",
                 Text(summary.numbers or "not recorded", style="" if summary.numbers else "dim"),
-                key=str(summary.screen_id),
+                key=f"{source}:{summary.screen_id}",
             )
         if summaries:
             table.move_cursor(row=min(row, len(summaries) - 1))
@@ -99,7 +113,8 @@ class ScreenListScreen(Screen):
     def action_open(self) -> None:
         table = self.query_one(DataTable)
         if self.summaries and 0 <= table.cursor_row < len(self.summaries):
-            self.app.open_screen(self.summaries[table.cursor_row].screen_id)
+            row = table.cursor_row
+            self.app.open_screen(self.summaries[row].screen_id, self.sources[row])
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

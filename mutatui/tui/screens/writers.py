@@ -137,7 +137,7 @@ class WritersScreen(Screen):
     def _load_words(self, group: WriterGroup) -> None:
         data = self.app.data
         wanted = [(int(data.mutation_id[e.position]), e.probe_id) for e in group.entries]
-        words = queries.first_words(self.app.db_path, data.summary.screen_id, wanted)
+        words = queries.first_words(self.app.screen_db, data.summary.screen_id, wanted)
         self.app.call_from_thread(self._show_words, group, words)
 
     def _show_words(self, group: WriterGroup, words: dict[tuple[int, int], str]) -> None:
