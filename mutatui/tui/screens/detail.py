@@ -89,6 +89,8 @@ class DetailScreen(Screen):
         super().__init__()
         self.positions = positions
         self.detail: MutationDetail | None = None
+        self._spans_by_probe: dict[int, list[tuple[int, int]]] = {}
+        """Each probe's baseline tokens as character spans (the same for every mutation)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -132,11 +134,15 @@ class DetailScreen(Screen):
 
     def _fragile_spans(self, result: ResultDetail) -> list[tuple[int, int]]:
         """Character spans of the baseline's fragile tokens, by the screen's tokenizer (none
-        when it is not on this machine: the grade line lists the steps all the same)."""
-        tokenizer = self.app.tokenizer_of(self.app.data.summary.model)
-        if tokenizer is None:
-            return []
-        spans = token_spans(tokenizer, result.baseline_tokens)
+        when it is not on this machine: the grade line lists the steps all the same). A probe's
+        baseline is the same for every mutation, so it is decoded once per probe."""
+        probe_id = result.probe.probe_id
+        if probe_id not in self._spans_by_probe:
+            tokenizer = self.app.tokenizer_of(self.app.data.summary.model)
+            self._spans_by_probe[probe_id] = (
+                [] if tokenizer is None else token_spans(tokenizer, result.baseline_tokens)
+            )
+        spans = self._spans_by_probe[probe_id]
         return [spans[step] for step in fragile_steps(result) if step < len(spans)]
 
     def show_detail(
