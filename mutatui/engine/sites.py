@@ -9,13 +9,29 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from mutatui.engine.forms import INDEX_DIGITS, quoted
 from mutatui.errors import MutatuiError
 
-if TYPE_CHECKING:  # the parser itself needs no torch: keep it cheap to import
-    from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
+
+class MatrixBounds(Protocol):
+    """What validating a site needs of its matrix (a `matrices.MatrixInfo` is one). A protocol,
+    not an import: the parser needs no torch, and matrices builds on sites, not the reverse."""
+
+    @property
+    def rows(self) -> int: ...
+    @property
+    def cols(self) -> int: ...
+    @property
+    def label(self) -> str: ...
+
+
+class MatrixLookup(Protocol):
+    """Where a site's matrix is found by layer and name (a `matrices.MatrixCatalog` is one)."""
+
+    def get(self, layer: int, name: str) -> MatrixBounds: ...
+
 
 SITE_FORMS = "L<layer>.<matrix>[<row>,<col>] or a block L<layer>.<matrix>[r0:r1,c0:c1]"
 
@@ -109,7 +125,7 @@ def check_site_syntax(text: str) -> None:
     _parse_parts(text)
 
 
-def parse_site(text: str, catalog: MatrixCatalog | None = None) -> Site:
+def parse_site(text: str, catalog: MatrixLookup | None = None) -> Site:
     """Parse the text form of a site; with a catalog, also resolve open ranges and validate.
 
     Every failure is a `MutatuiError` whose one line says what was wrong and what is valid.
@@ -134,7 +150,7 @@ def parse_site(text: str, catalog: MatrixCatalog | None = None) -> Site:
     return site
 
 
-def validate_site(site: Site, info: MatrixInfo) -> None:
+def validate_site(site: Site, info: MatrixBounds) -> None:
     """Raise a one-line error when the site does not fit inside its matrix."""
     for axis, start, stop, limit in (
         ("row", site.row0, site.row1, info.rows),
