@@ -12,6 +12,7 @@ import pytest
 from naive import naive_effects, sample_mutations
 from tiny_models import FAMILY_CONFIGS, OTHERS, build_tiny_model, tiny_spec
 
+from mutatui.analysis.grades import EffectGrade
 from mutatui.engine.compare import first_divergence
 from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
 from mutatui.engine.matrices import MatrixCatalog
@@ -173,7 +174,6 @@ def per_mutation(db, query):
 
 
 def test_phenotypes_graded_by_effect_size_and_robustness(screened):
-    from mutatui.analysis.grades import EffectGrade
     from mutatui.store.frames import load_sites, pick_screen
 
     db, _ = screened
@@ -213,6 +213,51 @@ def test_analyze_grades_by_effect_from_the_cli_and_refuses_a_screen_without_them
     assert len(error) == 1 and "has no effect sizes" in error[0]
     assert main(["analyze", str(with_effects), "--top-effect", "2"]) == 2
     assert "--top-effect is a share in (0, 1], got 2" in capsys.readouterr().err
+
+
+def test_analysis_says_how_many_changes_tipped_a_near_tie_of_their_baseline(screened, capsys):
+    """Per probe, recounted here from the stored rows: changes that diverged where the baseline's
+    margin is below the threshold, and the changes each fragile step took."""
+    import numpy as np
+
+    from mutatui.analysis.report import analyze
+    from mutatui.cli import main
+
+    db, without = screened
+    with duckdb.connect(str(db), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT p.name, r.changed, r.diverge_at, e.diverge_margin, e.kl_all FROM effects e "
+            "JOIN results r USING (screen_id, mutation_id, probe_id) "
+            "JOIN probes p USING (screen_id, probe_id)"
+        ).fetchall()
+        margins = dict(
+            connection.execute(
+                "SELECT p.name, m.margins FROM probe_margins m JOIN probes p USING (screen_id, "
+                "probe_id)"
+            ).fetchall()
+        )
+    threshold = float(np.median([m for name in margins for m in margins[name]]))
+    ties = analyze(db, permutations=10, effect_grade=EffectGrade(robust_margin=threshold)).ties
+    assert ties and {t.probe for t in ties} == {row[0] for row in rows}
+    for probe in ties:
+        mine = [row for row in rows if row[0] == probe.probe]
+        changed = [row for row in mine if row[1]]
+        assert (probe.results, probe.changed) == (len(mine), len(changed))
+        assert probe.changed_at_fragile == sum(row[3] < threshold for row in changed)
+        fragile = [step for step, m in enumerate(margins[probe.probe]) if m < threshold]
+        assert [s.step for s in probe.fragile_steps] == fragile
+        for step in probe.fragile_steps:
+            assert step.changes == sum(row[2] == step.step for row in changed)
+            assert step.margin == pytest.approx(margins[probe.probe][step.step])
+        unchanged = [row[4] for row in mine if not row[1]]
+        if unchanged:
+            assert probe.kl_unchanged[0] == pytest.approx(float(np.median(unchanged)))
+    assert any(t.changed_at_fragile for t in ties), "the tiny screen tips some near ties"
+    assert main(["analyze", str(db), "--permutations", "10", "--markdown"]) == 0
+    assert "### near ties: changes at a baseline step whose margin is below 1 logits" in (
+        capsys.readouterr().out
+    )
+    assert analyze(without, permutations=10).ties is None
 
 
 def effect_table(db):

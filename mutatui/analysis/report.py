@@ -29,6 +29,7 @@ from mutatui.analysis.stats import (
 )
 from mutatui.analysis.writers import WriterGroups, writer_groups, writer_mask
 from mutatui.errors import MutatuiError
+from mutatui.store.effects import ROBUST_MARGIN, ProbeTies, probe_ties
 from mutatui.store.frames import (
     ScreenSummary,
     SiteFrame,
@@ -84,6 +85,10 @@ class ScreenAnalysis:
     """With `against`: the screen's whole lines of elements against another screen's elements."""
     effect_grade: str | None = None
     """How effect sizes graded the phenotypes (`grades.EffectGrade.describe`), if they did."""
+    ties: list[ProbeTies] | None = None
+    """With effect sizes: per chosen text probe, how many of its changes tipped a near tie of
+    its own baseline (at `tie_margin`), and its effects changed and not."""
+    tie_margin: float = ROBUST_MARGIN
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -151,6 +156,14 @@ def analyze(
         return effect_grade.apply(graded) if effect_grade else graded
 
     frame = sites(screen)
+    margin = effect_grade.robust_margin if effect_grade else None
+    margin = ROBUST_MARGIN if margin is None else margin
+    probes = frame.text_probes(probe_names)
+    ties = (
+        [t for t in probe_ties(path, screen.screen_id, margin) if t.probe in probes]
+        if frame.effects_recorded
+        else None
+    )
     styled = load_styled(path, screen, probe_names)
     shapes = [
         analyze_shape(
@@ -160,7 +173,7 @@ def analyze(
     ]
     return ScreenAnalysis(
         screen=screen,
-        probes=frame.text_probes(probe_names),
+        probes=probes,
         min_severity=min_severity,
         text_severity=text_severity or not frame.has_choice_probe(),
         permutations=permutations,
@@ -173,6 +186,8 @@ def analyze(
             frame, sites(pick_screen(path, against)), permutations=permutations, seed=seed
         ),
         effect_grade=effect_grade.describe() if effect_grade else None,
+        ties=ties,
+        tie_margin=margin,
     )
 
 

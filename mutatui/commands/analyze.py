@@ -24,6 +24,7 @@ from mutatui.commands.common import (
     min_severity_from_args,
 )
 from mutatui.errors import MutatuiError
+from mutatui.store.effects import ProbeTies
 
 REPORT_WIDTH = 120
 MARKDOWN_WIDTH = 10_000
@@ -372,6 +373,8 @@ def print_analysis(report: Report, result: ScreenAnalysis) -> None:
         _print_shape(report, shape)
     if result.lines is not None:
         _print_lines(report, result.lines)
+    if result.ties is not None:
+        _print_ties(report, result.ties, result.tie_margin)
     writers = result.writers
     report.heading(
         f"writers: {writers.writer_mutations} mutations, {writers.writer_outcomes} of "
@@ -406,3 +409,51 @@ def print_analysis(report: Report, result: ScreenAnalysis) -> None:
             f"{group.changed_share:.1%}",
         )
     report.show(table)
+
+
+SHOWN_FRAGILE_STEPS = 3
+"""Per probe, the fragile steps that took the most changes."""
+
+
+def _print_ties(report: Report, ties: list[ProbeTies], margin: float) -> None:
+    report.heading(f"near ties: changes at a baseline step whose margin is below {margin:g} logits")
+    table = report.table()
+    table.add_column("probe", no_wrap=True)
+    for column in (
+        "results",
+        "changed",
+        "at a near tie",
+        "largest margin there",
+        "steps that took most (step: margin, changes)",
+        "KL unchanged (median, p90)",
+        "KL changed (median, p90)",
+    ):
+        table.add_column(column, justify="right")
+    for probe in ties:
+        busiest = sorted(probe.fragile_steps, key=lambda s: -s.changes)[:SHOWN_FRAGILE_STEPS]
+        table.add_row(
+            Text(probe.probe),
+            str(probe.results),
+            str(probe.changed),
+            f"{probe.changed_at_fragile} ({_share(probe.changed_at_fragile, probe.changed)})",
+            "-" if probe.largest_fragile_margin is None else f"{probe.largest_fragile_margin:.3f}",
+            "; ".join(f"{s.step}: {s.margin:.3f}, {s.changes}" for s in busiest if s.changes)
+            or "-",
+            _quantiles(probe.kl_unchanged),
+            _quantiles(probe.kl_changed),
+        )
+    report.show(table)
+    report.paragraph(
+        "margin: the unmutated model's top-1 minus top-2 logit at the step where a change "
+        "diverged; KL: the mean KL divergence from the unmutated model to the mutant over the "
+        "baseline's continuation, in nats (`effects`)",
+        dim=True,
+    )
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "-"
+
+
+def _quantiles(pair: tuple[float | None, float | None]) -> str:
+    return "-" if pair[0] is None else f"{pair[0]:.2g}, {pair[1]:.2g}"

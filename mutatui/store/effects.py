@@ -14,11 +14,11 @@ from mutatui.engine.sites import Site
 from mutatui.store.database import connect, transaction
 
 EFFECT_COLUMNS = ("delta_nll", "kl_prefix", "kl_all", "diverge_margin")
+"""A text result's effect sizes: carried in its result mapping, stored in `effects`."""
 ROBUST_MARGIN = 1.0
 """Logits: a change that diverged where the unmutated model's margin is smaller tipped a near
 tie of its own (at 1 the baseline's token is e times as likely as the runner-up). The default
 of `analyze --robust`, the explorer's robust filter and its fragile steps."""
-"""A text result's effect sizes: carried in its result mapping, stored in `effects`."""
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,84 @@ def write_effects(
             screen_id,
             [[mutation_id, probe_id, *values] for mutation_id, values in rows],
         )
+
+
+@dataclass(frozen=True)
+class FragileStep:
+    """A baseline step where the unmutated model's margin is below the threshold."""
+
+    step: int
+    margin: float
+    changes: int
+    """Changed results of the probe that diverged at this step."""
+
+
+@dataclass(frozen=True)
+class ProbeTies:
+    """How much of one text probe's phenotype near ties of its own baseline explain, and how
+    large its effects are, changed or not (quantiles of the mean KL over the continuation)."""
+
+    probe: str
+    results: int
+    changed: int
+    changed_at_fragile: int
+    """Changed results that diverged at a step whose baseline margin is below the threshold."""
+    largest_fragile_margin: float | None
+    """The largest baseline margin at which a change diverged below the threshold."""
+    fragile_steps: list[FragileStep]
+    kl_unchanged: tuple[float | None, float | None]
+    """Median and 90th percentile over the unchanged results."""
+    kl_changed: tuple[float | None, float | None]
+
+
+def probe_ties(path: str | Path, screen_id: int, margin: float) -> list[ProbeTies]:
+    """Per text probe with effect sizes, in probe order: `ProbeTies` at threshold `margin`."""
+    with connect(path, read_only=True) as connection:
+        rows = connection.execute(
+            """
+            SELECT p.probe_id, p.name, count(*), count(*) FILTER (r.changed),
+                   count(*) FILTER (r.changed AND e.diverge_margin < $margin),
+                   max(e.diverge_margin) FILTER (r.changed AND e.diverge_margin < $margin),
+                   quantile_cont(e.kl_all, [0.5, 0.9]) FILTER (NOT r.changed),
+                   quantile_cont(e.kl_all, [0.5, 0.9]) FILTER (r.changed)
+            FROM effects e
+            JOIN results r USING (screen_id, mutation_id, probe_id)
+            JOIN probes p USING (screen_id, probe_id)
+            WHERE e.screen_id = $screen
+            GROUP BY p.probe_id, p.name ORDER BY p.probe_id
+            """,
+            {"screen": screen_id, "margin": margin},
+        ).fetchall()
+        steps = connection.execute(
+            """
+            WITH fragile AS (
+                SELECT probe_id, unnest(range(len(margins))) AS step, unnest(margins) AS margin
+                FROM probe_margins WHERE screen_id = $screen
+            )
+            SELECT f.probe_id, f.step, f.margin,
+                   (SELECT count(*) FROM results r WHERE r.screen_id = $screen
+                     AND r.probe_id = f.probe_id AND r.changed AND r.diverge_at = f.step)
+            FROM fragile f WHERE f.margin < $margin ORDER BY f.probe_id, f.step
+            """,
+            {"screen": screen_id, "margin": margin},
+        ).fetchall()
+    by_probe: dict[int, list[FragileStep]] = {}
+    for probe_id, step, step_margin, changes in steps:
+        by_probe.setdefault(probe_id, []).append(FragileStep(step, step_margin, changes))
+    return [
+        ProbeTies(
+            name,
+            results,
+            changed,
+            fragile,
+            largest,
+            by_probe.get(probe_id, []),
+            _pair(unchanged),
+            _pair(changed_kl),
+        )
+        for probe_id, name, results, changed, fragile, largest, unchanged, changed_kl in rows
+    ]
+
+
+def _pair(quantiles: list[float] | None) -> tuple[float | None, float | None]:
+    return (quantiles[0], quantiles[1]) if quantiles else (None, None)
