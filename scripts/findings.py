@@ -20,6 +20,12 @@ from pathlib import Path
 
 from mutatui.errors import MutatuiError
 from mutatui.store.queries import ScreenSummary, list_screens
+from mutatui.store.screens import summarize
+
+TILE_EFFECT = "0.0005"
+ELEMENT_EFFECT = "3.15e-05"
+"""Effect-size thresholds (mean KL, nats) at which the graded share equals the share the paper's
+grade gives: severe for tiles, any change for random elements (docs/findings.md)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,8 @@ class Analysis:
     flags: tuple[str, ...] = ()
     against: str | None = None
     figures: bool = True
+    effects: bool = False
+    """Graded by effect sizes: skipped while the screen has none (`mutatui effects`)."""
 
     def needs(self) -> tuple[str, ...]:
         return (self.screen,) if self.against is None else (self.screen, self.against)
@@ -77,6 +85,42 @@ ANALYSES = (
         "elements of its own matrix",
         against="elements-random",
     ),
+    Analysis(
+        "tiles-64-effect",
+        "tiles-64",
+        f"tile mutations graded by effect size instead: the mean KL over the continuation at "
+        f"least {TILE_EFFECT} nats",
+        ("--min-effect", TILE_EFFECT),
+        effects=True,
+    ),
+    Analysis(
+        "tiles-64-robust",
+        "tiles-64",
+        "tile mutations that changed the text away from the baseline's near ties (a margin of "
+        "1 logit or more where they diverged)",
+        ("--robust",),
+        figures=False,
+        effects=True,
+    ),
+    Analysis(
+        "elements-random-effect",
+        "elements-random",
+        "random single elements graded by effect size: the mean KL over the continuation at "
+        "least 3.15e-05 nats, which the top 27.9% reach (the share that changed the text)",
+        ("--min-effect", ELEMENT_EFFECT),
+        figures=False,
+        effects=True,
+    ),
+    Analysis(
+        "elements-lines-effect",
+        "elements-lines",
+        "the lines graded by the same effect size as the random elements, each line against "
+        "random elements of its own matrix",
+        ("--min-effect", ELEMENT_EFFECT),
+        against="elements-random",
+        figures=False,
+        effects=True,
+    ),
 )
 
 
@@ -112,6 +156,7 @@ def write_findings(db: Path, out: Path) -> None:
     if not db.exists():
         raise MutatuiError(f"{db}: no such database (make screens.db builds the bundled one)")
     screens = {summary.name: summary for summary in list_screens(db)}
+    effects = {summary.screen.name: summary.effects for summary in summarize(db)}
     out.mkdir(parents=True, exist_ok=True)
     index = [
         "# Findings material",
@@ -125,6 +170,10 @@ def write_findings(db: Path, out: Path) -> None:
         missing = [name for name in analysis.needs() if name not in screens]
         if missing:
             index.append(f"- {analysis.name}: skipped, {', '.join(missing)} not in {db} yet")
+            continue
+        bare = [name for name in analysis.needs() if analysis.effects and not effects[name]]
+        if bare:
+            index.append(f"- {analysis.name}: skipped, {', '.join(bare)} has no effect sizes yet")
             continue
         print(f"findings: {analysis.name}", file=sys.stderr)
         report = out / f"{analysis.name}.md"

@@ -67,6 +67,8 @@ def test_findings_hold_each_screens_analysis_and_figures(bundled, tmp_path):
         assert "![map_q.png](map_q.png)" in gallery
     assert not (out / "figures" / "tiles-64").exists()  # no figures asked for
     assert not (out / "elements-lines.md").exists()
+    assert "- tiles-64-effect: skipped, tiles-64 has no effect sizes yet" in index
+    assert not (out / "tiles-64-effect.md").exists()
 
 
 def test_a_missing_database_is_one_line(tmp_path):
