@@ -352,6 +352,7 @@ def test_stop_signals_at_random_moments_lose_and_duplicate_nothing(
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in stderr, stderr
         assert "stopped" in lines[0] and "--resume" in lines[0] and stop.name in lines[0]
+        assert f": {committed(db)} of {total} mutations are committed in {db}" in lines[0]
         with connect(db, read_only=True) as connection:
             (status,) = connection.execute("SELECT status FROM screens").fetchall()[0]
         assert status == "interrupted"

@@ -235,19 +235,19 @@ def stopped(stop: KeyboardInterrupt, db: Path, name: str | None) -> int:
     from mutatui import process
     from mutatui.store import screens as store
 
-    summary = None
-    with suppress(MutatuiError):
-        summaries = store.summarize(db) if db.is_file() else []
-        summary = next((s for s in summaries if s.screen.name == name), None)
-        if summary is None and name is None and len(summaries) == 1:
-            summary = summaries[0]
-    if summary is None:
+    record, done = None, 0
+    with suppress(MutatuiError):  # a cheap read: this runs as the process is asked to end
+        records = store.list_screens(db) if db.is_file() else []
+        record = next((r for r in records if r.name == name), None)
+        if record is None and name is None and len(records) == 1:
+            record = records[0]
+        done = store.committed_count(db, record.screen_id) if record else 0
+    if record is None:
         line = "stopped before the screen began; nothing was written"
     else:
         line = (
-            f"screen {summary.screen.name!r} stopped: {summary.done} of "
-            f"{summary.screen.planned_mutations} mutations are committed in {db} and kept; "
-            f"`mutatui screen --db {db} --resume` continues it"
+            f"screen {record.name!r} stopped: {done} of {record.planned_mutations} mutations "
+            f"are committed in {db} and kept; `mutatui screen --db {db} --resume` continues it"
         )
     with suppress(OSError):
         print(f"mutatui: {line} ({process.signal_name(stop)})", file=sys.stderr)

@@ -263,6 +263,15 @@ def mutation_ids(path: str | Path, screen_id: int) -> list[int]:
     return [row[0] for row in rows]
 
 
+def committed_count(path: str | Path, screen_id: int) -> int:
+    """How many of the screen's mutations are committed (each with all its results)."""
+    with connect(path, read_only=True) as connection:
+        row = _first(
+            connection.execute("SELECT count(*) FROM mutations WHERE screen_id = ?", [screen_id])
+        )
+    return int(row[0])
+
+
 def resume_point(path: str | Path, screen_id: int) -> int:
     """The id after the last committed mutation of the screen (0 for a fresh one).
 
