@@ -76,7 +76,9 @@ LINE_PARTS ?= 8
 ELEMENT_PARTS ?= 16
 LINE_TILES ?= 6
 SCREEN_FLAGS ?=
-# the screens whose effect sizes the build adds (`mutatui effects`: resumable, a no-op once in)
+# the screens whose effect sizes the build adds (`mutatui effects`: resumable, a no-op once in);
+# rows an earlier session saved (`mutatui effects --save-rows $(PARTS)/effects-<screen>.parquet`)
+# are added first instead of computed again
 EFFECT_SCREENS ?= elements-random elements-lines tiles-64
 IN_PARTS = $(BIN)/python scripts/screen_in_parts.py
 # the bundled database takes in the parts finished so far (a no-op once they are in)
@@ -91,7 +93,10 @@ screens.db: $(STAMP)
 		$(SCREEN_FLAGS)
 	$(BIN)/mutatui restyle $(DB)
 	$(BIN)/python scripts/bundle_guided.py $(DB)
-	for screen in $(EFFECT_SCREENS); do $(BIN)/mutatui effects $(DB) --screen $$screen; done
+	for screen in $(EFFECT_SCREENS); do \
+		rows=$(PARTS)/effects-$$screen.parquet; \
+		$(BIN)/mutatui effects $(DB) --screen $$screen $$(test -f $$rows && echo --add-rows $$rows); \
+	done
 
 # The manual's pictures of the explorer on the bundled screen (scripts/screenshots.py).
 SHOT_SITE ?= L22.gate[320,256]

@@ -304,6 +304,64 @@ def test_mutatui_effects_adds_them_to_a_screen_recorded_without_them(screened, t
     assert shown["effect_results"] == len(added)
 
 
+def test_effect_rows_saved_in_one_session_are_added_in_the_next(screened, tmp_path, capsys):
+    """An earlier session computed the effect sizes of half the results: its saved rows are
+    added as they are, the rest computed, and the whole equals a screen that recorded them.
+    A file of another spec, or not of rows, is refused in one line and adds nothing."""
+    import shutil
+
+    from mutatui.cli import main
+
+    with_effects, without = screened
+    expected, _ = effect_table(with_effects)
+    earlier = tmp_path / "earlier.db"
+    shutil.copy(with_effects, earlier)
+    with duckdb.connect(str(earlier)) as connection:
+        connection.execute("DELETE FROM effects WHERE mutation_id % 2 = 1")
+        kept = connection.execute("SELECT count(*) FROM effects").fetchone()[0]
+    assert 0 < kept < len(expected)
+    rows = tmp_path / "rows.parquet"
+    assert main(["effects", str(earlier), "--save-rows", str(rows)]) == 0
+    assert f"{kept} effect-size rows saved to {rows}" in capsys.readouterr().out
+
+    db = tmp_path / "later.db"
+    shutil.copy(without, db)
+    other = tmp_path / "other.parquet"
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT * REPLACE ('another' AS spec_hash) FROM '{rows}') TO '{other}'"
+        )
+    for bad, said in (
+        (other, f"holds rows of another screen (another spec): {kept} rows; nothing added"),
+        (questions_path(tmp_path), "is not a Parquet file"),
+    ):
+        args = ["effects", str(db), "--model", tiny_spec_model(db), "--add-rows", str(bad)]
+        assert main([*args, "--quiet"]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and said in error[0], error
+        assert effect_table(db)[0] == []
+    args = ["effects", str(db), "--model", tiny_spec_model(db), "--add-rows", str(rows)]
+    assert main([*args, "--quiet"]) == 0
+    assert f"effect sizes added to {len(expected)} results ({kept} from {rows})" in (
+        capsys.readouterr().out
+    )
+    added, _ = effect_table(db)
+    assert [row[:2] for row in added] == [row[:2] for row in expected]
+    for got, want in zip(added, expected, strict=True):
+        exact = want[0] % 2 == 0  # the saved rows come over as they were
+        assert got[2:] == (
+            want[2:] if exact else pytest.approx(want[2:], rel=1e-4, abs=1e-5, nan_ok=True)
+        )
+    assert main([*args, "--quiet"]) == 0
+    assert "effect sizes added to 0 results (0 from" in capsys.readouterr().out
+
+
+def questions_path(folder):
+    text = folder / "not-rows.parquet"
+    text.write_text("a text file\n")
+    return text
+
+
 def tiny_spec_model(db):
     with duckdb.connect(str(db), read_only=True) as connection:
         return connection.execute("SELECT model FROM screens").fetchone()[0]

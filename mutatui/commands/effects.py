@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mutatui.commands.common import add_model_arguments, load_from_args
 from mutatui.errors import MutatuiError
@@ -20,14 +21,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size", type=int, help="mutations per engine batch (default: the engine's)"
     )
+    parser.add_argument(
+        "--add-rows",
+        type=Path,
+        metavar="FILE",
+        help="first add the rows of a --save-rows file of the same screen (another copy of it, "
+        "or an earlier session), then compute the rest",
+    )
+    parser.add_argument(
+        "--save-rows",
+        type=Path,
+        metavar="FILE",
+        help="write the screen's effect-size rows to a Parquet file and stop (no model loaded)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     add_model_arguments(parser, required=False)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from mutatui.screening.effects import add_effects
     from mutatui.screening.spec import spec_from_json
     from mutatui.store.database import check_writable
@@ -40,7 +52,17 @@ def run(args: argparse.Namespace) -> int:
     record = find_screen(db, pick_screen(db, args.screen).name)
     if record is None or record.kind != "screen":
         raise MutatuiError("effect sizes are added to screens made by `mutatui screen` only")
+    if args.save_rows is not None:
+        from mutatui.store.effects import save_rows
+
+        if args.add_rows is not None:
+            raise MutatuiError("give one of --add-rows and --save-rows")
+        count = save_rows(db, record.screen_id, args.save_rows)
+        print(f"{record.name}: {count} effect-size rows saved to {args.save_rows}")
+        return 0
     check_writable(db)
+    if args.add_rows is not None and not args.add_rows.is_file():
+        raise MutatuiError(f"--add-rows {args.add_rows}: no such file")
     args.model = args.model or spec_from_json(record.spec).model
     lm = load_from_args(args, quiet=args.quiet)
 
@@ -48,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"mutatui effects: {line}", file=sys.stderr)
 
-    report = add_effects(db, record, lm, batch_size=args.batch_size, progress=say)
-    print(f"{report.screen}: effect sizes added to {report.added} results")
+    report = add_effects(
+        db, record, lm, batch_size=args.batch_size, rows=args.add_rows, progress=say
+    )
+    imported = f" ({report.imported} from {args.add_rows})" if args.add_rows else ""
+    print(f"{report.screen}: effect sizes added to {report.added} results{imported}")
     return 0

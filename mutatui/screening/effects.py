@@ -31,6 +31,8 @@ class EffectsReport:
     screen: str
     added: int
     """Results given effect sizes now (those that had them are skipped)."""
+    imported: int = 0
+    """Of those, the ones whose rows came from a saved rows file (`rows`)."""
 
 
 def add_effects(
@@ -39,12 +41,17 @@ def add_effects(
     lm: LoadedModel,
     *,
     batch_size: int | None = None,
+    rows: Path | None = None,
     progress: Callable[[str], None] = lambda _line: None,
 ) -> EffectsReport:
     """Add the missing effect sizes of `record`'s text results, with `lm` (the screen's model,
-    which must still give the stored baselines)."""
+    which must still give the stored baselines): first those of a saved rows file (`rows`,
+    from another copy of the screen), then the rest by teacher forcing."""
     with writer_lock(db):
         initialize(db)  # the tables added since the file was made
+        imported = 0 if rows is None else stored_effects.add_rows(db, record.screen_id, rows)
+        if rows is not None:
+            progress(f"{imported} results' effect sizes added from {rows}")
         spec = spec_from_json(record.spec)
         screener = Screener(
             lm, MatrixCatalog(lm.model), spec.decoding, batch_size=batch_size, effects=True
@@ -84,7 +91,7 @@ def add_effects(
                 )
                 added += len(chunk)
                 progress(f"{probe.name}: {start + len(chunk)} of {len(pending)} results")
-        return EffectsReport(record.name, added)
+        return EffectsReport(record.name, added + imported, imported)
 
 
 def _baseline(

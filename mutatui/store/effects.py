@@ -1,6 +1,8 @@
 """Effect sizes in the store: the `effects` rows of text results and each text probe's
 baseline margins (`probe_margins`), written with a screen's batches or added to a screen
-recorded without them (`screening.effects`)."""
+recorded without them (`screening.effects`); a screen's rows saved to a Parquet file and added
+to another copy of the same screen (`save_rows`, `add_rows`), so that effect sizes computed
+on one machine, or over several sessions, are not computed again."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from pathlib import Path
 
 import duckdb
 
+from mutatui.engine.forms import shown
 from mutatui.engine.sites import Site
-from mutatui.store.database import connect, transaction
+from mutatui.errors import MutatuiError
+from mutatui.store.database import cannot_write, connect, has_table, transaction
 
 EFFECT_COLUMNS = ("delta_nll", "kl_prefix", "kl_all", "diverge_margin")
 """A text result's effect sizes: carried in its result mapping, stored in `effects`."""
@@ -69,6 +73,90 @@ def insert_margins(
 def add_margins(path: str | Path, screen_id: int, probes: Sequence[Mapping[str, object]]) -> None:
     with connect(path, read_only=False) as connection, transaction(connection):
         insert_margins(connection, screen_id, probes)
+
+
+_ROWS_COLUMNS = ("spec_hash", "mutation_id", "probe_id", *EFFECT_COLUMNS)
+"""A saved rows file's columns: the screen's spec hash on every row says whose rows they are
+(the same spec, the same mutation and probe ids, in any copy of the screen)."""
+
+
+def save_rows(path: str | Path, screen_id: int, out: Path) -> int:
+    """Write the screen's `effects` rows to a Parquet file; return how many."""
+    if out.is_dir() or not out.parent.is_dir():
+        raise MutatuiError(f"cannot write {shown(out)}: give a file in an existing folder")
+    with connect(path, read_only=True) as connection:
+        if not has_table(connection, "effects"):
+            raise MutatuiError(f"{shown(path)} holds no effect sizes yet; nothing to save")
+        relation = connection.sql(
+            f"SELECT s.spec_hash, {', '.join('e.' + c for c in _ROWS_COLUMNS[1:])} "
+            "FROM effects e JOIN screens s USING (screen_id) WHERE e.screen_id = $screen "
+            "ORDER BY e.mutation_id, e.probe_id",
+            params={"screen": screen_id},
+        )
+        count = _effect_count(connection, screen_id)
+        try:
+            relation.write_parquet(str(out))
+        except duckdb.Error as error:
+            out.unlink(missing_ok=True)
+            raise cannot_write(out, error) from None
+    return count
+
+
+def add_rows(path: str | Path, screen_id: int, source: Path) -> int:
+    """Add the rows of a `save_rows` file that the screen lacks, for its own results only, in
+    one transaction; return how many. A file of another screen (spec) is refused."""
+    if not source.is_file():
+        raise MutatuiError(
+            f"{shown(source)}: no such file (a file of `mutatui effects --save-rows`)"
+        )
+    with connect(path, read_only=False) as connection, transaction(connection):
+        try:
+            columns = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM parquet_schema($file) WHERE name != 'duckdb_schema'",
+                    {"file": str(source)},
+                ).fetchall()
+            ]
+        except duckdb.Error:
+            raise MutatuiError(
+                f"{shown(source)} is not a Parquet file (a file of `mutatui effects --save-rows`)"
+            ) from None
+        if columns != list(_ROWS_COLUMNS):
+            raise MutatuiError(
+                f"{shown(source)} does not hold effect-size rows (columns {', '.join(columns)}; "
+                f"expected {', '.join(_ROWS_COLUMNS)})"
+            )
+        (spec_hash,) = connection.execute(
+            "SELECT spec_hash FROM screens WHERE screen_id = ?", [screen_id]
+        ).fetchall()[0]
+        others = connection.execute(
+            "SELECT count(*) FROM read_parquet($file) WHERE spec_hash != $hash",
+            {"file": str(source), "hash": spec_hash},
+        ).fetchall()[0][0]
+        if others:
+            raise MutatuiError(
+                f"{shown(source)} holds rows of another screen (another spec): {others} rows; "
+                "nothing added"
+            )
+        before = _effect_count(connection, screen_id)
+        connection.execute(
+            f"INSERT INTO effects (screen_id, mutation_id, probe_id, {', '.join(EFFECT_COLUMNS)}) "
+            f"SELECT $screen, f.mutation_id, f.probe_id, {', '.join('f.' + c for c in EFFECT_COLUMNS)} "
+            "FROM read_parquet($file) f "
+            "WHERE EXISTS (SELECT 1 FROM results r WHERE r.screen_id = $screen "
+            "AND r.mutation_id = f.mutation_id AND r.probe_id = f.probe_id) "
+            "AND NOT EXISTS (SELECT 1 FROM effects e WHERE e.screen_id = $screen "
+            "AND e.mutation_id = f.mutation_id AND e.probe_id = f.probe_id)",
+            {"file": str(source), "screen": screen_id},
+        )
+        return _effect_count(connection, screen_id) - before
+
+
+def _effect_count(connection: duckdb.DuckDBPyConnection, screen_id: int) -> int:
+    return connection.execute(
+        "SELECT count(*) FROM effects WHERE screen_id = ?", [screen_id]
+    ).fetchall()[0][0]
 
 
 def pending_results(path: str | Path, screen_id: int, probe_id: int) -> list[PendingResult]:
