@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
-from textual.widgets.option_list import Option
 
 from mutatui.store.guided import SuperweightResult
 from mutatui.tui.guided_data import describe_superweight
+from mutatui.tui.screens.site_picker import SitePicker
 
 
-class SuperweightScreen(ModalScreen[str | None]):
+class SuperweightScreen(SitePicker):
     """Lists candidates with their spike ratio and verification; dismisses with a site string."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="superweights.cancel")]
+    DIALOG_ID = "superweights-dialog"
 
     def __init__(self, results: list[SuperweightResult]) -> None:
-        super().__init__()
+        super().__init__(
+            "Super weights (newest run, strongest spike first): enter jumps",
+            [(describe_superweight(r), r.site) for r in results],
+        )
         self.results = results
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="superweights-dialog", classes="dialog"):
-            yield Label("Super weights (newest run, strongest spike first): enter jumps")
-            yield OptionList(
-                *(Option(describe_superweight(r), id=r.site) for r in self.results),
-                id="superweights-list",
-            )
-
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
