@@ -14,6 +14,7 @@ from mutatui.store.live import (
     LiveRunRecord,
     LiveScreenKey,
     MatrixRow,
+    live_runs_at,
     read_live_runs,
     save_live_run,
 )
@@ -165,6 +166,26 @@ def test_each_decoding_and_length_has_its_own_live_screen(tmp_path):
     )
     assert len({one.screen_id, two.screen_id, three.screen_id}) == 3
     assert [run.screen_id for run in read_live_runs(db, two.screen_id)] == [two.screen_id]
+
+
+def test_the_live_runs_of_one_site_across_live_screens_of_its_model(tmp_path):
+    db = tmp_path / "live.db"
+    site = parse_site("L1.down[5,7]")
+    assert live_runs_at(db, "tiny", site) == []  # no file yet
+    save_live_run(db, record())
+    save_live_run(db, cancelled(kind="min"))
+    save_live_run(db, record(key=dataclasses.replace(KEY, max_new_tokens=48), diverge_at=None))
+    save_live_run(db, record(site=parse_site("L1.down[5,8]")))  # another site
+    save_live_run(db, record(site=parse_site("L1.down[5:6,7:9]")))  # a block holding it
+    save_live_run(db, record(key=dataclasses.replace(KEY, model="other")))  # another model
+    runs = live_runs_at(db, "tiny", site)
+    assert [(run.kind, run.status, run.diverge_at) for run in runs] == [
+        ("max", "completed", 3),
+        ("min", "cancelled", 3),
+        ("max", "completed", None),
+    ]
+    assert {run.site for run in runs} == {str(site)}
+    assert live_runs_at(db, "nobody", site) == []
 
 
 def test_live_runs_go_into_a_database_that_holds_screens(tmp_path):

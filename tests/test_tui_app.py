@@ -935,7 +935,7 @@ async def test_the_bundled_database_and_a_read_only_copy_are_never_written(tmp_p
     """Tags and a live run from the explorer on the bundled screens.db and on a copy made
     read-only (file mode): both files stay byte for byte, the tags show from the side database
     and the live run is in the side live database, whose live screen the screen list shows with
-    the file's own and opens."""
+    the file's own and opens, and which the site's detail names."""
     import shutil
 
     from mutatui.store.places import default_live_db, is_bundled, side_database, side_live_database
@@ -987,6 +987,15 @@ async def test_the_bundled_database_and_a_read_only_copy_are_never_written(tmp_p
                 await until(lambda live=live: live.last_saved is not None, pilot, timeout=300)
                 assert live.last_saved.db_path == side_live_database(copy)
                 site = live.query_one("#live-site").value
+                await pilot.press("escape")  # back to the grid: the site's detail names the run
+                await settle(pilot)
+                await pilot.press("t")
+                await settle(pilot)
+                assert isinstance(app.screen, DetailScreen) and str(app.screen.detail.site) == site
+                line = app.screen.query_one("#detail-live")
+                assert line.display and "live runs of this site: 1, newest first: " in str(
+                    line.render()
+                )
         again = ExplorerApp(db)
         async with again.run_test(size=(120, 36)) as pilot:
             await settle(pilot)

@@ -9,6 +9,7 @@ cancelled and failed ones too, is logged in `live_runs` with its partial texts a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ import duckdb
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.store import screens
-from mutatui.store.database import connect, initialize, transaction
+from mutatui.store.database import connect, has_table, initialize, transaction
 
 LIVE_KIND = "live"
 
@@ -339,6 +340,29 @@ def read_live_runs(path: str | Path, screen_id: int | None = None) -> list[LiveR
             "WHERE ? IS NULL OR screen_id = ? ORDER BY screen_id, run_id",
             [screen_id, screen_id],
         ).fetchall()
+    return _run_rows(rows)
+
+
+def live_runs_at(path: str | Path, model: str, site: Site) -> list[LiveRunRow]:
+    """The live runs of `model` on exactly `site` (every kind), oldest first: what the explorer
+    shows beside a screened mutation of that site. None when the file or its table is absent
+    (no live run was saved there yet)."""
+    if not Path(path).exists():
+        return []
+    with connect(path, read_only=True) as connection:
+        if not has_table(connection, "live_runs"):
+            return []
+        rows = connection.execute(
+            f"SELECT {', '.join('r.' + c for c in _RUN_COLUMNS)} FROM live_runs r "
+            "JOIN screens s USING (screen_id) WHERE s.kind = $live AND s.model = $model "
+            "AND r.layer = $layer AND r.matrix = $matrix AND r.row0 = $row0 AND r.row1 = $row1 "
+            "AND r.col0 = $col0 AND r.col1 = $col1 ORDER BY r.created_at, r.screen_id, r.run_id",
+            {"live": LIVE_KIND, "model": model, **dataclasses.asdict(site)},
+        ).fetchall()
+    return _run_rows(rows)
+
+
+def _run_rows(rows: list[tuple]) -> list[LiveRunRow]:
     outcome = slice(2 + len(_SITE_COLUMNS), 2 + len(_SITE_COLUMNS) + len(OUTCOME_COLUMNS))
     return [
         LiveRunRow(

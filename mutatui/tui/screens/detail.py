@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Header, Static
 from mutatui.engine.text import token_spans
 from mutatui.store import queries
 from mutatui.store.effects import ROBUST_MARGIN
+from mutatui.store.live import LiveRunRow, live_runs_at
 from mutatui.store.queries import KINDS, MutationDetail, ResultDetail
 from mutatui.tui.widgets.cell_summary import SEVERITY_NAMES
 from mutatui.tui.widgets.key_bar import KeyBar
@@ -40,6 +41,27 @@ def effect_text(result: ResultDetail) -> str:
 def fragile_steps(result: ResultDetail) -> list[int]:
     """The baseline steps whose margin (top-1 minus top-2 logit) is small: fragile."""
     return [step for step, margin in enumerate(result.margins) if margin < ROBUST_MARGIN]
+
+
+SHOWN_LIVE_RUNS = 3
+"""The newest live runs of a site named in the detail (the count says how many in all)."""
+
+
+def live_runs_line(runs: list[LiveRunRow]) -> str:
+    """The live runs made of this site (from `x`, saved where the explorer saves them)."""
+    if not runs:
+        return ""
+    newest = runs[-SHOWN_LIVE_RUNS:][::-1]
+    said = "; ".join(f"{run.kind} {live_outcome(run)}" for run in newest)
+    return f"live runs of this site: {len(runs)}, newest first: {escape(said)}"
+
+
+def live_outcome(run: LiveRunRow) -> str:
+    if run.status != "completed":
+        return run.status
+    if run.diverge_at is None:
+        return f"unchanged over {run.steps} tokens"
+    return f"changed at token {run.diverge_at}"
 
 
 def grade_line(result: ResultDetail) -> str:
@@ -96,6 +118,9 @@ class DetailScreen(Screen):
         yield Header()
         yield DataTable(id="detail-mutations", cursor_type="row")
         yield Static("", id="detail-head", classes="status")
+        live = Static("", id="detail-live", classes="status")
+        live.display = False  # shown when the site has live runs
+        yield live
         yield VerticalScroll(id="detail-results")
         yield KeyBar()
 
@@ -130,7 +155,8 @@ class DetailScreen(Screen):
             for result in detail.results
             if fragile_steps(result)
         }
-        self.app.call_from_thread(self.show_detail, detail, spans)
+        live = live_runs_at(self.app.live_db, self.app.data.summary.model, detail.site)
+        self.app.call_from_thread(self.show_detail, detail, spans, live)
 
     def _fragile_spans(self, result: ResultDetail) -> list[tuple[int, int]]:
         """Character spans of the baseline's fragile tokens, by the screen's tokenizer (none
@@ -146,9 +172,15 @@ class DetailScreen(Screen):
         return [spans[step] for step in fragile_steps(result) if step < len(spans)]
 
     def show_detail(
-        self, detail: MutationDetail, fragile: dict[int, list[tuple[int, int]]] | None = None
+        self,
+        detail: MutationDetail,
+        fragile: dict[int, list[tuple[int, int]]] | None = None,
+        live: list[LiveRunRow] | None = None,
     ) -> None:
         self.detail = detail
+        live_line = self.query_one("#detail-live", Static)
+        live_line.display = bool(live)
+        live_line.update(live_runs_line(live or []))
         tags = ", ".join(tag + (f" ({note})" if note else "") for tag, note in detail.tags.items())
         self.query_one("#detail-head", Static).update(
             f"[b]{escape(str(detail.site))}[/b] {detail.kind} = {detail.value:.4g}"
