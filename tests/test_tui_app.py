@@ -811,9 +811,7 @@ async def test_a_saturated_screen_opens_at_a_severity_threshold_and_says_so():
     app = ExplorerApp(BUNDLED)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        names = [summary.name for summary in app.screen.summaries]
-        await pilot.press(*(["down"] * names.index("tiles-64")), "enter")
-        await settle(pilot)
+        await open_screen_named(pilot, app, "tiles-64")
         assert app.selection.min_severity == 2
         assert status_line(app).startswith(" filter: severity>=2 ")  # first: never cut
         assert any("opened at severity moderate" in n.message for n in app._notifications)
@@ -824,9 +822,7 @@ async def test_a_saturated_screen_opens_at_a_severity_threshold_and_says_so():
         await pilot.press("F")
         assert not app.selection.active and "filter" not in status_line(app)
         await pilot.press("escape")
-        steps = names.index("elements-random") - names.index("tiles-64")
-        await pilot.press(*(["down" if steps > 0 else "up"] * abs(steps)), "enter")
-        await settle(pilot)
+        await open_screen_named(pilot, app, "elements-random")
         assert app.data.summary.name == "elements-random"
         assert not app.selection.active  # not saturated: every change counts
     assert BUNDLED.stat().st_mtime_ns == before
@@ -901,9 +897,7 @@ async def test_three_writers_are_triaged_in_a_few_keys_each(tmp_path):
     app = ExplorerApp(db)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
-        names = [summary.name for summary in app.screen.summaries]
-        await pilot.press(*(["down"] * names.index("tiles-64")), "enter")
-        await settle(pilot)
+        await open_screen_named(pilot, app, "tiles-64")
         keys = ["w", "enter"]  # the writers view; down to the first word's sites
         await pilot.press(*keys)
         await settle(pilot)
@@ -955,8 +949,7 @@ async def test_the_bundled_database_and_a_read_only_copy_are_never_written(tmp_p
             assert "not written" in app.sub_title
             assert any(str(side_database(db)) in n.message for n in app._notifications)
             names = [summary.name for summary in app.screen.summaries]
-            await pilot.press(*(["down"] * names.index("elements-random")), "enter")
-            await settle(pilot)
+            await open_screen_named(pilot, app, "elements-random")
             await pilot.press("enter")
             await settle(pilot)
             screen = app.screen
@@ -1000,17 +993,14 @@ async def test_the_bundled_database_and_a_read_only_copy_are_never_written(tmp_p
         async with again.run_test(size=(120, 36)) as pilot:
             await settle(pilot)
             listed = again.screen
-            await pilot.press(*(["down"] * names.index("elements-random")), "enter")
-            await settle(pilot)
+            await open_screen_named(pilot, again, "elements-random")
             assert again.data.tags[position] == {"writer": None}  # overlaid from the side
             if db is copy:  # the live run's screen is listed after the file's, and opens
                 kinds = [str(cell) for cell in listed.query_one("#screen-table").get_column_at(7)]
                 assert kinds[len(names) :] == ["live (side)"]
                 await pilot.press("escape")
                 await settle(pilot)
-                await pilot.press(*(["down"] * (len(names) - names.index("elements-random"))))
-                await pilot.press("enter")
-                await settle(pilot)
+                await open_screen_named(pilot, again, listed.summaries[len(names)].name)
                 assert again.screen_db == side_live_database(copy)
                 assert again.data.summary.kind == "live" and len(again.data.mutation_id) == 1
                 assert str(again.data.site(0)) == site
@@ -1026,6 +1016,16 @@ async def until(condition, pilot, timeout=60.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         await pilot.pause(0.05)
+
+
+async def open_screen_named(pilot, app: ExplorerApp, name: str) -> None:
+    """From the screen list, as a user would: up or down to the screen's row, then Enter."""
+    from textual.widgets import DataTable
+
+    listed = app.screen
+    steps = [s.name for s in listed.summaries].index(name) - listed.query_one(DataTable).cursor_row
+    await pilot.press(*(["down" if steps > 0 else "up"] * abs(steps)), "enter")
+    await settle(pilot)
 
 
 def status_line(app: ExplorerApp) -> str:

@@ -5,7 +5,7 @@ screen shaped like the tiny model and a real prediction of the tiny model."""
 from __future__ import annotations
 
 import pytest
-from test_tui_app import open_matrix, settle
+from test_tui_app import open_matrix, open_screen_named, settle
 from textual.widgets import OptionList
 
 from mutatui.engine.decoding import Decoding
@@ -214,9 +214,7 @@ async def test_s_and_p_lead_somewhere_on_the_bundled_database():
     app = ExplorerApp(BUNDLED)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        names = [summary.name for summary in app.screen.summaries]
-        await pilot.press(*(["down"] * names.index("tiles-64")), "enter")
-        await settle(pilot)
+        await open_screen_named(pilot, app, "tiles-64")
         await pilot.press("enter")
         await settle(pilot)
         screen = app.screen
