@@ -260,6 +260,41 @@ def test_analysis_says_how_many_changes_tipped_a_near_tie_of_their_baseline(scre
     assert analyze(without, permutations=10).ties is None
 
 
+def test_under_an_effect_grade_the_writer_tests_count_only_the_writers_it_grades(
+    screened, tmp_path
+):
+    """Writers tagged on changes at fragile and at firm baseline steps: any change counts them
+    all; the robust grade only those that diverged at a firm step."""
+    import shutil
+
+    from mutatui.analysis.report import analyze
+    from mutatui.store.queries import add_tag
+
+    db = tmp_path / "writers.db"
+    shutil.copy(screened[0], db)
+    with duckdb.connect(str(db), read_only=True) as connection:
+        changed = connection.execute(
+            "SELECT screen_id, mutation_id, max(e.diverge_margin) FROM effects e "
+            "JOIN results r USING (screen_id, mutation_id, probe_id) WHERE r.changed "
+            "GROUP BY ALL ORDER BY mutation_id"
+        ).fetchall()
+    margins = sorted({row[2] for row in changed})
+    threshold = margins[len(margins) // 2]
+    firm = [row for row in changed if row[2] >= threshold][:3]
+    fragile = [row for row in changed if row[2] < threshold][:3]
+    assert firm and fragile
+    for screen_id, mutation_id, _ in firm + fragile:
+        add_tag(db, screen_id, mutation_id, "writer")
+
+    def writers(grade: EffectGrade | None) -> tuple[int, int]:
+        shape = analyze(db, permutations=10, effect_grade=grade).shapes
+        counted = sum(row.changed for s in shape for row in s.writers_by_type)
+        return counted, sum(s.writer_rows.flagged for s in shape)
+
+    assert writers(None) == (len(firm + fragile), len(firm + fragile))
+    assert writers(EffectGrade(robust_margin=threshold)) == (len(firm), len(firm))
+
+
 def effect_table(db):
     with duckdb.connect(str(db), read_only=True) as connection:
         rows = connection.execute(

@@ -102,13 +102,19 @@ def analyze_shape(
     min_severity: int,
     permutations: int,
     seed: int,
+    graded_writers: bool = False,
 ) -> ShapeAnalysis:
+    """The paper's quantities over one shape of site. Writers are every mutation with a writer
+    outcome, or with `graded_writers` (an effect grade) only those the grade counts: a writer
+    that tipped a near tie, or barely moved the model, is then left out."""
     extents = frame.extents()
     options = {"permutations": permutations, "seed": seed}
     types = sorted(set(frame.matrix.tolist()))
     is_v = frame.matrix == "v"
     v_frame = frame.subset(is_v)
     writers = writer_mask(frame, styled)
+    if graded_writers:
+        writers &= frame.changed
     return ShapeAnalysis(
         shape=shape,
         tested=len(frame),
@@ -167,7 +173,13 @@ def analyze(
     styled = load_styled(path, screen, probe_names)
     shapes = [
         analyze_shape(
-            group, shape, styled, min_severity=min_severity, permutations=permutations, seed=seed
+            group,
+            shape,
+            styled,
+            min_severity=min_severity,
+            permutations=permutations,
+            seed=seed,
+            graded_writers=effect_grade is not None,
         )
         for shape, group in shape_groups(frame).items()
     ]

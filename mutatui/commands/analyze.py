@@ -233,7 +233,7 @@ def _rate_table(report: Report, title: str, rows: list[RateRow], label: str) -> 
     return table
 
 
-def _print_shape(report: Report, shape: ShapeAnalysis) -> None:
+def _print_shape(report: Report, shape: ShapeAnalysis, *, graded_writers: bool) -> None:
     rows, cols = shape.shape
     report.heading(
         f"sites {rows}x{cols}: {shape.tested} tested, {shape.phenotypes} phenotypes "
@@ -241,7 +241,10 @@ def _print_shape(report: Report, shape: ShapeAnalysis) -> None:
     )
     report.show(_rate_table(report, "phenotype rate per matrix type", shape.by_type, "matrix"))
     report.show(_rate_table(report, "phenotype rate per layer", shape.by_layer, "layer"))
-    report.show(_rate_table(report, "writer rate per matrix type", shape.writers_by_type, "matrix"))
+    writers = "writer rate per matrix type"
+    if graded_writers:
+        writers += " (writers the phenotype grade counts)"
+    report.show(_rate_table(report, writers, shape.writers_by_type, "matrix"))
     balance = shape.balance
     report.paragraph(
         f"kind balance (matrices with >= {balance.min_phenotypes} phenotypes; "
@@ -370,7 +373,7 @@ def print_analysis(report: Report, result: ScreenAnalysis) -> None:
     if not result.shapes:
         report.paragraph("no results yet")
     for shape in result.shapes:
-        _print_shape(report, shape)
+        _print_shape(report, shape, graded_writers=result.effect_grade is not None)
     if result.lines is not None:
         _print_lines(report, result.lines)
     if result.ties is not None:
