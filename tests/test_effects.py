@@ -295,6 +295,52 @@ def test_under_an_effect_grade_the_writer_tests_count_only_the_writers_it_grades
     assert writers(EffectGrade(robust_margin=threshold)) == (len(firm), len(firm))
 
 
+def test_a_backfill_part_way_is_refused_by_effect_grades_and_skipped_by_findings(
+    screened, tmp_path, capsys
+):
+    """Results without effect sizes would read as no effect: an effect grade refuses the screen
+    in one line, and scripts/findings.py skips its effect analyses, saying how many lack them."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mutatui.cli import main
+
+    db = tmp_path / "screens.db"
+    shutil.copy(screened[0], db)
+    with duckdb.connect(str(db)) as connection:
+        connection.execute(
+            "DELETE FROM effects WHERE mutation_id IN (SELECT DISTINCT mutation_id FROM effects "
+            "ORDER BY mutation_id LIMIT 2)"
+        )
+        (missing,) = connection.execute(
+            "SELECT count(*) FROM results r JOIN probes p USING (screen_id, probe_id) WHERE "
+            "p.kind = 'text' AND NOT EXISTS (SELECT 1 FROM effects e WHERE e.mutation_id = "
+            "r.mutation_id AND e.probe_id = r.probe_id)"
+        ).fetchone()
+        connection.execute("UPDATE screens SET name = 'elements-random'")
+    assert missing > 0
+    assert main(["analyze", str(db), "--robust", "--permutations", "10"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"lacks effect sizes for {missing} of its text results" in error[0]
+    assert main(["analyze", str(db), "--permutations", "10"]) == 0  # any change still reads
+    script = Path(__file__).parent.parent / "scripts" / "findings.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(db), str(tmp_path / "findings")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    index = (tmp_path / "findings" / "index.md").read_text()
+    assert (
+        f"- elements-random-effect: skipped, elements-random lacks {missing} of its effect sizes"
+        in index
+    )
+    assert (tmp_path / "findings" / "elements-random.md").exists()
+
+
 def effect_table(db):
     with duckdb.connect(str(db), read_only=True) as connection:
         rows = connection.execute(

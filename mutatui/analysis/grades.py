@@ -52,6 +52,12 @@ class EffectGrade:
                 f"screen {frame.screen.name!r} has no effect sizes: screen it with effects = "
                 "true (--effects on), or add them with `mutatui effects`"
             )
+        if frame.effects_missing:
+            raise MutatuiError(
+                f"screen {frame.screen.name!r} lacks effect sizes for {frame.effects_missing} of "
+                "its text results (a backfill part-way): add the rest with `mutatui effects DB "
+                f"--screen {frame.screen.name}` before grading by them"
+            )
         if self.robust_margin is not None:
             return replace(frame, changed=frame.changed & (frame.margin >= self.robust_margin))
         if self.min_effect is not None:

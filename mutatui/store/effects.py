@@ -177,6 +177,30 @@ def pending_results(path: str | Path, screen_id: int, probe_id: int) -> list[Pen
     ]
 
 
+def count_missing(
+    connection: duckdb.DuckDBPyConnection, screen_id: int, probe_ids: Sequence[int] | None = None
+) -> int:
+    """Text results of the screen (of `probe_ids`, default all) without effect sizes: nonzero
+    while `mutatui effects` is part-way, when a grade by effect would read the missing ones as
+    no effect."""
+    return connection.execute(
+        "SELECT count(*) FROM results r JOIN probes p USING (screen_id, probe_id) "
+        "WHERE r.screen_id = ? AND p.kind = 'text' "
+        "AND (? IS NULL OR list_contains(?, r.probe_id)) AND NOT EXISTS (SELECT 1 FROM effects e "
+        "WHERE e.screen_id = r.screen_id AND e.mutation_id = r.mutation_id "
+        "AND e.probe_id = r.probe_id)",
+        [screen_id, probe_ids, probe_ids],
+    ).fetchall()[0][0]
+
+
+def missing_effects(path: str | Path, screen_id: int) -> int:
+    """`count_missing` of a file's screen over all its text probes (0 without the table)."""
+    with connect(path, read_only=True) as connection:
+        if not has_table(connection, "effects"):
+            return 0
+        return count_missing(connection, screen_id)
+
+
 def write_effects(
     path: str | Path, screen_id: int, probe_id: int, rows: Sequence[tuple[int, Sequence[object]]]
 ) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from mutatui.errors import MutatuiError
 from mutatui.store.database import check_readable, connect, has_table
+from mutatui.store.effects import count_missing
 from mutatui.store.queries import MatrixShape, Probe, ScreenSummary, list_screens
 
 
@@ -55,6 +56,8 @@ class SiteFrame:
     effect: np.ndarray
     margin: np.ndarray
     effects_recorded: bool = False
+    effects_missing: int = 0
+    """Text results of the chosen probes without effect sizes (a backfill part-way)."""
 
     def __len__(self) -> int:
         return len(self.mutation_id)
@@ -68,6 +71,7 @@ class SiteFrame:
             self.matrices,
             **columns,
             effects_recorded=self.effects_recorded,
+            effects_missing=self.effects_missing,
         )
 
     def has_choice_probe(self) -> bool:
@@ -107,7 +111,7 @@ class SiteFrame:
 _SITE_COLUMNS = tuple(
     field.name
     for field in fields(SiteFrame)
-    if field.name not in ("screen", "probes", "matrices", "effects_recorded")
+    if field.name not in ("screen", "probes", "matrices", "effects_recorded", "effects_missing")
 )
 """The per-mutation array columns of a SiteFrame, derived from its fields."""
 
@@ -219,6 +223,7 @@ def load_sites(
             ).fetchone()[0]
         )
         effects = EFFECT_JOIN if recorded else NO_EFFECTS
+        missing = count_missing(connection, screen.screen_id, text_ids) if recorded else 0
         arrays = connection.execute(
             f"""SELECT m.mutation_id, m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind,
                       bool_or(r.changed) AS changed,
@@ -255,7 +260,9 @@ def load_sites(
     columns["choice_delta"] = columns["choice_delta"].astype(np.int64)
     for name in ("effect", "margin"):
         columns[name] = columns[name].astype(np.float64)
-    return SiteFrame(screen, probes, matrices, **columns, effects_recorded=recorded)
+    return SiteFrame(
+        screen, probes, matrices, **columns, effects_recorded=recorded, effects_missing=missing
+    )
 
 
 def load_styled(
