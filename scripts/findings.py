@@ -152,6 +152,15 @@ def write_gallery(folder: Path, name: str) -> Path:
     return page
 
 
+def effect_gap(db: Path, screen_id: int, recorded: int) -> str | None:
+    """Why an effect-graded analysis of the screen must wait, or None: a grade by effect reads a
+    missing row as no effect."""
+    if not recorded:
+        return "has no effect sizes yet"
+    missing = missing_effects(db, screen_id)
+    return f"lacks {missing:,} of its effect sizes" if missing else None
+
+
 def write_findings(db: Path, out: Path) -> None:
     """Write every report and figure that `db` has the screens for, and their index."""
     if not db.exists():
@@ -172,17 +181,13 @@ def write_findings(db: Path, out: Path) -> None:
         if missing:
             index.append(f"- {analysis.name}: skipped, {', '.join(missing)} not in {db} yet")
             continue
-        bare = [name for name in analysis.needs() if analysis.effects and not effects[name]]
-        if bare:
-            index.append(f"- {analysis.name}: skipped, {', '.join(bare)} has no effect sizes yet")
-            continue
-        partial = [
-            f"{name} lacks {missing:,}"
+        gaps = [
+            f"{name} {gap}"
             for name in analysis.needs()
-            if analysis.effects and (missing := missing_effects(db, screens[name].screen_id))
+            if analysis.effects and (gap := effect_gap(db, screens[name].screen_id, effects[name]))
         ]
-        if partial:
-            index.append(f"- {analysis.name}: skipped, {', '.join(partial)} of its effect sizes")
+        if gaps:
+            index.append(f"- {analysis.name}: skipped, {', '.join(gaps)}")
             continue
         print(f"findings: {analysis.name}", file=sys.stderr)
         report = out / f"{analysis.name}.md"

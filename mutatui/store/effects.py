@@ -93,7 +93,7 @@ def save_rows(path: str | Path, screen_id: int, out: Path) -> int:
             "ORDER BY e.mutation_id, e.probe_id",
             params={"screen": screen_id},
         )
-        count = _effect_count(connection, screen_id)
+        count = effect_count(connection, screen_id)
         try:
             relation.write_parquet(str(out))
         except duckdb.Error as error:
@@ -139,7 +139,7 @@ def add_rows(path: str | Path, screen_id: int, source: Path) -> int:
                 f"{shown(source)} holds rows of another screen (another spec): {others} rows; "
                 "nothing added"
             )
-        before = _effect_count(connection, screen_id)
+        before = effect_count(connection, screen_id)
         connection.execute(
             f"INSERT INTO effects (screen_id, mutation_id, probe_id, {', '.join(EFFECT_COLUMNS)}) "
             f"SELECT $screen, f.mutation_id, f.probe_id, {', '.join('f.' + c for c in EFFECT_COLUMNS)} "
@@ -150,10 +150,18 @@ def add_rows(path: str | Path, screen_id: int, source: Path) -> int:
             "AND e.mutation_id = f.mutation_id AND e.probe_id = f.probe_id)",
             {"file": str(source), "screen": screen_id},
         )
-        return _effect_count(connection, screen_id) - before
+        return effect_count(connection, screen_id) - before
 
 
-def _effect_count(connection: duckdb.DuckDBPyConnection, screen_id: int) -> int:
+_WITHOUT_EFFECTS = (
+    "NOT EXISTS (SELECT 1 FROM effects e WHERE e.screen_id = r.screen_id "
+    "AND e.mutation_id = r.mutation_id AND e.probe_id = r.probe_id)"
+)
+"""SQL condition on a `results r` row: it has no effect sizes yet."""
+
+
+def effect_count(connection: duckdb.DuckDBPyConnection, screen_id: int) -> int:
+    """The screen's `effects` rows (the table exists)."""
     return connection.execute(
         "SELECT count(*) FROM effects WHERE screen_id = ?", [screen_id]
     ).fetchall()[0][0]
@@ -166,9 +174,7 @@ def pending_results(path: str | Path, screen_id: int, probe_id: int) -> list[Pen
         rows = connection.execute(
             "SELECT m.mutation_id, m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind, "
             "m.value, r.diverge_at FROM results r JOIN mutations m USING (screen_id, mutation_id) "
-            "WHERE r.screen_id = ? AND r.probe_id = ? AND NOT EXISTS (SELECT 1 FROM effects e "
-            "WHERE e.screen_id = r.screen_id AND e.mutation_id = r.mutation_id "
-            "AND e.probe_id = r.probe_id) ORDER BY m.mutation_id",
+            f"WHERE r.screen_id = ? AND r.probe_id = ? AND {_WITHOUT_EFFECTS} ORDER BY m.mutation_id",
             [screen_id, probe_id],
         ).fetchall()
     return [
@@ -186,9 +192,7 @@ def count_missing(
     return connection.execute(
         "SELECT count(*) FROM results r JOIN probes p USING (screen_id, probe_id) "
         "WHERE r.screen_id = ? AND p.kind = 'text' "
-        "AND (? IS NULL OR list_contains(?, r.probe_id)) AND NOT EXISTS (SELECT 1 FROM effects e "
-        "WHERE e.screen_id = r.screen_id AND e.mutation_id = r.mutation_id "
-        "AND e.probe_id = r.probe_id)",
+        f"AND (? IS NULL OR list_contains(?, r.probe_id)) AND {_WITHOUT_EFFECTS}",
         [screen_id, probe_ids, probe_ids],
     ).fetchall()[0][0]
 

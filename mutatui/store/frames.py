@@ -16,7 +16,7 @@ import numpy as np
 
 from mutatui.errors import MutatuiError
 from mutatui.store.database import check_readable, connect, has_table
-from mutatui.store.effects import count_missing
+from mutatui.store.effects import count_missing, effect_count
 from mutatui.store.queries import MatrixShape, Probe, ScreenSummary, list_screens
 
 
@@ -218,9 +218,7 @@ def load_sites(
         text_ids = _chosen_probe_ids(probes, probe_names, "text")
         choice_ids = _chosen_probe_ids(probes, None, "choice")
         recorded = has_table(connection, "effects") and bool(
-            connection.execute(
-                "SELECT count(*) FROM effects WHERE screen_id = ?", [screen.screen_id]
-            ).fetchone()[0]
+            effect_count(connection, screen.screen_id)
         )
         effects = EFFECT_JOIN if recorded else NO_EFFECTS
         missing = count_missing(connection, screen.screen_id, text_ids) if recorded else 0

@@ -27,7 +27,13 @@ from mutatui.store.database import (
     transaction,
     writer_alive,
 )
-from mutatui.store.effects import EFFECT_COLUMNS, effect_row, insert_effects, insert_margins
+from mutatui.store.effects import (
+    EFFECT_COLUMNS,
+    effect_count,
+    effect_row,
+    insert_effects,
+    insert_margins,
+)
 from mutatui.store.engines import EngineRecord, copy_engine, read_engine
 
 MUTATION_COLUMNS = (
@@ -450,11 +456,11 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
             matrices = connection.execute(
                 "SELECT count(*) FROM matrices WHERE screen_id = ?", [screen.screen_id]
             ).fetchall()[0][0]
-            effects = 0
-            if has_table(connection, "effects"):
-                effects = connection.execute(
-                    "SELECT count(*) FROM effects WHERE screen_id = ?", [screen.screen_id]
-                ).fetchall()[0][0]
+            effects = (
+                effect_count(connection, screen.screen_id)
+                if has_table(connection, "effects")
+                else 0
+            )
             summaries.append(
                 ScreenSummary(
                     screen=screen,
