@@ -805,26 +805,37 @@ async def test_a_sparse_grid_opens_on_its_first_tested_cell(element_db):
 BUNDLED = Path(__file__).resolve().parents[1] / "screens.db"
 
 
-async def test_a_saturated_screen_opens_at_a_severity_threshold_and_says_so():
-    """tiles-64 of the bundled database: 99.6% of tiles change the text."""
+async def test_a_saturated_screen_opens_at_robust_changes_coloured_by_effect_and_says_so():
+    """tiles-64 of the bundled database: 99.6% of tiles change the text; 7.5% robustly."""
     before = BUNDLED.stat().st_mtime_ns
     app = ExplorerApp(BUNDLED)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await open_screen_named(pilot, app, "tiles-64")
-        assert app.selection.min_severity == 2
-        assert status_line(app).startswith(" filter: severity>=2 ")  # first: never cut
-        assert any("opened at severity moderate" in n.message for n in app._notifications)
-        await pilot.press("V")  # K and V work in the overview too
-        assert app.selection.min_severity == 3 and "severity>=3" in status_line(app)
+        assert app.selection == Filter(robust=True)
+        assert status_line(app).startswith(" filter: robust ")  # first: never cut
+        assert any("opened at robust changes (7.5%" in n.message for n in app._notifications)
+        counted = app.phenotypes.kept & app.phenotypes.phenotypic
+        assert 0 < counted.sum() < 0.1 * app.phenotypes.kept.sum()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, MatrixScreen)
+        assert app.screen.query_one(MatrixGrid).colour_mode == "effect"
+        assert "by effect" in status_line(app)
+        await pilot.press("V")  # K and V work in the grid too, on top of the opening filter
+        assert app.selection == Filter(robust=True, min_severity=1)
         await pilot.press("K")
-        assert app.selection.kinds == frozenset({"max"})
+        assert app.selection.kinds == frozenset({"max"}) and app.selection.robust
         await pilot.press("F")
         assert not app.selection.active and "filter" not in status_line(app)
-        await pilot.press("escape")
+        await pilot.press("escape", "escape")
+        await settle(pilot)
         await open_screen_named(pilot, app, "elements-random")
         assert app.data.summary.name == "elements-random"
         assert not app.selection.active  # not saturated: every change counts
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen.query_one(MatrixGrid).colour_mode == "density"
     assert BUNDLED.stat().st_mtime_ns == before
 
 

@@ -4,6 +4,7 @@ tags. Counts are checked against SQL on the same file, never against the code un
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -12,12 +13,14 @@ import pytest
 from mutatui.engine.sites import Site
 from mutatui.store import queries
 from mutatui.store.database import writer_lock
+from mutatui.store.effects import ROBUST_MARGIN
 from mutatui.store.synthetic import SyntheticSpec, build_synthetic
 from mutatui.tui.grid_data import (
     Filter,
     apply_filter,
     fit_zoom,
     layout_for,
+    opening,
     overview_counts,
     zoomed,
 )
@@ -212,3 +215,31 @@ def test_running_screen_counts_untested_mutations(tmp_path):
     with writer_lock(path):
         assert queries.screen_progress(path, 1) == ("running", data.written)
         assert queries.list_screens(path)[0].status == "running"
+
+
+BUNDLED = Path(__file__).resolve().parents[1] / "screens.db"
+
+
+def test_a_saturated_screen_opens_at_robust_changes_only_with_every_effect_size():
+    """tiles-64 of the bundled database (99.6% of tiles change the text)."""
+    screen_id = sql(BUNDLED, "SELECT screen_id FROM screens WHERE name = 'tiles-64'")[0][0]
+    data = queries.load_screen(BUNDLED, screen_id)
+    start = opening(data)
+    assert start.selection == Filter(robust=True) and start.colour == "effect"
+    (robust,), (tested,) = (
+        sql(
+            BUNDLED,
+            "SELECT count(DISTINCT r.mutation_id) FROM results r JOIN effects e "
+            "USING (screen_id, mutation_id, probe_id) "
+            "WHERE r.screen_id = ? AND r.changed AND e.diverge_margin >= ?",
+            [screen_id, ROBUST_MARGIN],
+        )[0],
+        sql(BUNDLED, "SELECT count(*) FROM mutations WHERE screen_id = ?", [screen_id])[0],
+    )
+    assert f"opened at robust changes ({robust / tested:.1%}" in start.why
+    without = opening(replace(data, effect=None, phenotype_margin=None))
+    assert without.selection == Filter(min_severity=2) and without.colour == "density"
+    assert "opened at severity moderate or worse" in without.why
+    part_way = data.effect.copy()
+    part_way[0] = np.nan  # one mutation still without its effect size
+    assert opening(replace(data, effect=part_way)).selection == Filter(min_severity=2)

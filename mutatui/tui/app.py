@@ -26,7 +26,7 @@ from mutatui.errors import MutatuiError
 from mutatui.store import queries
 from mutatui.store.places import side_database, side_live_database
 from mutatui.store.queries import ScreenData
-from mutatui.tui.grid_data import Filter, Phenotypes, apply_filter, opening_filter
+from mutatui.tui.grid_data import Filter, Phenotypes, apply_filter, opening
 from mutatui.tui.keymap import load_keymap
 from mutatui.tui.screens.filters import FilterScreen, dialog_options
 from mutatui.tui.screens.live_launcher import LiveLauncher
@@ -91,6 +91,8 @@ class ExplorerApp(LiveLauncher, App):
         self._tokenizers: dict[str, object | None] = {}
         self._opening = False
         """The screen being opened gets its opening filter when its data arrives."""
+        self.opening_colour = "density"
+        """The colour mode a matrix grid of the open screen starts in (`grid_data.opening`)."""
 
     def on_mount(self) -> None:
         try:
@@ -203,9 +205,10 @@ class ExplorerApp(LiveLauncher, App):
         self.data = data
         opened, self._opening = self._opening, False
         if opened:
-            self.selection, why = opening_filter(data)
-            if why is not None:
-                self.notify(why, title="saturated", timeout=8, markup=False)
+            start = opening(data)
+            self.selection, self.opening_colour = start.selection, start.colour
+            if start.why is not None:
+                self.notify(start.why, title="saturated", timeout=8, markup=False)
         self.phenotypes = apply_filter(data, self.selection)
         self.data_changed.publish(data)
         if opened:  # not on every reload of a running screen: a full collection takes a frame

@@ -400,22 +400,46 @@ def first_tested(
 
 
 SATURATED = 0.9
-"""A screen where more than this share of tested mutations has a phenotype opens at a severity
-threshold: "any change" says nothing there (most 64x64 tiles change the text)."""
+"""A screen where more than this share of tested mutations has a phenotype opens graded: "any
+change" says nothing there (most 64x64 tiles change the text)."""
 
 
-def opening_filter(data: ScreenData) -> tuple[Filter, str | None]:
-    """The filter a screen opens with, and the line that says why when it is not "none": the
-    lowest minimum severity at which at most `SATURATED` of tested mutations count."""
-    phenotypes = apply_filter(data, Filter())  # one pass: a mutation counts at level k
-    tested = max(int(phenotypes.kept.sum()), 1)  # when its worst severity is at least k
+@dataclass(frozen=True)
+class Opening:
+    """How a screen opens: its filter, the grid's colour mode, and the line that says why when
+    the filter is not "none"."""
+
+    selection: Filter
+    colour: str = "density"
+    why: str | None = None
+
+
+def opening(data: ScreenData) -> Opening:
+    """A saturated screen opens at robust changes, coloured by effect size, when it has every
+    effect size (a tie cannot explain what is left); else at the lowest minimum severity at
+    which at most `SATURATED` of tested mutations count."""
+    phenotypes = apply_filter(data, Filter())
+    tested = max(int(phenotypes.kept.sum()), 1)
     counted = phenotypes.kept & phenotypes.phenotypic
+    changed = int(counted.sum()) / tested
+    if changed <= SATURATED:
+        return Opening(Filter())
+    said = f"{changed:.1%} of tested mutations change some output: opened at"
+    if data.effect is not None and not np.isnan(data.effect[phenotypes.kept]).any():
+        robust = apply_filter(data, Filter(robust=True))
+        share = int((robust.kept & robust.phenotypic).sum()) / tested
+        if share <= SATURATED:
+            return Opening(
+                Filter(robust=True),
+                "effect",
+                f"{said} robust changes ({share:.1%}: not at a baseline step whose margin is "
+                f"under {ROBUST_MARGIN:g} logit), coloured by effect size; F shows every change",
+            )
+    # a mutation counts at level k when its worst severity is at least k
     shares = [int((counted & (phenotypes.worst >= level)).sum()) / tested for level in range(4)]
-    if shares[0] <= SATURATED:
-        return Filter(), None
     level = next((k for k in range(1, 4) if shares[k] <= SATURATED), 3)
     names = ("any", "mild", "moderate", "severe")
-    return Filter(min_severity=level), (
-        f"{shares[0]:.1%} of tested mutations change some output: opened at severity "
-        f"{names[level]} or worse ({shares[level]:.1%}); F shows every change"
+    return Opening(
+        Filter(min_severity=level),
+        why=f"{said} severity {names[level]} or worse ({shares[level]:.1%}); F shows every change",
     )

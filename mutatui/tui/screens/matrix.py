@@ -94,7 +94,9 @@ class MatrixScreen(FilterActions, Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="matrix-status", classes="status")
-        yield MatrixGrid(on_cursor=self.cursor_moved, id="grid")
+        yield MatrixGrid(
+            on_cursor=self.cursor_moved, colour_mode=self.app.opening_colour, id="grid"
+        )
         yield CellSummary("", id="cell-summary")
         yield KeyBar()
 

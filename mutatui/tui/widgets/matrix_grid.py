@@ -113,12 +113,14 @@ class MatrixGrid(Widget, can_focus=True):
         self,
         *,
         on_cursor: Callable[[CellPosition], None] | None = None,
+        colour_mode: str = "density",
         id: str | None = None,
     ) -> None:
         """`on_cursor` is called, synchronously, whenever the cursor lands on a cell: a direct
         call rather than a bubbling message, so the grid and what describes its cursor change
         in the same frame."""
         super().__init__(id=id)
+        self.set_reactive(MatrixGrid.colour_mode, colour_mode)
         self.on_cursor = on_cursor
         self.layout_data: MatrixLayout | None = None
         self.cursor = CellPosition(0, 0)
