@@ -26,19 +26,24 @@ from textual.pilot import Pilot
 from mutatui.engine.sites import check_site_syntax
 from mutatui.errors import MutatuiError
 from mutatui.store.frames import pick_screen
+from mutatui.store.queries import load_screen
 from mutatui.tui.app import ExplorerApp
+from mutatui.tui.grid_data import opening
+from mutatui.tui.widgets.matrix_grid import COLOUR_MODES
 
 
-def views(site: str) -> dict[str, tuple[str, ...]]:
-    """The keys that reach each view from the opened screen's overview."""
+def views(site: str, colour: str) -> dict[str, tuple[str, ...]]:
+    """The keys that reach each view from the opened screen's overview, whose grids open in
+    `colour` (`grid_data.opening`: a saturated screen opens filtered and coloured by effect)."""
     grid = ("enter", "g", *site, "enter")
-    severe_only = ("V", "V", "V")  # the minimum-severity filter: any, >=1, >=2, >=3
+    by_severity = ("s",) * ((COLOUR_MODES.index("severity") - COLOUR_MODES.index(colour)) % 3)
+    severe_only = ("F", "V", "V", "V")  # no filter, then minimum severity >=1, >=2, >=3
     return {
         "overview": (),
         "overview_severe_only": (*grid, *severe_only, "escape"),
         "grid": grid,
-        "grid_severity": (*grid, "s"),
-        "grid_severe_only": (*grid, "s", *severe_only),
+        "grid_severity": (*grid, *by_severity),
+        "grid_severe_only": (*grid, *by_severity, *severe_only),
         "grid_rearranged": (*grid, "r"),
         "grid_complementarity": (*grid, "c"),
         "detail": (*grid, "enter"),
@@ -111,9 +116,10 @@ async def write_all(args: argparse.Namespace) -> list[Path]:
     check_site_syntax(args.site)
     check_site_syntax(args.live_site)
     screen_id = pick_screen(db, args.screen).screen_id
+    colour = opening(load_screen(db, screen_id)).colour
     outdir.mkdir(parents=True, exist_ok=True)
     shots = {"screens": (None, ())} | {
-        view: (screen_id, keys) for view, keys in views(args.site).items()
+        view: (screen_id, keys) for view, keys in views(args.site, colour).items()
     }
     known = [*shots, "live"] if args.live_model else list(shots)
     chosen = pick_views(args.views, known)
