@@ -2,7 +2,6 @@
 and the mutations the exactness tests run through both."""
 
 import random
-from contextlib import nullcontext
 
 import torch
 
@@ -108,30 +107,3 @@ def check_bitwise(lm, catalog, text, sites):
         }
     assert left >= 2, "some mutants must leave the baseline's tokens"
     return compared
-
-
-def naive_effects(lm, catalog, prompt, baseline, mutation, diverge_at):
-    """The effect sizes on the naive path, computed from scratch: the weight edited, one forward
-    pass over the prompt and the baseline's continuation, restored. Returns (delta_nll,
-    kl_prefix, kl_all, diverge_margin, margins) with NaN for what is not a number."""
-    steps = len(baseline.tokens) + (1 if baseline.stopped else 0)
-    ids = torch.tensor([[*prompt, *baseline.tokens[: steps - 1]]])
-    decisions = slice(len(prompt) - 1, None)
-
-    def logits_of(edit):
-        with torch.inference_mode(), mutated(catalog, edit) if edit else nullcontext():
-            return lm.model(input_ids=ids).logits[0, decisions].double()
-
-    clean, mutant = logits_of(None), logits_of(mutation)
-    targets = list(baseline.tokens)
-    if baseline.stopped:
-        targets.append(int(clean[-1].argmax()))
-    p, q = clean.log_softmax(-1), mutant.log_softmax(-1)
-    at = torch.tensor(targets).view(-1, 1)
-    delta = float((-q.gather(1, at) + p.gather(1, at)).mean())
-    kl = torch.where(p.exp() > 0, p.exp() * (p - q), torch.zeros(())).sum(-1)
-    end = steps if diverge_at is None else min(diverge_at + 1, steps)
-    top = clean.topk(2, dim=-1).values
-    margins = (top[:, 0] - top[:, 1]).tolist()
-    margin = margins[diverge_at] if diverge_at is not None and diverge_at < steps else None
-    return delta, float(kl[:end].mean()), float(kl.mean()), margin, margins

@@ -1,15 +1,15 @@
 """Effect sizes (exact/effects.py) against the naive path: the weight edited, one forward pass
-over the prompt and the baseline's continuation, restored (tests/naive.py, computed from
-scratch in float64 from the model's logits). The engine takes them from its batched
+over the prompt and the baseline's continuation, restored (`screening.verify.naive_effects`,
+computed from scratch in float64 from the model's logits, as `mutatui verify` checks a stored
+screen). The engine takes them from its batched
 teacher-forced passes; they agree to the dtype's rounding."""
 
 from __future__ import annotations
 
-import math
-
 import duckdb
 import pytest
-from naive import naive_effects, sample_mutations
+import torch
+from naive import sample_mutations
 from tiny_models import FAMILY_CONFIGS, OTHERS, build_tiny_model, tiny_spec
 
 from mutatui.analysis.grades import EffectGrade
@@ -19,22 +19,17 @@ from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
 from mutatui.exact.screener import Screener
 from mutatui.screening.runner import ScreenRun, run_screen
+from mutatui.screening.verify import EFFECT_TOLERANCE, HALF_TOLERANCE, naive_effects
+from mutatui.screening.verify import agrees as effect_agrees
 from mutatui.store.screens import export_table, merge
 
 GREEDY = Decoding(max_new_tokens=12)
 SAMPLED = Decoding(mode="sample", temperature=0.7, seed=5, max_new_tokens=12)
-TOLERANCE = {"float32": (1e-4, 1e-3), "bfloat16": (0.05, 0.05)}
-"""(absolute, relative) agreement of engine and naive effect sizes per dtype: a batched pass
-and a lone one round differently, by a few units of the dtype's last place."""
+TOLERANCE = {"float32": EFFECT_TOLERANCE[torch.float32], "bfloat16": HALF_TOLERANCE}
 
 
 def agrees(engine: float | None, naive: float | None, dtype: str) -> bool:
-    if naive is None or math.isnan(naive):
-        return engine is None
-    if math.isinf(naive):
-        return engine == naive
-    absolute, relative = TOLERANCE[dtype]
-    return engine is not None and abs(engine - naive) <= absolute + relative * abs(naive)
+    return effect_agrees(engine, naive, TOLERANCE[dtype])
 
 
 def check_against_naive(lm, catalog, decoding, dtype="float32", seed=1):

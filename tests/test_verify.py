@@ -39,6 +39,9 @@ def test_every_recorded_outcome_holds_on_the_naive_path(screened, capsys):
         total = connection.execute("SELECT count(*) FROM mutations").fetchone()[0]
         changed = connection.execute("SELECT count(*) FROM results WHERE changed").fetchone()[0]
     assert changed > 0  # the comparison covers changed outputs, not only silent ones
+    with connect(screened, read_only=True) as connection:
+        (effects,) = connection.execute("SELECT count(*) FROM effects").fetchone()
+    assert effects > 0  # and the effect sizes
     assert f"tiny: {total} of {total} sampled mutations" in captured.out
     assert captured.err.count(": same") == total
 
@@ -73,6 +76,22 @@ def test_a_tampered_record_is_caught(screened, tmp_path, capsys):
         ).fetchone()
     assert total > 2
     assert f"tiny: {total - 2} of {total} sampled mutations" in out
+
+
+def test_a_tampered_effect_size_is_caught(screened, tmp_path, capsys):
+    db = tmp_path / "tampered.db"
+    db.write_bytes(screened.read_bytes())
+    with connect(db, read_only=False) as connection:
+        (last,) = connection.execute("SELECT max(mutation_id) FROM effects").fetchone()
+        connection.execute(
+            "UPDATE effects SET kl_all = kl_all * 1.5 + 1e-3 WHERE mutation_id = ? AND "
+            "probe_id = 1",
+            [last],
+        )
+    assert main(["verify", str(db), "--from-id", str(last)]) == 1
+    out = capsys.readouterr().out
+    assert "probe p2: recorded kl_all" in out and "naive path" in out
+    assert "tiny: 0 of 1 sampled mutations" in out
 
 
 def test_from_id_samples_only_later_mutations(screened, capsys):

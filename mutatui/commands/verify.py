@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{verdict.label}: {problem}")
     print(
         f"{record.name}: {len(ids) - failed} of {len(ids)} sampled mutations (seed {args.seed}) "
-        "give the recorded outcome on every probe on the naive path (edit, generate, restore)"
+        "give the recorded outcome (and effect sizes, where recorded) on every probe on the naive "
+        "path (edit, generate, restore)"
     )
     return 1 if failed else 0

@@ -4,26 +4,94 @@ The test suite checks the engine against the naive path on samples; this checks 
 was already built (the bundled screens.db, merged shards, a screen from another machine): a
 seeded sample of its mutations is run again the slow, obvious way, and every recorded outcome
 must come out the same: where each text probe's output left the baseline's, the mutant's text,
-and the multiple-choice score.
+the multiple-choice score and, where the screen recorded them, the effect sizes (computed
+here from scratch: the weight edited, one forward pass over the prompt and the baseline's
+continuation, restored).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
 
 from mutatui.engine.compare import first_divergence
-from mutatui.engine.decoding import decode_tokens, encode_prompt, naive_generate
+from mutatui.engine.decoding import Generation, decode_tokens, encode_prompt, naive_generate
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
-from mutatui.engine.mutations import Kind, Mutation
+from mutatui.engine.mutations import Kind, Mutation, mutated
 from mutatui.engine.questions import naive_choices
 from mutatui.screening.choice import score
 from mutatui.screening.probes import load_choice_probe
 from mutatui.screening.spec import ScreenSpec
 from mutatui.store.effects import PendingResult
 from mutatui.store.queries import MutationDetail, ResultDetail
+
+EFFECT_TOLERANCE = {torch.float32: (1e-4, 1e-3)}
+"""(absolute, relative) agreement of recorded and naive effect sizes by the dtype computed in:
+a batched pass and a lone one round differently, by a few units of the dtype's last place."""
+HALF_TOLERANCE = (0.05, 0.05)
+"""The same for half precision (bfloat16, float16)."""
+
+
+class NaiveEffects(NamedTuple):
+    """A mutation's effect sizes on one probe, from scratch (NaN where not a number; the margin
+    None for an unchanged output), and the unmutated model's margin at every step."""
+
+    delta_nll: float
+    kl_prefix: float
+    kl_all: float
+    diverge_margin: float | None
+    margins: list[float]
+
+
+def naive_effects(
+    lm: LoadedModel,
+    catalog: MatrixCatalog,
+    prompt: Sequence[int],
+    baseline: Generation,
+    mutation: Mutation | None,
+    diverge_at: int | None,
+) -> NaiveEffects:
+    """The effect sizes of `exact.effects`, the obvious way: the unmutated model and the mutant
+    (weight edited, restored after) each run once over the prompt and the baseline's
+    continuation, and the per-step distributions compared in float64."""
+    steps = len(baseline.tokens) + (1 if baseline.stopped else 0)
+    ids = torch.tensor([[*prompt, *baseline.tokens[: steps - 1]]], device=lm.device)
+    decisions = slice(len(prompt) - 1, None)
+
+    def logits_of(edit: Mutation | None) -> torch.Tensor:
+        with torch.inference_mode(), mutated(catalog, edit) if edit else nullcontext():
+            return lm.model(input_ids=ids).logits[0, decisions].double().cpu()
+
+    clean, mutant = logits_of(None), logits_of(mutation)
+    targets = list(baseline.tokens)
+    if baseline.stopped:
+        targets.append(int(clean[-1].argmax()))
+    p, q = clean.log_softmax(-1), mutant.log_softmax(-1)
+    at = torch.tensor(targets).view(-1, 1)
+    delta = float((-q.gather(1, at) + p.gather(1, at)).mean())
+    kl = torch.where(p.exp() > 0, p.exp() * (p - q), torch.zeros(())).sum(-1)
+    end = steps if diverge_at is None else min(diverge_at + 1, steps)
+    top = clean.topk(2, dim=-1).values
+    margins = (top[:, 0] - top[:, 1]).tolist()
+    margin = margins[diverge_at] if diverge_at is not None and diverge_at < steps else None
+    return NaiveEffects(delta, float(kl[:end].mean()), float(kl.mean()), margin, margins)
+
+
+def agrees(recorded: float | None, naive: float | None, tolerance: tuple[float, float]) -> bool:
+    """A recorded effect size (None: not a number) against the naive one."""
+    if naive is None or math.isnan(naive):
+        return recorded is None
+    if math.isinf(naive):
+        return recorded == naive
+    absolute, relative = tolerance
+    return recorded is not None and abs(recorded - naive) <= absolute + relative * abs(naive)
 
 
 def sample_ids(ids: Sequence[int], count: int, seed: int) -> list[int]:
@@ -111,4 +179,22 @@ class ScreenVerifier:
             ]
         if diverge_at is not None and decode_tokens(self.lm, generation.tokens) != outcome.text:
             return [f"probe {name}: the recorded text differs from the naive path's"]
-        return []
+        if outcome.effect is None:
+            return []
+        baseline = self.baselines[probe_id]
+        stopped = len(baseline) < self.spec.decoding.max_new_tokens
+        naive = naive_effects(
+            self.lm,
+            self.catalog,
+            self.prompts[probe_id],
+            Generation(tokens=baseline, stopped=stopped),
+            mutation,
+            diverge_at,
+        )
+        tolerance = EFFECT_TOLERANCE.get(self.lm.compute_dtype, HALF_TOLERANCE)
+        columns = ("delta_nll", "kl_prefix", "kl_all", "diverge_margin")
+        return [
+            f"probe {name}: recorded {column} {found}, naive path {expected}"
+            for column, found, expected in zip(columns, outcome.effect, naive[:4], strict=True)
+            if not agrees(found, expected, tolerance)
+        ]
