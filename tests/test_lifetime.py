@@ -11,6 +11,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
+from processes import default_stop_signals
 
 from mutatui.store.synthetic import SyntheticSpec, build_synthetic
 
@@ -31,6 +32,7 @@ def start_in_terminal(command: list[str]) -> tuple[int, int]:
     or sshd does; wait until the explorer has painted. Returns (pid, the terminal's master)."""
     pid, master = pty.fork()
     if pid == 0:  # the child: a login shell's place
+        default_stop_signals()
         os.environ.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
         os.execvp(command[0], command)
     painted = 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from processes import default_stop_signals
 from tiny_models import TINY_PROBES, tiny_spec
 
 from mutatui.errors import MutatuiError
@@ -272,7 +273,11 @@ def test_killed_screen_resumes_to_the_uninterrupted_result(
         kill_after = 3 * 8 if round_number == 0 else committed(db) + 2 * 8
         assert kill_after < total // 2
         process = subprocess.Popen(
-            cli(*run_args, "--quiet"), env=env, stderr=subprocess.PIPE, text=True
+            cli(*run_args, "--quiet"),
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=default_stop_signals,
         )
         reader = None
         if round_number == 0:
@@ -339,7 +344,11 @@ def test_stop_signals_at_random_moments_lose_and_duplicate_nothing(
         stop_after = committed(db) + 8 * moments.randint(1, 3)
         assert stop_after < total
         process = subprocess.Popen(
-            cli(*run_args, "--quiet"), env=env, stderr=subprocess.PIPE, text=True
+            cli(*run_args, "--quiet"),
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=default_stop_signals,
         )
         deadline = time.monotonic() + 180
         while committed(db) < stop_after and process.poll() is None:
