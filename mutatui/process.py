@@ -12,7 +12,8 @@ still there and raises SIGHUP itself when it is gone; if the process has not end
 restore a dead terminal), it ends at once, which loses nothing committed.
 
 A process started with SIGHUP ignored (`nohup`, `screen --detach`) is left to outlive its
-terminal, as the user asked.
+terminal, as the user asked; but not an app (the explorer, live mode), which can do nothing
+without its terminal: it ends on the terminal's loss, or its hangup, all the same.
 """
 
 from __future__ import annotations
@@ -73,11 +74,23 @@ def install() -> None:
         return
     hangup_ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     _handle_stops()
+    if not hangup_ignored:
+        _watch_the_terminal()
+
+
+_watcher: list[threading.Thread] = []
+
+
+def _watch_the_terminal() -> None:
+    """Start the terminal's watcher, once, when the process has a terminal."""
     terminal = _terminal_descriptor()
-    if terminal is not None and not hangup_ignored:
-        threading.Thread(
-            target=_watch_terminal, args=(terminal,), name="mutatui-terminal", daemon=True
-        ).start()
+    if terminal is not None and not _watcher:
+        _watcher.append(
+            threading.Thread(
+                target=_watch_terminal, args=(terminal,), name="mutatui-terminal", daemon=True
+            )
+        )
+        _watcher[0].start()
 
 
 def _handle_stops() -> dict[int, object]:
@@ -110,14 +123,22 @@ def handling_stops() -> Iterator[None]:
 def stopping_with(exit_app: Callable[[], None]) -> Iterator[None]:
     """Within the block, a stop signal calls `exit_app` on the running event loop instead of
     raising (a Textual app restores the terminal and returns); after it, the signal is raised
-    as `Stopped`, so the command still ends with its status."""
+    as `Stopped`, so the command still ends with its status. An app cannot outlive its
+    terminal, so here SIGHUP and the terminal's loss end it even where SIGHUP was ignored."""
     global _on_stop
     before = len(_received)
     _on_stop = exit_app
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGHUP) if in_main else None
+    if in_main:
+        signal.signal(signal.SIGHUP, _stop)
+        _watch_the_terminal()
     try:
         yield
     finally:
         _on_stop = None
+        if in_main:
+            signal.signal(signal.SIGHUP, previous if previous is not None else signal.SIG_DFL)
     if len(_received) > before:
         raise Stopped(_received[-1])
 

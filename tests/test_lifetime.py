@@ -27,12 +27,15 @@ def small_db(tmp_path) -> Path:
     return db
 
 
-def start_in_terminal(command: list[str]) -> tuple[int, int]:
+def start_in_terminal(command: list[str], hangup_ignored: bool = False) -> tuple[int, int]:
     """Run `command` as the session leader of a new pseudo-terminal, as a terminal emulator
-    or sshd does; wait until the explorer has painted. Returns (pid, the terminal's master)."""
+    or sshd does (with SIGHUP ignored, as `nohup` leaves it, if asked); wait until the explorer
+    has painted. Returns (pid, the terminal's master)."""
     pid, master = pty.fork()
     if pid == 0:  # the child: a login shell's place
         default_stop_signals()
+        if hangup_ignored:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         os.environ.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
         os.execvp(command[0], command)
     painted = 0
@@ -85,6 +88,20 @@ def test_a_closed_terminal_ends_the_explorer_started_by_make_run(small_db):
         if Path(f"/proc/{member}/cmdline").exists()
     )
     os.close(master)  # the SSH connection drops
+    deadline = time.monotonic() + 20
+    while session_members(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        os.waitpid(pid, os.WNOHANG)
+    assert session_members(pid) == []
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc")
+def test_a_closed_terminal_ends_the_explorer_even_under_nohup(small_db):
+    """Detached work outlives its terminal when SIGHUP is ignored; an app cannot use it, and
+    ends (it used to live on, reading a dead terminal at 100% of a core)."""
+    command = [sys.executable, "-m", "mutatui", "browse", str(small_db)]
+    pid, master = start_in_terminal(command, hangup_ignored=True)
+    os.close(master)
     deadline = time.monotonic() + 20
     while session_members(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
