@@ -78,19 +78,18 @@ def install() -> None:
         _watch_the_terminal()
 
 
-_watcher: list[threading.Thread] = []
+_watching = False
 
 
 def _watch_the_terminal() -> None:
     """Start the terminal's watcher, once, when the process has a terminal."""
+    global _watching
     terminal = _terminal_descriptor()
-    if terminal is not None and not _watcher:
-        _watcher.append(
-            threading.Thread(
-                target=_watch_terminal, args=(terminal,), name="mutatui-terminal", daemon=True
-            )
-        )
-        _watcher[0].start()
+    if terminal is not None and not _watching:
+        _watching = True
+        threading.Thread(
+            target=_watch_terminal, args=(terminal,), name="mutatui-terminal", daemon=True
+        ).start()
 
 
 def _handle_stops() -> dict[int, object]:

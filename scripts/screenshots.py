@@ -36,7 +36,9 @@ def views(site: str, colour: str) -> dict[str, tuple[str, ...]]:
     """The keys that reach each view from the opened screen's overview, whose grids open in
     `colour` (`grid_data.opening`: a saturated screen opens filtered and coloured by effect)."""
     grid = ("enter", "g", *site, "enter")
-    by_severity = ("s",) * ((COLOUR_MODES.index("severity") - COLOUR_MODES.index(colour)) % 3)
+    by_severity = ("s",) * (
+        (COLOUR_MODES.index("severity") - COLOUR_MODES.index(colour)) % len(COLOUR_MODES)
+    )
     severe_only = ("F", "V", "V", "V")  # no filter, then minimum severity >=1, >=2, >=3
     return {
         "overview": (),
