@@ -96,6 +96,7 @@ def compare(
             f"naively: {100 * settled / len(outcomes):.0f}%); naive {len(subset)} in "
             f"{naive_seconds:.1f} s = {naive_rate:.3f}/s; ratio {fast_rate / naive_rate:.1f}x; "
             f"outputs equal on {len(subset) - mismatches}/{len(subset)}"
+            + (f"; lockstep decoder: {screener.lockstep}" if screener.lockstep else "")
         )
         if mismatches:
             raise SystemExit(f"{name}: {mismatches} outputs differ from the naive path")

@@ -63,6 +63,7 @@ class GenerateTrace:
         self.lm = lm
         self.catalog = catalog
         self.architecture = Architecture(lm.model)
+        self.prompt = tuple(prompt)
         self.calls: list[_Call] = []
         self.generation = self._record(prompt, decoding)
         self._kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -143,7 +144,7 @@ class GenerateTrace:
             )
             for offset, token in enumerate(fed[own - 1 :])
         ]
-        baseline = self._baseline_kv()
+        baseline = self.baseline_kv()
         cache = self._new_cache()
         for index in range(first):
             keys, values = baseline[index]
@@ -161,7 +162,7 @@ class GenerateTrace:
                 index, hidden[number], cache, call.layer_kwargs[index]
             )
 
-    def _baseline_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def baseline_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Every layer's keys and values over all the recorded calls, as `generate` computed
         them (the same projections of the same inputs), computed once."""
         if self._kv is None:

@@ -54,6 +54,8 @@ from mutatui.exact.effects import (
     measure,
 )
 from mutatui.exact.layers import BaselineTrace, KVStore, LayerRunner
+from mutatui.exact.lockstep import LockstepDecoder, checked_decode
+from mutatui.exact.lockstep import unsupported_reason as lockstep_unsupported
 from mutatui.exact.onward import Diverged, decode_onward
 from mutatui.exact.replay import GenerateTrace
 from mutatui.exact.teacher import (
@@ -242,6 +244,11 @@ class Screener:
         self._tie_verdicts: dict[tuple, bool] = {}
         self.tolerances: Tolerance = floor_tolerance(lm.compute_dtype)
         """Near-tie tolerances: the dtype's floor until `calibrate` measures them."""
+        self._lockstep_chunk: int | None = None
+        self._lockstep_checked: set[bool] = set()
+        self.lockstep: str | None = None
+        """How the lockstep decoder (the naive path batched) fared: None until it ran, then
+        "exact" or why it does not run here."""
         self.observe_onward: Callable[[Diverged, torch.Tensor], None] | None = None
         """Sees every onward-decoding step's logits per row (for measurements only)."""
         if self.runner is not None:
@@ -338,7 +345,7 @@ class Screener:
                 if self.runner is None:
                     outcomes = self._screen_text_batched(prompt, baseline, mutations)
                 else:
-                    outcomes = [self._naive_outcome(prompt, baseline, m) for m in mutations]
+                    outcomes = self._screen_text_lockstep(prompt, baseline, mutations)
                 measured = self._measure(prompt, baseline, mutations) if self.effects else {}
             if not measured:
                 return outcomes
@@ -354,6 +361,60 @@ class Screener:
             ties = self.baseline_near_ties(prompt, baseline)
             self._tie_verdicts[key] = ties > NAIVE_SHARE * max(steps, 1)
         return self._tie_verdicts[key]
+
+    def _lockstep_decoder(self, prompt: list[int]) -> LockstepDecoder | None:
+        """The lockstep decoder for `prompt`, when it can run here (None when not, with the
+        reason in `lockstep`)."""
+        if not GenerateTrace.supports(self.lm, self.decoding):
+            self.lockstep = "it decodes greedily only"
+        if self.lockstep not in (None, "exact"):
+            return None
+        if self._lockstep_chunk is None:
+            self._lockstep_chunk = LockstepDecoder.chunk_for(self.runner.architecture)
+        trace = self._generate_trace(prompt)
+        reason = lockstep_unsupported(trace, self._lockstep_chunk)
+        if reason is not None:
+            self.lockstep = reason
+            return None
+        return LockstepDecoder(trace, self.catalog, self._lockstep_chunk)
+
+    def _screen_text_lockstep(
+        self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
+    ) -> list[TextOutcome]:
+        """Where nearly every decision is a near tie: the naive path's outcomes, batched by the
+        lockstep decoder once its first batch held against the naive path; one mutant at a
+        time on the naive path where it cannot run or did not hold."""
+        decoder = self._lockstep_decoder(prompt)
+        outcomes: list[TextOutcome] = []
+        for start in range(0, len(mutations), self.batch_size):
+            batch = list(mutations[start : start + self.batch_size])
+            if decoder is None:
+                outcomes += [self._naive_outcome(prompt, baseline, m) for m in batch]
+                continue
+            steps = self.decoding.max_new_tokens
+            if self._lockstep_checked == {True, False}:
+                results = decoder.decode(batch, steps)
+            else:
+                results, held = checked_decode(decoder, batch, steps, self._lone_logits(prompt))
+                if held is None:
+                    self.lockstep = "its logits differ from the naive path's on this machine"
+                    decoder = None
+                    outcomes += [self._naive_outcome(prompt, baseline, m) for m in batch]
+                    continue
+                self._lockstep_checked |= held
+                self.lockstep = "exact"
+            for result in results:
+                divergence = first_divergence(baseline.tokens, result.tokens)
+                outcomes.append(
+                    TextOutcome(result.tokens, result.stopped, result.nonfinite, False, divergence)
+                )
+        return outcomes
+
+    def _lone_logits(self, prompt: list[int]) -> Callable[[Mutation, list[int]], torch.Tensor]:
+        def lone(mutation: Mutation, fed: list[int]) -> torch.Tensor:
+            return lone_logits(self.lm, self.catalog, mutation, fed, len(prompt))
+
+        return lone
 
     def _naive_outcome(
         self, prompt: list[int], baseline: Generation, mutation: Mutation

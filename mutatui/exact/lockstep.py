@@ -1,0 +1,327 @@
+"""The naive path for a whole batch: greedy decoding of many mutants at once that computes, for
+each, the floats `model.generate` computes for it alone.
+
+Where a batched pass and a lone one round differently (native half precision), nearly every
+decision of the fast engine is a near tie that needs a naive check. This decoder needs none: it
+makes `generate`'s own calls (the prompt in one call, then one token per call) for every mutant
+at once, every matrix product in a shape whose rows compute as lone rows do
+(`invariance.ChunkedLinears`), attention the model's own, which computes each batch row as a
+lone one. Like a replay of `generate` (`replay`), a mutant of layer L starts at L from the
+baseline's recorded input while it is fed the baseline's tokens, over the baseline's keys and
+values below L; once it feeds a token of its own it runs every layer. All mutants sit at the
+same position at every call (one call per step for everyone), so no mask or padding enters.
+
+Whether the floats really are the lone ones depends on the kernels of the machine; the screener
+holds a sample against the naive path before it relies on this decoder (`Screener`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+from mutatui.engine.architecture import Architecture, Positions
+from mutatui.engine.decoding import Generation
+from mutatui.engine.matrices import MatrixCatalog
+from mutatui.engine.mutations import Mutation
+from mutatui.exact.invariance import ChunkedLinears, RowEdit, row_chunk, row_edit
+from mutatui.exact.replay import GenerateTrace
+
+Observer = Callable[[list[int], int, torch.Tensor], None]
+"""Sees each call's decisions: the mutation indices of the rows deciding, the step, and their
+float32 logits (rows, vocab)."""
+
+CHECKED_MUTANTS = 3
+"""Mutants of a batch held against the naive path, logit for logit, until a screen has seen
+both a mutant that changed the output and one that did not hold (then it relies on it)."""
+
+_DECODE_ARGUMENTS = frozenset({"attention_mask", "position_ids", "position_embeddings"})
+"""What `generate` passed the layers of a one-token call, when this decoder can make the same
+for positions past the baseline's: no mask, and the positions' own rotary embeddings."""
+
+
+def linear_modules(architecture: Architecture) -> list[nn.Module]:
+    """The matrix products of the decoder layers and the head."""
+    modules = [
+        module
+        for layer in architecture.layers
+        for module in layer.modules()
+        if isinstance(module, nn.Linear)
+    ]
+    return [*modules, architecture.head]
+
+
+def unsupported_reason(trace: GenerateTrace, chunk: int) -> str | None:
+    """Why this decoder cannot reproduce `trace`'s model alone (None when it can)."""
+    if chunk < 2:
+        return "no batched product on this device computes rows as lone rows"
+    arch = trace.architecture
+    if any(window is not None for window in arch.windows):
+        return "layers with a sliding window"
+    for call in trace.calls[1:]:
+        for arguments in call.layer_kwargs:
+            if set(arguments) != _DECODE_ARGUMENTS or arguments["attention_mask"] is not None:
+                return "generate passes its layers arguments this decoder does not make"
+    return None
+
+
+@dataclass
+class _Row:
+    index: int
+    mutation: Mutation
+    edit: RowEdit
+    tokens: list[int] = field(default_factory=list)
+    stopped: bool = False
+    nonfinite: bool = False
+    own: bool = False  # has fed a token of its own: runs every layer from then on
+    moved: bool = False  # has joined the group of such rows
+    finished: bool = False
+
+
+class _Group:
+    """Rows that run each call together, with every layer's keys and values for them.
+
+    `keys[l]` is (rows, kv_heads, positions, head_dim), its first rows those that run layer l,
+    filled up to position `filled`. Rows that finished (or left) stay in place, computed and
+    never read, until there are enough of them to `compact`."""
+
+    def __init__(self, positions: int, *, own: bool) -> None:
+        self.rows: list[_Row] = []
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+        self.positions = positions
+        self.own = own
+        self.filled = 0
+
+    def allocate(self, layer: int, like: torch.Tensor, rows: int) -> None:
+        """Buffers for `rows` rows of layer `layer`, shaped like `like` but for position."""
+        shape = (rows, like.shape[1], self.positions, like.shape[-1])
+        self.keys[layer] = like.new_empty(shape)
+        self.values[layer] = like.new_empty(shape)
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *_a, **_kw
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cache method attention calls: store the new positions of the rows in the call
+        (the first rows of the group), return everything stored for them."""
+        rows, end = key_states.shape[0], self.filled + key_states.shape[-2]
+        if layer_idx not in self.keys:
+            self.allocate(layer_idx, key_states, rows)
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
+        keys[:rows, :, self.filled : end] = key_states
+        values[:rows, :, self.filled : end] = value_states
+        return keys[:rows, :, :end], values[:rows, :, :end]
+
+    def live(self) -> list[int]:
+        """The rows still decoding here."""
+        return [n for n, row in enumerate(self.rows) if not row.finished and row.own == self.own]
+
+    def leaving(self) -> list[int]:
+        """Rows fed the baseline's tokens so far that chose a token of their own."""
+        return [n for n, row in enumerate(self.rows) if row.own and not (row.moved or row.finished)]
+
+    def compact(self) -> None:
+        """Drop the rows no longer decoding here, when they are a good part of the group."""
+        keep = self.live()
+        if len(self.rows) - len(keep) <= max(4, len(keep) // 4):
+            return
+        self.rows = [self.rows[n] for n in keep]
+        for layer, keys in self.keys.items():
+            index = [n for n in keep if n < keys.shape[0]]
+            index = torch.tensor(index, dtype=torch.long, device=keys.device)
+            keys[: len(index)] = keys.index_select(0, index)
+            self.values[layer][: len(index)] = self.values[layer].index_select(0, index)
+
+
+class LockstepDecoder:
+    """Greedy decoding of batches of mutants on the prompt `trace` recorded, each exactly as
+    `model.generate` decodes it alone (see the module's docstring)."""
+
+    def __init__(self, trace: GenerateTrace, catalog: MatrixCatalog, chunk: int) -> None:
+        self.trace = trace
+        self.catalog = catalog
+        self.architecture = trace.architecture
+        self.linears = ChunkedLinears(catalog, linear_modules(self.architecture), chunk)
+        self.prompt_length = trace.calls[0].length
+        self.baseline = trace.generation
+
+    @staticmethod
+    def chunk_for(architecture: Architecture) -> int:
+        """Rows per product that compute as lone rows on this model and device."""
+        return row_chunk(linear_modules(architecture))
+
+    def decode(
+        self, mutations: Sequence[Mutation], max_new_tokens: int, observe: Observer | None = None
+    ) -> list[Generation]:
+        """Each mutation's greedy continuation, in the order given."""
+        eos = self.trace.lm.eos_token_ids
+        ordered = sorted(enumerate(mutations), key=lambda item: item[1].site.layer)
+        rows = [
+            _Row(index, mutation, row_edit(self.catalog, mutation, -1))
+            for index, mutation in ordered
+        ]
+        positions = self.prompt_length + max_new_tokens
+        fed = _Group(positions, own=False)  # fed the baseline's tokens: each from its layer
+        fed.rows = list(rows)
+        own = _Group(positions, own=True)
+        with torch.inference_mode(), self.linears.active():
+            for step in range(max_new_tokens):
+                for group, run in ((fed, self._run_fed), (own, self._run_own)):
+                    live = group.live()
+                    if not live:
+                        continue
+                    scores = run(group, step).to(copy=True, dtype=torch.float32)
+                    group.filled += self.prompt_length if step == 0 else 1
+                    if observe is not None:
+                        observe([group.rows[n].index for n in live], step, scores[live])
+                    tokens = scores.argmax(dim=-1).tolist()
+                    finite = torch.isfinite(scores).all(dim=-1).tolist()
+                    for number in live:
+                        row = group.rows[number]
+                        row.nonfinite |= not finite[number]
+                        self._decide(row, step, tokens[number], eos, max_new_tokens)
+                for number in fed.leaving():
+                    self._move(fed, number, own, len(rows))
+                fed.compact()
+                own.compact()
+                if not fed.live() and not own.live():
+                    break
+        results = [Generation()] * len(mutations)
+        for row in rows:
+            results[row.index] = Generation(row.tokens, row.stopped, nonfinite=row.nonfinite)
+        return results
+
+    def _decide(
+        self, row: _Row, step: int, token: int, eos: frozenset[int], max_new_tokens: int
+    ) -> None:
+        """`generate`'s greedy step: `token` is the argmax of the row's float32 logits."""
+        if token in eos:
+            row.stopped = row.finished = True
+            return
+        row.tokens.append(token)
+        if len(row.tokens) >= max_new_tokens:
+            row.finished = True
+        baseline = self.baseline.tokens
+        if not row.own and (step >= len(baseline) or token != baseline[step]):
+            row.own = True
+
+    def _edits(self, group: _Group, layer: int) -> dict[nn.Module, list[RowEdit]]:
+        edits: dict[nn.Module, list[RowEdit]] = {}
+        for number, row in enumerate(group.rows):
+            site = row.mutation.site
+            if site.layer == layer and not row.finished:
+                module = self.catalog.module(site.layer, site.matrix)
+                edits.setdefault(module, []).append(replace(row.edit, row=number))
+        return edits
+
+    def _run_fed(self, group: _Group, step: int) -> torch.Tensor:
+        """One `generate` call for rows fed the baseline's tokens so far: each row joins at its
+        mutation's layer with the baseline's recorded input there. Returns (rows, vocab)."""
+        arch = self.architecture
+        call = self.trace.calls[step]
+        layers = [row.mutation.site.layer for row in group.rows]
+        hidden = call.layer_inputs[layers[0]][:0]
+        for layer in range(layers[0], arch.num_layers):
+            joining = sum(1 for value in layers if value <= layer) - hidden.shape[0]
+            if joining:
+                entry = call.layer_inputs[layer]
+                hidden = torch.cat([hidden, entry.expand(joining, *entry.shape[1:])])
+            self.linears.edits = self._edits(group, layer)
+            hidden = arch.call_layer(layer, hidden, group, call.layer_kwargs[layer])
+        return self._head(hidden, call.head_positions)
+
+    def _run_own(self, group: _Group, step: int) -> torch.Tensor:
+        """One `generate` call for rows fed tokens of their own: every layer."""
+        arch = self.architecture
+        position = self.prompt_length + step - 1
+        device = arch.device
+        tokens = [row.tokens[-1] if row.tokens else 0 for row in group.rows]
+        ids = torch.tensor(tokens, device=device).view(-1, 1)
+        hidden = arch.embed(ids, torch.full_like(ids, position))
+        for layer in range(arch.num_layers):
+            self.linears.edits = self._edits(group, layer)
+            hidden = arch.call_layer(layer, hidden, group, self._arguments(step, layer, hidden))
+        return self._head(hidden, 1)
+
+    def _arguments(self, step: int, layer: int, hidden: torch.Tensor) -> dict:
+        """What `generate` passes layer `layer` at `step`: recorded while the baseline ran so
+        long; past it, no mask and the new position's rotary embeddings (`_DECODE_ARGUMENTS`)."""
+        calls = self.trace.calls
+        if step < len(calls):
+            return calls[step].layer_kwargs[layer]
+        position = self.prompt_length + step - 1
+        where = Positions.contiguous(position, position + 1, hidden.device)
+        built = self.architecture.layer_arguments(layer, hidden[:1], where)
+        return {**built, "attention_mask": None}
+
+    def _head(self, hidden: torch.Tensor, positions: int) -> torch.Tensor:
+        """The logits of the last position, as `generate` takes them: the final norm over the
+        call's positions, the head over its last `positions`."""
+        arch = self.architecture
+        self.linears.edits = {}
+        final = arch.norm(hidden)[:, -positions:, :]
+        return arch.logits(final)[:, -1, :]
+
+    def _move(self, fed: _Group, number: int, own: _Group, total: int) -> None:
+        """Row `number` of `fed` feeds its own tokens from now on: into `own`, with the
+        baseline's keys and values below its layer and its own from there."""
+        row = fed.rows[number]
+        row.moved = True
+        slot = len(own.rows)
+        own.rows.append(row)
+        filled = own.filled = fed.filled
+        for layer, (keys, values) in enumerate(self.trace.baseline_kv()):
+            if layer not in own.keys:
+                own.allocate(layer, keys, total)
+            if layer >= row.mutation.site.layer:
+                keys, values = (
+                    fed.keys[layer][number : number + 1],
+                    fed.values[layer][number : number + 1],
+                )
+            own.keys[layer][slot, :, :filled] = keys[0, :, :filled]
+            own.values[layer][slot, :, :filled] = values[0, :, :filled]
+
+
+def fingerprints(scores: torch.Tensor) -> list[int]:
+    """One integer per row of float32 logits that changes with any bit of them (the sum of
+    their bit patterns): what a check compares, instead of keeping every row's logits."""
+    return scores.contiguous().view(torch.int32).sum(dim=-1, dtype=torch.int64).tolist()
+
+
+def decisions_fed(prompt: Sequence[int], generation: Generation) -> list[int]:
+    """The tokens `generate` is fed for `generation`: the prompt, then every decided token
+    that another decision followed."""
+    return [*prompt, *(generation.tokens if generation.stopped else generation.tokens[:-1])]
+
+
+def checked_decode(
+    decoder: LockstepDecoder,
+    mutations: Sequence[Mutation],
+    max_new_tokens: int,
+    lone: Callable[[Mutation, list[int]], torch.Tensor],
+) -> tuple[list[Generation], set[bool] | None]:
+    """`decoder.decode`, with up to `CHECKED_MUTANTS` of the mutants held against the naive
+    path, those that changed the output first: `lone(mutation, fed)` gives the naive path's
+    float32 logits at every decision for the tokens fed. Returns the results and, when every
+    checked logit was the naive path's bit for bit, which kinds were checked (True: a mutant
+    that changed the output; False: one that did not); None when one was not."""
+    seen: dict[int, list[int]] = {}
+
+    def observe(indices: list[int], _step: int, scores: torch.Tensor) -> None:
+        for index, value in zip(indices, fingerprints(scores), strict=True):
+            seen.setdefault(index, []).append(value)
+
+    results = decoder.decode(mutations, max_new_tokens, observe)
+    baseline = decoder.baseline.tokens
+    changed = [n for n, result in enumerate(results) if result.tokens != baseline]
+    unchanged = [n for n, result in enumerate(results) if result.tokens == baseline]
+    picked = [*changed[: CHECKED_MUTANTS - 1], *unchanged[:1], *changed[CHECKED_MUTANTS - 1 :]]
+    prompt = list(decoder.trace.prompt)
+    for number in picked[:CHECKED_MUTANTS]:
+        fed = decisions_fed(prompt, results[number])
+        if fingerprints(lone(mutations[number], fed)) != seen[number]:
+            return results, None
+    return results, {results[n].tokens != baseline for n in picked[:CHECKED_MUTANTS]}
