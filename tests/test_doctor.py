@@ -55,3 +55,18 @@ def test_doctor_with_a_spec_adds_its_estimate(tiny_model_dir, tmp_path, capsys):
     assert main(["doctor", "--model", str(tiny_model_dir), "--spec", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "8 mutations planned" in out and "estimated time" in out
+
+
+def test_doctor_in_native_bfloat16_runs_the_lockstep_decoder_and_says_so(tmp_path, capsys):
+    """A model whose bfloat16 decisions are nearly all near ties (this tiny OLMo 2): the
+    engine decodes in lockstep, exactly, and the table says it ran."""
+    from tiny_models import FAMILY_CONFIGS, build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "olmo2", FAMILY_CONFIGS["olmo2"], scale=8)
+    args = ["doctor", "--model", str(folder), "--dtype", "bfloat16", "--max-new-tokens", "12"]
+    assert main([*args, "--elements", "6", "--tiles", "2"]) == 0
+    out = capsys.readouterr().out
+    equal = re.search(r"(\d+) of (\d+)\s+outputs equal", out)
+    assert equal and equal.group(1) == equal.group(2)
+    assert re.search(r"lockstep decoder\s+.*ran: the naive path batched", out)
+    assert re.search(r"settled naively\s+.*0 of", out)

@@ -75,6 +75,13 @@ def run(args: argparse.Namespace) -> int:
     share = check.settled / max(check.mutations, 1)
     table.add_row("settled naively", f"{check.settled} of {check.mutations} ({share:.0%})")
     table.add_row("tolerance", check.tolerance.describe(lm.compute_dtype))
+    if check.lockstep is not None:
+        state = (
+            "ran: the naive path batched, held against it logit for logit"
+            if check.lockstep == "exact"
+            else f"not used: {check.lockstep}"
+        )
+        table.add_row("lockstep decoder", state)
     table.add_row("peak memory", f"{check.peak_memory / 1024**3:.2f} GiB")
     Console().print(table)
     if spec is not None:

@@ -38,9 +38,9 @@ CHECKED_MUTANTS = 3
 """Mutants of a batch held against the naive path, logit for logit, until a screen has seen
 both a mutant that changed the output and one that did not hold (then it relies on it)."""
 
-_DECODE_ARGUMENTS = frozenset({"attention_mask", "position_ids", "position_embeddings"})
-"""What `generate` passed the layers of a one-token call, when this decoder can make the same
-for positions past the baseline's: no mask, and the positions' own rotary embeddings."""
+_POSITIONAL_ARGUMENTS = ("position_ids", "position_embeddings")
+"""The arguments of a one-token `generate` call that depend on its position; this decoder
+makes them for positions past the baseline's, and needs every other argument to be None."""
 
 
 def linear_modules(architecture: Architecture) -> list[nn.Module]:
@@ -54,16 +54,21 @@ def linear_modules(architecture: Architecture) -> list[nn.Module]:
     return [*modules, architecture.head]
 
 
-def unsupported_reason(trace: GenerateTrace, chunk: int) -> str | None:
+def unsupported_reason(
+    trace: GenerateTrace, catalog: MatrixCatalog, chunk: int, max_new_tokens: int
+) -> str | None:
     """Why this decoder cannot reproduce `trace`'s model alone (None when it can)."""
+    if any(type(catalog.module(info.layer, info.name)) is not nn.Linear for info in catalog):
+        return "matrices that are not linear layers"
     if chunk < 2:
         return "no batched product on this device computes rows as lone rows"
-    arch = trace.architecture
-    if any(window is not None for window in arch.windows):
-        return "layers with a sliding window"
+    positions = trace.calls[0].length + max_new_tokens
+    if any(window is not None and window < positions for window in trace.architecture.windows):
+        return "a sliding window shorter than the probe"
     for call in trace.calls[1:]:
         for arguments in call.layer_kwargs:
-            if set(arguments) != _DECODE_ARGUMENTS or arguments["attention_mask"] is not None:
+            others = (value for key, value in arguments.items() if key not in _POSITIONAL_ARGUMENTS)
+            if any(value is not None for value in others):
                 return "generate passes its layers arguments this decoder does not make"
     return None
 
@@ -248,14 +253,19 @@ class LockstepDecoder:
 
     def _arguments(self, step: int, layer: int, hidden: torch.Tensor) -> dict:
         """What `generate` passes layer `layer` at `step`: recorded while the baseline ran so
-        long; past it, no mask and the new position's rotary embeddings (`_DECODE_ARGUMENTS`)."""
+        long; past it, a recorded one-token call's arguments with the new position's
+        (`_POSITIONAL_ARGUMENTS`), or, when the baseline made none, no mask and those."""
         calls = self.trace.calls
         if step < len(calls):
             return calls[step].layer_kwargs[layer]
         position = self.prompt_length + step - 1
         where = Positions.contiguous(position, position + 1, hidden.device)
         built = self.architecture.layer_arguments(layer, hidden[:1], where)
-        return {**built, "attention_mask": None}
+        template = calls[-1].layer_kwargs[layer] if len(calls) > 1 else {"attention_mask": None}
+        return {
+            **template,
+            **{key: built[key] for key in _POSITIONAL_ARGUMENTS if key in built},
+        }
 
     def _head(self, hidden: torch.Tensor, positions: int) -> torch.Tensor:
         """The logits of the last position, as `generate` takes them: the final norm over the

@@ -11,8 +11,10 @@ For a text probe (Llama-family models):
    mostly without computing logits;
 4. only diverged mutants are decoded on, from where they diverge, together (`onward`).
 A mutant with a near tie anywhere on that path (or a NaN score) is settled on the naive path:
-edit the weight, generate alone, restore. Other architectures decode every mutant in batches
-(`generate_exact`), which is exact too, only slower.
+edit the weight, generate alone, restore. Where nearly every decision is a near tie (native
+half precision), greedy probes are decoded instead by the lockstep decoder (`lockstep`), which
+computes the naive path's own floats for a whole batch, once a sample held against it. Other
+architectures decode every mutant in batches (`generate_exact`), which is exact too, only slower.
 
 For a choice probe, each question's prompt is traced once and each layer's batch runs from its
 layer up; the prefix all the questions share (the chat template's system turn) runs once per
@@ -158,7 +160,7 @@ about 15% faster than one of 128. Onward decoding still gathers `batch_size` row
 
 NAIVE_SHARE = 0.5
 """When more than this share of a probe's baseline decisions are near ties, its mutants go
-straight to the naive path (see `Screener._ties_everywhere`)."""
+to the lockstep decoder, the naive path batched (see `Screener._ties_everywhere`)."""
 
 MIN_SHARED_PREFIX = 4
 """Fewer shared prompt tokens than this are not worth a separate prefix run."""
@@ -353,8 +355,9 @@ class Screener:
 
     def _ties_everywhere(self, prompt: list[int], baseline: Generation) -> bool:
         """Whether most of the baseline's decisions are near ties (native half precision): then
-        nearly every mutant would be checked naively after the engine's own work, and the naive
-        path alone is the cheaper exact way."""
+        nearly every mutant would be checked naively after the engine's own work, and the
+        lockstep decoder (or, where it cannot run, the naive path alone) is the cheaper exact
+        way."""
         key = (tuple(prompt), self.tolerances.element)
         if key not in self._tie_verdicts:
             steps = len(baseline.tokens) + (1 if baseline.stopped else 0)
@@ -372,7 +375,8 @@ class Screener:
         if self._lockstep_chunk is None:
             self._lockstep_chunk = LockstepDecoder.chunk_for(self.runner.architecture)
         trace = self._generate_trace(prompt)
-        reason = lockstep_unsupported(trace, self._lockstep_chunk)
+        steps = self.decoding.max_new_tokens
+        reason = lockstep_unsupported(trace, self.catalog, self._lockstep_chunk, steps)
         if reason is not None:
             self.lockstep = reason
             return None

@@ -83,6 +83,8 @@ class SelfCheck:
     naive_seconds: float = 0.0
     calibration_seconds: float = 0.0
     peak_memory: int | None = None
+    lockstep: str | None = None
+    """How the lockstep decoder fared (`Screener.lockstep`): None when it was not needed."""
 
     @property
     def equal(self) -> int:
@@ -124,6 +126,7 @@ def self_check(
     started = time.perf_counter()
     outcomes = screener.screen_text(prompt, baseline, mutations)
     check.engine_seconds = time.perf_counter() - started
+    check.lockstep = screener.lockstep
     started = time.perf_counter()
     for mutation, outcome in zip(mutations, outcomes, strict=True):
         reference = naive_generate(lm, catalog, prompt, mutation, decoding)

@@ -185,8 +185,8 @@ about one naive run, so a short screen is not dominated by its calibration (the 
 still holds)."""
 
 NEAR_TIE_SHARE = 0.1
-"""Above this share of the baseline's decisions being near ties, a screen says it will run
-near the naive loop's speed."""
+"""Above this share of the baseline's decisions being near ties, a screen says how it settles
+them (the lockstep decoder, the naive path) and names the float32 arithmetic."""
 
 
 def calibration_sample(plan: Plan, shard: Shard) -> list[Mutation]:
@@ -255,10 +255,13 @@ def engine_notes(engine: EngineRecord, assays: Assays) -> list[str]:
         notes.append(
             f"{engine.dtype} in {engine.arithmetic} arithmetic: {ties} of the first probe's "
             f"{steps} baseline decisions are near ties (margin under "
-            f"{engine.element_tolerance:.2g}); a mutant that reaches one unchanged is checked on "
-            "the naive path, so this screen runs near the naive loop's speed. --arithmetic "
-            f"float32 computes the same {engine.dtype} weights in float32 (twice their memory), "
-            "exact against generate in float32 arithmetic, on the fast path"
+            f"{engine.element_tolerance:.2g}). Greedy text probes decode in lockstep batches "
+            "that compute what the naive path computes (held against it logit for logit on the "
+            "first batches; where this model or machine does not allow that, one mutant at a "
+            "time on the naive path); multiple-choice questions and sampled decoding reaching a "
+            "near tie are checked on the naive path, near its speed. --arithmetic float32 "
+            f"computes the same {engine.dtype} weights in float32 (twice their memory), exact "
+            "against generate in float32 arithmetic, on the fast path"
         )
     return notes
 
