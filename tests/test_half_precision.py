@@ -32,13 +32,16 @@ def folder(request, tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp(name) / name, FAMILY_CONFIGS[name], scale=8)
 
 
-@pytest.mark.parametrize("arithmetic", ["native", "float32"])
+@pytest.mark.parametrize(
+    ("dtype", "arithmetic"),
+    [("bfloat16", "native"), ("bfloat16", "float32"), ("float16", "native")],
+)
 @pytest.mark.parametrize("decoding", [GREEDY, SAMPLED], ids=["greedy", "sampled"])
-def test_bfloat16_screens_equal_the_naive_path(folder, arithmetic, decoding):
-    lm = load_model(str(folder), dtype="bfloat16", arithmetic=arithmetic)
+def test_half_precision_screens_equal_the_naive_path(folder, dtype, arithmetic, decoding):
+    lm = load_model(str(folder), dtype=dtype, arithmetic=arithmetic)
     catalog = MatrixCatalog(lm.model)
-    assert lm.dtype == torch.bfloat16
-    assert lm.compute_dtype == (torch.float32 if arithmetic == "float32" else torch.bfloat16)
+    assert lm.dtype == getattr(torch, dtype)
+    assert lm.compute_dtype == (torch.float32 if arithmetic == "float32" else lm.dtype)
     assert next(lm.model.parameters()).dtype == lm.compute_dtype
     prompt = encode_prompt(lm, PROMPT)
     mutations = sample_mutations(catalog)

@@ -62,6 +62,8 @@ def unsupported_reason(
         return "matrices that are not linear layers"
     if chunk < 2:
         return "no batched product on this device computes rows as lone rows"
+    if any("forward" in vars(module) for module in linear_modules(trace.architecture)):
+        return "a model whose layers are wrapped (dispatched over devices)"
     positions = trace.calls[0].length + max_new_tokens
     if any(window is not None and window < positions for window in trace.architecture.windows):
         return "a sliding window shorter than the probe"
