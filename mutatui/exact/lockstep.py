@@ -104,7 +104,8 @@ class _Group:
         self.filled = 0
 
     def allocate(self, layer: int, like: torch.Tensor, rows: int) -> None:
-        """Buffers for `rows` rows of layer `layer`, shaped like `like` but for position."""
+        """Layer `layer`'s buffers for `rows` rows and every position, in `like`'s dtype,
+        device, heads and head size."""
         shape = (rows, like.shape[1], self.positions, like.shape[-1])
         self.keys[layer] = like.new_empty(shape)
         self.values[layer] = like.new_empty(shape)
