@@ -129,16 +129,30 @@ def test_a_decoder_that_is_not_the_naive_path_is_caught_and_the_screen_stays_exa
         assert (outcome.tokens, outcome.stopped) == (reference.tokens, reference.stopped)
 
 
-def test_a_screen_checks_the_decoder_on_changed_and_unchanged_mutants_then_relies_on_it(
-    tmp_path,
-):
+def test_a_screen_holds_the_decoder_against_the_naive_path_then_relies_on_it(tmp_path):
+    """Batches of two: the first two mutants are checked, then one more (one of the three
+    changed the output); later batches decode unchecked, every outcome the naive path's."""
     lm, catalog, prompt = _bfloat16(tmp_path, "olmo2")
     mutations = sample_mutations(catalog)
-    screener = Screener(lm, catalog, GREEDY, batch_size=8)
+    screener = Screener(lm, catalog, GREEDY, batch_size=2)
     baseline = screener.baseline(prompt)
+    checked = []
+    lone_logits_of = screener._lone_logits
+
+    def counted(prompt):
+        lone = lone_logits_of(prompt)
+
+        def check(mutation, fed):
+            checked.append(mutation)
+            return lone(mutation, fed)
+
+        return check
+
+    screener._lone_logits = counted
     outcomes = screener._screen_text_lockstep(prompt, baseline, mutations)
     assert screener.lockstep == "exact"
-    assert screener._lockstep_checked == {True, False}
+    assert len(checked) == len(screener._lockstep_held) == 3 and any(screener._lockstep_held)
+    assert set(checked) <= set(mutations[:4])
     references = naive_outcomes(lm, catalog, prompt, mutations, GREEDY)
     assert [(o.tokens, o.stopped) for o in outcomes] == [(r.tokens, r.stopped) for r in references]
     assert not any(outcome.settled_naively for outcome in outcomes)

@@ -114,3 +114,24 @@ def test_bad_input_is_one_line(screened, tmp_path, capsys):
         assert main(args) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and error.startswith("mutatui: "), error
+
+
+def test_a_bfloat16_screen_is_verified_in_bfloat16_without_being_told(tmp_path, capsys):
+    """Verified in what it was computed in (its engine record), not the CPU's float32 default:
+    native bfloat16 here, whose outcomes came from the lockstep decoder."""
+    from tiny_models import FAMILY_CONFIGS, build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "olmo2", FAMILY_CONFIGS["olmo2"], scale=8)
+    db = str(tmp_path / "bf16.db")
+    args = ["screen", "--model", str(folder), "--db", db, "--dtype", "bfloat16", "--layers", "0"]
+    args += ["--sites", "random:3", "--choice", "none", "--probe", "p=the cat sat on the mat"]
+    assert main([*args, "--max-new-tokens", "12"]) == 0
+    capsys.readouterr()
+    assert main(["verify", db, "--sample", "100"]) == 0
+    captured = capsys.readouterr()
+    assert "verifying in bfloat16 on cpu" in captured.err
+    assert "give the recorded outcome" in captured.out and ": differs" not in captured.err
+    assert main(["verify", db, "--sample", "2", "--dtype", "float32"]) == 1  # told otherwise
+    told = capsys.readouterr()
+    assert "verifying in float32 on cpu" in told.err
+    assert "not comparable" in told.out or ": differs" in told.err

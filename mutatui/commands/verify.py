@@ -13,6 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "verify",
         help="rerun a sample of a screen's mutations naively (edit, generate, restore); compare",
+        description="Reruns a sample of a screen's mutations on the naive path and compares "
+        "every recorded outcome and effect size. The model, --dtype and --arithmetic default "
+        "to what the screen was computed with.",
     )
     parser.add_argument("db", help="a mutatui database")
     parser.add_argument("--screen", help="the screen's name (default: the largest screen)")
@@ -29,13 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "an engine change, say)",
     )
     add_model_arguments(parser, required=False)
-    parser.set_defaults(run=run)
+    # unset: the dtype and arithmetic the screen was computed in (its engine record)
+    parser.set_defaults(run=run, dtype=None, arithmetic=None)
 
 
 def run(args: argparse.Namespace) -> int:
     from mutatui.engine.matrices import MatrixCatalog
     from mutatui.screening.spec import spec_from_json
     from mutatui.screening.verify import ScreenVerifier, sample_ids
+    from mutatui.store.engines import engine_of
     from mutatui.store.frames import pick_screen
     from mutatui.store.queries import mutation_detail
     from mutatui.store.screens import find_screen, load_probes, mutation_ids
@@ -59,7 +64,11 @@ def run(args: argparse.Namespace) -> int:
         )
     ids = sample_ids(later, args.sample, args.seed)
     args.model = args.model or spec.model
+    engine = engine_of(args.db, record.screen_id)
+    args.dtype = args.dtype or (engine.dtype if engine else "auto")
+    args.arithmetic = args.arithmetic or (engine.arithmetic if engine else "native")
     lm = load_from_args(args)
+    print(f"verifying in {lm.describe()}", file=sys.stderr)
     baselines = [
         row["baseline_tokens"]
         for row in load_probes(args.db, record.screen_id)

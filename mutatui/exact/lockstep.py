@@ -35,8 +35,10 @@ Observer = Callable[[list[int], int, torch.Tensor], None]
 float32 logits (rows, vocab)."""
 
 CHECKED_MUTANTS = 3
-"""Mutants of a batch held against the naive path, logit for logit, until a screen has seen
-both a mutant that changed the output and one that did not hold (then it relies on it)."""
+"""Mutants a screen holds against the naive path, logit for logit, before it relies on this
+decoder; one of them must have changed the output (its continuation then went through both
+ways a row runs: fed the baseline's tokens, and its own)."""
+
 
 _POSITIONAL_ARGUMENTS = ("position_ids", "position_embeddings")
 """The arguments of a one-token `generate` call that depend on its position; this decoder
@@ -315,12 +317,13 @@ def checked_decode(
     mutations: Sequence[Mutation],
     max_new_tokens: int,
     lone: Callable[[Mutation, list[int]], torch.Tensor],
-) -> tuple[list[Generation], set[bool] | None]:
-    """`decoder.decode`, with up to `CHECKED_MUTANTS` of the mutants held against the naive
-    path, those that changed the output first: `lone(mutation, fed)` gives the naive path's
-    float32 logits at every decision for the tokens fed. Returns the results and, when every
-    checked logit was the naive path's bit for bit, which kinds were checked (True: a mutant
-    that changed the output; False: one that did not); None when one was not."""
+    count: int = CHECKED_MUTANTS,
+) -> tuple[list[Generation], list[bool] | None]:
+    """`decoder.decode`, with up to `count` of the mutants held against the naive path, those
+    that changed the output first: `lone(mutation, fed)` gives the naive path's float32 logits
+    at every decision for the tokens fed. Returns the results and, when every checked logit was
+    the naive path's bit for bit, whether each checked mutant changed the output; None when one
+    was not the naive path's."""
     seen: dict[int, list[int]] = {}
 
     def observe(indices: list[int], _step: int, scores: torch.Tensor) -> None:
@@ -331,10 +334,10 @@ def checked_decode(
     baseline = decoder.baseline.tokens
     changed = [n for n, result in enumerate(results) if result.tokens != baseline]
     unchanged = [n for n, result in enumerate(results) if result.tokens == baseline]
-    picked = [*changed[: CHECKED_MUTANTS - 1], *unchanged[:1], *changed[CHECKED_MUTANTS - 1 :]]
+    picked = [*changed, *unchanged][:count]
     prompt = list(decoder.trace.prompt)
-    for number in picked[:CHECKED_MUTANTS]:
+    for number in picked:
         fed = decisions_fed(prompt, results[number])
         if fingerprints(lone(mutations[number], fed)) != seen[number]:
             return results, None
-    return results, {results[n].tokens != baseline for n in picked[:CHECKED_MUTANTS]}
+    return results, [results[number].tokens != baseline for number in picked]

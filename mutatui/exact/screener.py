@@ -56,7 +56,7 @@ from mutatui.exact.effects import (
     measure,
 )
 from mutatui.exact.layers import BaselineTrace, KVStore, LayerRunner
-from mutatui.exact.lockstep import LockstepDecoder, checked_decode
+from mutatui.exact.lockstep import CHECKED_MUTANTS, LockstepDecoder, checked_decode
 from mutatui.exact.lockstep import unsupported_reason as lockstep_unsupported
 from mutatui.exact.onward import Diverged, decode_onward
 from mutatui.exact.replay import GenerateTrace
@@ -247,7 +247,8 @@ class Screener:
         self.tolerances: Tolerance = floor_tolerance(lm.compute_dtype)
         """Near-tie tolerances: the dtype's floor until `calibrate` measures them."""
         self._lockstep_chunk: int | None = None
-        self._lockstep_checked: set[bool] = set()
+        self._lockstep_held: list[bool] = []
+        """Whether each mutant held against the naive path so far changed the output."""
         self.lockstep: str | None = None
         """How the lockstep decoder (the naive path batched) fared: None until it ran, then
         "exact" or why it does not run here."""
@@ -386,7 +387,7 @@ class Screener:
         self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
     ) -> list[TextOutcome]:
         """Where nearly every decision is a near tie: the naive path's outcomes, batched by the
-        lockstep decoder once its first batch held against the naive path; one mutant at a
+        lockstep decoder once a sample held against the naive path; one mutant at a
         time on the naive path where it cannot run or did not hold."""
         decoder = self._lockstep_decoder(prompt)
         outcomes: list[TextOutcome] = []
@@ -396,16 +397,18 @@ class Screener:
                 outcomes += [self._naive_outcome(prompt, baseline, m) for m in batch]
                 continue
             steps = self.decoding.max_new_tokens
-            if self._lockstep_checked == {True, False}:
+            needed = self._lockstep_checks_needed()
+            if not needed:
                 results = decoder.decode(batch, steps)
             else:
-                results, held = checked_decode(decoder, batch, steps, self._lone_logits(prompt))
+                lone = self._lone_logits(prompt)
+                results, held = checked_decode(decoder, batch, steps, lone, needed)
                 if held is None:
                     self.lockstep = "its logits differ from the naive path's on this machine"
                     decoder = None
                     outcomes += [self._naive_outcome(prompt, baseline, m) for m in batch]
                     continue
-                self._lockstep_checked |= held
+                self._lockstep_held += held
                 self.lockstep = "exact"
             for result in results:
                 divergence = first_divergence(baseline.tokens, result.tokens)
@@ -413,6 +416,14 @@ class Screener:
                     TextOutcome(result.tokens, result.stopped, result.nonfinite, False, divergence)
                 )
         return outcomes
+
+    def _lockstep_checks_needed(self) -> int:
+        """How many more mutants to hold against the naive path before relying on the lockstep
+        decoder (`lockstep.CHECKED_MUTANTS`, one of them output-changing)."""
+        held = self._lockstep_held
+        if len(held) < CHECKED_MUTANTS:
+            return CHECKED_MUTANTS - len(held)
+        return 0 if any(held) else 1
 
     def _lone_logits(self, prompt: list[int]) -> Callable[[Mutation, list[int]], torch.Tensor]:
         def lone(mutation: Mutation, fed: list[int]) -> torch.Tensor:
