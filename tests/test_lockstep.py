@@ -153,6 +153,10 @@ def test_a_screen_holds_the_decoder_against_the_naive_path_then_relies_on_it(tmp
     assert screener.lockstep == "exact"
     assert len(checked) == len(screener._lockstep_held) == 3 and any(screener._lockstep_held)
     assert set(checked) <= set(mutations[:4])
+    spent = screener.lockstep_check_seconds
+    assert spent > 0  # what an estimate leaves out of the rate: the check is paid once
+    screener._screen_text_lockstep(prompt, baseline, mutations[:6])
+    assert screener.lockstep_check_seconds == spent and len(checked) == 3
     references = naive_outcomes(lm, catalog, prompt, mutations, GREEDY)
     assert [(o.tokens, o.stopped) for o in outcomes] == [(r.tokens, r.stopped) for r in references]
     assert not any(outcome.settled_naively for outcome in outcomes)

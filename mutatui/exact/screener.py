@@ -25,6 +25,7 @@ question naively.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -248,6 +249,9 @@ class Screener:
         """Near-tie tolerances: the dtype's floor until `calibrate` measures them."""
         self._lockstep_chunk: int | None = None
         self._lockstep_held: list[bool] = []
+        self.lockstep_check_seconds = 0.0
+        """Time spent holding the lockstep decoder against the naive path: once per screen, not
+        per mutation (`screening.estimate` leaves it out of the rate)."""
         """Whether each mutant held against the naive path so far changed the output."""
         self.lockstep: str | None = None
         """How the lockstep decoder (the naive path batched) fared: None until it ran, then
@@ -426,8 +430,14 @@ class Screener:
         return 0 if any(held) else 1
 
     def _lone_logits(self, prompt: list[int]) -> Callable[[Mutation, list[int]], torch.Tensor]:
+        """The naive path's logits a lockstep check compares with, timed into
+        `lockstep_check_seconds`."""
+
         def lone(mutation: Mutation, fed: list[int]) -> torch.Tensor:
-            return lone_logits(self.lm, self.catalog, mutation, fed, len(prompt))
+            started = time.perf_counter()
+            logits = lone_logits(self.lm, self.catalog, mutation, fed, len(prompt))
+            self.lockstep_check_seconds += time.perf_counter() - started
+            return logits
 
         return lone
 
