@@ -177,6 +177,7 @@ class LockstepDecoder:
         fed = _Group(positions, own=False)  # fed the baseline's tokens: each from its layer
         fed.rows = list(rows)
         own = _Group(positions, own=True)
+        below = self.trace.baseline_kv()  # before the products are chunked: generate's own
         with torch.inference_mode(), self.linears.active():
             for step in range(max_new_tokens):
                 for group, run in ((fed, self._run_fed), (own, self._run_own)):
@@ -194,7 +195,7 @@ class LockstepDecoder:
                         row.nonfinite |= not finite[number]
                         self._decide(row, step, tokens[number], eos, max_new_tokens)
                 for number in fed.leaving():
-                    self._move(fed, number, own, len(rows))
+                    self._move(fed, number, own, len(rows), below)
                 fed.compact()
                 own.compact()
                 if not fed.live() and not own.live():
@@ -280,15 +281,23 @@ class LockstepDecoder:
         final = arch.norm(hidden)[:, -positions:, :]
         return arch.logits(final)[:, -1, :]
 
-    def _move(self, fed: _Group, number: int, own: _Group, total: int) -> None:
-        """Row `number` of `fed` feeds its own tokens from now on: into `own`, with the
-        baseline's keys and values below its layer and its own from there."""
+    def _move(
+        self,
+        fed: _Group,
+        number: int,
+        own: _Group,
+        total: int,
+        below: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> None:
+        """Row `number` of `fed` feeds its own tokens from now on: into `own` (of `total` rows
+        at most), with the baseline's keys and values (`below`, every layer's) below its layer
+        and its own from there."""
         row = fed.rows[number]
         row.moved = True
         slot = len(own.rows)
         own.rows.append(row)
         filled = own.filled = fed.filled
-        for layer, (keys, values) in enumerate(self.trace.baseline_kv()):
+        for layer, (keys, values) in enumerate(below):
             if layer not in own.keys:
                 own.allocate(layer, keys, total)
             if layer >= row.mutation.site.layer:
