@@ -370,6 +370,14 @@ class Screener:
             self._tie_verdicts[key] = ties > NAIVE_SHARE * max(steps, 1)
         return self._tie_verdicts[key]
 
+    def lockstep_obstacle(self, prompt: list[int]) -> str | None:
+        """Why the lockstep decoder cannot run on `prompt` here (None when it can; whether its
+        floats are the naive path's is checked when it first runs)."""
+        if self.runner is None:
+            return self.fallback
+        self._lockstep_decoder(prompt)
+        return None if self.lockstep in (None, "exact") else self.lockstep
+
     def _lockstep_decoder(self, prompt: list[int]) -> LockstepDecoder | None:
         """The lockstep decoder for `prompt`, when it can run here (None when not, with the
         reason in `lockstep`)."""

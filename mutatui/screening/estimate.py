@@ -22,6 +22,7 @@ from mutatui.screening.runner import (
     BatchGrader,
     calibration_sample,
     engine_notes,
+    lockstep_obstacle,
     make_screener,
     measure_assays,
     prepare_engine,
@@ -74,7 +75,7 @@ def estimate_screen(
     notes = (
         sampler_notes(spec.sites, plan.matrices)
         + ([screener.fallback] if screener.fallback else [])
-        + engine_notes(engine, assays)
+        + engine_notes(engine, assays, lockstep_obstacle(screener, assays))
     )
     return Estimate(
         planned=len(ids),

@@ -246,22 +246,38 @@ def prepare_engine(
     )
 
 
-def engine_notes(engine: EngineRecord, assays: Assays) -> list[str]:
-    """What a user should know before the run: the batched path, or near ties everywhere."""
+def lockstep_obstacle(screener: Screener, assays: Assays) -> Callable[[], str | None]:
+    """Why the lockstep decoder cannot run on the first text probe (None when it can), asked
+    only when it matters."""
+    return lambda: screener.lockstep_obstacle(assays.prompts[0]) if assays.prompts else None
+
+
+def engine_notes(
+    engine: EngineRecord,
+    assays: Assays,
+    lockstep_obstacle: Callable[[], str | None] = lambda: None,
+) -> list[str]:
+    """What a user should know before the run: near ties everywhere, and how they are settled
+    (`lockstep_obstacle`: why the lockstep decoder cannot run here, None when it can)."""
     notes = []
     steps = len(assays.baselines[0].tokens) + 1 if assays.baselines else 0
     ties = engine.baseline_near_ties or 0
     if steps and ties > NEAR_TIE_SHARE * steps:
+        obstacle = lockstep_obstacle()
+        greedy = (
+            "Greedy text probes decode in lockstep batches that compute what the naive path "
+            "computes (held against it logit for logit on the first mutants)"
+            if obstacle is None
+            else f"The lockstep decoder cannot run here ({obstacle}): text probes run one "
+            "mutant at a time on the naive path, near its speed"
+        )
         notes.append(
             f"{engine.dtype} in {engine.arithmetic} arithmetic: {ties} of the first probe's "
             f"{steps} baseline decisions are near ties (margin under "
-            f"{engine.element_tolerance:.2g}). Greedy text probes decode in lockstep batches "
-            "that compute what the naive path computes (held against it logit for logit on the "
-            "first batches; where this model or machine does not allow that, one mutant at a "
-            "time on the naive path); multiple-choice questions and sampled decoding reaching a "
-            "near tie are checked on the naive path, near its speed. --arithmetic float32 "
-            f"computes the same {engine.dtype} weights in float32 (twice their memory), exact "
-            "against generate in float32 arithmetic, on the fast path"
+            f"{engine.element_tolerance:.2g}). {greedy}; multiple-choice questions and sampled "
+            "decoding reaching a near tie are checked on the naive path, near its speed. "
+            f"--arithmetic float32 computes the same {engine.dtype} weights in float32 (twice "
+            "their memory), exact against generate in float32 arithmetic, on the fast path"
         )
     return notes
 
@@ -518,7 +534,7 @@ def run_screen(
             check_baselines(run, record, probe_rows)
         stored = engine_of(run.db, record.screen_id) if record is not None else None
         engine = prepare_engine(lm, screener, assays, calibration_sample(plan, shard), stored)
-        for note in engine_notes(engine, assays):
+        for note in engine_notes(engine, assays, lockstep_obstacle(screener, assays)):
             progress.note(note)
         if record is None:
             screen_id = store.create_screen(
