@@ -160,3 +160,22 @@ def test_a_screen_holds_the_decoder_against_the_naive_path_then_relies_on_it(tmp
     references = naive_outcomes(lm, catalog, prompt, mutations, GREEDY)
     assert [(o.tokens, o.stopped) for o in outcomes] == [(r.tokens, r.stopped) for r in references]
     assert not any(outcome.settled_naively for outcome in outcomes)
+
+
+def test_a_probe_longer_than_the_window_goes_naive_and_a_shorter_one_still_runs(tmp_path):
+    """A sliding window shorter than one probe keeps the decoder from that probe only."""
+    lm, catalog, _prompt = _bfloat16(tmp_path, "mistral")
+    window = CONFIGS["mistral"]["sliding_window"]
+    decoding = Decoding(max_new_tokens=2)
+    long, short = encode_prompt(lm, PROMPT), encode_prompt(lm, "cat")
+    assert len(long) + 2 > window >= len(short) + 2
+    mutations = sample_mutations(catalog)[:12]
+    screener = Screener(lm, catalog, decoding, batch_size=12)
+    for prompt, state in ((long, "a sliding window shorter than the probe"), (short, "exact")):
+        baseline = screener.baseline(prompt)
+        outcomes = screener._screen_text_lockstep(prompt, baseline, mutations)
+        assert screener.lockstep == state
+        references = naive_outcomes(lm, catalog, prompt, mutations, decoding)
+        assert [(o.tokens, o.stopped) for o in outcomes] == [
+            (r.tokens, r.stopped) for r in references
+        ]

@@ -249,13 +249,15 @@ class Screener:
         """Near-tie tolerances: the dtype's floor until `calibrate` measures them."""
         self._lockstep_chunk: int | None = None
         self._lockstep_held: list[bool] = []
+        """Whether each mutant held against the naive path so far changed the output."""
+        self._lockstep_failure: str | None = None
+        """Why the lockstep decoder runs for no probe of this screener (None while it may)."""
         self.lockstep_check_seconds = 0.0
         """Time spent holding the lockstep decoder against the naive path: once per screen, not
         per mutation (`screening.estimate` leaves it out of the rate)."""
-        """Whether each mutant held against the naive path so far changed the output."""
         self.lockstep: str | None = None
-        """How the lockstep decoder (the naive path batched) fared: None until it ran, then
-        "exact" or why it does not run here."""
+        """How the lockstep decoder (the naive path batched) fared last: None until asked,
+        "exact" when it ran, else why it did not."""
         self.observe_onward: Callable[[Diverged, torch.Tensor], None] | None = None
         """Sees every onward-decoding step's logits per row (for measurements only)."""
         if self.runner is not None:
@@ -375,22 +377,24 @@ class Screener:
         floats are the naive path's is checked when it first runs)."""
         if self.runner is None:
             return self.fallback
-        self._lockstep_decoder(prompt)
-        return None if self.lockstep in (None, "exact") else self.lockstep
+        if self._lockstep_decoder(prompt) is None:
+            return self.lockstep
+        return None
 
     def _lockstep_decoder(self, prompt: list[int]) -> LockstepDecoder | None:
         """The lockstep decoder for `prompt`, when it can run here (None when not, with the
         reason in `lockstep`)."""
         if not GenerateTrace.supports(self.lm, self.decoding):
-            self.lockstep = "it decodes greedily only"
-        if self.lockstep not in (None, "exact"):
+            self._lockstep_failure = "it decodes greedily only"
+        if self._lockstep_failure is not None:
+            self.lockstep = self._lockstep_failure
             return None
         if self._lockstep_chunk is None:
             self._lockstep_chunk = LockstepDecoder.chunk_for(self.runner.architecture)
         trace = self._generate_trace(prompt)
         steps = self.decoding.max_new_tokens
         reason = lockstep_unsupported(trace, self.catalog, self._lockstep_chunk, steps)
-        if reason is not None:
+        if reason is not None:  # of this probe (its length, its arguments): others may run
             self.lockstep = reason
             return None
         return LockstepDecoder(trace, self.catalog, self._lockstep_chunk)
@@ -416,12 +420,12 @@ class Screener:
                 lone = self._lone_logits(prompt)
                 results, held = checked_decode(decoder, batch, steps, lone, needed)
                 if held is None:
-                    self.lockstep = "its logits differ from the naive path's on this machine"
-                    decoder = None
+                    self._lockstep_failure = "its logits differ from the naive path's here"
+                    self.lockstep, decoder = self._lockstep_failure, None
                     outcomes += [self._naive_outcome(prompt, baseline, m) for m in batch]
                     continue
                 self._lockstep_held += held
-                self.lockstep = "exact"
+            self.lockstep = "exact"
             for result in results:
                 divergence = first_divergence(baseline.tokens, result.tokens)
                 outcomes.append(
