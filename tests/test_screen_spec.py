@@ -270,3 +270,15 @@ def test_shards_partition_the_plan(tiny):
 def test_bad_shard(text):
     with pytest.raises(MutatuiError, match="bad shard"):
         parse_shard(text)
+
+
+@pytest.mark.parametrize("size", [1, 5, 16, 1000])
+def test_batch_fill_is_the_mean_batch_a_mutation_sits_in(tiny, size):
+    """What an estimate grades its sample in: as full as the screen's own batches."""
+    _, catalog = tiny
+    for sites in (Tiles(8, 8), RandomElements(3, 1)):
+        plan = ScreenSpec(model="m", sites=sites).plan(catalog)
+        batches = list(plan.batches(size=size))
+        mean = sum(len(batch) ** 2 for batch in batches) / len(plan)
+        assert plan.batch_fill(size) == max(1, round(mean))
+    assert ScreenSpec(model="m", sites=RandomElements(3, 1)).plan(catalog).batch_fill(1000) == 6

@@ -2,7 +2,8 @@
 
 A sample of the plan's mutations, spread evenly over it (so over its layers, whose cost
 differs), is graded exactly as the screen grades a batch (every probe, the choice assay,
-grading), after one warm-up mutation; the time per mutation, scaled by the mutations planned,
+grading), in batches as full as the screen's will be (`Plan.batch_fill`), after one warm-up
+mutation; the time per mutation, scaled by the mutations planned,
 is the estimate. The memory is the peak seen while grading the sample, and the bound for a
 full batch: the model's weights plus a batch of rows (`exact.screener.row_bytes`).
 """
@@ -67,8 +68,10 @@ def estimate_screen(
     ids = list(shard.ids(len(plan)))
     sample = [plan.mutation_at(i) for i in spread(ids, min(screener.batch_size, SAMPLE))]
     grader.grade(sample[:1])  # warm-up: first-call allocations, the probes' traces, the embedder
+    rows = plan.batch_fill(screener.batch_size)  # a screen's batches, not one of the sample
     started, checking = time.perf_counter(), screener.lockstep_check_seconds
-    grader.grade(sample)
+    for first in range(0, len(sample), rows):
+        grader.grade(sample[first : first + rows])
     once = screener.lockstep_check_seconds - checking  # a screen's start, not its rate
     seconds = (time.perf_counter() - started - once) / max(len(sample), 1)
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())

@@ -14,6 +14,7 @@ long as each other.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -132,6 +133,16 @@ class Plan:
         `FIXED_WORK` share of the model's layers."""
         fixed = FIXED_WORK * self.layer_count
         return sum(self.layer_count - self.matrix_of(i).layer + fixed for i in mutation_ids)
+
+    def batch_fill(self, size: int) -> int:
+        """The rows of the batch a mutation of the whole plan sits in, on average, in batches
+        of at most `size` (`batches` never spans two matrices, so a matrix with few mutations
+        fills few rows)."""
+        squares = 0
+        for first, stop in itertools.pairwise(self._offsets):
+            full, rest = divmod(stop - first, size)
+            squares += full * size * size + rest * rest
+        return max(1, round(squares / max(len(self), 1)))
 
     def batches(
         self, shard: Shard = WHOLE, *, start: int = 0, size: int = 32
