@@ -3,6 +3,8 @@
 import re
 from dataclasses import replace
 
+from machine import lockstep_runs_here
+
 from mutatui.cli import main
 from mutatui.exact.screener import Screener
 
@@ -57,6 +59,7 @@ def test_doctor_with_a_spec_adds_its_estimate(tiny_model_dir, tmp_path, capsys):
     assert "8 mutations planned" in out and "estimated time" in out
 
 
+@lockstep_runs_here
 def test_doctor_in_native_bfloat16_runs_the_lockstep_decoder_and_says_so(tmp_path, capsys):
     """A model whose bfloat16 decisions are nearly all near ties (this tiny OLMo 2): the
     engine decodes in lockstep, exactly, and the table says it ran."""

@@ -82,6 +82,7 @@ def test_bfloat16_engine_equals_naive_path_on_smollm2(arithmetic):
     """SmolLM2 in bfloat16, computed natively and in float32 arithmetic: a sample over all 7
     matrix types, elements and tiles, through the engine (after measuring its tolerance, as a
     screen does) and the naive path in the same dtype and arithmetic: 100% equal."""
+    from machine import bfloat16_rows_compute_as_lone_rows
     from naive import sampled_mutations_of_smollm2
 
     from mutatui.engine.matrices import MatrixCatalog
@@ -99,6 +100,6 @@ def test_bfloat16_engine_equals_naive_path_on_smollm2(arithmetic):
     assert check.mismatches == []
     assert check.changed >= 3, f"only {check.changed} output-changing mutations"
     assert check.tolerance.mutations > 0
-    if arithmetic == "native":  # nearly every decision is a near tie: the lockstep decoder
-        assert check.lockstep == "exact"
+    if arithmetic == "native" and bfloat16_rows_compute_as_lone_rows():
+        assert check.lockstep == "exact"  # nearly every decision is a near tie: the decoder
         assert check.settled == 0

@@ -5,6 +5,7 @@ out of memory graded again smaller, nothing lost or duplicated."""
 
 import pytest
 import torch
+from machine import lockstep_runs_here
 from naive import naive_outcomes, sample_mutations
 from test_screen_run import dump, loader
 from tiny_models import FAMILY_CONFIGS, build_tiny_model, tiny_spec
@@ -90,7 +91,9 @@ def test_calibration_measures_and_never_goes_under_the_floor(tiny):
 @pytest.mark.parametrize(
     ("family", "settled"),
     [
-        ("llama", "Greedy text probes decode in lockstep batches"),
+        pytest.param(
+            "llama", "Greedy text probes decode in lockstep batches", marks=lockstep_runs_here
+        ),
         ("mistral", "cannot run here (a sliding window shorter than the probe)"),
     ],
 )

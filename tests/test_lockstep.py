@@ -5,6 +5,7 @@ run say why; a decoder whose products are not row-invariant is caught by the scr
 and the screen stays exact."""
 
 import pytest
+from machine import lockstep_runs_here
 from naive import SMOLLM2_PROMPT, naive_outcomes, sample_mutations
 from tiny_models import FAMILY_CONFIGS, build_tiny_model
 
@@ -56,6 +57,7 @@ def _trace(lm, catalog, prompt):
     return trace, chunk
 
 
+@lockstep_runs_here
 @pytest.mark.parametrize("family", sorted(CONFIGS))
 def test_lockstep_decoding_is_generate_alone_in_bfloat16(tmp_path, family):
     lm, catalog, prompt = _bfloat16(tmp_path, family)
@@ -79,6 +81,7 @@ def test_lockstep_decoding_is_generate_alone_in_bfloat16(tmp_path, family):
     assert all("forward" not in vars(module) for module in linear_modules(trace.architecture))
 
 
+@lockstep_runs_here
 def test_mutants_decode_past_where_the_baseline_stopped(tmp_path):
     """The baseline ends early (a token of its own made an end-of-sequence token); mutants that
     leave it before then decode on past the calls it made, as `generate` alone does."""
@@ -129,6 +132,7 @@ def test_a_decoder_that_is_not_the_naive_path_is_caught_and_the_screen_stays_exa
         assert (outcome.tokens, outcome.stopped) == (reference.tokens, reference.stopped)
 
 
+@lockstep_runs_here
 def test_a_screen_holds_the_decoder_against_the_naive_path_then_relies_on_it(tmp_path):
     """Batches of two: the first two mutants are checked, then one more (one of the three
     changed the output); later batches decode unchecked, every outcome the naive path's."""
@@ -162,6 +166,7 @@ def test_a_screen_holds_the_decoder_against_the_naive_path_then_relies_on_it(tmp
     assert not any(outcome.settled_naively for outcome in outcomes)
 
 
+@lockstep_runs_here
 def test_a_probe_longer_than_the_window_goes_naive_and_a_shorter_one_still_runs(tmp_path):
     """A sliding window shorter than one probe keeps the decoder from that probe only."""
     lm, catalog, _prompt = _bfloat16(tmp_path, "mistral")
@@ -179,3 +184,13 @@ def test_a_probe_longer_than_the_window_goes_naive_and_a_shorter_one_still_runs(
         assert [(o.tokens, o.stopped) for o in outcomes] == [
             (r.tokens, r.stopped) for r in references
         ]
+
+
+@lockstep_runs_here
+def test_the_probe_finds_the_rows_this_machine_keeps():
+    """Where bfloat16 products of up to 32 rows compute as lone rows (measured with torch
+    alone), `row_chunk` finds 32 on SmolLM2's shapes, with and without a bias."""
+    from torch import nn
+
+    modules = [nn.Linear(576, 1536).bfloat16(), nn.Linear(1536, 576, bias=False).bfloat16()]
+    assert row_chunk(modules) == 32
