@@ -118,7 +118,7 @@ def test_a_decoder_that_is_not_the_naive_path_is_caught_and_the_screen_stays_exa
         return lone_logits(lm, catalog, mutation, fed, len(prompt))
 
     wide = LockstepDecoder(trace, catalog, 64)
-    _results, held = checked_decode(wide, mutations, decoding.max_new_tokens, lone)
+    _results, held = checked_decode(wide, mutations, decoding, lone)
     assert held is None
 
     screener = Screener(lm, catalog, decoding, batch_size=len(mutations))

@@ -79,19 +79,19 @@ def row_chunk(modules: Iterable[nn.Module]) -> int:
 
 @dataclass(frozen=True)
 class RowEdit:
-    """One batch row's mutation on a module: the output features it changes, and the
-    module's weight (and bias) rows for them with the edit in place."""
+    """One mutation as a batch row sees it: its module, the output features it changes, and
+    the module's weight (and bias) rows for them with the edit in place."""
 
-    row: int
     mutation: Mutation
+    module: nn.Linear
     outputs: slice | torch.Tensor
     weight: torch.Tensor
     bias: torch.Tensor | None
 
 
-def row_edit(catalog: MatrixCatalog, mutation: Mutation, row: int) -> RowEdit:
-    """The edit of `mutation` for batch row `row`, read from the weight as the naive path edits
-    it (`mutations.mutated`), so its rounding is the naive path's."""
+def row_edit(catalog: MatrixCatalog, mutation: Mutation) -> RowEdit:
+    """The edit of `mutation`, read from the weight as the naive path edits it
+    (`mutations.mutated`), so its rounding is the naive path's."""
     site = mutation.site
     module = catalog.module(site.layer, site.matrix)
     outputs = catalog.get(site.layer, site.matrix).layout.outputs(site.row0, site.row1)
@@ -100,19 +100,20 @@ def row_edit(catalog: MatrixCatalog, mutation: Mutation, row: int) -> RowEdit:
     with mutated(catalog, mutation):
         weight = module.weight[outputs].clone()
     bias = None if module.bias is None else module.bias[outputs]
-    return RowEdit(row, mutation, outputs, weight, bias)
+    return RowEdit(mutation, module, outputs, weight, bias)
 
 
 @dataclass
 class ChunkedLinears:
     """While entered, each of `modules` computes in chunks of at most `chunk` rows, and the
-    rows in `edits[module]` get the outputs their mutation changes recomputed from their
-    edited weights. `edits` may change between calls (rows move as a batch decodes)."""
+    rows in `edits[module]` ((row, edit) pairs) get the outputs their mutation changes
+    recomputed from their edited weights. `edits` may change between calls (rows move as a
+    batch decodes)."""
 
     catalog: MatrixCatalog
     modules: Sequence[nn.Linear]
     chunk: int
-    edits: dict[nn.Module, list[RowEdit]] = field(default_factory=dict)
+    edits: dict[nn.Module, list[tuple[int, RowEdit]]] = field(default_factory=dict)
 
     @contextmanager
     def active(self) -> Iterator[ChunkedLinears]:
@@ -133,8 +134,8 @@ class ChunkedLinears:
             part = slice(start, start + per_call)
             flat = rows[part].reshape(-1, rows.shape[-1])  # a 2-D product, as a lone row's is
             output[part] = F.linear(flat, module.weight, module.bias).view_as(output[part])
-        for edit in self.edits.get(module, ()):
-            output[edit.row] = self._edited(module, rows[edit.row], output[edit.row], edit)
+        for row, edit in self.edits.get(module, ()):
+            output[row] = self._edited(module, rows[row], output[row], edit)
         return output.view(*inputs.shape[:-1], module.out_features)
 
     def _edited(

@@ -138,15 +138,20 @@ def _layers_of(mutations: Sequence[Mutation]) -> list[int]:
     return layers
 
 
-def _join(
-    trace: BaselineTrace, layers: list[int], layer: int, hidden: torch.Tensor, start: int = 0
+def join_at_layer(
+    layer_inputs: Sequence[torch.Tensor],
+    layers: Sequence[int],
+    layer: int,
+    hidden: torch.Tensor,
+    start: int = 0,
 ) -> torch.Tensor:
-    """`hidden` with the rows whose mutation is at `layer` appended, entering with the
-    baseline's residual stream at that layer's input (positions `start:`)."""
+    """`hidden` with the rows whose mutation is at `layer` appended (`layers`: each row's,
+    sorted), entering with the baseline's residual stream at that layer's input
+    (`layer_inputs[layer]`, positions `start:`)."""
     joining = bisect_right(layers, layer) - hidden.shape[0]
     if not joining:
         return hidden
-    entry = trace.layer_inputs[layer][:, start:]
+    entry = layer_inputs[layer][:, start:]
     return torch.cat([hidden, entry.expand(joining, *entry.shape[1:])])
 
 
@@ -199,7 +204,7 @@ class LayerRunner:
         hidden = trace.layer_inputs[layers[0]][:0]
         with sample_deltas(self.catalog, list(enumerate(mutations))):
             for layer in range(layers[0], self.num_layers):
-                hidden = _join(trace, layers, layer, hidden)
+                hidden = join_at_layer(trace.layer_inputs, layers, layer, hidden)
                 hidden = arch.call_layer(layer, hidden, kv, trace.layer_kwargs[layer])
         return arch.norm(hidden[:, positions]), kv
 
@@ -214,9 +219,9 @@ class LayerRunner:
         hidden = trace.layer_inputs[layers[0]][:0]
         with sample_deltas(self.catalog, list(enumerate(mutations))):
             for layer in range(layers[0], last):
-                hidden = _join(trace, layers, layer, hidden)
+                hidden = join_at_layer(trace.layer_inputs, layers, layer, hidden)
                 hidden = arch.call_layer(layer, hidden, kv, trace.layer_kwargs[layer])
-            hidden = _join(trace, layers, last, hidden)
+            hidden = join_at_layer(trace.layer_inputs, layers, last, hidden)
             kv.keys[last], kv.values[last] = arch.keys_values(
                 last, hidden, trace.layer_kwargs[last]
             )
@@ -245,9 +250,9 @@ class LayerRunner:
         last = self.num_layers - 1
         with sample_deltas(self.catalog, list(enumerate(mutations))):
             for layer in range(layers[0], last):
-                hidden = _join(trace, layers, layer, hidden, start)
+                hidden = join_at_layer(trace.layer_inputs, layers, layer, hidden, start)
                 hidden = arch.call_layer(layer, hidden, PrefixedKV(prefix), arguments[layer])
-            hidden = _join(trace, layers, last, hidden, start)
+            hidden = join_at_layer(trace.layer_inputs, layers, last, hidden, start)
             hidden = self._last_position(hidden, start, prefix)
         return arch.norm(hidden[:, -1])
 

@@ -18,17 +18,19 @@ holds a sample against the naive path before it relies on this decoder (`Screene
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from mutatui.engine.architecture import Architecture, Positions
-from mutatui.engine.decoding import Generation
+from mutatui.engine.decoding import Decoding, Generation
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.mutations import Mutation
 from mutatui.exact.invariance import ChunkedLinears, RowEdit, row_chunk, row_edit
+from mutatui.exact.layers import join_at_layer
 from mutatui.exact.replay import GenerateTrace
+from mutatui.exact.teacher import teacher_input
 
 Observer = Callable[[list[int], int, torch.Tensor], None]
 """Sees each call's decisions: the mutation indices of the rows deciding, the step, and their
@@ -86,7 +88,6 @@ class _Row:
     stopped: bool = False
     nonfinite: bool = False
     own: bool = False  # has fed a token of its own: runs every layer from then on
-    moved: bool = False  # has joined the group of such rows
     finished: bool = False
 
 
@@ -129,10 +130,6 @@ class _Group:
         """The rows still decoding here."""
         return [n for n, row in enumerate(self.rows) if not row.finished and row.own == self.own]
 
-    def leaving(self) -> list[int]:
-        """Rows fed the baseline's tokens so far that chose a token of their own."""
-        return [n for n, row in enumerate(self.rows) if row.own and not (row.moved or row.finished)]
-
     def compact(self) -> None:
         """Drop the rows no longer decoding here, when they are a good part of the group."""
         keep = self.live()
@@ -170,8 +167,7 @@ class LockstepDecoder:
         eos = self.trace.lm.eos_token_ids
         ordered = sorted(enumerate(mutations), key=lambda item: item[1].site.layer)
         rows = [
-            _Row(index, mutation, row_edit(self.catalog, mutation, -1))
-            for index, mutation in ordered
+            _Row(index, mutation, row_edit(self.catalog, mutation)) for index, mutation in ordered
         ]
         positions = self.prompt_length + max_new_tokens
         fed = _Group(positions, own=False)  # fed the baseline's tokens: each from its layer
@@ -180,6 +176,7 @@ class LockstepDecoder:
         below = self.trace.baseline_kv()  # before the products are chunked: generate's own
         with torch.inference_mode(), self.linears.active():
             for step in range(max_new_tokens):
+                leaving: list[int] = []
                 for group, run in ((fed, self._run_fed), (own, self._run_own)):
                     live = group.live()
                     if not live:
@@ -194,16 +191,16 @@ class LockstepDecoder:
                         row = group.rows[number]
                         row.nonfinite |= not finite[number]
                         self._decide(row, step, tokens[number], eos, max_new_tokens)
-                for number in fed.leaving():
+                        if group is fed and row.own and not row.finished:
+                            leaving.append(number)  # chose a token of its own
+                for number in leaving:
                     self._move(fed, number, own, len(rows), below)
                 fed.compact()
                 own.compact()
                 if not fed.live() and not own.live():
                     break
-        results = [Generation()] * len(mutations)
-        for row in rows:
-            results[row.index] = Generation(row.tokens, row.stopped, nonfinite=row.nonfinite)
-        return results
+        by_index = sorted(rows, key=lambda row: row.index)
+        return [Generation(row.tokens, row.stopped, nonfinite=row.nonfinite) for row in by_index]
 
     def _decide(
         self, row: _Row, step: int, token: int, eos: frozenset[int], max_new_tokens: int
@@ -219,13 +216,13 @@ class LockstepDecoder:
         if not row.own and (step >= len(baseline) or token != baseline[step]):
             row.own = True
 
-    def _edits(self, group: _Group, layer: int) -> dict[nn.Module, list[RowEdit]]:
-        edits: dict[nn.Module, list[RowEdit]] = {}
+    @staticmethod
+    def _edits(group: _Group, layer: int) -> dict[nn.Module, list[tuple[int, RowEdit]]]:
+        """The edits of the group's rows mutated in layer `layer`, by module."""
+        edits: dict[nn.Module, list[tuple[int, RowEdit]]] = {}
         for number, row in enumerate(group.rows):
-            site = row.mutation.site
-            if site.layer == layer and not row.finished:
-                module = self.catalog.module(site.layer, site.matrix)
-                edits.setdefault(module, []).append(replace(row.edit, row=number))
+            if row.mutation.site.layer == layer and not row.finished:
+                edits.setdefault(row.edit.module, []).append((number, row.edit))
         return edits
 
     def _run_fed(self, group: _Group, step: int) -> torch.Tensor:
@@ -236,10 +233,7 @@ class LockstepDecoder:
         layers = [row.mutation.site.layer for row in group.rows]
         hidden = call.layer_inputs[layers[0]][:0]
         for layer in range(layers[0], arch.num_layers):
-            joining = sum(1 for value in layers if value <= layer) - hidden.shape[0]
-            if joining:
-                entry = call.layer_inputs[layer]
-                hidden = torch.cat([hidden, entry.expand(joining, *entry.shape[1:])])
+            hidden = join_at_layer(call.layer_inputs, layers, layer, hidden)
             self.linears.edits = self._edits(group, layer)
             hidden = arch.call_layer(layer, hidden, group, call.layer_kwargs[layer])
         return self._head(hidden, call.head_positions)
@@ -293,7 +287,6 @@ class LockstepDecoder:
         at most), with the baseline's keys and values (`below`, every layer's) below its layer
         and its own from there."""
         row = fed.rows[number]
-        row.moved = True
         slot = len(own.rows)
         own.rows.append(row)
         filled = own.filled = fed.filled
@@ -310,21 +303,15 @@ class LockstepDecoder:
 
 
 def fingerprints(scores: torch.Tensor) -> list[int]:
-    """One integer per row of float32 logits that changes with any bit of them (the sum of
+    """One integer per row of float32 logits that changes with any one bit of them (the sum of
     their bit patterns): what a check compares, instead of keeping every row's logits."""
     return scores.contiguous().view(torch.int32).sum(dim=-1, dtype=torch.int64).tolist()
-
-
-def decisions_fed(prompt: Sequence[int], generation: Generation) -> list[int]:
-    """The tokens `generate` is fed for `generation`: the prompt, then every decided token
-    that another decision followed."""
-    return [*prompt, *(generation.tokens if generation.stopped else generation.tokens[:-1])]
 
 
 def checked_decode(
     decoder: LockstepDecoder,
     mutations: Sequence[Mutation],
-    max_new_tokens: int,
+    decoding: Decoding,
     lone: Callable[[Mutation, list[int]], torch.Tensor],
     count: int = CHECKED_MUTANTS,
 ) -> tuple[list[Generation], list[bool] | None]:
@@ -339,14 +326,13 @@ def checked_decode(
         for index, value in zip(indices, fingerprints(scores), strict=True):
             seen.setdefault(index, []).append(value)
 
-    results = decoder.decode(mutations, max_new_tokens, observe)
+    results = decoder.decode(mutations, decoding.max_new_tokens, observe)
     baseline = decoder.baseline.tokens
     changed = [n for n, result in enumerate(results) if result.tokens != baseline]
     unchanged = [n for n, result in enumerate(results) if result.tokens == baseline]
     picked = [*changed, *unchanged][:count]
-    prompt = list(decoder.trace.prompt)
     for number in picked:
-        fed = decisions_fed(prompt, results[number])
+        fed = teacher_input(decoder.trace.prompt, results[number], decoding)
         if fingerprints(lone(mutations[number], fed)) != seen[number]:
             return results, None
     return results, [results[number].tokens != baseline for number in picked]

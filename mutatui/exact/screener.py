@@ -248,6 +248,8 @@ class Screener:
         self.tolerances: Tolerance = floor_tolerance(lm.compute_dtype)
         """Near-tie tolerances: the dtype's floor until `calibrate` measures them."""
         self._lockstep_chunk: int | None = None
+        self._lockstep_decoders: dict[tuple[int, ...], LockstepDecoder | str] = {}
+        """Per probe prompt, its lockstep decoder, or why it cannot run on it."""
         self._lockstep_held: list[bool] = []
         """Whether each mutant held against the naive path so far changed the output."""
         self._lockstep_failure: str | None = None
@@ -389,15 +391,23 @@ class Screener:
         if self._lockstep_failure is not None:
             self.lockstep = self._lockstep_failure
             return None
-        if self._lockstep_chunk is None:
-            self._lockstep_chunk = LockstepDecoder.chunk_for(self.runner.architecture)
-        trace = self._generate_trace(prompt)
-        steps = self.decoding.max_new_tokens
-        reason = lockstep_unsupported(trace, self.catalog, self._lockstep_chunk, steps)
-        if reason is not None:  # of this probe (its length, its arguments): others may run
-            self.lockstep = reason
+        key = tuple(prompt)
+        if key not in self._lockstep_decoders:  # once per probe, not once per batch
+            if self._lockstep_chunk is None:
+                self._lockstep_chunk = LockstepDecoder.chunk_for(self.runner.architecture)
+            trace = self._generate_trace(prompt)
+            steps = self.decoding.max_new_tokens
+            reason = lockstep_unsupported(trace, self.catalog, self._lockstep_chunk, steps)
+            self._lockstep_decoders[key] = (
+                LockstepDecoder(trace, self.catalog, self._lockstep_chunk)
+                if reason is None
+                else reason  # of this probe (its length, its arguments): others may run
+            )
+        decoder = self._lockstep_decoders[key]
+        if isinstance(decoder, str):
+            self.lockstep = decoder
             return None
-        return LockstepDecoder(trace, self.catalog, self._lockstep_chunk)
+        return decoder
 
     def _screen_text_lockstep(
         self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
@@ -412,13 +422,12 @@ class Screener:
             if decoder is None:
                 outcomes += [self._naive_outcome(prompt, baseline, m) for m in batch]
                 continue
-            steps = self.decoding.max_new_tokens
             needed = self._lockstep_checks_needed()
             if not needed:
-                results = decoder.decode(batch, steps)
+                results = decoder.decode(batch, self.decoding.max_new_tokens)
             else:
                 lone = self._lone_logits(prompt)
-                results, held = checked_decode(decoder, batch, steps, lone, needed)
+                results, held = checked_decode(decoder, batch, self.decoding, lone, needed)
                 if held is None:
                     self._lockstep_failure = "its logits differ from the naive path's here"
                     self.lockstep, decoder = self._lockstep_failure, None

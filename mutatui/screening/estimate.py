@@ -23,7 +23,6 @@ from mutatui.screening.runner import (
     BatchGrader,
     calibration_sample,
     engine_notes,
-    lockstep_obstacle,
     make_screener,
     measure_assays,
     prepare_engine,
@@ -78,7 +77,7 @@ def estimate_screen(
     notes = (
         sampler_notes(spec.sites, plan.matrices)
         + ([screener.fallback] if screener.fallback else [])
-        + engine_notes(engine, assays, lockstep_obstacle(screener, assays))
+        + engine_notes(engine, assays, screener)
     )
     return Estimate(
         planned=len(ids),

@@ -246,24 +246,14 @@ def prepare_engine(
     )
 
 
-def lockstep_obstacle(screener: Screener, assays: Assays) -> Callable[[], str | None]:
-    """Why the lockstep decoder cannot run on the first text probe (None when it can), asked
-    only when it matters."""
-    return lambda: screener.lockstep_obstacle(assays.prompts[0]) if assays.prompts else None
-
-
-def engine_notes(
-    engine: EngineRecord,
-    assays: Assays,
-    lockstep_obstacle: Callable[[], str | None] = lambda: None,
-) -> list[str]:
+def engine_notes(engine: EngineRecord, assays: Assays, screener: Screener) -> list[str]:
     """What a user should know before the run: near ties everywhere, and how they are settled
-    (`lockstep_obstacle`: why the lockstep decoder cannot run here, None when it can)."""
+    (the lockstep decoder on the first text probe, or why it cannot run there)."""
     notes = []
     steps = len(assays.baselines[0].tokens) + 1 if assays.baselines else 0
     ties = engine.baseline_near_ties or 0
     if steps and ties > NEAR_TIE_SHARE * steps:
-        obstacle = lockstep_obstacle()
+        obstacle = screener.lockstep_obstacle(assays.prompts[0])
         greedy = (
             "Greedy text probes decode in lockstep batches that compute what the naive path "
             "computes (held against it logit for logit on the first mutants)"
@@ -534,7 +524,7 @@ def run_screen(
             check_baselines(run, record, probe_rows)
         stored = engine_of(run.db, record.screen_id) if record is not None else None
         engine = prepare_engine(lm, screener, assays, calibration_sample(plan, shard), stored)
-        for note in engine_notes(engine, assays, lockstep_obstacle(screener, assays)):
+        for note in engine_notes(engine, assays, screener):
             progress.note(note)
         if record is None:
             screen_id = store.create_screen(
