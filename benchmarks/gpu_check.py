@@ -28,8 +28,9 @@ HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 
 
-def steps(quick: bool) -> list[tuple[str, list[str], int]]:
-    """(title, command, seconds it may take) of every step, in order."""
+def steps(quick: bool, model: str = "smollm2") -> list[tuple[str, list[str], int]]:
+    """(title, command, seconds it may take) of every step, in order, on `model` (SmolLM2; a
+    tiny model for a dry run of the steps themselves)."""
     mutatui = [PYTHON, "-m", "mutatui"]
     small = ["--elements", "4", "--tiles", "1", "--max-new-tokens", "8"] if quick else []
     throughput = (
@@ -59,16 +60,19 @@ def steps(quick: bool) -> list[tuple[str, list[str], int]]:
         else []
     )
     live = ["--repeats", "1", "--tokens", "8"] if quick else ["--repeats", "3"]
-    bench = [PYTHON, str(HERE / "screen_throughput.py")]
+    live += ["--model", model] + (
+        ["--sites", "L0.down[1,2];L1.q[0,0]"] if model != "smollm2" else []
+    )
+    bench = [PYTHON, str(HERE / "screen_throughput.py"), "--model", model]
     return [
         (
             "doctor, SmolLM2, float32",
-            [*mutatui, "doctor", "--model", "smollm2", "--dtype", "float32", *small],
+            [*mutatui, "doctor", "--model", model, "--dtype", "float32", *small],
             60,
         ),
         (
             "doctor, SmolLM2, bfloat16",
-            [*mutatui, "doctor", "--model", "smollm2", "--dtype", "bfloat16", *small],
+            [*mutatui, "doctor", "--model", model, "--dtype", "bfloat16", *small],
             60,
         ),
         (
@@ -77,7 +81,7 @@ def steps(quick: bool) -> list[tuple[str, list[str], int]]:
                 *mutatui,
                 "doctor",
                 "--model",
-                "smollm2",
+                model,
                 "--dtype",
                 "bfloat16",
                 "--arithmetic",
@@ -103,18 +107,19 @@ def steps(quick: bool) -> list[tuple[str, list[str], int]]:
 
 
 def machine() -> str:
+    """The machine as a screen records it (`engine.machine`): the GPU and its compute
+    capability, or the processor, with the libraries' versions; and the host processor."""
     try:
         import torch
 
-        if torch.cuda.is_available():
-            name = torch.cuda.get_device_name(0)
-            memory = torch.cuda.get_device_properties(0).total_memory / 1024**3
-            gpu = f"{name}, {memory:.0f} GiB; torch {torch.__version__}, CUDA {torch.version.cuda}"
-        else:
-            gpu = f"no GPU; torch {torch.__version__}"
+        from mutatui.engine.machine import this_machine
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        gpu = this_machine(device).describe()
+        host = this_machine("cpu")
+        return f"{platform.node()}: {gpu}; host {host.processor}, {host.isa}"
     except Exception as error:  # the report says what it could not read
-        gpu = f"torch unavailable ({error})"
-    return f"{platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs; {gpu}"
+        return f"{platform.node()}, {platform.machine()}: torch unavailable ({error})"
 
 
 def main() -> None:
@@ -122,6 +127,7 @@ def main() -> None:
     parser.add_argument("--out", default=os.environ.get("OUT", ".") + "/gpu_check.md")
     parser.add_argument("--budget", type=float, default=450.0, help="seconds for all steps")
     parser.add_argument("--quick", action="store_true", help="tiny steps (a dry run)")
+    parser.add_argument("--model", default="smollm2", help="SmolLM2, or a model for a dry run")
     args = parser.parse_args()
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     report = Path(args.out)
@@ -129,7 +135,7 @@ def main() -> None:
     began = time.monotonic()
     with report.open("w") as out:
         out.write(f"# mutatui GPU check, {datetime.now():%Y-%m-%d %H:%M}\n\n{machine()}\n\n")
-        for title, command, allowed in steps(args.quick):
+        for title, command, allowed in steps(args.quick, args.model):
             left = args.budget - (time.monotonic() - began)
             shown = " ".join(Path(part).name if part == PYTHON else part for part in command)
             out.write(f"## {title}\n\n`{shown}`\n\n")

@@ -16,6 +16,7 @@ CPU time of the session's first step (prefill of both rows and the first token) 
 torch threads: about what the first token costs on an idle machine.
 
     .venv/bin/python benchmarks/live_latency.py [--tokens 48] [--repeats 5] [--threads N]
+        [--model smollm2] [--sites "L10.down[100,200];L3.q[0:64,0:64]"]
 """
 
 from __future__ import annotations
@@ -85,21 +86,25 @@ def live_run(session: LiveSession, site: str, tokens: int) -> tuple[Timed, int, 
     return timed, result.steps, first_cpu[0]
 
 
-async def first_token_latencies(session: LiveSession, tokens: int) -> list[float]:
+async def first_token_latencies(
+    session: LiveSession, tokens: int, sites: tuple[str, ...]
+) -> list[float]:
     screen = LiveScreen(session, decoding=Decoding(max_new_tokens=tokens))
     app = LiveApp(screen)
     latencies = []
     async with app.run_test(size=(120, 36)) as pilot:
         while not screen.query("#live-site"):  # the app pushes the screen on its own mount
             await pilot.pause(0.05)
-        for site in SITES:
+        for site in sites:
             screen.query_one("#live-site").value = site
             await pilot.press("x")
             while screen.first_token_latency is None:
                 await asyncio.sleep(0.005)
             latencies.append(screen.first_token_latency)
-            app.workers.cancel_group(screen, "live-run")  # the rest of the run is not timed
-            await app.workers.wait_for_complete()
+            # the rest of the run is not timed: cancel it and wait until it has stopped
+            for worker in app.workers.cancel_group(screen, "live-run"):
+                while not worker.is_finished:
+                    await asyncio.sleep(0.01)
             await pilot.pause()
     return latencies
 
@@ -114,17 +119,25 @@ def main() -> None:
         help="torch threads (default: torch's choice; 1 is far faster when other processes "
         "load the CPU, as threads that wait for each other are then descheduled)",
     )
+    parser.add_argument("--model", default="smollm2", help="any model mutatui loads")
+    parser.add_argument(
+        "--sites", default=";".join(SITES), help="sites to mutate, separated by ';'"
+    )
     args = parser.parse_args()
+    sites = tuple(args.sites.split(";"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    session = LiveSession(load_model("smollm2"))
+    session = LiveSession(load_model(args.model))
     prompt = encode_prompt(session.lm, PROMPT)
     threads = torch.get_num_threads()
-    print(f"smollm2, {threads} torch threads, prompt {len(prompt)} tokens, load {os.getloadavg()}")
+    print(
+        f"{args.model}, {threads} torch threads, prompt {len(prompt)} tokens, "
+        f"load {os.getloadavg()}"
+    )
     generate_run(session, prompt, 8)  # warm-up
-    live_run(session, SITES[0], 8)
+    live_run(session, sites[0], 8)
 
-    latencies = asyncio.run(first_token_latencies(session, args.tokens))
+    latencies = asyncio.run(first_token_latencies(session, args.tokens, sites))
     print(
         "key -> first mutant token on screen (real app, Pilot): "
         + ", ".join(f"{value:.3f}" for value in latencies)
@@ -136,7 +149,7 @@ def main() -> None:
         timed, produced = generate_run(session, prompt, args.tokens)
         plain_wall.append(produced / timed.wall)
         plain_cpu.append(timed.cpu / produced)
-        timed, steps, first = live_run(session, SITES[repeat % len(SITES)], args.tokens)
+        timed, steps, first = live_run(session, sites[repeat % len(sites)], args.tokens)
         live_wall.append(steps / timed.wall)
         live_cpu.append(timed.cpu / steps)
         first_cpu.append(first)

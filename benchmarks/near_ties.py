@@ -69,7 +69,8 @@ def measure(name: str, screener: Screener, prompt: list[int], mutations: list[Mu
     for start in range(0, len(mutations), rows_per_pass):
         chunk = sorted(mutations[start : start + rows_per_pass], key=lambda m: m.site.layer)
         with torch.inference_mode():
-            final, _ = screener.runner.run_from(probe.trace, chunk, slice(len(prompt) - 1, None))
+            run = screener.runner.run_from(probe.trace, chunk, slice(len(prompt) - 1, None))
+            final = run.final
             batched = screener.runner.logits(final)
             # the judge's candidate scores: each step's candidates only, as one small product
             scored = torch.stack(

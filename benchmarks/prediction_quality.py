@@ -187,9 +187,10 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--elements", type=int, default=20, help="K per matrix and kind")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="smollm2", help="any model mutatui loads")
     args = parser.parse_args()
 
-    lm = load_model("smollm2")
+    lm = load_model(args.model)
     catalog = MatrixCatalog(lm.model)
     decoding = Decoding(max_new_tokens=args.max_new_tokens)
     probe = baseline_probe(lm, catalog, args.prompt, decoding)

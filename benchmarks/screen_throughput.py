@@ -5,12 +5,16 @@ mutations/s of each and the ratio, for random element sites and for 64x64 tiles 
 alternating), with the share of mutants settled on the naive path.
 
     .venv/bin/python benchmarks/screen_throughput.py [--model smollm2] [--as mistral]
-        [--dtype float32] [--arithmetic native] [--device cpu] [--elements 256] [--tiles 64]
+        [--dtype float32] [--arithmetic auto] [--device cpu] [--elements 256] [--tiles 64]
         [--naive 24] [--effects both|on|off]
 
 `--model` is any model mutatui loads (default SmolLM2-135M-Instruct); `--as mistral` or
 `--as qwen2` runs SmolLM2's weights through that family's code (the same function,
-`engine.refamily`). Both paths run in the same dtype and arithmetic on the same device. The
+`engine.refamily`). Both paths run in the same dtype and arithmetic on the same device;
+`--arithmetic auto` (the default) chooses it as a screen does: where native half precision
+would run near the naive loop's speed on this machine (the lockstep decoder cannot run or does
+not hold), both run in float32 arithmetic, and the native naive loop's rate on a few mutations
+is printed for reference. The
 engine first measures its near-tie tolerance, as a screen does at its start (not timed).
 
 The naive loop is timed on a subset (`--naive` mutations per design, the first ones of the same
@@ -41,6 +45,7 @@ from mutatui.engine.sites import Site
 from mutatui.exact.screener import Screener
 from mutatui.exact.selfcheck import element_mutations, tile_mutations
 from mutatui.exact.tolerance import spread
+from mutatui.screening.runner import Assays, slow_native_reason
 
 PROMPT = "The life cycle of Drosophila:"
 
@@ -54,6 +59,20 @@ def timed(
     return outcomes, time.perf_counter() - started
 
 
+def native_is_slow(screener: Screener, prompt: list[int], sample: list[Mutation]) -> str | None:
+    """Why a screen would leave native half precision here (`runner.slow_native_reason`)."""
+    baseline = screener.baseline(prompt)
+    assays = Assays([prompt], [baseline], [""], None, None)
+    return slow_native_reason(screener, assays, sample)
+
+
+def naive_rate(screener: Screener, prompt: list[int], mutations: list[Mutation]) -> float:
+    started = time.perf_counter()
+    for mutation in mutations:
+        naive_generate(screener.lm, screener.catalog, prompt, mutation, screener.decoding)
+    return len(mutations) / (time.perf_counter() - started)
+
+
 def compare(
     name: str,
     screener: Screener,
@@ -61,6 +80,7 @@ def compare(
     mutations: list[Mutation],
     naive: int,
     effects: tuple[bool, ...],
+    native_rate: float | None = None,
 ) -> None:
     lm, catalog, decoding = screener.lm, screener.catalog, screener.decoding
     baseline = screener.baseline(prompt)
@@ -97,6 +117,11 @@ def compare(
             f"{naive_seconds:.1f} s = {naive_rate:.3f}/s; ratio {fast_rate / naive_rate:.1f}x; "
             f"outputs equal on {len(subset) - mismatches}/{len(subset)}"
             + (f"; lockstep decoder: {screener.lockstep}" if screener.lockstep else "")
+            + (
+                f"; {fast_rate / native_rate:.1f}x the native naive loop ({native_rate:.3f}/s)"
+                if native_rate
+                else ""
+            )
         )
         if mismatches:
             raise SystemExit(f"{name}: {mismatches} outputs differ from the naive path")
@@ -122,7 +147,13 @@ def main() -> None:
     )
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
-    parser.add_argument("--arithmetic", default="native", choices=("native", "float32"))
+    parser.add_argument(
+        "--arithmetic",
+        default="auto",
+        choices=("auto", "native", "float32"),
+        help="auto (default): as a screen chooses, native unless native half precision would "
+        "run near the naive loop's speed here",
+    )
     parser.add_argument(
         "--effects",
         default="both",
@@ -132,11 +163,27 @@ def main() -> None:
     args = parser.parse_args()
     effects = {"both": (False, True), "on": (True,), "off": (False,)}[args.effects]
     model = str(smollm2_as(args.family)) if args.family else args.model
-    lm = load_model(model, dtype=args.dtype, device=args.device, arithmetic=args.arithmetic)
+    pinned = None if args.arithmetic == "auto" else args.arithmetic
+    lm = load_model(model, dtype=args.dtype, device=args.device, arithmetic=pinned)
     catalog = MatrixCatalog(lm.model)
     decoding = Decoding(mode=args.decoding, max_new_tokens=args.max_new_tokens, seed=args.seed)
     screener = Screener(lm, catalog, decoding, batch_size=args.batch_size)
     prompt = encode_prompt(lm, PROMPT)
+    native_rate = None
+    if pinned is None:
+        reason = native_is_slow(screener, prompt, element_mutations(catalog, 12, args.seed))
+        if reason is not None:
+            subset = element_mutations(catalog, max(args.naive // 4, 2), args.seed + 1)
+            native_rate = naive_rate(screener, prompt, subset)
+            print(
+                f"native {lm.describe()} would run near the naive loop's speed here ({reason}): "
+                "as a screen does, the same weights compute in float32 arithmetic below; the "
+                f"native naive loop ran {native_rate:.3f} mutations/s here",
+                flush=True,
+            )
+            lm.compute_in_float32()
+            catalog = MatrixCatalog(lm.model)
+            screener = Screener(lm, catalog, decoding, batch_size=args.batch_size)
     name = f"smollm2 as {args.family}" if args.family else args.model
     print(
         f"{name} ({type(lm.model).__name__}, {lm.describe()}), {screener.path}; prompt {PROMPT!r} ({len(prompt)} tokens), "
@@ -151,6 +198,7 @@ def main() -> None:
             element_mutations(catalog, args.elements, args.seed),
             args.naive,
             effects,
+            native_rate,
         )
     if args.tiles:
         compare(
@@ -160,6 +208,7 @@ def main() -> None:
             tile_mutations(catalog, args.tiles, args.seed),
             args.naive,
             effects,
+            native_rate,
         )
 
 

@@ -39,10 +39,11 @@ STAGES = {
 
 def tiles(catalog: MatrixCatalog, layer: int, matrix: str, count: int) -> list[Mutation]:
     info = next(i for i in catalog if (i.layer, i.name) == (layer, matrix))
+    height, width = min(TILE, info.rows), min(TILE, info.cols)
     return [
-        make_mutation(Site(layer, matrix, row, row + TILE, col, col + TILE), kind, catalog)
-        for row in range(0, info.rows, TILE)
-        for col in range(0, info.cols, TILE)
+        make_mutation(Site(layer, matrix, row, row + height, col, col + width), kind, catalog)
+        for row in range(0, info.rows - height + 1, height)
+        for col in range(0, info.cols - width + 1, width)
         for kind in ("max", "min")
     ][:count]
 
@@ -61,8 +62,9 @@ def main() -> None:
     parser.add_argument("--layer", type=int, default=15)
     parser.add_argument("--matrix", default="gate")
     parser.add_argument("--count", type=int, default=128)
+    parser.add_argument("--model", default="smollm2", help="any model mutatui loads")
     args = parser.parse_args()
-    lm = load_model("smollm2")
+    lm = load_model(args.model)
     catalog = MatrixCatalog(lm.model)
     screener = Screener(lm, catalog, Decoding(max_new_tokens=48))
     questions = load_questions(None)

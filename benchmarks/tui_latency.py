@@ -1,6 +1,7 @@
 """Keypress-to-repaint latency of the explorer on a synthetic screen with 2 million results.
 
     .venv/bin/python benchmarks/tui_latency.py [--db PATH] [--size 80x24] [--presses 40]
+        [--sites-per-matrix 1500]
 
 Builds (once, at --db) a 7B-shaped element screen: 32 layers x 7 matrices (4096 x 11008 for
 the MLP), 1500 sites per matrix and kind (max, min), 3 prompts: 2,016,000 results. Then drives
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from textual import events
@@ -106,6 +108,8 @@ def p95(values: list[float]) -> float:
 
 
 def summary(name: str, samples: list[tuple[float, float]]) -> str:
+    if not samples:
+        return f"{name:<19} n=  0  (no key press caused a frame)"
     wall = [sample[0] for sample in samples]
     cpu = [sample[1] for sample in samples]
     return (
@@ -174,11 +178,18 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=Path(tempfile.gettempdir()) / "mutatui-2m.db")
     parser.add_argument("--size", default="80x24")
     parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument(
+        "--sites-per-matrix",
+        type=int,
+        default=SEVEN_B.sites_per_matrix,
+        help="sites per matrix and kind of the screen built (1500: 2,016,000 results)",
+    )
     args = parser.parse_args()
     if not args.db.exists():
-        print(f"building {args.db} (2,016,000 results) ...", file=sys.stderr)
+        spec = replace(SEVEN_B, sites_per_matrix=args.sites_per_matrix)
+        print(f"building {args.db} ({spec.sites_per_matrix} sites per matrix) ...", file=sys.stderr)
         started = time.perf_counter()
-        build_synthetic(args.db, SEVEN_B)
+        build_synthetic(args.db, spec)
         print(f"built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     width, height = (int(part) for part in args.size.split("x"))
     asyncio.run(run(args.db, (width, height), args.presses))

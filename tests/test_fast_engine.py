@@ -267,7 +267,7 @@ def test_candidate_scores_decide_as_the_full_head_does(tiny, prompt, decoding, m
     monkeypatch.setattr(teacher, "candidate_choices", spy)
     mutations = sorted(sample_mutations(catalog, seed=2)[:-3], key=lambda m: m.site.layer)
     with torch.inference_mode():
-        mutants, _ = runner.run_from(probe.trace, mutations, slice(len(prompt) - 1, None))
+        mutants = runner.run_from(probe.trace, mutations, slice(len(prompt) - 1, None)).final
         tolerances = torch.tensor([screener.tolerance(m) for m in mutations])
         verdicts = teacher.judge(
             reference, mutants, runner.architecture, screener.head_norm, chooser, tolerances

@@ -2,17 +2,25 @@
 this CPU: every family it runs, elements and blocks of every matrix type, output-changing
 mutants among them, mutants decoding past where the baseline stopped; the families it cannot
 run say why; a decoder whose products are not row-invariant is caught by the screen's check,
-and the screen stays exact."""
+and the screen stays exact.
+
+Whether the decoder can run rests on this machine's kernels (`invariance.row_chunk`, measured
+here with the code's own check): where it can, its outcomes are held against the naive path;
+where it cannot, the screen says why and settles every mutant on the naive path, exactly. Both
+sides are asserted, so the tests pass on any processor."""
+
+import subprocess
+import sys
 
 import pytest
-from machine import lockstep_runs_here
+import torch
 from naive import SMOLLM2_PROMPT, naive_outcomes, sample_mutations
 from tiny_models import FAMILY_CONFIGS, build_tiny_model
 
 from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
-from mutatui.exact.invariance import row_chunk
+from mutatui.exact.invariance import ORDER_SCALE, ROW_CHUNKS, order_probe, row_chunk, rows_agree
 from mutatui.exact.lockstep import (
     LockstepDecoder,
     checked_decode,
@@ -57,15 +65,30 @@ def _trace(lm, catalog, prompt):
     return trace, chunk
 
 
-@lockstep_runs_here
+def _settled_naively_with_reason(lm, catalog, prompt, reason, decoding=GREEDY):
+    """Where the decoder cannot run: a screen says why and settles each mutant on the naive
+    path, with the naive path's outcome."""
+    mutations = sample_mutations(catalog)[:6]
+    screener = Screener(lm, catalog, decoding, batch_size=3)
+    baseline = screener.baseline(prompt)
+    outcomes = screener._screen_text_lockstep(prompt, baseline, mutations)
+    assert screener.lockstep == reason
+    assert all(outcome.settled_naively for outcome in outcomes)
+    references = naive_outcomes(lm, catalog, prompt, mutations, decoding)
+    assert [(o.tokens, o.stopped) for o in outcomes] == [(r.tokens, r.stopped) for r in references]
+
+
 @pytest.mark.parametrize("family", sorted(CONFIGS))
 def test_lockstep_decoding_is_generate_alone_in_bfloat16(tmp_path, family):
     lm, catalog, prompt = _bfloat16(tmp_path, family)
     trace, chunk = _trace(lm, catalog, prompt)
-    assert chunk > 1, "bfloat16 products of a few rows compute as lone rows on this CPU"
     reason = unsupported_reason(trace, catalog, chunk, GREEDY.max_new_tokens)
     if family in UNSUPPORTED:
         assert reason is not None and UNSUPPORTED[family] in reason
+        return
+    if chunk < 2:
+        assert reason == "no batched product on this device computes rows as lone rows"
+        _settled_naively_with_reason(lm, catalog, prompt, reason)
         return
     assert reason is None
     mutations = sample_mutations(catalog)
@@ -81,7 +104,6 @@ def test_lockstep_decoding_is_generate_alone_in_bfloat16(tmp_path, family):
     assert all("forward" not in vars(module) for module in linear_modules(trace.architecture))
 
 
-@lockstep_runs_here
 def test_mutants_decode_past_where_the_baseline_stopped(tmp_path):
     """The baseline ends early (a token of its own made an end-of-sequence token); mutants that
     leave it before then decode on past the calls it made, as `generate` alone does."""
@@ -91,6 +113,10 @@ def test_mutants_decode_past_where_the_baseline_stopped(tmp_path):
     lm.model.generation_config.eos_token_id = [1, free[end]]
     trace, chunk = _trace(lm, catalog, prompt)
     assert trace.generation.stopped and len(trace.generation.tokens) == end
+    if chunk < 2:
+        reason = unsupported_reason(trace, catalog, chunk, GREEDY.max_new_tokens)
+        _settled_naively_with_reason(lm, catalog, prompt, reason)
+        return
     mutations = sample_mutations(catalog)
     results = LockstepDecoder(trace, catalog, chunk).decode(mutations, GREEDY.max_new_tokens)
     references = naive_outcomes(lm, catalog, prompt, mutations, GREEDY)
@@ -100,18 +126,18 @@ def test_mutants_decode_past_where_the_baseline_stopped(tmp_path):
 
 @pytest.mark.smollm2
 def test_a_decoder_that_is_not_the_naive_path_is_caught_and_the_screen_stays_exact():
-    """SmolLM2 in bfloat16: products of more than 32 rows take another kernel on this CPU (AMX
-    tiles), which rounds differently from a lone row's. A decoder told to use them (40 rows
-    per decoding step) fails the check against the naive path, and the screen settles its
-    mutants on the naive path instead."""
+    """SmolLM2 in bfloat16: a decoder told to compute products of 64 rows, which on AVX-512
+    CPUs take another kernel than a lone row (AMX tiles above 32 rows; without AMX, any batch
+    of the down projection), fails the check against the naive path, and the screen settles
+    its mutants on the naive path instead."""
     lm = load_model("smollm2", dtype="bfloat16")
     catalog = MatrixCatalog(lm.model)
     prompt = encode_prompt(lm, SMOLLM2_PROMPT)
     decoding = Decoding(max_new_tokens=6)
     trace = GenerateTrace(lm, catalog, prompt, decoding)
     modules = linear_modules(trace.architecture)
-    if row_chunk(modules) >= 64:
-        pytest.skip("64-row products compute as lone rows on this machine")
+    if row_chunk(modules) >= max(ROW_CHUNKS) and all(rows_agree(m, 64) for m in modules):
+        pytest.skip("64-row products compute as lone rows here: no wrong kernel to catch")
     mutations = element_mutations(catalog, 40, seed=4)
 
     def lone(mutation, fed):
@@ -132,11 +158,15 @@ def test_a_decoder_that_is_not_the_naive_path_is_caught_and_the_screen_stays_exa
         assert (outcome.tokens, outcome.stopped) == (reference.tokens, reference.stopped)
 
 
-@lockstep_runs_here
 def test_a_screen_holds_the_decoder_against_the_naive_path_then_relies_on_it(tmp_path):
     """Batches of two: the first two mutants are checked, then one more (one of the three
     changed the output); later batches decode unchecked, every outcome the naive path's."""
     lm, catalog, prompt = _bfloat16(tmp_path, "olmo2")
+    trace, chunk = _trace(lm, catalog, prompt)
+    if chunk < 2:
+        reason = unsupported_reason(trace, catalog, chunk, GREEDY.max_new_tokens)
+        _settled_naively_with_reason(lm, catalog, prompt, reason)
+        return
     mutations = sample_mutations(catalog)
     screener = Screener(lm, catalog, GREEDY, batch_size=2)
     baseline = screener.baseline(prompt)
@@ -166,7 +196,6 @@ def test_a_screen_holds_the_decoder_against_the_naive_path_then_relies_on_it(tmp
     assert not any(outcome.settled_naively for outcome in outcomes)
 
 
-@lockstep_runs_here
 def test_a_probe_longer_than_the_window_goes_naive_and_a_shorter_one_still_runs(tmp_path):
     """A sliding window shorter than one probe keeps the decoder from that probe only."""
     lm, catalog, _prompt = _bfloat16(tmp_path, "mistral")
@@ -176,7 +205,9 @@ def test_a_probe_longer_than_the_window_goes_naive_and_a_shorter_one_still_runs(
     assert len(long) + 2 > window >= len(short) + 2
     mutations = sample_mutations(catalog)[:12]
     screener = Screener(lm, catalog, decoding, batch_size=12)
-    for prompt, state in ((long, "a sliding window shorter than the probe"), (short, "exact")):
+    _trace_short, chunk = _trace(lm, catalog, short)
+    runs = "exact" if chunk > 1 else "no batched product on this device computes rows as lone rows"
+    for prompt, state in ((long, "a sliding window shorter than the probe"), (short, runs)):
         baseline = screener.baseline(prompt)
         outcomes = screener._screen_text_lockstep(prompt, baseline, mutations)
         assert screener.lockstep == state
@@ -186,11 +217,93 @@ def test_a_probe_longer_than_the_window_goes_naive_and_a_shorter_one_still_runs(
         ]
 
 
-@lockstep_runs_here
-def test_the_probe_finds_the_rows_this_machine_keeps():
-    """Where bfloat16 products of up to 32 rows compute as lone rows (measured with torch
-    alone), `row_chunk` finds 32 on SmolLM2's shapes, with and without a bias."""
-    from torch import nn
+SMOLLM2_SHAPES = ((576, 1536, True), (1536, 576, False), (576, 192, False))
 
-    modules = [nn.Linear(576, 1536).bfloat16(), nn.Linear(1536, 576, bias=False).bfloat16()]
-    assert row_chunk(modules) == 32
+
+def _modules(seed):
+    torch.manual_seed(seed)
+    return [
+        torch.nn.Linear(inputs, outputs, bias=bias).bfloat16()
+        for inputs, outputs, bias in SMOLLM2_SHAPES
+    ]
+
+
+def _rows_are_lone_rows(modules, chunk, draws=6):
+    """Products of 2..chunk rows on random inputs (seeds the probe never used) against lone
+    rows: what the decoder relies on."""
+    for module in modules:
+        for draw in range(draws):
+            generator = torch.Generator().manual_seed(1000 + draw)
+            inputs = torch.randn(chunk, module.in_features, generator=generator).bfloat16()
+            lone = torch.cat([module(inputs[n : n + 1]) for n in range(chunk)])
+            for rows in range(2, chunk + 1):
+                if not torch.equal(module(inputs[:rows]), lone[:rows]):
+                    return False
+    return True
+
+
+def test_the_probe_is_a_property_of_the_shapes_and_holds_on_fresh_inputs():
+    """`row_chunk` on SmolLM2's shapes gives one answer for any weights of those shapes (it was
+    32, 16, 8 or 4 for fresh random weights on an AVX-512 CPU without AMX), and the products
+    of that many rows compute as lone rows on inputs it never saw."""
+    chunk = row_chunk(_modules(0))
+    assert chunk in (1, *ROW_CHUNKS)
+    assert [row_chunk(_modules(seed)) for seed in (1, 2, 3)] == [chunk] * 3
+    with torch.inference_mode():
+        assert chunk == 1 or _rows_are_lone_rows(_modules(4), chunk)
+
+
+def test_the_order_probe_tells_two_summation_orders_apart():
+    """The probe's weights make a sum depend on the order its products are added in: the
+    same product summed in two halves, or lane by lane, comes out different on some row,
+    which random weights rarely show."""
+    module = torch.nn.Linear(1536, 576, bias=False)
+    probe = order_probe(module)
+    weight = probe.weight
+    assert weight.abs().max() == ORDER_SCALE
+    signs = torch.randint(0, 2, (4, 1536), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    inputs = signs.float()
+    whole = inputs @ weight.T
+    halves = inputs[:, :768] @ weight[:, :768].T + inputs[:, 768:] @ weight[:, 768:].T
+    sequential = torch.zeros(4, 576)
+    for column in range(1536):
+        sequential += inputs[:, column : column + 1] * weight[:, column]
+    assert not torch.equal(whole, halves) or not torch.equal(whole, sequential)
+    assert not torch.equal(halves, sequential)
+    random_weight = torch.randn(576, 1536)
+    randn = torch.randn(4, 1536)
+    agree = torch.isclose(
+        randn @ random_weight.T,
+        randn[:, :768] @ random_weight[:, :768].T + randn[:, 768:] @ random_weight[:, 768:].T,
+        rtol=1e-5,
+    )
+    assert agree.float().mean() > 0.99  # real data hides the order
+
+
+PROBE_SCRIPT = """
+import torch
+from mutatui.exact.invariance import row_chunk
+torch.manual_seed(5)
+shapes = ((576, 1536, True), (1536, 576, False), (576, 192, False))
+print(row_chunk([torch.nn.Linear(i, o, bias=b).bfloat16() for i, o, b in shapes]))
+"""
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{}, {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}],
+    ids=["this-cpu", "avx2"],
+)
+def test_the_probe_gives_one_answer_per_machine_in_every_process(environment):
+    """Two processes on one machine (or one emulated: oneDNN and ATen capped at AVX2) find the
+    same chunk; the decoder's premise is measured, not assumed."""
+    import os
+
+    env = {**os.environ, **environment}
+    found = [
+        subprocess.run(
+            [sys.executable, "-c", PROBE_SCRIPT], capture_output=True, text=True, env=env
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert found[0] == found[1] and int(found[0]) in (1, *ROW_CHUNKS), found

@@ -118,14 +118,15 @@ def test_bad_input_is_one_line(screened, tmp_path, capsys):
 
 def test_a_bfloat16_screen_is_verified_in_bfloat16_without_being_told(tmp_path, capsys):
     """Verified in what it was computed in (its engine record), not the CPU's float32 default:
-    native bfloat16 here, whose outcomes came from the lockstep decoder."""
+    native bfloat16 here (pinned: unpinned, a machine whose kernels keep the lockstep decoder
+    from running computes it in float32 arithmetic)."""
     from tiny_models import FAMILY_CONFIGS, build_tiny_model
 
     folder = build_tiny_model(tmp_path / "olmo2", FAMILY_CONFIGS["olmo2"], scale=8)
     db = str(tmp_path / "bf16.db")
     args = ["screen", "--model", str(folder), "--db", db, "--dtype", "bfloat16", "--layers", "0"]
     args += ["--sites", "random:3", "--choice", "none", "--probe", "p=the cat sat on the mat"]
-    assert main([*args, "--max-new-tokens", "12"]) == 0
+    assert main([*args, "--max-new-tokens", "12", "--arithmetic", "native"]) == 0
     capsys.readouterr()
     assert main(["verify", db, "--sample", "100"]) == 0
     captured = capsys.readouterr()

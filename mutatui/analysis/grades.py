@@ -60,9 +60,22 @@ class EffectGrade:
             )
         if self.robust_margin is not None:
             return replace(frame, changed=frame.changed & (frame.margin >= self.robust_margin))
+        if frame.noise is None:
+            raise MutatuiError(
+                f"screen {frame.screen.name!r} has effect sizes computed before controls (their "
+                "KL can read below zero): `mutatui effects DB --screen "
+                f"{frame.screen.name} --recompute` replaces them"
+            )
         if self.min_effect is not None:
-            return replace(frame, changed=frame.effect >= self.min_effect)
-        return replace(frame, changed=top_share(frame, self.top_effect))
+            return replace(frame, changed=above_floor(frame) & (frame.effect >= self.min_effect))
+        return replace(frame, changed=above_floor(frame) & top_share(frame, self.top_effect))
+
+
+def above_floor(frame: SiteFrame) -> np.ndarray:
+    """The mutations whose effect is above the screen's noise floor (how far its controls
+    strayed from the traced baseline): at or below it, an effect is none."""
+    floor = frame.noise.kl if frame.noise is not None else 0.0
+    return frame.effect > floor
 
 
 def top_share(frame: SiteFrame, share: float) -> np.ndarray:

@@ -34,9 +34,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
     group.add_argument(
         "--arithmetic",
         choices=("native", "float32"),
-        default="native",
+        default=None,
         help="native: compute in --dtype; float32: half-precision weights upcast exactly and "
-        "computed in float32 (twice the memory; the fast engine's near ties become rare)",
+        "computed in float32 (twice the memory; the fast engine's near ties become rare). "
+        "Default: native, except that a screen whose native half precision would run near "
+        "the naive loop's speed on this machine says so and takes float32",
     )
     group.add_argument(
         "--trust-remote-code",

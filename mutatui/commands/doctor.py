@@ -34,9 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from mutatui.engine.decoding import Decoding, encode_prompt
+    from mutatui.engine.machine import this_machine
     from mutatui.engine.matrices import MatrixCatalog
     from mutatui.errors import MutatuiError
     from mutatui.exact.selfcheck import (
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("result")
     verdict = "[green]" if not check.mismatches else "[bold red]"
     table.add_row("setup", f"{check.setup}; {check.path}")
+    table.add_row("machine", escape(this_machine(lm.device).describe()))
     table.add_row(
         "equal",
         f"{verdict}{check.equal} of {check.mutations}[/] outputs equal to the naive path "
@@ -75,11 +78,18 @@ def run(args: argparse.Namespace) -> int:
     share = check.settled / max(check.mutations, 1)
     table.add_row("settled naively", f"{check.settled} of {check.mutations} ({share:.0%})")
     table.add_row("tolerance", check.tolerance.describe(lm.compute_dtype))
+    table.add_row("noise floor", f"effect sizes: {check.noise.describe()}")
     if check.lockstep is not None:
         state = (
             "ran: the naive path batched, held against it logit for logit"
             if check.lockstep == "exact"
             else f"not used: {check.lockstep}"
+            + (
+                "; a screen computes these weights in float32 arithmetic here (exact against "
+                "generate in float32 arithmetic) unless --arithmetic native"
+                if args.arithmetic is None
+                else ""
+            )
         )
         table.add_row("lockstep decoder", state)
     table.add_row("peak memory", f"{check.peak_memory / 1024**3:.2f} GiB")
@@ -88,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         from mutatui.commands.screen import print_estimate
         from mutatui.screening.estimate import estimate_screen
 
-        print_estimate(spec.display_name, estimate_screen(lm, spec))
+        print_estimate(spec.display_name, estimate_screen(lm, spec, arithmetic=args.arithmetic))
     for mutation in check.mismatches:
         print(
             f"mutatui: MISMATCH {mutation}: the engine and the naive path differ", file=sys.stderr

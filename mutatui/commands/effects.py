@@ -34,15 +34,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the screen's effect-size rows to a Parquet file and stop (no model loaded)",
     )
+    parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help="compute every effect size of the screen again (those made before controls, "
+        "which `mutatui info` names, are refused otherwise)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     add_model_arguments(parser, required=False)
-    parser.set_defaults(run=run)
+    # unset: the dtype and arithmetic the screen was computed in (its engine record)
+    parser.set_defaults(run=run, dtype=None)
 
 
 def run(args: argparse.Namespace) -> int:
     from mutatui.screening.effects import add_effects
     from mutatui.screening.spec import spec_from_json
     from mutatui.store.database import check_writable
+    from mutatui.store.engines import engine_of
     from mutatui.store.frames import pick_screen
     from mutatui.store.screens import find_screen
 
@@ -64,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if args.add_rows is not None and not args.add_rows.is_file():
         raise MutatuiError(f"--add-rows {args.add_rows}: no such file")
     args.model = args.model or spec_from_json(record.spec).model
+    engine = engine_of(db, record.screen_id)
+    args.dtype = args.dtype or (engine.dtype if engine else "auto")
+    args.arithmetic = args.arithmetic or (engine.arithmetic if engine else None)
     lm = load_from_args(args, quiet=args.quiet)
 
     def say(line: str) -> None:
@@ -71,7 +82,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"mutatui effects: {line}", file=sys.stderr)
 
     report = add_effects(
-        db, record, lm, batch_size=args.batch_size, rows=args.add_rows, progress=say
+        db,
+        record,
+        lm,
+        batch_size=args.batch_size,
+        rows=args.add_rows,
+        recompute=args.recompute,
+        progress=say,
     )
     imported = f" ({report.imported} from {args.add_rows})" if args.add_rows else ""
     print(f"{report.screen}: effect sizes added to {report.added} results{imported}")

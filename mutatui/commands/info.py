@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 if TYPE_CHECKING:
+    from mutatui.exact.noise import NoiseFloor
     from mutatui.store.engines import EngineRecord
 
 
@@ -47,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
                         "elapsed_seconds": s.screen.elapsed_seconds,
                         "engine": None if s.engine is None else asdict(s.engine),
                         "effect_results": s.effects,
+                        "noise_floor": None if s.noise is None else asdict(s.noise),
+                        "machines": [
+                            {**asdict(machine), "digest": machine.digest} for machine in s.machines
+                        ],
                         "spec": json.loads(s.screen.spec),
                     }
                 )
@@ -82,13 +87,26 @@ def run(args: argparse.Namespace) -> int:
         table.add_row("malignant", str(s.malignant))
         table.add_row("matrices", str(s.matrices))
         table.add_row("probes", escape("; ".join(s.probes)))
-        table.add_row(
-            "effect sizes",
-            f"{s.effects} text results" if s.effects else "none (`mutatui effects` adds them)",
-        )
+        table.add_row("effect sizes", escape(describe_effects(s.effects, s.noise)))
+        for number, machine in enumerate(s.machines):
+            table.add_row("ran on" if number == 0 else "", escape(machine.describe()))
+        if not s.machines:
+            table.add_row("ran on", "not recorded (a screen made before machines were)")
         table.add_row("time", f"{s.screen.elapsed_seconds:.0f} s screening, {rate:.2f} mutations/s")
         console.print(table)
     return 0
+
+
+def describe_effects(count: int, noise: NoiseFloor | None) -> str:
+    """How many text results have effect sizes, and their noise floor."""
+    if not count:
+        return "none (`mutatui effects` adds them)"
+    if noise is None:
+        return (
+            f"{count} text results, computed before controls (their KL can read below zero); "
+            "`mutatui effects --recompute` replaces them"
+        )
+    return f"{count} text results; noise floor {noise.describe()}"
 
 
 def describe_engine(engine: EngineRecord | None) -> str:

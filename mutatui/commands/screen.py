@@ -171,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard) if args.shard is not None else WHOLE,
         resume=args.resume,
         batch_size=args.batch_size,
+        arithmetic=args.arithmetic,
     )
 
     def load(model: str):
@@ -183,7 +184,9 @@ def run(args: argparse.Namespace) -> int:
             raise MutatuiError("--estimate needs a spec (--spec FILE or --model and flags)")
         from mutatui.screening.estimate import estimate_screen
 
-        estimate = estimate_screen(load(spec.model), spec, screen_run.shard, args.batch_size)
+        estimate = estimate_screen(
+            load(spec.model), spec, screen_run.shard, args.batch_size, args.arithmetic
+        )
         print_estimate(spec.display_name, estimate)
         return 0
 

@@ -193,6 +193,45 @@ class Architecture:
         bias = getattr(self.head, "bias", None)
         return self._cap(logits if bias is None else logits + bias[tokens])
 
+    def float_logits(self, final: torch.Tensor, tokens: slice = slice(None)) -> torch.Tensor:
+        """The head over `tokens` on final-norm outputs in float32, whatever the model's dtype,
+        soft-capped as the model caps it: what effect sizes are measured from (a half-precision
+        logit's own rounding step would swamp a small effect)."""
+        weight = self.head.weight[tokens].float()
+        bias = getattr(self.head, "bias", None)
+        part = None if bias is None else bias[tokens].float()
+        return self._cap(nn.functional.linear(final.float(), weight, part))
+
+    def logit_change(
+        self, final: torch.Tensor, reference: torch.Tensor
+    ) -> Callable[[slice], torch.Tensor]:
+        """The float32 logits of `final` (rows, steps, hidden) minus those of `reference`
+        (steps, hidden), by slice of the vocabulary. A linear head is applied to the change of
+        the final-norm output (the bias cancels), so two large logits are never subtracted;
+        a soft-capped head gives both logits and subtracts them."""
+        if self.softcap is not None:
+            return lambda tokens: (
+                self.float_logits(final, tokens) - self.float_logits(reference, tokens)
+            )
+        change = final.float() - reference.float()
+        weight = self.head.weight
+        return lambda tokens: nn.functional.linear(change, weight[tokens].float())
+
+    def head_mean(self, weights: torch.Tensor) -> torch.Tensor | None:
+        """Per step, the head's rows averaged with `weights` (steps, vocab), in float32, by
+        slice of the vocabulary: the weighted mean of a linear head's logit change is this
+        row times the change of the final-norm output. None for a soft-capped head, whose
+        logits are not linear in it."""
+        if self.softcap is not None:
+            return None
+        weight = self.head.weight
+        width = 8192
+        mean = torch.zeros(weights.shape[0], weight.shape[1], device=weights.device)
+        for start in range(0, weight.shape[0], width):
+            part = slice(start, start + width)
+            mean += weights[:, part].float() @ weight[part].float()
+        return mean
+
     def _cap(self, logits: torch.Tensor) -> torch.Tensor:
         if self.softcap is None:
             return logits

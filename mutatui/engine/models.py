@@ -61,6 +61,11 @@ class LoadedModel:
         """The dtype the model computes in."""
         return torch.float32 if self.arithmetic == "float32" else self.dtype
 
+    def compute_in_float32(self) -> None:
+        """From now on compute in float32 on the weights upcast exactly (`use_arithmetic`)."""
+        use_arithmetic(self.model, self.dtype, "float32")
+        self.arithmetic = "float32"
+
     def describe(self) -> str:
         """`bfloat16`, or `bfloat16 weights in float32 arithmetic`, on the device."""
         name = _dtype_name(self.dtype)
@@ -315,6 +320,14 @@ def use_arithmetic(model: torch.nn.Module, weight_dtype: torch.dtype, arithmetic
 
 PINNED_PRECISION = "no TF32, no reduced-precision reductions"
 """What `pin_precision` sets, as a screen records it."""
+
+
+def computed_as(model: torch.nn.Module) -> str:
+    """How a screen records the settings its outcomes rest on: the pinned matmul precision and
+    the attention implementation transformers chose for the model (its default: `sdpa`, or
+    `eager` where the family needs it, as Gemma 2 does)."""
+    attention = getattr(model.config, "_attn_implementation", None) or "default"
+    return f"{PINNED_PRECISION}; {attention} attention"
 
 
 def pin_precision() -> None:

@@ -1,15 +1,18 @@
 """Matrix products whose batched rows come out bit for bit as lone rows do.
 
 In half precision a batched logit and a lone one differ by a few epsilons of the dtype, enough
-to flip most near decisions, because a matrix product's rounding depends on the kernel the
-library picks, and that depends on the number of rows. Up to some number of rows, though, a
-CPU library keeps one kernel whose rows each accumulate in the same order as a lone row's
-(oneDNN on an AVX-512 machine: up to 32 rows in bfloat16; beyond that it switches to AMX tiles),
-and restricting such a product to some output features gives those features unchanged.
-`row_chunk` measures that on the model's own weights. `ChunkedLinears` then computes every
-product of a batch in chunks of at most that many rows, and recomputes the outputs a mutant's
-edit changes from its edited weights, as the naive path computes them; a product over more
-positions than a chunk holds (a long prompt) runs per row, in the lone call's own shape.
+to flip most near decisions, because a matrix product's rounding depends on the order its
+kernel adds the products in, and the library picks the kernel by the number of rows. Up to
+some number of rows a CPU library may keep one kernel whose rows each accumulate in the same
+order as a lone row's (oneDNN with AMX: up to 32 rows in bfloat16, beyond that AMX tiles), or
+may not (an AVX-512 CPU without AMX: SmolLM2's down projection differs at two rows).
+`row_chunk` measures it on every shape of the model, with inputs and weights built to reveal
+the order of summation (kernels that add in different orders agree on real weights most of
+the time, so a random probe passes by chance) and on the model's own weights.
+`ChunkedLinears` then computes every product of a batch in chunks of at most that many rows,
+and each mutant's own product alone with its weight edited, as the naive path computes it; a
+product over more positions than a chunk holds (a long prompt) runs per row, in the lone
+call's own shape.
 """
 
 from __future__ import annotations
@@ -29,8 +32,40 @@ from mutatui.engine.mutations import Mutation, mutated
 ROW_CHUNKS = (32, 16, 8, 4, 2)
 """Chunk sizes `row_chunk` tries, largest first."""
 
-_PROBE_SLICES = ((0, 1), (1, 2), (0, 64), (64, 128), (-1, None))
-"""Output features a probe recomputes alone (first and second, two blocks of 64, the last)."""
+
+ORDER_SCALE = 2.0**24
+"""A weight of the order-revealing probe: float32 loses a unit added to it (2^24 + 1 rounds to
+2^24), so a sum holding it and its negative depends on the order the products are added in."""
+
+
+def order_probe(module: nn.Linear) -> nn.Linear:
+    """A linear layer of `module`'s shape, dtype and device (what picks the kernel) whose
+    products reveal the order they are summed in: each output row holds +2^24 and -2^24 at two
+    inputs (a different pair per row) and units elsewhere, so its sum with inputs of +-1 counts
+    the units the kernel added between the two. Two kernels that sum in different orders give
+    different outputs on some row; on real weights they would agree most of the time, which is
+    why random inputs alone miss them (SmolLM2's down projection in bfloat16 on an AVX-512 CPU
+    without AMX: one row in ten)."""
+    outputs, inputs = module.weight.shape
+    rows = torch.arange(outputs)
+    first = (rows * 7919) % inputs
+    second = (rows * 104729 + inputs // 2 + 1) % inputs
+    second = torch.where(second == first, (first + 1) % inputs, second)
+    weight = torch.ones(outputs, inputs)
+    weight[rows, first] = ORDER_SCALE
+    weight[rows, second] = -ORDER_SCALE
+    probe = nn.Linear(inputs, outputs, bias=module.bias is not None)
+    probe.weight.data = weight.to(device=module.weight.device, dtype=module.weight.dtype)
+    if module.bias is not None:
+        bias = torch.where(rows % 2 == 0, ORDER_SCALE, 1.0)
+        probe.bias.data = bias.to(device=module.bias.device, dtype=module.bias.dtype)
+    return probe
+
+
+def _order_input(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    signs = torch.randint(0, 2, (rows, weight.shape[1]), generator=generator) * 2 - 1
+    return signs.to(device=weight.device, dtype=weight.dtype)
 
 
 def _probe_input(weight: torch.Tensor, rows: int) -> torch.Tensor:
@@ -40,29 +75,29 @@ def _probe_input(weight: torch.Tensor, rows: int) -> torch.Tensor:
     return (values * scales).to(device=weight.device, dtype=weight.dtype)
 
 
-def _rows_agree(module: nn.Linear, chunk: int) -> bool:
-    """Whether products of 2..`chunk` rows, and of one row and of `chunk` rows restricted to
-    some output features, equal lone rows' products on `module`'s weight."""
+def rows_agree(module: nn.Linear, chunk: int) -> bool:
+    """Whether products of 2..`chunk` rows give every row as a lone row's product does: on the
+    order-revealing probe of `module`'s shape, and on `module`'s own weight."""
+    probe = order_probe(module)
+    return _agree(probe, _order_input(probe.weight, chunk)) and _agree(
+        module, _probe_input(module.weight, chunk)
+    )
+
+
+def _agree(module: nn.Linear, inputs: torch.Tensor) -> bool:
     weight, bias = module.weight, module.bias
-    inputs = _probe_input(weight, chunk)
+    chunk = inputs.shape[0]
     lone = torch.cat([F.linear(inputs[row : row + 1], weight, bias) for row in range(chunk)])
-    for rows in range(2, chunk + 1):
-        if not torch.equal(F.linear(inputs[:rows], weight, bias), lone[:rows]):
-            return False
-    for start, stop in _PROBE_SLICES:
-        part = slice(start, stop)
-        part_bias = None if bias is None else bias[part]
-        for rows in (1, chunk):
-            alone = F.linear(inputs[:rows], weight[part], part_bias)
-            if not torch.equal(alone, lone[:rows, part]):
-                return False
-    return True
+    return all(
+        torch.equal(F.linear(inputs[:rows], weight, bias), lone[:rows])
+        for rows in range(2, chunk + 1)
+    )
 
 
 def row_chunk(modules: Iterable[nn.Module]) -> int:
     """The most rows per product for which every one of `modules` (all `nn.Linear`) computes
-    each row as it computes a lone row, and any of its output features as the whole product
-    does: one when there is no such chunk (no batching then keeps the naive path's floats)."""
+    each row as it computes a lone row: one when there is no such chunk (no batching then keeps
+    the naive path's floats)."""
     shapes: dict[tuple, nn.Linear] = {}
     for module in modules:
         if type(module) is not nn.Linear:
@@ -72,43 +107,31 @@ def row_chunk(modules: Iterable[nn.Module]) -> int:
         shapes.setdefault(key, module)
     with torch.inference_mode():
         for chunk in ROW_CHUNKS:
-            if all(_rows_agree(module, chunk) for module in shapes.values()):
+            if all(rows_agree(module, chunk) for module in shapes.values()):
                 return chunk
     return 1
 
 
 @dataclass(frozen=True)
 class RowEdit:
-    """One mutation as a batch row sees it: its module, the output features it changes, and
-    the module's weight (and bias) rows for them with the edit in place."""
+    """One mutation as a batch row sees it: the mutation and the module it edits."""
 
     mutation: Mutation
     module: nn.Linear
-    outputs: slice | torch.Tensor
-    weight: torch.Tensor
-    bias: torch.Tensor | None
 
 
 def row_edit(catalog: MatrixCatalog, mutation: Mutation) -> RowEdit:
-    """The edit of `mutation`, read from the weight as the naive path edits it
-    (`mutations.mutated`), so its rounding is the naive path's."""
+    """The edit of `mutation` on its module."""
     site = mutation.site
-    module = catalog.module(site.layer, site.matrix)
-    outputs = catalog.get(site.layer, site.matrix).layout.outputs(site.row0, site.row1)
-    if isinstance(outputs, torch.Tensor):
-        outputs = outputs.to(module.weight.device)
-    with mutated(catalog, mutation):
-        weight = module.weight[outputs].clone()
-    bias = None if module.bias is None else module.bias[outputs]
-    return RowEdit(mutation, module, outputs, weight, bias)
+    return RowEdit(mutation, catalog.module(site.layer, site.matrix))
 
 
 @dataclass
 class ChunkedLinears:
     """While entered, each of `modules` computes in chunks of at most `chunk` rows, and the
-    rows in `edits[module]` ((row, edit) pairs) get the outputs their mutation changes
-    recomputed from their edited weights. `edits` may change between calls (rows move as a
-    batch decodes)."""
+    rows in `edits[module]` ((row, edit) pairs) get their output recomputed alone with the
+    weight edited, as the naive path computes it. `edits` may change between calls (rows move
+    as a batch decodes)."""
 
     catalog: MatrixCatalog
     modules: Sequence[nn.Linear]
@@ -135,17 +158,6 @@ class ChunkedLinears:
             flat = rows[part].reshape(-1, rows.shape[-1])  # a 2-D product, as a lone row's is
             output[part] = F.linear(flat, module.weight, module.bias).view_as(output[part])
         for row, edit in self.edits.get(module, ()):
-            output[row] = self._edited(module, rows[row], output[row], edit)
-        return output.view(*inputs.shape[:-1], module.out_features)
-
-    def _edited(
-        self, module: nn.Linear, inputs: torch.Tensor, output: torch.Tensor, edit: RowEdit
-    ) -> torch.Tensor:
-        """One row's output with its edit: only the changed features, from the edited weight
-        rows; a product over more positions than a chunk runs whole with the weight edited
-        (the lone call's kernel need not give a slice of features unchanged)."""
-        if inputs.shape[0] > self.chunk:
             with mutated(self.catalog, edit.mutation):
-                return F.linear(inputs, module.weight, module.bias)
-        output[:, edit.outputs] = F.linear(inputs, edit.weight, edit.bias)
-        return output
+                output[row] = F.linear(rows[row], module.weight, module.bias)
+        return output.view(*inputs.shape[:-1], module.out_features)

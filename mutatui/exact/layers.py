@@ -11,7 +11,7 @@ builds for the positions at hand.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -110,6 +110,20 @@ def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
     return grown
 
 
+@dataclass(frozen=True)
+class Pass:
+    """One teacher-forced pass (`LayerRunner.run_from`): the mutant rows' final-norm outputs,
+    (mutants, positions, hidden); the keys and values of every batch row, a mutant's at batch
+    row `kv_rows[mutant]`; and, when the pass carried controls, their outputs, (controls,
+    positions, hidden), a mutant's own control at `control_of[mutant]`."""
+
+    final: torch.Tensor
+    kv: KVStore
+    kv_rows: list[int]
+    controls: torch.Tensor | None = None
+    control_of: list[int] | None = None
+
+
 @dataclass
 class BaselineTrace:
     """The unmutated model on one token sequence (batch of one).
@@ -189,24 +203,48 @@ class LayerRunner:
         trace: BaselineTrace,
         mutations: Sequence[Mutation],
         positions: slice,
-    ) -> tuple[torch.Tensor, KVStore]:
+        *,
+        control: bool = False,
+    ) -> Pass:
         """Every mutation (one batch row each, sorted by layer) on the traced sequence.
 
         A row joins the batch at its mutation's layer, entering with the baseline's residual
         stream there, so a row costs only the layers from its own up: at layer l the batch is
-        the rows whose layer is at most l, a prefix of the sorted rows. Returns the final-norm
-        output at `positions`, (rows, len(positions), hidden), and the keys and values, which
-        for layer l hold the rows that had joined by then.
+        the rows whose layer is at most l. With `control`, an unmutated row joins with the
+        first mutants of the pass, and again with those of a later layer unless the control
+        already there enters that layer with the baseline's residual stream bit for bit: every
+        mutant then has a control that entered its layer with its own input, in the same pass.
+        Returns the mutants' final-norm outputs at `positions`, the keys and values of every
+        row, and the controls' outputs.
         """
         arch = self.architecture
         layers = _layers_of(mutations)
         kv = KVStore()
         hidden = trace.layer_inputs[layers[0]][:0]
-        with sample_deltas(self.catalog, list(enumerate(mutations))):
-            for layer in range(layers[0], self.num_layers):
-                hidden = join_at_layer(trace.layer_inputs, layers, layer, hidden)
+        mutant_rows: list[int] = []
+        control_rows: list[int] = []
+        control_of: list[int] = []
+        for layer in range(layers[0], self.num_layers):
+            first, stop = bisect_left(layers, layer), bisect_right(layers, layer)
+            if stop > first:
+                entry = trace.layer_inputs[layer]
+                fresh = control and not (
+                    control_rows and torch.equal(hidden[control_rows[-1]], entry[0])
+                )
+                if fresh:
+                    control_rows.append(hidden.shape[0])
+                start = hidden.shape[0] + int(fresh)
+                mutant_rows += range(start, start + stop - first)
+                control_of += [len(control_rows) - 1] * (stop - first) if control else []
+                joining = stop - first + int(fresh)
+                hidden = torch.cat([hidden, entry.expand(joining, *entry.shape[1:])])
+            deltas = list(zip(mutant_rows[first:stop], mutations[first:stop], strict=True))
+            with sample_deltas(self.catalog, deltas):
                 hidden = arch.call_layer(layer, hidden, kv, trace.layer_kwargs[layer])
-        return arch.norm(hidden[:, positions]), kv
+        final = arch.norm(hidden[:, positions])
+        if not control:
+            return Pass(final, kv, mutant_rows)
+        return Pass(final[mutant_rows], kv, mutant_rows, final[control_rows], control_of)
 
     def run_prefix(self, trace: BaselineTrace, mutations: Sequence[Mutation]) -> KVStore:
         """The keys and values `run_after` continues from: `run_from` on a prefix that many

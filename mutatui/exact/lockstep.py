@@ -64,8 +64,6 @@ def unsupported_reason(
     """Why this decoder cannot reproduce `trace`'s model alone (None when it can)."""
     if any(type(catalog.module(info.layer, info.name)) is not nn.Linear for info in catalog):
         return "matrices that are not linear layers"
-    if chunk < 2:
-        return "no batched product on this device computes rows as lone rows"
     if any("forward" in vars(module) for module in linear_modules(trace.architecture)):
         return "a model whose layers are wrapped (dispatched over devices)"
     positions = trace.calls[0].length + max_new_tokens
@@ -76,6 +74,8 @@ def unsupported_reason(
             others = (value for key, value in arguments.items() if key not in _POSITIONAL_ARGUMENTS)
             if any(value is not None for value in others):
                 return "generate passes its layers arguments this decoder does not make"
+    if chunk < 2:  # the machine's, where the model's own obstacles are the model's
+        return "no batched product on this device computes rows as lone rows"
     return None
 
 

@@ -48,17 +48,19 @@ from mutatui.engine.mutations import Mutation, mutated
 from mutatui.engine.questions import ChoiceQuestion, choice_token_ids, naive_choices, pick_choice
 from mutatui.engine.questions import render_question as render_choice_question
 from mutatui.exact.effects import (
-    ROWS_PER_HEAD,
-    BaselineDistribution,
     Effect,
+    EffectMeter,
     Measured,
-    baseline_distribution,
+    TracedWildtype,
     effect,
-    measure,
+    margins_of,
+    measure_logits,
+    traced_wildtype,
 )
-from mutatui.exact.layers import BaselineTrace, KVStore, LayerRunner
+from mutatui.exact.layers import BaselineTrace, KVStore, LayerRunner, Pass
 from mutatui.exact.lockstep import CHECKED_MUTANTS, LockstepDecoder, checked_decode
 from mutatui.exact.lockstep import unsupported_reason as lockstep_unsupported
+from mutatui.exact.noise import NoiseFloor
 from mutatui.exact.onward import Diverged, decode_onward
 from mutatui.exact.replay import GenerateTrace
 from mutatui.exact.teacher import (
@@ -98,7 +100,7 @@ class _TextProbe:
     baseline: Generation
     trace: BaselineTrace
     reference: Reference
-    distribution: BaselineDistribution
+    traced: TracedWildtype
 
 
 SMALL_MODEL_PARAMETERS = 1_000_000_000
@@ -161,7 +163,7 @@ about 15% faster than one of 128. Onward decoding still gathers `batch_size` row
 
 NAIVE_SHARE = 0.5
 """When more than this share of a probe's baseline decisions are near ties, its mutants go
-to the lockstep decoder, the naive path batched (see `Screener._ties_everywhere`)."""
+to the lockstep decoder, the naive path batched (see `Screener.ties_everywhere`)."""
 
 MIN_SHARED_PREFIX = 4
 """Fewer shared prompt tokens than this are not worth a separate prefix run."""
@@ -262,6 +264,10 @@ class Screener:
         "exact" when it ran, else why it did not."""
         self.observe_onward: Callable[[Diverged, torch.Tensor], None] | None = None
         """Sees every onward-decoding step's logits per row (for measurements only)."""
+        self.meter = EffectMeter(self.runner.architecture) if self.runner is not None else None
+        """Measures effect sizes against each pass's control (the layered engine)."""
+        self._lone_noise = NoiseFloor()
+        """The controls of the lone path: the unmutated pass each mutant is compared with."""
         if self.runner is not None:
             weight = self.runner.head_weight.detach()
             self.head_norm = float(weight.float().norm(dim=1).max())
@@ -292,7 +298,7 @@ class Screener:
             probe = self._text_probe(prompt, baseline)
             ordered = sorted(mutations, key=lambda mutation: mutation.site.layer)
             decisions = slice(len(prompt) - 1, None)
-            final, _ = self.runner.run_from(probe.trace, ordered, decisions)
+            final = self.runner.run_from(probe.trace, ordered, decisions).final
             rows = [(None, probe.reference.final), *zip(ordered, final, strict=True)]
             elements, blocks = [], []
             for mutation, row_final in rows:
@@ -349,7 +355,7 @@ class Screener:
         if not mutations:
             return []
         with torch.inference_mode():
-            if self.runner is not None and not self._ties_everywhere(prompt, baseline):
+            if self.runner is not None and not self.ties_everywhere(prompt, baseline):
                 # the effect sizes come from the teacher-forced passes decoding runs anyway
                 outcomes, measured = self._screen_text_layered(prompt, baseline, mutations)
             else:
@@ -360,9 +366,22 @@ class Screener:
                 measured = self._measure(prompt, baseline, mutations) if self.effects else {}
             if not measured:
                 return outcomes
-            return self._with_effects(self._distribution(prompt, baseline), outcomes, measured)
+            return self._with_effects(self._margins(prompt, baseline), outcomes, measured)
 
-    def _ties_everywhere(self, prompt: list[int], baseline: Generation) -> bool:
+    def lockstep_check(
+        self, prompt: list[int], baseline: Generation, sample: Sequence[Mutation]
+    ) -> str | None:
+        """Before a screen relies on it: why the lockstep decoder cannot decode `prompt` here,
+        or did not hold against the naive path on `sample`'s first mutants (None when it ran
+        and held)."""
+        obstacle = self.lockstep_obstacle(prompt)
+        if obstacle is not None:
+            return obstacle
+        with torch.inference_mode():
+            self._screen_text_lockstep(prompt, baseline, list(sample)[:CHECKED_MUTANTS])
+        return None if self.lockstep == "exact" else self.lockstep
+
+    def ties_everywhere(self, prompt: list[int], baseline: Generation) -> bool:
         """Whether most of the baseline's decisions are near ties (native half precision): then
         nearly every mutant would be checked naively after the engine's own work, and the
         lockstep decoder (or, where it cannot run, the naive path alone) is the cheaper exact
@@ -518,44 +537,45 @@ class Screener:
         reference = make_reference(
             len(prompt), baseline, self.lm.eos_token_ids, final, logits, self._chooser_for()
         )
-        distribution = baseline_distribution(logits, reference.targets)
-        self._probe = _TextProbe(key, baseline, trace, reference, distribution)
+        traced = traced_wildtype(self.runner.architecture, final, logits, reference.targets)
+        self._probe = _TextProbe(key, baseline, trace, reference, traced)
         return self._probe
+
+    @property
+    def noise(self) -> NoiseFloor:
+        """The noise floor of every effect size this screener measured: how far its controls
+        strayed from the traced baseline (`exact.effects`)."""
+        return self.meter.noise if self.meter is not None else self._lone_noise
 
     def baseline_margins(self, prompt: list[int], baseline: Generation) -> list[float]:
         """The unmutated model's top-1 minus top-2 logit at each step of its continuation."""
         with torch.inference_mode():
-            return self._distribution(prompt, baseline).margins.tolist()
+            return self._margins(prompt, baseline).tolist()
 
-    def _distribution(self, prompt: list[int], baseline: Generation) -> BaselineDistribution:
+    def _margins(self, prompt: list[int], baseline: Generation) -> torch.Tensor:
         if self.runner is not None:
-            return self._text_probe(prompt, baseline).distribution
-        logits = self._forward_logits(prompt, baseline, None)
-        targets = list(baseline.tokens)
-        if baseline.stopped:
-            targets.append(eos_target(logits[-1], self.lm.eos_token_ids))
-        return baseline_distribution(logits, torch.tensor(targets))
-
-    def _measure_rows(self, probe: _TextProbe, final: torch.Tensor) -> list[Measured]:
-        """Per row of a teacher-forced pass, the measurements behind its effect sizes."""
-        measured: list[Measured] = []
-        for start in range(0, final.shape[0], ROWS_PER_HEAD):
-            logits = self.runner.logits(final[start : start + ROWS_PER_HEAD])
-            measured += measure(probe.distribution, logits)
-        return measured
+            return self._text_probe(prompt, baseline).traced.margins
+        return margins_of(self._forward_logits(prompt, baseline, None))
 
     def _with_effects(
         self,
-        distribution: BaselineDistribution,
+        margins: torch.Tensor,
         outcomes: list[TextOutcome],
         measured: dict[int, Measured],
     ) -> list[TextOutcome]:
         return [
-            replace(outcome, effect=effect(distribution, measured[index], outcome.diverge_at))
+            replace(outcome, effect=effect(measured[index], margins, outcome.diverge_at))
             if index in measured
             else outcome
             for index, outcome in enumerate(outcomes)
         ]
+
+    def _measure_pass(
+        self, probe: _TextProbe, batch: Sequence[tuple[int, Mutation]], run: Pass
+    ) -> dict[int, Measured]:
+        """The effect measurements of one pass's mutants (`batch`), against its control."""
+        rows = self.meter.measure_pass(probe.traced, run)
+        return {index: row for (index, _), row in zip(batch, rows, strict=True)}
 
     def _measure_layered(
         self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
@@ -566,9 +586,8 @@ class Screener:
         decisions = slice(probe.reference.prompt_length - 1, None)
         measured: dict[int, Measured] = {}
         for batch in _layer_batches(mutations, self.pass_rows(probe.trace.final.shape[0])):
-            final, _ = self.runner.run_from(probe.trace, [m for _, m in batch], decisions)
-            rows = self._measure_rows(probe, final)
-            measured.update((index, row) for (index, _), row in zip(batch, rows, strict=True))
+            run = self.runner.run_from(probe.trace, [m for _, m in batch], decisions, control=True)
+            measured.update(self._measure_pass(probe, batch, run))
         return measured
 
     def effects_of(
@@ -583,9 +602,9 @@ class Screener:
         recorded without them)."""
         with torch.inference_mode():
             measured = self._measure(prompt, baseline, mutations)
-            distribution = self._distribution(prompt, baseline)
+            margins = self._margins(prompt, baseline)
         return [
-            effect(distribution, measured[index], divergence)
+            effect(measured[index], margins, divergence)
             for index, divergence in enumerate(diverge_at)
         ]
 
@@ -609,18 +628,27 @@ class Screener:
         with mutated(self.catalog, mutation) if mutation else nullcontext():
             return self.lm.model(input_ids=ids).logits[0, len(prompt) - 1 :]
 
+    def _targets(self, baseline: Generation, clean: torch.Tensor) -> list[int]:
+        """The baseline's choice at each decision step (its EOS at a final stop)."""
+        targets = list(baseline.tokens)
+        if baseline.stopped:
+            targets.append(eos_target(clean[-1], self.lm.eos_token_ids))
+        return targets
+
     def _measure_lone(
         self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
     ) -> dict[int, Measured]:
         """The effect measurements on the naive path (for models without the layered engine):
-        each mutant's forward pass with the weight edited, alone."""
-        distribution = self._distribution(prompt, baseline)
-        return {
-            index: measure(
-                distribution, self._forward_logits(prompt, baseline, mutation).unsqueeze(0)
-            )[0]
-            for index, mutation in enumerate(mutations)
-        }
+        each mutant's forward pass with the weight edited, alone, against the unmutated pass
+        of the same shape (its control, which is the traced baseline itself: no noise)."""
+        clean = self._forward_logits(prompt, baseline, None)
+        targets = torch.tensor(self._targets(baseline, clean))
+        measured: dict[int, Measured] = {}
+        for index, mutation in enumerate(mutations):
+            logits = self._forward_logits(prompt, baseline, mutation)
+            measured[index] = measure_logits(clean, targets, [logits])[0]
+            self._lone_noise = self._lone_noise.add(0.0, 0.0)
+        return measured
 
     def _screen_text_layered(
         self, prompt: list[int], baseline: Generation, mutations: Sequence[Mutation]
@@ -635,12 +663,12 @@ class Screener:
         decisions = slice(reference.prompt_length - 1, None)
         rows = self.pass_rows(probe.trace.final.shape[0])
         for batch in _layer_batches(mutations, rows):
-            final, kv = self.runner.run_from(probe.trace, [m for _, m in batch], decisions)
+            run = self.runner.run_from(
+                probe.trace, [m for _, m in batch], decisions, control=self.effects
+            )
+            final, kv = run.final, run.kv
             if self.effects:
-                rows_measured = self._measure_rows(probe, final)
-                measured.update(
-                    (index, row) for (index, _), row in zip(batch, rows_measured, strict=True)
-                )
+                measured.update(self._measure_pass(probe, batch, run))
             tolerances = torch.tensor([self.tolerance(m) for _, m in batch])
             verdicts = judge(
                 reference,
@@ -662,8 +690,8 @@ class Screener:
                         layer=mutation.site.layer,
                         diverge_at=verdict.diverge_at,
                         tokens=[*baseline.tokens[: verdict.diverge_at], verdict.token],
-                        keys=_row_states(kv.keys, row, mutation.site.layer),
-                        values=_row_states(kv.values, row, mutation.site.layer),
+                        keys=_row_states(kv.keys, run.kv_rows[row], mutation.site.layer),
+                        values=_row_states(kv.values, run.kv_rows[row], mutation.site.layer),
                         tolerance=self.tolerance(mutation),
                         ties=list(verdict.ties),
                         nonfinite=verdict.nonfinite,

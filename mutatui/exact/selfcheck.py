@@ -17,6 +17,7 @@ from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation, make_mutation
 from mutatui.engine.sites import Site
+from mutatui.exact.noise import NoiseFloor
 from mutatui.exact.screener import Screener
 from mutatui.exact.tolerance import Tolerance, spread
 
@@ -85,6 +86,8 @@ class SelfCheck:
     peak_memory: int | None = None
     lockstep: str | None = None
     """How the lockstep decoder fared (`Screener.lockstep`): None when it was not needed."""
+    noise: NoiseFloor = field(default_factory=NoiseFloor)
+    """The noise floor of the effect sizes the engine measured (as a screen records them)."""
 
     @property
     def equal(self) -> int:
@@ -113,10 +116,11 @@ def self_check(
     batch_size: int | None = None,
 ) -> SelfCheck:
     """Screen `mutations` on `prompt` with the engine (after measuring its tolerance, as a
-    screen does) and on the naive path, and compare every output."""
+    screen does, and with effect sizes, as a screen records them by default) and on the naive
+    path, and compare every output."""
     if lm.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(lm.device)
-    screener = Screener(lm, catalog, decoding, batch_size=batch_size)
+    screener = Screener(lm, catalog, decoding, batch_size=batch_size, effects=True)
     baseline = screener.baseline(prompt)
     started = time.perf_counter()
     screener.calibrate(prompt, baseline, spread(mutations))
@@ -127,6 +131,7 @@ def self_check(
     outcomes = screener.screen_text(prompt, baseline, mutations)
     check.engine_seconds = time.perf_counter() - started
     check.lockstep = screener.lockstep
+    check.noise = screener.noise
     started = time.perf_counter()
     for mutation, outcome in zip(mutations, outcomes, strict=True):
         reference = naive_generate(lm, catalog, prompt, mutation, decoding)

@@ -47,6 +47,7 @@ from mutatui.store import parts as ledger
 from mutatui.store import screens as store
 from mutatui.store.database import initialize, writer_lock
 from mutatui.store.engines import record_engine
+from mutatui.store.machines import record_machine
 
 PART_SIZE = 512
 """Mutations per part when the number of parts is not given."""
@@ -370,8 +371,10 @@ class _Driver:
             result.results,
             seconds=result.seconds,
             worker=worker.info.label,
+            noise=result.noise,
         )
         if written:
+            record_machine(self.run.db, self.screen_id, worker.info.machine)
             self.done += len(result.mutations)
             self.phenotypes += result.phenotypes
             self.progress.advance(len(result.mutations), result.phenotypes)
@@ -464,7 +467,9 @@ def run_from_args(
         workers=args.ray_workers,
         parts=args.ray_parts,
         cpus_per_worker=cpus,
-        model=ModelOptions(args.device, args.dtype, args.trust_remote_code, args.arithmetic),
+        model=ModelOptions(
+            args.device, args.dtype, args.trust_remote_code, args.arithmetic or "native"
+        ),
     )
     return run_screen_on_ray(
         spec,

@@ -11,6 +11,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+from mutatui.engine.machine import Machine, this_machine
+from mutatui.exact.noise import NoiseFloor
 from mutatui.screening.plan import WHOLE, Plan, Shard
 from mutatui.screening.runner import (
     BatchGrader,
@@ -46,6 +48,7 @@ class WorkerInfo:
     matrix_rows: list[dict[str, object]]
     planned: int
     engine: EngineRecord
+    machine: Machine
 
     @property
     def label(self) -> str:
@@ -61,6 +64,7 @@ class PartResult:
     results: list[dict[str, object]]
     phenotypes: int
     seconds: float
+    noise: NoiseFloor | None = None
 
 
 class ScreenWorker:
@@ -114,6 +118,7 @@ class ScreenWorker:
             matrix_rows=matrix_rows(plan.matrices),
             planned=len(plan),
             engine=engine,
+            machine=this_machine(lm.device),
         )
         return plan, grader, info
 
@@ -124,10 +129,13 @@ class ScreenWorker:
         results: list[dict[str, object]] = []
         phenotypes = 0
         seconds = 0.0
+        noise: NoiseFloor | None = None
         for batch in plan.batches(Shard(part, parts), size=grader.screener.batch_size):
             graded = grade_batch(grader, plan, batch)
             mutations += graded.mutations
             results += graded.results
             phenotypes += graded.phenotypes
             seconds += graded.seconds
-        return PartResult(part, mutations, results, phenotypes, seconds)
+            if graded.noise is not None:
+                noise = graded.noise if noise is None else noise.merged(graded.noise)
+        return PartResult(part, mutations, results, phenotypes, seconds, noise)

@@ -10,16 +10,19 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from mutatui.engine.decoding import Generation, encode_prompt
+from mutatui.engine.machine import this_machine
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.errors import MutatuiError
 from mutatui.exact.effects import Effect
+from mutatui.exact.noise import NoiseFloor
 from mutatui.exact.screener import Screener
 from mutatui.screening.probes import TextProbe
 from mutatui.screening.spec import ScreenSpec, spec_from_json
 from mutatui.screening.verify import recorded_mutation
 from mutatui.store import effects as stored_effects
 from mutatui.store.database import initialize, writer_lock
+from mutatui.store.machines import record_machine
 from mutatui.store.screens import ScreenRecord, load_probes
 
 CHUNK = 512
@@ -42,13 +45,26 @@ def add_effects(
     *,
     batch_size: int | None = None,
     rows: Path | None = None,
+    recompute: bool = False,
     progress: Callable[[str], None] = lambda _line: None,
 ) -> EffectsReport:
     """Add the missing effect sizes of `record`'s text results, with `lm` (the screen's model,
     which must still give the stored baselines): first those of a saved rows file (`rows`,
-    from another copy of the screen), then the rest by teacher forcing."""
+    from another copy of the screen), then the rest by teacher forcing, each pass against its
+    control. Effect sizes computed before controls are refused unless `recompute`, which
+    replaces them."""
     with writer_lock(db):
         initialize(db)  # the tables added since the file was made
+        before = stored_effects.legacy_effects(db, record.screen_id)
+        if before and not recompute:
+            raise MutatuiError(
+                f"screen {record.name!r}: its {before} effect sizes were computed before "
+                "controls (against the traced baseline, in a KL that rounding can take below "
+                "zero); --recompute replaces them"
+            )
+        if recompute:
+            removed = stored_effects.clear_effects(db, record.screen_id)
+            progress(f"{removed} effect sizes removed, to be computed again")
         imported = 0 if rows is None else stored_effects.add_rows(db, record.screen_id, rows)
         if rows is not None:
             progress(f"{imported} results' effect sizes added from {rows}")
@@ -69,17 +85,20 @@ def add_effects(
                 for row, (prompt, baseline) in zip(probes, baselines, strict=True)
             ],
         )
+        record_machine(db, record.screen_id, this_machine(lm.device))
         added = 0
         for probe, row, (prompt, baseline) in zip(spec.probes, probes, baselines, strict=True):
             pending = stored_effects.pending_results(db, record.screen_id, row["probe_id"])
             for start in range(0, len(pending), CHUNK):
                 chunk = pending[start : start + CHUNK]
+                noise = screener.noise
                 effects = screener.effects_of(
                     prompt,
                     baseline,
                     [recorded_mutation(result) for result in chunk],
                     [result.diverge_at for result in chunk],
                 )
+                after = screener.noise
                 stored_effects.write_effects(
                     db,
                     record.screen_id,
@@ -88,6 +107,7 @@ def add_effects(
                         (result.mutation_id, _values(e))
                         for result, e in zip(chunk, effects, strict=True)
                     ],
+                    NoiseFloor(after.controls - noise.controls, after.kl, after.nll),
                 )
                 added += len(chunk)
                 progress(f"{probe.name}: {start + len(chunk)} of {len(pending)} results")

@@ -13,21 +13,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.exact.screener import row_bytes
 from mutatui.exact.selfcheck import peak_memory
 from mutatui.exact.tolerance import spread
 from mutatui.screening.plan import WHOLE, Shard
-from mutatui.screening.runner import (
-    BatchGrader,
-    calibration_sample,
-    engine_notes,
-    make_screener,
-    measure_assays,
-    prepare_engine,
-)
-from mutatui.screening.samplers import sampler_notes
+from mutatui.screening.runner import BatchGrader, prepare_screen
 from mutatui.screening.spec import ScreenSpec
 
 SAMPLE = 32
@@ -56,14 +47,14 @@ def estimate_screen(
     spec: ScreenSpec,
     shard: Shard = WHOLE,
     batch_size: int | None = None,
+    arithmetic: str | None = None,
 ) -> Estimate:
-    """Grade a sample of `spec`'s plan and scale its time to the whole (shard)."""
-    catalog = MatrixCatalog(lm.model)
-    plan = spec.plan(catalog)
-    screener = make_screener(lm, catalog, spec, batch_size)
-    assays = measure_assays(lm, catalog, screener, spec)
-    engine = prepare_engine(lm, screener, assays, calibration_sample(plan, shard))
-    grader = BatchGrader(lm, screener, spec, assays)
+    """Grade a sample of `spec`'s plan and scale its time to the whole (shard), in the
+    arithmetic the screen would choose (`runner.prepare_screen`)."""
+    notes: list[str] = []
+    prepared = prepare_screen(lm, spec, shard, batch_size, arithmetic=arithmetic, note=notes.append)
+    plan, screener = prepared.plan, prepared.screener
+    grader = BatchGrader(lm, screener, spec, prepared.assays)
     ids = list(shard.ids(len(plan)))
     sample = [plan.mutation_at(i) for i in spread(ids, min(screener.batch_size, SAMPLE))]
     grader.grade(sample[:1])  # warm-up: first-call allocations, the probes' traces, the embedder
@@ -74,11 +65,6 @@ def estimate_screen(
     once = screener.lockstep_check_seconds - checking  # a screen's start, not its rate
     seconds = (time.perf_counter() - started - once) / max(len(sample), 1)
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
-    notes = (
-        sampler_notes(spec.sites, plan.matrices)
-        + ([screener.fallback] if screener.fallback else [])
-        + engine_notes(engine, assays, screener)
-    )
     return Estimate(
         planned=len(ids),
         sampled=len(sample),

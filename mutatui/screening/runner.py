@@ -19,11 +19,13 @@ import torch
 import transformers
 
 from mutatui.engine.decoding import Generation, decode_tokens, encode_prompt
+from mutatui.engine.machine import this_machine
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
-from mutatui.engine.models import PINNED_PRECISION, LoadedModel, device_name
+from mutatui.engine.models import LoadedModel, computed_as, device_name
 from mutatui.engine.mutations import Mutation
 from mutatui.engine.questions import naive_choices, render_question
 from mutatui.errors import MutatuiError
+from mutatui.exact.noise import NoiseFloor
 from mutatui.exact.screener import Screener
 from mutatui.exact.tolerance import CALIBRATION_MUTATIONS, Tolerance, spread
 from mutatui.screening import grading
@@ -37,6 +39,7 @@ from mutatui.store import screens as store
 from mutatui.store.database import initialize, writer_lock
 from mutatui.store.effects import add_margins
 from mutatui.store.engines import EngineRecord, engine_of, record_engine
+from mutatui.store.machines import record_machine
 from mutatui.store.parts import has_ledger
 
 ModelLoader = Callable[[str], LoadedModel]
@@ -51,6 +54,9 @@ class ScreenRun:
     resume: bool = False
     batch_size: int | None = None
     """Mutations per batch; None: the engine's default for the model (`default_batch_size`)."""
+    arithmetic: str | None = None
+    """The arithmetic the user pinned (`native`, `float32`); None: native, unless native half
+    precision would run near the naive loop's speed here (`prepare_screen`)."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +239,7 @@ def prepare_engine(
         dtype=dtype,
         arithmetic=arithmetic,
         device=device,
-        precision=PINNED_PRECISION,
+        precision=computed_as(lm.model),
         element_tolerance=tolerance.element,
         block_tolerance=tolerance.block,
         measured_element=tolerance.measured_element,
@@ -244,6 +250,98 @@ def prepare_engine(
         ),
         versions=f"torch {torch.__version__}, transformers {transformers.__version__}",
     )
+
+
+@dataclass
+class Prepared:
+    """A screen ready to grade: its matrices and plan, its engine, its probes measured (the
+    baselines), and how it computes."""
+
+    catalog: MatrixCatalog
+    plan: Plan
+    screener: Screener
+    assays: Assays
+    engine: EngineRecord
+
+
+def prepare_screen(
+    lm: LoadedModel,
+    spec: ScreenSpec,
+    shard: Shard,
+    batch_size: int | None,
+    *,
+    arithmetic: str | None = None,
+    stored: EngineRecord | None = None,
+    note: Callable[[str], None] = lambda _line: None,
+) -> Prepared:
+    """Everything a screen (or its estimate) does before its first batch: the plan, the engine,
+    the baselines, the tolerances (or `stored` ones of a resumed screen), each note said.
+
+    Where native half precision would run near the naive loop's speed (nearly every decision
+    a near tie, and the lockstep decoder cannot run here or did not hold against the naive
+    path), and `arithmetic` was not pinned, the screen says so in one line and computes the
+    same weights in float32 arithmetic (exact against generate in float32 arithmetic). A
+    resumed screen keeps the arithmetic it was computed in."""
+    resumed_in_float32 = stored is not None and stored.arithmetic == "float32"
+    if arithmetic is None and resumed_in_float32 and lm.compute_dtype != torch.float32:
+        lm.compute_in_float32()
+    catalog, plan, screener, assays = _measured(lm, spec, batch_size)
+    sample = calibration_sample(plan, shard)
+    if arithmetic is None and stored is None:
+        reason = slow_native_reason(screener, assays, sample)
+        if reason is not None:
+            dtype = str(lm.dtype).removeprefix("torch.")
+            note(
+                f"native {dtype} would run near the naive loop's speed here ({reason}): the "
+                f"same {dtype} weights are computed in float32 arithmetic instead, exact "
+                "against generate in float32 arithmetic (--arithmetic native keeps native)"
+            )
+            lm.compute_in_float32()
+            catalog, plan, screener, assays = _measured(lm, spec, batch_size)
+            sample = calibration_sample(plan, shard)
+    for line in sampler_notes(spec.sites, plan.matrices):
+        note(line)
+    if screener.fallback is not None:
+        note(screener.fallback)
+    engine = prepare_engine(lm, screener, assays, sample, stored)
+    for line in engine_notes(engine, assays, screener):
+        note(line)
+    return Prepared(catalog, plan, screener, assays, engine)
+
+
+def _measured(
+    lm: LoadedModel, spec: ScreenSpec, batch_size: int | None
+) -> tuple[MatrixCatalog, Plan, Screener, Assays]:
+    catalog = MatrixCatalog(lm.model)
+    plan = spec.plan(catalog)
+    screener = make_screener(lm, catalog, spec, batch_size)
+    return catalog, plan, screener, measure_assays(lm, catalog, screener, spec)
+
+
+def slow_native_reason(
+    screener: Screener, assays: Assays, sample: Sequence[Mutation]
+) -> str | None:
+    """Why native half precision would run near the naive loop's speed: many of the first
+    text probe's baseline decisions are near ties (more than `NEAR_TIE_SHARE`), and they would
+    not go to a lockstep decoder that runs here and holds against the naive path on `sample`
+    (the layered engine checks each mutant that reaches one on the naive path). None when
+    native is fast here, or the model computes in float32."""
+    if screener.lm.compute_dtype == torch.float32 or not assays.prompts:
+        return None
+    if screener.runner is None:
+        return None
+    prompt, baseline = assays.prompts[0], assays.baselines[0]
+    steps = len(baseline.tokens) + 1
+    ties = screener.baseline_near_ties(prompt, baseline)
+    if ties <= NEAR_TIE_SHARE * steps:
+        return None
+    if not screener.ties_everywhere(prompt, baseline):
+        return (
+            f"{ties} of the first probe's {steps} baseline decisions are near ties, and each "
+            "mutant that reaches one is checked on the naive path"
+        )
+    reason = screener.lockstep_check(prompt, baseline, sample)
+    return None if reason is None else f"the lockstep decoder: {reason}"
 
 
 def engine_notes(engine: EngineRecord, assays: Assays, screener: Screener) -> list[str]:
@@ -386,12 +484,14 @@ class BatchGrader:
 @dataclass(frozen=True)
 class GradedBatch:
     """A graded batch, ready to write: mutation rows in `MUTATION_COLUMNS` order, result rows
-    as mappings of result columns, how many mutations show a phenotype, compute seconds."""
+    as mappings of result columns, how many mutations show a phenotype, compute seconds, and
+    the controls its effect sizes were measured against (None: it recorded none)."""
 
     mutations: list[list[object]]
     results: list[dict[str, object]]
     phenotypes: int
     seconds: float
+    noise: NoiseFloor | None = None
 
 
 def grade_batch(
@@ -404,6 +504,7 @@ def grade_batch(
     graded again, down to one row: nothing is written until it is graded, so nothing is lost or
     graded twice, and later batches keep the smaller size."""
     began = time.perf_counter()
+    before = grader.screener.noise
     while True:
         try:
             per_mutation, found = grader.grade([mutation for _, mutation in batch])
@@ -425,11 +526,14 @@ def grade_batch(
         for (mutation_id, _), rows in zip(batch, per_mutation, strict=True)
         for row in rows
     ]
+    after = grader.screener.noise
+    noise = NoiseFloor(after.controls - before.controls, after.kl, after.nll)
     return GradedBatch(
         [mutation_row(i, m, info) for i, m in batch],
         results,
         found,
         time.perf_counter() - began,
+        noise if grader.screener.effects else None,
     )
 
 
@@ -511,21 +615,25 @@ def run_screen(
                     "use --resume to continue it, or --name for a new one"
                 )
         lm = load(spec.model)
-        catalog = MatrixCatalog(lm.model)
-        plan = spec.plan(catalog)
-        for note in sampler_notes(spec.sites, plan.matrices):
-            progress.note(note)
-        screener = make_screener(lm, catalog, spec, run.batch_size)
-        if screener.fallback is not None:
-            progress.note(screener.fallback)
-        assays = measure_assays(lm, catalog, screener, spec)
+        stored = engine_of(run.db, record.screen_id) if record is not None else None
+        prepared = prepare_screen(
+            lm,
+            spec,
+            shard,
+            run.batch_size,
+            arithmetic=run.arithmetic,
+            stored=stored,
+            note=progress.note,
+        )
+        plan, screener, assays, engine = (
+            prepared.plan,
+            prepared.screener,
+            prepared.assays,
+            prepared.engine,
+        )
         probe_rows = assays.probe_rows(spec)
         if record is not None:
             check_baselines(run, record, probe_rows)
-        stored = engine_of(run.db, record.screen_id) if record is not None else None
-        engine = prepare_engine(lm, screener, assays, calibration_sample(plan, shard), stored)
-        for note in engine_notes(engine, assays, screener):
-            progress.note(note)
         if record is None:
             screen_id = store.create_screen(
                 run.db,
@@ -541,6 +649,7 @@ def run_screen(
             store.set_status(run.db, screen_id, "running")
         if engine != stored:
             record_engine(run.db, screen_id, engine)
+        record_machine(run.db, screen_id, this_machine(lm.device))
         grader = BatchGrader(lm, screener, spec, assays)
         grader.on_retry = lambda rows: progress.note(
             f"out of memory: the batch is graded again with {rows} rows per batch"
@@ -578,7 +687,14 @@ def _loop(
     try:
         for batch in plan.batches(shard, start=start, size=run.batch_size):
             graded = grade_batch(grader, plan, batch)
-            store.write_batch(run.db, screen_id, graded.mutations, graded.results, graded.seconds)
+            store.write_batch(
+                run.db,
+                screen_id,
+                graded.mutations,
+                graded.results,
+                graded.seconds,
+                graded.noise,
+            )
             done += len(batch)
             phenotypes += graded.phenotypes
             progress.advance(len(batch), graded.phenotypes, plan.work(i for i, _ in batch))

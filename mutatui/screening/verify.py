@@ -22,6 +22,7 @@ import torch
 
 from mutatui.engine.compare import first_divergence
 from mutatui.engine.decoding import Generation, decode_tokens, encode_prompt, naive_generate
+from mutatui.engine.machine import Machine
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Kind, Mutation, mutated
@@ -32,9 +33,10 @@ from mutatui.screening.spec import ScreenSpec
 from mutatui.store.effects import PendingResult
 from mutatui.store.queries import MutationDetail, ResultDetail
 
-EFFECT_TOLERANCE = {torch.float32: (1e-4, 1e-3)}
+EFFECT_TOLERANCE = {torch.float32: (1e-6, 1e-2)}
 """(absolute, relative) agreement of recorded and naive effect sizes by the dtype computed in:
-a batched pass and a lone one round differently, by a few units of the dtype's last place."""
+a batched pass and a lone one round differently, by a few units of the dtype's last place (in
+float32 the effect sizes' own goal: 1e-6 nats or 1%)."""
 HALF_TOLERANCE = (0.05, 0.05)
 """The same for half precision (bfloat16, float16)."""
 
@@ -60,28 +62,46 @@ def naive_effects(
 ) -> NaiveEffects:
     """The effect sizes of `exact.effects`, the obvious way: the unmutated model and the mutant
     (weight edited, restored after) each run once over the prompt and the baseline's
-    continuation, and the per-step distributions compared in float64."""
+    continuation, the head applied to the final-norm output in float64 and the per-step
+    distributions compared in float64; the margins are the model's own logits'."""
     steps = len(baseline.tokens) + (1 if baseline.stopped else 0)
     ids = torch.tensor([[*prompt, *baseline.tokens[: steps - 1]]], device=lm.device)
     decisions = slice(len(prompt) - 1, None)
 
-    def logits_of(edit: Mutation | None) -> torch.Tensor:
+    def logits_of(edit: Mutation | None) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode(), mutated(catalog, edit) if edit else nullcontext():
-            return lm.model(input_ids=ids).logits[0, decisions].double().cpu()
+            output = lm.model(input_ids=ids, output_hidden_states=True)
+            final = output.hidden_states[-1][0, decisions]
+            return output.logits[0, decisions].double().cpu(), float64_head(lm, final)
 
-    clean, mutant = logits_of(None), logits_of(mutation)
+    (own, clean), (_, mutant) = logits_of(None), logits_of(mutation)
     targets = list(baseline.tokens)
     if baseline.stopped:
-        targets.append(int(clean[-1].argmax()))
+        targets.append(int(own[-1].argmax()))
     p, q = clean.log_softmax(-1), mutant.log_softmax(-1)
     at = torch.tensor(targets).view(-1, 1)
     delta = float((-q.gather(1, at) + p.gather(1, at)).mean())
     kl = torch.where(p.exp() > 0, p.exp() * (p - q), torch.zeros(())).sum(-1)
     end = steps if diverge_at is None else min(diverge_at + 1, steps)
-    top = clean.topk(2, dim=-1).values
+    top = own.topk(2, dim=-1).values
     margins = (top[:, 0] - top[:, 1]).tolist()
     margin = margins[diverge_at] if diverge_at is not None and diverge_at < steps else None
     return NaiveEffects(delta, float(kl[:end].mean()), float(kl.mean()), margin, margins)
+
+
+def float64_head(lm: LoadedModel, final: torch.Tensor) -> torch.Tensor:
+    """The model's output head on final-norm outputs in float64, soft-capped as the model's
+    config says."""
+    head = lm.model.get_output_embeddings()
+    bias = None if getattr(head, "bias", None) is None else head.bias.double()
+    weight = head.weight.double()
+    if weight.shape[-1] != final.shape[-1]:  # a transposed (Conv1D) head
+        weight = weight.T
+    logits = torch.nn.functional.linear(final.double(), weight, bias)
+    cap = getattr(lm.model.config.get_text_config(), "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits.cpu()
 
 
 def agrees(recorded: float | None, naive: float | None, tolerance: tuple[float, float]) -> bool:
@@ -107,10 +127,41 @@ def recorded_mutation(recorded: MutationDetail | PendingResult) -> Mutation:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One mutation rerun: its label and every disagreement with the record (none: it holds)."""
+    """One mutation rerun: its label, every disagreement with the record (none: it holds), and
+    whether its recorded outcome sat at a near tie (settled on the naive path when screened),
+    which another machine's rounding may decide the other way."""
 
     label: str
     problems: tuple[str, ...]
+    at_near_tie: bool = False
+
+
+@dataclass(frozen=True)
+class MachineComparison:
+    """This machine against the ones a screen ran on: `same` is None when none was recorded."""
+
+    same: bool | None
+    line: str
+
+
+def compare_machines(recorded: Sequence[Machine], here: Machine) -> MachineComparison:
+    """Whether this machine is one the screen ran on, in one line."""
+    if not recorded:
+        return MachineComparison(
+            None,
+            f"verifying on {here.describe()}; the screen's machine was not recorded (a screen "
+            "made before machines were): outcomes at near ties may differ if it was another",
+        )
+    if any(machine.digest == here.digest for machine in recorded):
+        return MachineComparison(
+            True, f"verifying on the machine the screen ran on: {here.describe()}"
+        )
+    differences = "; ".join(here.differences(recorded[0]))
+    return MachineComparison(
+        False,
+        f"verifying on another machine than the screen ran on ({differences}): outcomes at "
+        "near ties may legitimately differ",
+    )
 
 
 class ScreenVerifier:
@@ -164,7 +215,8 @@ class ScreenVerifier:
                     problems.append(
                         f"choice: recorded score {outcome.choice_score}, naive path {naive}"
                     )
-        return Verdict(f"{mutation.site} {mutation.kind}", tuple(problems))
+        tied = any("settled_naively" in outcome.flags for outcome in recorded.results)
+        return Verdict(f"{mutation.site} {mutation.kind}", tuple(problems), tied)
 
     def _text_problems(self, mutation: Mutation, probe_id: int, outcome: ResultDetail) -> list[str]:
         generation = naive_generate(

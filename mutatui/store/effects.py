@@ -15,6 +15,7 @@ import duckdb
 from mutatui.engine.forms import shown
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
+from mutatui.exact.noise import NoiseFloor
 from mutatui.store.database import cannot_write, connect, has_table, transaction
 
 EFFECT_COLUMNS = ("delta_nll", "kl_prefix", "kl_all", "diverge_margin")
@@ -70,14 +71,104 @@ def insert_margins(
             )
 
 
+_ADD_NOISE = (
+    " ON CONFLICT (screen_id) DO UPDATE SET "
+    "controls = noise_floors.controls + excluded.controls, "
+    "kl = greatest(noise_floors.kl, excluded.kl), "
+    "delta_nll = greatest(noise_floors.delta_nll, excluded.delta_nll)"
+)
+"""How a screen's noise floor takes in more controls: counted, the largest values kept."""
+
+
+def add_noise(connection: duckdb.DuckDBPyConnection, screen_id: int, floor: NoiseFloor) -> None:
+    """Inside the caller's transaction: the controls of `floor` added to the screen's noise
+    floor, whose largest values are kept."""
+    connection.execute(
+        f"INSERT INTO noise_floors VALUES (?, ?, ?, ?){_ADD_NOISE}",
+        [screen_id, floor.controls, floor.kl, floor.nll],
+    )
+
+
+def merge_noise(
+    connection: duckdb.DuckDBPyConnection, source: str, source_id: int, target_id: int
+) -> None:
+    """In a merge: the noise floor of `source`'s screen `source_id` (an attached database)
+    added to screen `target_id`'s."""
+    if has_table(connection, "noise_floors", source):
+        connection.execute(
+            f"INSERT INTO noise_floors SELECT ?, controls, kl, delta_nll FROM "
+            f"{source}.noise_floors WHERE screen_id = ?{_ADD_NOISE}",
+            [target_id, source_id],
+        )
+
+
+def read_noise(connection: duckdb.DuckDBPyConnection, screen_id: int) -> NoiseFloor | None:
+    """The screen's noise floor; None when its effect sizes (if any) predate controls."""
+    if not has_table(connection, "noise_floors"):
+        return None
+    row = connection.execute(
+        "SELECT controls, kl, delta_nll FROM noise_floors WHERE screen_id = ?", [screen_id]
+    ).fetchone()
+    return None if row is None else NoiseFloor(int(row[0]), float(row[1]), float(row[2]))
+
+
+def floors_by_screen(connection: duckdb.DuckDBPyConnection) -> dict[int, str]:
+    """Per screen with effect sizes, their noise floor in a few words ("KL 0"), or that they
+    were computed before controls."""
+    if not has_table(connection, "effects"):
+        return {}
+    measured = connection.execute("SELECT DISTINCT screen_id FROM effects").fetchall()
+    floors = (
+        dict(connection.execute("SELECT screen_id, kl FROM noise_floors").fetchall())
+        if has_table(connection, "noise_floors")
+        else {}
+    )
+    return {
+        screen_id: f"KL {floors[screen_id]:.2g}" if screen_id in floors else "before controls"
+        for (screen_id,) in measured
+    }
+
+
+def noise_of(path: str | Path, screen_id: int) -> NoiseFloor | None:
+    with connect(path, read_only=True) as connection:
+        return read_noise(connection, screen_id)
+
+
+def count_legacy(connection: duckdb.DuckDBPyConnection, screen_id: int) -> int:
+    """How many of the screen's effect sizes were computed before controls (taken against the
+    traced baseline, with a KL that could round below zero): 0 once it has a noise floor."""
+    if not has_table(connection, "effects") or read_noise(connection, screen_id) is not None:
+        return 0
+    return effect_count(connection, screen_id)
+
+
+def legacy_effects(path: str | Path, screen_id: int) -> int:
+    """`count_legacy` of a file's screen."""
+    with connect(path, read_only=True) as connection:
+        return count_legacy(connection, screen_id)
+
+
+def clear_effects(path: str | Path, screen_id: int) -> int:
+    """For a recompute: the screen's effect sizes removed and its noise floor started (empty),
+    in one transaction; return how many were removed."""
+    with connect(path, read_only=False) as connection, transaction(connection):
+        removed = effect_count(connection, screen_id)
+        connection.execute("DELETE FROM effects WHERE screen_id = ?", [screen_id])
+        connection.execute("DELETE FROM noise_floors WHERE screen_id = ?", [screen_id])
+        add_noise(connection, screen_id, NoiseFloor())
+    return removed
+
+
 def add_margins(path: str | Path, screen_id: int, probes: Sequence[Mapping[str, object]]) -> None:
     with connect(path, read_only=False) as connection, transaction(connection):
         insert_margins(connection, screen_id, probes)
 
 
-_ROWS_COLUMNS = ("spec_hash", "mutation_id", "probe_id", *EFFECT_COLUMNS)
+_NOISE_COLUMNS = ("noise_controls", "noise_kl", "noise_delta_nll")
+_ROWS_COLUMNS = ("spec_hash", "mutation_id", "probe_id", *EFFECT_COLUMNS, *_NOISE_COLUMNS)
 """A saved rows file's columns: the screen's spec hash on every row says whose rows they are
-(the same spec, the same mutation and probe ids, in any copy of the screen)."""
+(the same spec, the same mutation and probe ids, in any copy of the screen), and the screen's
+noise floor when they were saved, which goes with them."""
 
 
 def save_rows(path: str | Path, screen_id: int, out: Path) -> int:
@@ -87,10 +178,18 @@ def save_rows(path: str | Path, screen_id: int, out: Path) -> int:
     with connect(path, read_only=True) as connection:
         if not has_table(connection, "effects"):
             raise MutatuiError(f"{shown(path)} holds no effect sizes yet; nothing to save")
+        legacy = count_legacy(connection, screen_id)
+        if legacy:
+            raise MutatuiError(
+                f"the screen's {legacy} effect sizes were computed before controls; "
+                "`mutatui effects --recompute` first, then save them"
+            )
         relation = connection.sql(
-            f"SELECT s.spec_hash, {', '.join('e.' + c for c in _ROWS_COLUMNS[1:])} "
-            "FROM effects e JOIN screens s USING (screen_id) WHERE e.screen_id = $screen "
-            "ORDER BY e.mutation_id, e.probe_id",
+            "SELECT s.spec_hash, "
+            f"{', '.join('e.' + c for c in _ROWS_COLUMNS[1 : 3 + len(EFFECT_COLUMNS)])}, "
+            "n.controls AS noise_controls, n.kl AS noise_kl, n.delta_nll AS noise_delta_nll "
+            "FROM effects e JOIN screens s USING (screen_id) JOIN noise_floors n USING (screen_id) "
+            "WHERE e.screen_id = $screen ORDER BY e.mutation_id, e.probe_id",
             params={"screen": screen_id},
         )
         count = effect_count(connection, screen_id)
@@ -122,6 +221,11 @@ def add_rows(path: str | Path, screen_id: int, source: Path) -> int:
             raise MutatuiError(
                 f"{shown(source)} is not a Parquet file (a file of `mutatui effects --save-rows`)"
             ) from None
+        if columns == list(_ROWS_COLUMNS[: -len(_NOISE_COLUMNS)]):
+            raise MutatuiError(
+                f"{shown(source)} holds effect sizes computed before controls; compute them "
+                "again (`mutatui effects` computes what is missing)"
+            )
         if columns != list(_ROWS_COLUMNS):
             raise MutatuiError(
                 f"{shown(source)} does not hold effect-size rows (columns {', '.join(columns)}; "
@@ -150,7 +254,15 @@ def add_rows(path: str | Path, screen_id: int, source: Path) -> int:
             "AND e.mutation_id = f.mutation_id AND e.probe_id = f.probe_id)",
             {"file": str(source), "screen": screen_id},
         )
-        return effect_count(connection, screen_id) - before
+        added = effect_count(connection, screen_id) - before
+        if added:
+            controls, kl, nll = connection.execute(
+                "SELECT max(noise_controls), max(noise_kl), max(noise_delta_nll) "
+                "FROM read_parquet($file)",
+                {"file": str(source)},
+            ).fetchall()[0]
+            add_noise(connection, screen_id, NoiseFloor(int(controls), kl, nll))
+        return added
 
 
 _WITHOUT_EFFECTS = (
@@ -206,15 +318,21 @@ def missing_effects(path: str | Path, screen_id: int) -> int:
 
 
 def write_effects(
-    path: str | Path, screen_id: int, probe_id: int, rows: Sequence[tuple[int, Sequence[object]]]
+    path: str | Path,
+    screen_id: int,
+    probe_id: int,
+    rows: Sequence[tuple[int, Sequence[object]]],
+    noise: NoiseFloor,
 ) -> None:
-    """(mutation_id, effect values in `EFFECT_COLUMNS` order) of one probe, in one transaction."""
+    """(mutation_id, effect values in `EFFECT_COLUMNS` order) of one probe, and the noise
+    floor of the controls they were measured against, in one transaction."""
     with connect(path, read_only=False) as connection, transaction(connection):
         insert_effects(
             connection,
             screen_id,
             [[mutation_id, probe_id, *values] for mutation_id, values in rows],
         )
+        add_noise(connection, screen_id, noise)
 
 
 @dataclass(frozen=True)

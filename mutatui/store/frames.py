@@ -15,8 +15,9 @@ import duckdb
 import numpy as np
 
 from mutatui.errors import MutatuiError
+from mutatui.exact.noise import NoiseFloor
 from mutatui.store.database import check_readable, connect, has_table
-from mutatui.store.effects import count_missing, effect_count
+from mutatui.store.effects import count_missing, effect_count, read_noise
 from mutatui.store.queries import MatrixShape, Probe, ScreenSummary, list_screens
 
 
@@ -58,6 +59,9 @@ class SiteFrame:
     effects_recorded: bool = False
     effects_missing: int = 0
     """Text results of the chosen probes without effect sizes (a backfill part-way)."""
+    noise: NoiseFloor | None = None
+    """The noise floor of the effect sizes (None: they predate controls, or there are none):
+    an effect at or below its KL is no effect."""
 
     def __len__(self) -> int:
         return len(self.mutation_id)
@@ -72,6 +76,7 @@ class SiteFrame:
             **columns,
             effects_recorded=self.effects_recorded,
             effects_missing=self.effects_missing,
+            noise=self.noise,
         )
 
     def has_choice_probe(self) -> bool:
@@ -111,7 +116,8 @@ class SiteFrame:
 _SITE_COLUMNS = tuple(
     field.name
     for field in fields(SiteFrame)
-    if field.name not in ("screen", "probes", "matrices", "effects_recorded", "effects_missing")
+    if field.name
+    not in ("screen", "probes", "matrices", "effects_recorded", "effects_missing", "noise")
 )
 """The per-mutation array columns of a SiteFrame, derived from its fields."""
 
@@ -222,6 +228,7 @@ def load_sites(
         )
         effects = EFFECT_JOIN if recorded else NO_EFFECTS
         missing = count_missing(connection, screen.screen_id, text_ids) if recorded else 0
+        noise = read_noise(connection, screen.screen_id)
         arrays = connection.execute(
             f"""SELECT m.mutation_id, m.layer, m.matrix, m.row0, m.row1, m.col0, m.col1, m.kind,
                       bool_or(r.changed) AS changed,
@@ -259,7 +266,13 @@ def load_sites(
     for name in ("effect", "margin"):
         columns[name] = columns[name].astype(np.float64)
     return SiteFrame(
-        screen, probes, matrices, **columns, effects_recorded=recorded, effects_missing=missing
+        screen,
+        probes,
+        matrices,
+        **columns,
+        effects_recorded=recorded,
+        effects_missing=missing,
+        noise=noise,
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mutatui.exact.noise import NoiseFloor
 from mutatui.store.database import connect, transaction
 from mutatui.store.screens import append_rows
 
@@ -77,6 +78,7 @@ def write_part(
     *,
     seconds: float,
     worker: str,
+    noise: NoiseFloor | None = None,
 ) -> bool:
     """Append a finished part's rows and mark it done, in one transaction. Returns False (and
     writes nothing) when the part is already done."""
@@ -89,7 +91,7 @@ def write_part(
             raise ValueError(f"screen {screen_id} has no part {part}")
         if found[0][0]:
             return False  # nothing written
-        append_rows(connection, screen_id, mutations, results, seconds)
+        append_rows(connection, screen_id, mutations, results, seconds, noise)
         connection.execute(
             "UPDATE screen_parts SET done = true, worker = ?, seconds = ?, "
             "finished_at = current_timestamp WHERE screen_id = ? AND part = ?",

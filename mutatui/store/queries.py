@@ -17,8 +17,11 @@ import numpy as np
 
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
+from mutatui.exact.noise import NoiseFloor
 from mutatui.store.database import connect, has_table, initialize, writer_alive
+from mutatui.store.effects import floors_by_screen, read_noise
 from mutatui.store.engines import numbers_by_screen, read_engine
+from mutatui.store.machines import machines_by_screen
 from mutatui.store.screens import describe_parts, shard_parts
 
 KINDS = ("max", "min", "zero", "value")
@@ -44,6 +47,10 @@ class ScreenSummary:
     """The parts of the spec it holds (`K/N`, or `a,b,c/N` after a merge); None: all of it."""
     numbers: str | None = None
     """What it computed in (`bfloat16 weights in float32 arithmetic`); None: not recorded."""
+    machine: str | None = None
+    """Where it ran, in a few words (`store.machines`); None: not recorded."""
+    noise: str | None = None
+    """Its effect sizes' noise floor in a few words ("KL 0"); None: no effect sizes."""
 
     @property
     def phenotype_rate(self) -> float:
@@ -125,6 +132,8 @@ class ScreenData:
     phenotype_margin: np.ndarray | None = None
     """For each changed result: the unmutated model's margin at the step where it diverged
     (NaN where not recorded); None for a screen without effect sizes."""
+    noise: NoiseFloor | None = None
+    """The noise floor of the effect sizes: an effect at or below its KL is none."""
 
     def matrix_position(self, layer: int, matrix: str) -> int | None:
         for position, shape in enumerate(self.matrices):
@@ -231,7 +240,17 @@ def list_screens(path: str | Path) -> list[ScreenSummary]:
             """
         ).fetchall()
         numbers = numbers_by_screen(connection)
-    summaries = [ScreenSummary(*row, numbers=numbers.get(row[0])) for row in rows]
+        machines = machines_by_screen(connection)
+        floors = floors_by_screen(connection)
+    summaries = [
+        ScreenSummary(
+            *row,
+            numbers=numbers.get(row[0]),
+            machine=machines.get(row[0]),
+            noise=floors.get(row[0]),
+        )
+        for row in rows
+    ]
     return [replace(s, status=_shown_status(path, s.status)) for s in summaries]
 
 
@@ -308,6 +327,7 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
                 [screen_id],
             ).fetchnumpy()
         recorded = effects is not None and len(effects["mutation_id"]) > 0
+        noise = read_noise(connection, screen_id) if recorded else None
         # with effect sizes, each changed result brings the margin it diverged at
         margin, join = (
             (", coalesce(e.diverge_margin, 'nan')::DOUBLE AS margin", _EFFECT_JOIN)
@@ -348,6 +368,7 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
         )
         data.effect[positions[found]] = _column(effects, "effect", np.float64)[found]
         data.phenotype_margin = _column(changed, "margin", np.float64)
+        data.noise = noise
     return data
 
 

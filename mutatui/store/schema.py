@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS engines (
     dtype VARCHAR NOT NULL,                      -- the weights' precision: float32 / bfloat16 / float16
     arithmetic VARCHAR NOT NULL,                 -- 'native' | 'float32' (half weights upcast exactly)
     device VARCHAR NOT NULL,                     -- 'cpu' | 'cuda:0 (NVIDIA H100 80GB HBM3)'
-    precision VARCHAR NOT NULL,                  -- global matmul settings pinned for the run
+    precision VARCHAR NOT NULL,                  -- global matmul settings pinned for the run,
+                                                 -- and the attention implementation
     element_tolerance DOUBLE NOT NULL,           -- relative margin below which a decision is a
                                                  -- near tie, settled naively (elements)
     block_tolerance DOUBLE NOT NULL,             -- the same, for blocks
@@ -154,6 +155,35 @@ CREATE TABLE IF NOT EXISTS effects (
     diverge_margin DOUBLE,                       -- changed only: the unmutated model's top-1
                                                  -- minus top-2 logit at the diverging step
     PRIMARY KEY (screen_id, mutation_id, probe_id)
+);
+
+-- The noise floor of a screen's effect sizes (exact/effects.py): every teacher-forced pass carries
+-- an unmutated control row, each mutant's effect sizes are taken against its pass's control, and
+-- the controls' own distance from the traced baseline (a lone pass) is the floor. An effect size
+-- below it is no effect. A screen whose effect sizes have no row here computed them before
+-- controls existed (`mutatui effects --recompute` replaces them).
+CREATE TABLE IF NOT EXISTS noise_floors (
+    screen_id INTEGER PRIMARY KEY,
+    controls BIGINT NOT NULL,                    -- control rows measured
+    kl DOUBLE NOT NULL,                          -- largest KL(baseline || control) of any
+                                                 -- control at any step, nats
+    delta_nll DOUBLE NOT NULL                    -- largest |delta_nll| of any control, nats
+                                                 -- per token
+);
+
+-- Where a screen ran (engine/machine.py): one row per machine that computed some of it (a
+-- screen resumed elsewhere has two). Outcomes at near ties can differ between machines.
+CREATE TABLE IF NOT EXISTS machines (
+    screen_id INTEGER NOT NULL,
+    digest VARCHAR NOT NULL,                     -- hash of processor, ISA, kernels and versions
+    processor VARCHAR NOT NULL,                  -- 'AMD EPYC (x86_64, 2 cores)' | the GPU
+    isa VARCHAR NOT NULL,                        -- kernel-picking flags: 'avx2 avx512f ...'
+    kernels VARCHAR NOT NULL,                    -- 'ATen AVX512 (ONEDNN_MAX_CPU_ISA=AVX2)'
+    versions VARCHAR NOT NULL,                   -- 'torch 2.13.0, oneDNN 3.12.0, MKL 2024.2'
+    threads INTEGER NOT NULL,
+    settings VARCHAR NOT NULL,                   -- reproducibility settings in effect
+    first_seen TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    PRIMARY KEY (screen_id, digest)
 );
 
 -- The unmutated model's fragile steps: a text probe's margin at each baseline step.

@@ -16,7 +16,9 @@ from pathlib import Path
 import duckdb
 
 from mutatui.engine.forms import shown
+from mutatui.engine.machine import Machine
 from mutatui.errors import MutatuiError
+from mutatui.exact.noise import NoiseFloor
 from mutatui.store.database import (
     attach_read_only,
     cannot_write,
@@ -29,12 +31,16 @@ from mutatui.store.database import (
 )
 from mutatui.store.effects import (
     EFFECT_COLUMNS,
+    add_noise,
     effect_count,
     effect_row,
     insert_effects,
     insert_margins,
+    merge_noise,
+    read_noise,
 )
 from mutatui.store.engines import EngineRecord, copy_engine, read_engine
+from mutatui.store.machines import copy_machines, read_machines
 
 MUTATION_COLUMNS = (
     "mutation_id",
@@ -371,11 +377,13 @@ def write_batch(
     mutations: Sequence[Sequence[object]],
     results: Sequence[Mapping[str, object]],
     seconds: float,
+    noise: NoiseFloor | None = None,
 ) -> None:
     """Append one batch in one transaction: its mutations (rows in `MUTATION_COLUMNS` order),
-    their results (mappings of result columns) and the time it took."""
+    their results (mappings of result columns), the time it took and the noise floor of the
+    controls its effect sizes were measured against."""
     with connect(path, read_only=False) as connection, transaction(connection):
-        append_rows(connection, screen_id, mutations, results, seconds)
+        append_rows(connection, screen_id, mutations, results, seconds, noise)
 
 
 def append_rows(
@@ -384,6 +392,7 @@ def append_rows(
     mutations: Sequence[Sequence[object]],
     results: Sequence[Mapping[str, object]],
     seconds: float,
+    noise: NoiseFloor | None = None,
 ) -> None:
     """`write_batch`'s inserts, inside a transaction the caller holds (the Ray driver commits
     a part's rows together with its ledger entry, `store.parts.write_part`)."""
@@ -392,6 +401,8 @@ def append_rows(
         connection, "results", RESULT_COLUMNS, screen_id, [result_row(r) for r in results]
     )
     insert_effects(connection, screen_id, [row for row in map(effect_row, results) if row])
+    if noise is not None:
+        add_noise(connection, screen_id, noise)
     connection.execute(
         "UPDATE screens SET elapsed_seconds = elapsed_seconds + ?, "
         "updated_at = current_timestamp WHERE screen_id = ?",
@@ -419,6 +430,10 @@ class ScreenSummary:
     engine: EngineRecord | None = None
     effects: int = 0
     """Text results with effect sizes recorded (`effects` rows)."""
+    noise: NoiseFloor | None = None
+    """The noise floor of the effect sizes (None: they predate controls, or there are none)."""
+    machines: tuple[Machine, ...] = ()
+    """Where it ran (none recorded for screens made before machines were)."""
 
 
 def summarize(path: str | Path) -> list[ScreenSummary]:
@@ -472,6 +487,8 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
                     probes=probes,
                     matrices=int(matrices),
                     engine=read_engine(connection, screen.screen_id),
+                    noise=read_noise(connection, screen.screen_id),
+                    machines=tuple(read_machines(connection, screen.screen_id)),
                     effects=int(effects),
                 )
             )
@@ -621,7 +638,9 @@ class _Held:
     seconds: float
 
 
-def _adding(existing: ScreenRecord | None, members: Sequence[ScreenRecord]) -> list[_Held]:
+def _adding(
+    existing: ScreenRecord | None, members: Sequence[ScreenRecord]
+) -> list[tuple[ScreenRecord, _Held]]:
     """The output's screen and the members that add parts to it, in merge order.
 
     A member whose parts are all held already (merged before, or twice in one merge) adds
@@ -630,7 +649,7 @@ def _adding(existing: ScreenRecord | None, members: Sequence[ScreenRecord]) -> l
     split by part. An output holding the whole spec keeps its time: when it was merged while
     a part still ran, the rest of that part's time cannot be told apart from what it had.
     """
-    held: list[_Held] = []
+    held: list[tuple[ScreenRecord, _Held]] = []
     already: set[int] = set()
     for record in [existing, *members] if existing is not None else members:
         parsed = shard_parts(record.shard)
@@ -642,7 +661,7 @@ def _adding(existing: ScreenRecord | None, members: Sequence[ScreenRecord]) -> l
                 f"screen {record.name!r}: a part to merge holds some parts that are merged "
                 "already and some that are not; merge the single parts instead"
             )
-        held.append(_Held(parts, record.planned_mutations, float(record.elapsed_seconds)))
+        held.append((record, _Held(parts, record.planned_mutations, float(record.elapsed_seconds))))
         if parts is None:
             break
         already |= parts
@@ -725,7 +744,8 @@ def _merge_screen(
         raise MutatuiError(
             f"screen {name!r} exists in the output with a different spec; merge refused"
         )
-    held = _adding(existing, [record for _, record in members])
+    adding = _adding(existing, [record for _, record in members])
+    held = [part for _, part in adding]
     first_alias, first = members[0]
     if existing is None:
         target = connection.execute(
@@ -742,6 +762,10 @@ def _merge_screen(
     copy_engine(connection, first_alias, first.screen_id, target)
     for alias, record in members:
         _check_same_probes(connection, target, alias, record.screen_id, name)
+        copy_machines(connection, alias, record.screen_id, target)
+    for alias, record in members:
+        if any(added is record for added, _ in adding):
+            merge_noise(connection, alias, record.screen_id, target)
     before = connection.execute(
         "SELECT count(*) FROM mutations WHERE screen_id = ?", [target]
     ).fetchall()[0][0]

@@ -13,13 +13,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mutatui.exact.noise import NoiseFloor, kl_floor
 from mutatui.store.effects import ROBUST_MARGIN
 from mutatui.store.queries import KINDS, MatrixShape, ScreenData
 
 MAX, MIN = KINDS.index("max"), KINDS.index("min")
 EFFECT_LEVELS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 """Effect sizes (mean KL, nats) in decades: a grid cell's colour level in the effect mode, and
-the filter dialog's thresholds."""
+the filter dialog's thresholds (`effect_levels` raises the lowest to a screen's noise
+floor)."""
+
+
+def effect_levels(noise: NoiseFloor | None) -> tuple[float, ...]:
+    """The colour levels of a screen's effects: `EFFECT_LEVELS`, the lowest band starting at
+    the noise floor where that is higher (an effect under the floor is none)."""
+    floor = kl_floor(noise)
+    if floor < EFFECT_LEVELS[0]:
+        return EFFECT_LEVELS
+    return (floor, *(level for level in EFFECT_LEVELS if level > floor))
 
 
 @dataclass(frozen=True)
@@ -99,7 +110,8 @@ def apply_filter(data: ScreenData, selection: Filter) -> Phenotypes:
                 tagged[position] = True
         kept &= tagged
     if selection.min_effect and data.effect is not None:
-        kept &= data.effect >= selection.min_effect  # NaN (not recorded) never reaches it
+        # NaN (not recorded) never reaches it, nor an effect under the noise floor
+        kept &= (data.effect >= selection.min_effect) & (data.effect > kl_floor(data.noise))
     rows = data.phenotype_severity >= max(selection.min_severity, 0)
     if selection.styles:
         codes = [data.styles.index(s) for s in selection.styles if s in data.styles]
@@ -174,6 +186,8 @@ class MatrixLayout:
     worst: np.ndarray
     effect: np.ndarray
     """Per mutation, its effect size (0 where not recorded)."""
+    effect_levels: tuple[float, ...]
+    """The effect colour levels (`effect_levels` of the screen's noise floor)."""
     unit_rows: int
     unit_cols: int
     zoom_rows: int
@@ -327,6 +341,7 @@ def layout_for(
         effect=np.zeros(part.stop - part.start)
         if data.effect is None
         else np.nan_to_num(data.effect[part], nan=0.0),
+        effect_levels=effect_levels(data.noise),
         unit_rows=unit[0],
         unit_cols=unit[1],
         zoom_rows=zoom[0],

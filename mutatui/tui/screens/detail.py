@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from mutatui.engine.text import token_spans
+from mutatui.exact.noise import NoiseFloor, shown_effect
 from mutatui.store import queries
 from mutatui.store.effects import ROBUST_MARGIN
 from mutatui.store.live import LiveRunRow, live_runs_at
@@ -22,16 +23,19 @@ from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.side_by_side import SideBySide
 
 
-def effect_text(result: ResultDetail) -> str:
-    """The effect sizes of a text result, where the screen recorded them."""
+def effect_text(result: ResultDetail, noise: NoiseFloor | None) -> str:
+    """The effect sizes of a text result, where the screen recorded them; a KL at or under the
+    screen's noise floor is none, and the NLL change within the controls' own is none."""
     if result.effect is None:
         return ""
     delta, prefix, whole, margin = result.effect
     parts = []
     if whole is not None:
-        parts.append(f"KL {whole:.3g} (to divergence {prefix:.3g})")
+        to_divergence = "" if prefix is None else f" (to divergence {shown_effect(prefix, noise)})"
+        parts.append(f"KL {shown_effect(whole, noise)}{to_divergence}")
     if delta is not None:
-        parts.append(f"NLL {delta:+.3g}")
+        within = abs(delta) <= (noise.nll if noise is not None else 0.0)
+        parts.append("NLL change none" if within else f"NLL {delta:+.3g}")
     if margin is not None:
         fragile = " [b]fragile[/b]" if margin < ROBUST_MARGIN else ""
         parts.append(f"baseline margin {margin:.2f} there{fragile}")
@@ -64,10 +68,10 @@ def live_outcome(run: LiveRunRow) -> str:
     return f"changed at token {run.diverge_at}"
 
 
-def grade_line(result: ResultDetail) -> str:
+def grade_line(result: ResultDetail, noise: NoiseFloor | None = None) -> str:
     probe = result.probe
     head = f"[b]{escape(probe.name)}[/b] [dim]{escape(probe.prompt[:60])}[/dim]"
-    effect = effect_text(result)
+    effect = effect_text(result, noise)
     fragile = fragile_steps(result)
     tail = f"  [dim]fragile steps: {', '.join(map(str, fragile))}[/dim]" if fragile else ""
     if not result.changed:
@@ -191,7 +195,7 @@ class DetailScreen(Screen):
         container.remove_children()
         widgets = []
         for result in detail.results:
-            widgets.append(Static(grade_line(result), classes="grade"))
+            widgets.append(Static(grade_line(result, self.app.data.noise), classes="grade"))
             if result.probe.kind == "text":
                 baseline = result.probe.baseline_text or ""
                 mutant = result.text if result.changed and result.text is not None else baseline

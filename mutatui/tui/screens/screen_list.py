@@ -25,6 +25,8 @@ COLUMNS = (
     "model",
     "kind",
     "computed in",
+    "noise floor",
+    "ran on",
 )
 
 
@@ -101,6 +103,8 @@ class ScreenListScreen(Screen):
                 Text(summary.model),
                 summary.kind if source == self.app.db_path else f"{summary.kind} (side)",
                 Text(summary.numbers or "not recorded", style="" if summary.numbers else "dim"),
+                Text(summary.noise or "-", style="" if summary.noise else "dim"),
+                Text(summary.machine or "not recorded", style="" if summary.machine else "dim"),
                 key=f"{source}:{summary.screen_id}",
             )
         if summaries:

@@ -8,6 +8,7 @@ import numpy as np
 from textual.markup import escape
 from textual.widgets import Static
 
+from mutatui.exact.noise import shown_effect
 from mutatui.store.queries import KINDS, ScreenData
 from mutatui.tui.grid_data import Phenotypes
 
@@ -55,7 +56,7 @@ def _largest_effect(data: ScreenData, kept: np.ndarray) -> str:
     effects = data.effect[kept]
     if not np.isfinite(effects).any():
         return ""
-    return f", effect up to [b]{np.nanmax(effects):.3g}[/b] nats"
+    return f", effect up to [b]{shown_effect(float(np.nanmax(effects)), data.noise)}[/b] nats"
 
 
 class CellSummary(Static):

@@ -7,7 +7,7 @@ a zoom then changes two integers and repaints, without the virtual-size and scro
 relayout a ScrollView does on every change of its content. Each cell is one character: ` ` untested, `.` tested without a phenotype, `+` a max
 phenotype, `-` a min phenotype, `#` both, `o` another kind (zero or a value); its colour is the
 phenotype density of its bin, or the worst severity, or the largest effect size of its
-mutations (changed or not, in decades: `EFFECT_LEVELS`), or (complementarity) which kinds hit.
+mutations (changed or not, in decades from the noise floor: `effect_levels`), or (complementarity) which kinds hit.
 With a predicted layer set (`set_predicted`), cells without a measured phenotype are shaded by
 the prediction's level for the coordinates they cover: measured phenotypes are drawn over it.
 Nothing here touches the database: the layout arrives computed, lines are cached, and a cursor
@@ -31,7 +31,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from mutatui.guided.layer import LEVELS, PredictedLayer
-from mutatui.tui.grid_data import EFFECT_LEVELS, CellLine, MatrixLayout
+from mutatui.tui.grid_data import CellLine, MatrixLayout
 
 MARGIN = 5
 HEADER = 1
@@ -364,7 +364,8 @@ class MatrixGrid(Widget, can_focus=True):
         elif self.colour_mode == "severity":
             coloured = STYLE_SEVERITY + np.clip(line.worst[start:stop], 1, 3) - 1
         elif self.colour_mode == "effect":
-            level = np.searchsorted(EFFECT_LEVELS, line.effect[start:stop], side="right")
+            levels = self.layout_data.effect_levels
+            level = np.searchsorted(levels, line.effect[start:stop], side="right")
             shaded = np.where(level > 0, STYLE_DENSITY + level - 1, STYLE_TESTED)
             return glyphs, np.where(tested > 0, shaded, STYLE_UNTESTED)
         else:

@@ -1,0 +1,97 @@
+"""Where a screen ran: recorded with it, shown by `info`, kept by a merge, and compared by
+`mutatui verify`, which says whether it verifies on the same machine and which outcomes (those
+at near ties) may legitimately differ on another."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import duckdb
+from tiny_models import tiny_spec
+
+from mutatui.cli import main
+from mutatui.engine.machine import this_machine
+from mutatui.screening.plan import Shard
+from mutatui.screening.runner import ScreenRun, run_screen
+from mutatui.screening.verify import compare_machines
+from mutatui.store.machines import machines_of, record_machine
+from mutatui.store.screens import merge
+
+
+def loader(tiny):
+    return lambda _model: tiny[0]
+
+
+def test_a_screen_records_where_it_ran_and_info_shows_it(
+    tiny, tiny_model_dir, questions_file, tmp_path, capsys
+):
+    db = tmp_path / "where.db"
+    run_screen(tiny_spec(tiny_model_dir, questions_file), ScreenRun(db, batch_size=8), loader(tiny))
+    here = this_machine("cpu")
+    assert machines_of(db, 1) == [here]
+    assert here.processor and here.versions.startswith("torch ") and here.threads >= 1
+    assert main(["info", str(db)]) == 0
+    shown = capsys.readouterr().out
+    assert "ran on" in shown and here.processor.split(" (")[0] in shown
+    assert main(["info", str(db), "--json"]) == 0
+    assert here.digest in capsys.readouterr().out
+
+
+def test_a_merge_keeps_every_machine_its_parts_ran_on(
+    tiny, tiny_model_dir, questions_file, tmp_path
+):
+    spec = tiny_spec(tiny_model_dir, questions_file)
+    parts = [tmp_path / f"part{k}.db" for k in (1, 2)]
+    for k, part in enumerate(parts, start=1):
+        run_screen(spec, ScreenRun(part, shard=Shard(k, 2), batch_size=8), loader(tiny))
+    elsewhere = replace(this_machine("cpu"), kernels="ATen AVX2 (ONEDNN_MAX_CPU_ISA=AVX2)")
+    with duckdb.connect(str(parts[1])) as connection:
+        connection.execute("DELETE FROM machines")
+    record_machine(parts[1], 1, elsewhere)
+    merged = tmp_path / "merged.db"
+    merge(merged, parts)
+    assert {m.digest for m in machines_of(merged, 1)} == {
+        this_machine("cpu").digest,
+        elsewhere.digest,
+    }
+
+
+MACHINE = "from mutatui.engine.machine import this_machine; m = this_machine(); print(m.digest, m.kernels)"
+
+
+def test_an_emulated_processor_is_another_machine():
+    """oneDNN and ATen capped at AVX2 before torch loads: the fingerprint names the cap and has
+    another digest; the same process started twice has the same."""
+    run = [sys.executable, "-c", MACHINE]
+    plain = [subprocess.run(run, capture_output=True, text=True).stdout.split() for _ in range(2)]
+    capped_env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    capped = subprocess.run(run, capture_output=True, text=True, env=capped_env).stdout
+    assert plain[0] == plain[1]
+    assert "ATen AVX2" in capped and "ONEDNN_MAX_CPU_ISA=AVX2" in capped
+    assert capped.split()[0] != plain[0][0]
+
+
+def test_verify_says_whether_it_runs_on_the_screens_machine(
+    tiny, tiny_model_dir, questions_file, tmp_path, capsys
+):
+    db = tmp_path / "verify.db"
+    run_screen(tiny_spec(tiny_model_dir, questions_file), ScreenRun(db, batch_size=8), loader(tiny))
+    assert main(["verify", str(db), "--sample", "3"]) == 0
+    said = capsys.readouterr()
+    assert "verifying on the machine the screen ran on" in said.err
+    assert "3 of 3 sampled mutations" in said.out and "sat at a near tie" in said.out
+    elsewhere = replace(this_machine("cpu"), processor="Some Other CPU (x86_64, 64 cores)")
+    with duckdb.connect(str(db)) as connection:
+        connection.execute("DELETE FROM machines")
+    record_machine(db, 1, elsewhere)
+    assert main(["verify", str(db), "--sample", "3"]) == 0
+    said = capsys.readouterr().err
+    assert "verifying on another machine than the screen ran on" in said
+    assert "processor:" in said and "Some Other CPU" in said
+    with duckdb.connect(str(db)) as connection:
+        connection.execute("DELETE FROM machines")
+    comparison = compare_machines([], this_machine("cpu"))
+    assert comparison.same is None and "not recorded" in comparison.line
