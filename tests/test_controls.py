@@ -89,6 +89,9 @@ def test_effect_sizes_do_not_depend_on_the_batch_or_the_order(tiny):
                 assert agrees(engine, expected, EFFECT_TOLERANCE[torch.float32]), (
                     f"{mutation}, batch {batch_size}, order {order}: {engine} vs {expected}"
                 )
+    # neither the engine nor the reference leaves a hook on the model (transformers keeps the
+    # hooks it records hidden states with: the reference asks for none)
+    assert all(not module._forward_hooks for module in lm.model.modules())
 
 
 def test_every_pass_carries_a_control_and_the_screen_records_its_noise_floor(

@@ -1,4 +1,4 @@
-"""Exactness on the real SmolLM2-135M-Instruct: 200+ sampled mutations, elements and blocks over
+"""Exactness on the real SmolLM2-135M-Instruct: 105 sampled mutations, elements and blocks over
 all 7 matrix types, through the fast screen engine and through the naive path (edit the weight,
 model.generate alone, restore): 100% equal."""
 
@@ -24,8 +24,8 @@ def test_fast_engine_equals_naive_path_on_smollm2(smollm2):
     lm, catalog = smollm2
     decoding = Decoding(max_new_tokens=24)
     prompt = encode_prompt(lm, PROMPT)
-    mutations = sampled_mutations(catalog)
-    assert len(mutations) >= 200
+    mutations = sampled_mutations(catalog)[::2]  # 8 elements and 7 tiles of every type
+    assert len(mutations) >= 100
     assert {m.site.matrix for m in mutations} == set(MATRICES)
     assert any(m.site.is_element for m in mutations) and any(
         not m.site.is_element for m in mutations
@@ -133,6 +133,7 @@ def test_native_bfloat16_outcomes_are_the_plain_generate_call():
 
     from mutatui.engine.matrices import MatrixCatalog
     from mutatui.engine.models import load_model
+    from mutatui.engine.mutations import make_mutation
     from mutatui.exact.selfcheck import element_mutations, tile_mutations
 
     lm = load_model("smollm2", dtype="bfloat16", arithmetic="native")
@@ -156,6 +157,8 @@ def test_native_bfloat16_outcomes_are_the_plain_generate_call():
         return tokens[: tokens.index(eos)] if eos in tokens else tokens
 
     mutations = element_mutations(catalog, 4, seed=11) + tile_mutations(catalog, 3, seed=11)
+    own = float(catalog.weight(12, "v")[5, 6])  # its own value: certainly unchanged
+    mutations.append(make_mutation("L12.v[5,6]", repr(own), catalog))
     screener = Screener(lm, catalog, decoding)
     baseline = screener.baseline(prompt)
     assert baseline.tokens == generate()
@@ -164,7 +167,9 @@ def test_native_bfloat16_outcomes_are_the_plain_generate_call():
         site = mutation.site
         weight = plain.model.layers[site.layer].get_submodule(PLAIN_NAMES[site.matrix]).weight
         kept = weight.data[site.row0 : site.row1, site.col0 : site.col1].clone()
-        value = weight.data.max() if mutation.kind.value == "max" else weight.data.min()
+        value = {"max": weight.data.max(), "min": weight.data.min()}.get(
+            mutation.kind.value, mutation.value
+        )
         weight.data[site.row0 : site.row1, site.col0 : site.col1] = value
         try:
             assert outcome.tokens == generate(), str(mutation)
@@ -172,3 +177,4 @@ def test_native_bfloat16_outcomes_are_the_plain_generate_call():
             weight.data[site.row0 : site.row1, site.col0 : site.col1] = kept
     changed = sum(outcome.diverge_at is not None for outcome in outcomes)
     assert 0 < changed < len(mutations), "changed and unchanged outputs both"
+    assert outcomes[-1].diverge_at is None

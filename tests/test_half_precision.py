@@ -11,6 +11,7 @@ from tiny_models import FAMILY_CONFIGS, build_tiny_model, tiny_spec
 
 from mutatui.cli import main
 from mutatui.engine.decoding import Decoding, encode_prompt, naive_generate
+from mutatui.engine.machine import this_machine
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import load_model
 from mutatui.engine.mutations import make_mutation, mutated
@@ -254,8 +255,11 @@ async def test_the_explorer_shows_what_a_screen_computed_in(
     async with app.run_test(size=(160, 30)) as pilot:
         await settle(pilot)
         table = app.screen.query_one("#screen-table")
-        assert "computed in" in [str(column.label) for column in table.columns.values()]
-        assert str(table.get_row_at(0)[-1]) == "bfloat16 weights in float32 arithmetic"
+        labels = [str(column.label) for column in table.columns.values()]
+        row = {label: str(cell) for label, cell in zip(labels, table.get_row_at(0), strict=True)}
+        assert row["computed in"] == "bfloat16 weights in float32 arithmetic"
+        assert row["ran on"].startswith(this_machine().processor)
+        assert row["noise floor"].startswith("KL ")  # effect sizes against controls
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, OverviewScreen)

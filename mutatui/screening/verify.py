@@ -69,10 +69,11 @@ def naive_effects(
     decisions = slice(len(prompt) - 1, None)
 
     def logits_of(edit: Mutation | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's own logits at the decisions, and the head's in float64."""
         with torch.inference_mode(), mutated(catalog, edit) if edit else nullcontext():
-            output = lm.model(input_ids=ids, output_hidden_states=True)
-            final = output.hidden_states[-1][0, decisions]
-            return output.logits[0, decisions].double().cpu(), float64_head(lm, final)
+            final = lm.model.base_model(input_ids=ids).last_hidden_state[0, decisions]
+            own = head_logits(lm, final, final.dtype)
+            return own.double().cpu(), head_logits(lm, final, torch.float64).cpu()
 
     (own, clean), (_, mutant) = logits_of(None), logits_of(mutation)
     targets = list(baseline.tokens)
@@ -89,19 +90,20 @@ def naive_effects(
     return NaiveEffects(delta, float(kl[:end].mean()), float(kl.mean()), margin, margins)
 
 
-def float64_head(lm: LoadedModel, final: torch.Tensor) -> torch.Tensor:
-    """The model's output head on final-norm outputs in float64, soft-capped as the model's
-    config says."""
+def head_logits(lm: LoadedModel, final: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The model's output head on final-norm outputs, in `dtype` (the model's own: its logits,
+    bit for bit; float64: the effect sizes' reference), soft-capped as the model's config
+    says."""
     head = lm.model.get_output_embeddings()
-    bias = None if getattr(head, "bias", None) is None else head.bias.double()
-    weight = head.weight.double()
+    bias = None if getattr(head, "bias", None) is None else head.bias.to(dtype)
+    weight = head.weight.to(dtype)
     if weight.shape[-1] != final.shape[-1]:  # a transposed (Conv1D) head
         weight = weight.T
-    logits = torch.nn.functional.linear(final.double(), weight, bias)
+    logits = torch.nn.functional.linear(final.to(dtype), weight, bias)
     cap = getattr(lm.model.config.get_text_config(), "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
-    return logits.cpu()
+    return logits
 
 
 def agrees(recorded: float | None, naive: float | None, tolerance: tuple[float, float]) -> bool:
