@@ -44,10 +44,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-machines
 
-# The exactness and effect tests once more as on another processor: oneDNN and ATen capped at
+# The exactness and effect tests once more as on another processor: oneDNN, ATen and MKL capped at
 # AVX2 before torch loads (kernels round differently there; the tests assert behaviour, so they
 # pass on either side). Part of `make test`.
-MACHINE_CAP ?= ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+MACHINE_CAP ?= ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
 MACHINE_TESTS ?= tests/test_effects.py tests/test_controls.py tests/test_lockstep.py \
 	tests/test_half_precision.py tests/test_fast_engine.py tests/test_machines.py \
 	"tests/test_exactness_smollm2.py::test_native_bfloat16_outcomes_are_the_plain_generate_call"

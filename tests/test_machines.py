@@ -100,3 +100,19 @@ def test_verify_says_whether_it_runs_on_the_screens_machine(
         connection.execute("DELETE FROM machines")
     comparison = compare_machines([], this_machine("cpu"))
     assert comparison.same is None and "not recorded" in comparison.line
+
+
+def test_half_precision_tiles_are_read_from_the_processor_and_a_cap_hides_them(monkeypatch):
+    """A screen leaves native half precision on a CPU without AMX tiles (its batches are no
+    faster there): the flag is the processor's, and a oneDNN cap below AMX hides it."""
+    from pathlib import Path
+
+    from mutatui.engine.machine import half_tiles_here
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    assert half_tiles_here("bfloat16") == (" amx_bf16" in flags)
+    assert not half_tiles_here("float32")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert not half_tiles_here("bfloat16")

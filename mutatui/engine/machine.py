@@ -129,6 +129,22 @@ def this_machine(device: torch.device | str = "cpu") -> Machine:
     )
 
 
+HALF_TILES = {"bfloat16": "amx_bf16", "float16": "amx_fp16"}
+"""The processor flag of the matrix tiles that make a batch of half-precision products faster
+than lone ones on a CPU (Intel AMX)."""
+
+
+def half_tiles_here(dtype: str) -> bool:
+    """Whether this CPU has matrix tiles for `dtype` products (AMX) that the math library may
+    use: the flag is there and no cap in the environment (`ONEDNN_MAX_CPU_ISA`) hides them.
+    Without them a batch of half-precision products is no faster than lone ones."""
+    flag = HALF_TILES.get(dtype)
+    if flag is None or flag not in _cpu_flags():
+        return False
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return cap is None or "AMX" in cap.upper() or cap.upper() == "ALL"
+
+
 def _library_versions() -> list[str]:
     """oneDNN and MKL as torch was built with them."""
     import torch
