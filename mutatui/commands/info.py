@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         table.add_column("field", style="bold")
         table.add_column("value")
         table.add_row("model", escape(s.screen.model))
+        if s.screen.kind == "published":
+            _published_rows(table, s)
+            console.print(table)
+            continue
         table.add_row("engine", escape(describe_engine(s.engine)))
         table.add_row("shard", "whole spec" if parts is None else describe_parts(*parts))
         table.add_row(
@@ -95,6 +99,33 @@ def run(args: argparse.Namespace) -> int:
         table.add_row("time", f"{s.screen.elapsed_seconds:.0f} s screening, {rate:.2f} mutations/s")
         console.print(table)
     return 0
+
+
+def _published_rows(table, summary) -> None:
+    """A published screen: what it is and what it holds (no engine, time or effect sizes)."""
+    from rich.markup import escape
+
+    from mutatui.store.published import description_of
+
+    described = (description_of(summary.screen.spec) or {}).get("published", {})
+    shape = described.get("shape", {})
+    table.add_row("published", escape(str(described.get("citation", "?"))))
+    table.add_row(
+        "shape",
+        f"{shape.get('layers')} layers, hidden {shape.get('hidden')}, intermediate "
+        f"{shape.get('intermediate')}, {shape.get('heads')} heads, {shape.get('kv_heads')} "
+        "key-value heads; tiles of 64x64, max, min and zero",
+    )
+    table.add_row("mutations", f"{summary.done} ({escape(str(described.get('mutations', '')))})")
+    table.add_row("experiments", escape(", ".join(described.get("experiments", []))))
+    table.add_row(
+        "severity", "none {} · mild {} · moderate {} · severe {}".format(*summary.severity)
+    )
+    table.add_row("malignant", str(summary.malignant))
+    table.add_row("probes", escape("; ".join(summary.probes)))
+    table.add_row(
+        "texts", "kept" if described.get("texts") else "numbers, labels and first words only"
+    )
 
 
 def describe_effects(count: int, noise: NoiseFloor | None) -> str:

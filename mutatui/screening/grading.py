@@ -236,15 +236,18 @@ def grade_choice(
     mutant_score = score(questions, answers)
     delta = mutant_score - baseline_score
     destructive = is_destructive(baseline_score, mutant_score, chance_score(questions))
+    return ChoiceGrade(mutant_score, delta, destructive, choice_severity(delta, destructive))
+
+
+def choice_severity(delta: int, destructive: bool) -> int:
+    """3 destructive, 2 three or more right answers lost, 1 one or two lost, else 0."""
     if destructive:
-        severity = SEVERE
-    elif delta <= -3:
-        severity = MODERATE
-    elif delta < 0:
-        severity = MILD
-    else:
-        severity = NONE
-    return ChoiceGrade(mutant_score, delta, destructive, severity)
+        return SEVERE
+    if delta <= -3:
+        return MODERATE
+    if delta < 0:
+        return MILD
+    return NONE
 
 
 def _semantically_lost(grade: TextGrade) -> bool:

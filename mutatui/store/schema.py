@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS meta (
 CREATE TABLE IF NOT EXISTS screens (
     screen_id INTEGER PRIMARY KEY,               -- the screen's id in this file (merge renumbers)
     name VARCHAR NOT NULL UNIQUE,                -- --name, the spec's name, or screen-<hash>
-    kind VARCHAR NOT NULL DEFAULT 'screen',      -- 'screen' | 'live'
+    kind VARCHAR NOT NULL DEFAULT 'screen',      -- 'screen' | 'live' | 'published' (another
+                                                 -- screen's published tables: no weights)
     model VARCHAR NOT NULL,                      -- the --model spec it was run with
     spec JSON NOT NULL,                          -- the canonical spec (what --resume reads back)
     spec_hash VARCHAR NOT NULL,                  -- sha256 of the spec without its name:
@@ -184,6 +185,58 @@ CREATE TABLE IF NOT EXISTS machines (
     settings VARCHAR NOT NULL,                   -- reproducibility settings in effect
     first_seen TIMESTAMP NOT NULL DEFAULT current_timestamp,
     PRIMARY KEY (screen_id, digest)
+);
+
+-- Published screens (`mutatui import-paper`: Hu et al.'s Llama-2-7B and Zephyr screens). Their
+-- tile NSMs are `mutations` and `results` like any screen's (value NaN: the tables give none);
+-- what only the authors' tables hold is here. Counts are of 64x64 tiles, max, min and zero.
+CREATE TABLE IF NOT EXISTS published_experiments (
+    screen_id INTEGER NOT NULL,
+    experiment VARCHAR NOT NULL,                 -- 'Python0', 'Drosophila', 'Mmlu21', ...
+    type VARCHAR NOT NULL,                       -- 'coding' | 'description' | 'multiple choice
+                                                 -- question'
+    max_nsms BIGINT NOT NULL,                    -- non-silent mutations of each kind, in all
+    min_nsms BIGINT NOT NULL,
+    zero_nsms BIGINT NOT NULL,
+    PRIMARY KEY (screen_id, experiment)
+);
+
+CREATE TABLE IF NOT EXISTS published_counts (
+    screen_id INTEGER NOT NULL,
+    experiment VARCHAR NOT NULL,
+    layer SMALLINT NOT NULL,
+    matrix VARCHAR NOT NULL,
+    nsms BIGINT NOT NULL,                        -- the matrix's non-silent mutations
+    distinct_phenotypes BIGINT,                  -- the distinct outputs among them
+    PRIMARY KEY (screen_id, experiment, layer, matrix)
+);
+
+-- Writer mutations (Table 3, Document 2B) and the standard model, with the outputs the authors
+-- published (the texts themselves only when imported from the files: none in the bundled file).
+CREATE TABLE IF NOT EXISTS published_writers (
+    screen_id INTEGER NOT NULL,
+    writer VARCHAR NOT NULL,                     -- Table 3's row letter, Document 2B's
+                                                 -- '1.down (0,38) minimum', or 'standard'
+    source VARCHAR NOT NULL,                     -- 'table3' | 'document2b' | 'document2a'
+    mutation_id BIGINT,                          -- the screen's mutation (NULL: the standard)
+    rihf VARCHAR,                                -- Table 3: the rare initial word it produces
+    cosine DOUBLE,                               -- Table 3: Drosophila cosine to the standard
+    mmlu_right INTEGER,                          -- Table 3: right answers among the 14 / 7
+    mmlu_wrong INTEGER,                          -- questions the standard gets right / wrong
+    PRIMARY KEY (screen_id, writer, source)
+);
+
+CREATE TABLE IF NOT EXISTS published_outputs (
+    screen_id INTEGER NOT NULL,
+    writer VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    input_index INTEGER NOT NULL,                -- Table 3: its column; documents: the input
+    prompt VARCHAR NOT NULL,
+    first_word VARCHAR,                          -- the first word written after the input
+    style VARCHAR,                               -- Table 3: the authors' label (poem, dialogue,
+                                                 -- narrative, other)
+    text VARCHAR,                                -- the output
+    PRIMARY KEY (screen_id, writer, source, input_index)
 );
 
 -- The unmutated model's fragile steps: a text probe's margin at each baseline step.

@@ -176,13 +176,15 @@ def _insert(
     )
 
 
-def _insert_for_screen(
+def insert_rows(
     connection: duckdb.DuckDBPyConnection,
     table: str,
     columns: Sequence[str],
     screen_id: int,
     rows: Sequence[Sequence[object]],
 ) -> None:
+    """Rows of one screen into `table` (a schema table, `columns` the store's constants), in
+    the caller's transaction."""
     _insert(connection, table, ("screen_id", *columns), [(screen_id, *row) for row in rows])
 
 
@@ -237,14 +239,14 @@ def create_screen(
                 screen.planned_mutations,
             ],
         )
-        _insert_for_screen(
+        insert_rows(
             connection,
             "probes",
             PROBE_COLUMNS,
             screen_id,
             [[probe.get(c) for c in PROBE_COLUMNS] for probe in probes],
         )
-        _insert_for_screen(
+        insert_rows(
             connection,
             "matrices",
             MATRIX_COLUMNS,
@@ -396,10 +398,8 @@ def append_rows(
 ) -> None:
     """`write_batch`'s inserts, inside a transaction the caller holds (the Ray driver commits
     a part's rows together with its ledger entry, `store.parts.write_part`)."""
-    _insert_for_screen(connection, "mutations", MUTATION_COLUMNS, screen_id, mutations)
-    _insert_for_screen(
-        connection, "results", RESULT_COLUMNS, screen_id, [result_row(r) for r in results]
-    )
+    insert_rows(connection, "mutations", MUTATION_COLUMNS, screen_id, mutations)
+    insert_rows(connection, "results", RESULT_COLUMNS, screen_id, [result_row(r) for r in results])
     insert_effects(connection, screen_id, [row for row in map(effect_row, results) if row])
     if noise is not None:
         add_noise(connection, screen_id, noise)
@@ -593,7 +593,8 @@ def merge(out: str | Path, inputs: Sequence[str | Path]) -> list[tuple[str, int]
 
     Screens match by name and spec hash (shards of one spec share both); a name with a
     different spec is refused. Mutations already in `out` are kept, new ones appended in id
-    order. Returns (screen name, mutations added) per screen touched.
+    order. Published screens are left out (`mutatui import-paper` writes them). Returns
+    (screen name, mutations added) per screen touched.
     """
     if not inputs:
         raise MutatuiError("nothing to merge; give one or more input databases")
@@ -617,6 +618,8 @@ def merge(out: str | Path, inputs: Sequence[str | Path]) -> list[tuple[str, int]
                     f"SELECT {_SCREEN_FIELDS} FROM {alias}.screens ORDER BY screen_id"
                 ).fetchall():
                     record = ScreenRecord(*row)
+                    if record.kind == "published":
+                        continue  # imported from its tables (`mutatui import-paper`), not merged
                     groups.setdefault((record.name, record.spec_hash), []).append((alias, record))
             for (name, spec_hash), members in groups.items():
                 added.append((name, _merge_screen(connection, name, spec_hash, members)))
