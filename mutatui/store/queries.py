@@ -22,6 +22,12 @@ from mutatui.store.database import connect, has_table, initialize, writer_alive
 from mutatui.store.effects import floors_by_screen, read_noise
 from mutatui.store.engines import numbers_by_screen, read_engine
 from mutatui.store.machines import machines_by_screen
+from mutatui.store.published import (
+    PUBLISHED,
+    ExperimentCounts,
+    description_of,
+    experiment_counts,
+)
 from mutatui.store.screens import describe_parts, shard_parts
 
 KINDS = ("max", "min", "zero", "value")
@@ -91,6 +97,20 @@ class MatrixShape:
         return f"L{self.layer}.{self.matrix}"
 
 
+@dataclass(frozen=True)
+class PublishedView:
+    """What a published screen holds beyond mutations and results: its citation, its
+    experiments' per-matrix counts, and per mutation its Mmlu21 score, destructive flag and
+    Drosophila cosine (NaN where the table gives none)."""
+
+    citation: str
+    baseline_score: int
+    score: np.ndarray
+    destructive: np.ndarray
+    cosine: np.ndarray
+    experiments: list[ExperimentCounts]
+
+
 @dataclass
 class ScreenData:
     """One screen in memory. Mutations are sorted by (layer, matrix, row0, col0);
@@ -134,6 +154,8 @@ class ScreenData:
     (NaN where not recorded); None for a screen without effect sizes."""
     noise: NoiseFloor | None = None
     """The noise floor of the effect sizes: an effect at or below its KL is none."""
+    published: PublishedView | None = None
+    """A published screen's own numbers (None for any other screen)."""
 
     def matrix_position(self, layer: int, matrix: str) -> int | None:
         for position, shape in enumerate(self.matrices):
@@ -369,7 +391,51 @@ def load_screen(path: str | Path, screen_id: int) -> ScreenData:
         data.effect[positions[found]] = _column(effects, "effect", np.float64)[found]
         data.phenotype_margin = _column(changed, "margin", np.float64)
         data.noise = noise
+    if data.summary.kind == PUBLISHED:
+        data.published = _published_view(path, data)
     return data
+
+
+def _published_view(path: str | Path, data: ScreenData) -> PublishedView:
+    """A published screen's per-mutation score, flag and cosine, and its experiments."""
+    screen_id = data.summary.screen_id
+    with connect(path, read_only=True) as connection:
+        _quiet(connection)
+        spec = connection.execute(
+            "SELECT spec FROM screens WHERE screen_id = ?", [screen_id]
+        ).fetchone()[0]
+        choice = connection.execute(
+            "SELECT r.mutation_id, r.choice_score, r.destructive, p.baseline_score "
+            "FROM results r JOIN probes p USING (screen_id, probe_id) "
+            "WHERE r.screen_id = ? AND p.kind = 'choice'",
+            [screen_id],
+        ).fetchall()
+        cosines = connection.execute(
+            "SELECT mutation_id, cosine FROM results WHERE screen_id = ? AND probe_id = 0",
+            [screen_id],
+        ).fetchall()
+    count = len(data.mutation_id)
+    score, cosine = np.full(count, np.nan), np.full(count, np.nan)
+    destructive = np.zeros(count, dtype=bool)
+    baseline = 0
+    if choice:
+        positions, found = _positions_of(data.mutation_id, np.array([r[0] for r in choice]))
+        score[positions[found]] = np.array([r[1] for r in choice], dtype=float)[found]
+        destructive[positions[found]] = np.array([bool(r[2]) for r in choice])[found]
+        baseline = int(choice[0][3] or 0)
+    if cosines:
+        positions, found = _positions_of(data.mutation_id, np.array([r[0] for r in cosines]))
+        values = np.array([np.nan if r[1] is None else r[1] for r in cosines], dtype=float)
+        cosine[positions[found]] = values[found]
+    described = (description_of(spec) or {}).get("published", {})
+    return PublishedView(
+        str(described.get("citation", "")),
+        baseline,
+        score,
+        destructive,
+        cosine,
+        experiment_counts(path, screen_id),
+    )
 
 
 _EFFECT_JOIN = " LEFT JOIN effects e USING (screen_id, mutation_id, probe_id)"

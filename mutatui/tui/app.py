@@ -208,7 +208,7 @@ class ExplorerApp(LiveLauncher, App):
             start = opening(data)
             self.selection, self.opening_colour = start.selection, start.colour
             if start.why is not None:
-                self.notify(start.why, title="saturated", timeout=8, markup=False)
+                self.notify(start.why, title=start.title, timeout=8, markup=False)
         self.phenotypes = apply_filter(data, self.selection)
         self.data_changed.publish(data)
         if opened:  # not on every reload of a running screen: a full collection takes a frame

@@ -15,6 +15,7 @@ import numpy as np
 
 from mutatui.exact.noise import NoiseFloor, kl_floor
 from mutatui.store.effects import ROBUST_MARGIN
+from mutatui.store.published import ExperimentCounts
 from mutatui.store.queries import KINDS, MatrixShape, ScreenData
 
 MAX, MIN = KINDS.index("max"), KINDS.index("min")
@@ -31,6 +32,40 @@ def effect_levels(noise: NoiseFloor | None) -> tuple[float, ...]:
     if floor < EFFECT_LEVELS[0]:
         return EFFECT_LEVELS
     return (floor, *(level for level in EFFECT_LEVELS if level > floor))
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A per-mutation number the grid can colour cells by (the largest of a cell's kept
+    mutations), in bands that start at `levels` (NaN or under the first: no colour)."""
+
+    values: np.ndarray
+    levels: tuple[float, ...]
+    label: str
+
+
+def measures_of(data: ScreenData) -> dict[str, Measure]:
+    """The colour modes a screen has besides density and severity: its effect sizes, or for a
+    published screen its Mmlu21 points lost, destruction and Drosophila dissimilarity."""
+    found: dict[str, Measure] = {}
+    if data.effect is not None:
+        found["effect"] = Measure(data.effect, effect_levels(data.noise), "mean KL, nats")
+    published = data.published
+    if published is not None:
+        found["score"] = Measure(
+            published.baseline_score - published.score, SCORE_LEVELS, "Mmlu21 points lost"
+        )
+        found["destroyed"] = Measure(
+            np.where(published.destructive, 1.0, np.nan), (1.0,), "destructive NSM"
+        )
+        found["cosine"] = Measure(1.0 - published.cosine, COSINE_LEVELS, "1 - Drosophila cosine")
+    return found
+
+
+SCORE_LEVELS = (4.0, 6.0, 8.0, 10.0, 12.0)
+"""Mmlu21 points lost (of the standard model's 14): Table 2 lists the tiles that lost 4 or more."""
+COSINE_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)
+"""1 - the Drosophila cosine: at 0.5 and above the paper's malignant similarity (<= 0.5)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +175,25 @@ def apply_filter(data: ScreenData, selection: Filter) -> Phenotypes:
     return Phenotypes(kept, count, worst)
 
 
+PUBLISHED_KINDS = 3
+"""The kinds the paper screened every tile with: max, min and zero."""
+
+
+def published_trials(shape: MatrixShape) -> int:
+    """How many mutations the paper screened of a matrix: its 64x64 tiles times the kinds."""
+    return -(-shape.rows // 64) * -(-shape.cols // 64) * PUBLISHED_KINDS
+
+
+def nsm_rates(data: ScreenData, experiment: ExperimentCounts) -> dict[tuple[int, str], float]:
+    """Per matrix of a published screen, an experiment's NSMs over its 64x64 tiles times the
+    kinds screened."""
+    return {
+        (shape.layer, shape.matrix): experiment.nsms.get((shape.layer, shape.matrix), 0)
+        / published_trials(shape)
+        for shape in data.matrices
+    }
+
+
 def overview_counts(data: ScreenData, phenotypes: Phenotypes) -> tuple[np.ndarray, np.ndarray]:
     """Phenotypic mutations per matrix, for max and for min (indexed like data.matrices)."""
     m = len(data.matrices)
@@ -185,14 +239,17 @@ class MatrixLayout:
     count: np.ndarray
     worst: np.ndarray
     effect: np.ndarray
-    """Per mutation, its effect size (0 where not recorded)."""
+    """Per mutation, the measure the grid colours by (`Measure`; 0 where none)."""
     effect_levels: tuple[float, ...]
-    """The effect colour levels (`effect_levels` of the screen's noise floor)."""
+    """Its colour levels (for effect sizes, from the screen's noise floor)."""
     unit_rows: int
     unit_cols: int
     zoom_rows: int
     zoom_cols: int
     rearranged: bool = False
+    exhaustive: bool = False
+    """Every cell was screened, the mutations listed are the phenotypes (a published screen's
+    table): a cell without one is silent, not untested."""
     row_order: np.ndarray = field(init=False)
     col_order: np.ndarray = field(init=False)
     row_totals: np.ndarray = field(init=False)
@@ -249,6 +306,8 @@ class MatrixLayout:
         kinds = self.kind[members]
         n = self.cols
         tested = np.bincount(columns[kept], minlength=n)
+        if self.exhaustive:
+            tested = np.maximum(tested, 1)
         max_hits = np.bincount(columns[hits & (kinds == MAX)], minlength=n)
         min_hits = np.bincount(columns[hits & (kinds == MIN)], minlength=n)
         other_hits = np.bincount(columns[hits & (kinds != MAX) & (kinds != MIN)], minlength=n)
@@ -327,9 +386,17 @@ def layout_for(
     zoom: tuple[int, int],
     *,
     rearranged: bool = False,
+    measure: Measure | None = None,
 ) -> MatrixLayout:
+    """One matrix of the screen at a zoom, its cells coloured (in a measure's mode) by
+    `measure`."""
     part = data.matrix_slices[position]
     unit = unit_of(data, position)
+    values = (
+        np.zeros(part.stop - part.start)
+        if measure is None
+        else np.nan_to_num(measure.values[part], nan=0.0)
+    )
     return MatrixLayout(
         shape=data.matrices[position],
         row0=data.row0[part],
@@ -338,15 +405,14 @@ def layout_for(
         kept=phenotypes.kept[part],
         count=phenotypes.count[part],
         worst=phenotypes.worst[part],
-        effect=np.zeros(part.stop - part.start)
-        if data.effect is None
-        else np.nan_to_num(data.effect[part], nan=0.0),
-        effect_levels=effect_levels(data.noise),
+        effect=values,
+        effect_levels=measure.levels if measure is not None else EFFECT_LEVELS,
         unit_rows=unit[0],
         unit_cols=unit[1],
         zoom_rows=zoom[0],
         zoom_cols=zoom[1],
         rearranged=rearranged,
+        exhaustive=data.published is not None,
     )
 
 
@@ -427,12 +493,21 @@ class Opening:
     selection: Filter
     colour: str = "density"
     why: str | None = None
+    title: str = "saturated"
 
 
 def opening(data: ScreenData) -> Opening:
     """A saturated screen opens at robust changes, coloured by effect size, when it has every
     effect size (a tie cannot explain what is left); else at the lowest minimum severity at
     which at most `SATURATED` of tested mutations count."""
+    if data.published is not None:
+        return Opening(
+            Filter(),
+            "score",
+            "its table's non-silent tiles, coloured by Mmlu21 points lost (s: destruction, the "
+            "Drosophila cosine); every other tile was silent there",
+            "published",
+        )
     phenotypes = apply_filter(data, Filter())
     tested = max(int(phenotypes.kept.sum()), 1)
     counted = phenotypes.kept & phenotypes.phenotypic

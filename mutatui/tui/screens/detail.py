@@ -3,6 +3,8 @@ side with the divergence highlighted, its grade, flags and metrics, and its tags
 
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -186,8 +188,13 @@ class DetailScreen(Screen):
         live_line.display = bool(live)
         live_line.update(live_runs_line(live or []))
         tags = ", ".join(tag + (f" ({note})" if note else "") for tag, note in detail.tags.items())
+        value = (
+            "(a published tile: the table gives no value)"
+            if math.isnan(detail.value)
+            else f"= {detail.value:.4g}"
+        )
         self.query_one("#detail-head", Static).update(
-            f"[b]{escape(str(detail.site))}[/b] {detail.kind} = {detail.value:.4g}"
+            f"[b]{escape(str(detail.site))}[/b] {detail.kind} {value}"
             + (f"   tags: {escape(tags)}" if tags else "")
             + "   [dim]left: baseline, right: mutant[/dim]"
         )

@@ -23,6 +23,7 @@ from mutatui.tui.grid_data import (
     fit_zoom,
     layout_for,
     live_choices,
+    measures_of,
     phenotype_order,
     unit_of,
     zoomed,
@@ -150,6 +151,7 @@ class MatrixScreen(FilterActions, Screen):
             self.position,
             zoomed(self.fit(), self.level),
             rearranged=self.rearranged,
+            measure=measures_of(data).get(self.query_one(MatrixGrid).colour_mode),
         )
         self.layout_data = layout
         if self.open_on_tested:
@@ -176,7 +178,9 @@ class MatrixScreen(FilterActions, Screen):
         shape = layout.shape
         view = ["rearranged" if self.rearranged else "natural order"]
         grid = self.query_one(MatrixGrid)
-        view.append("max/min overlay" if grid.complement else f"by {grid.colour_mode}")
+        measure = measures_of(data).get(grid.colour_mode)
+        mode = f"{grid.colour_mode} ({measure.label})" if measure else grid.colour_mode
+        view.append("max/min overlay" if grid.complement else f"by {mode}")
         if self.show_predicted and self.predicted is not None:
             view.append(f"predicted {self.predicted.kind} ({self.predicted.info.name})")
         cell = f"{layout.bin_rows}x{layout.bin_cols}"
@@ -264,15 +268,18 @@ class MatrixScreen(FilterActions, Screen):
         self._update_status()
 
     def action_colour(self) -> None:
-        """Density, severity, then effect size where the screen recorded it."""
+        """Density, severity, then the screen's measures: effect size where it recorded them;
+        for a published screen the Mmlu21 points lost, destruction and the Drosophila
+        cosine."""
         grid = self.query_one(MatrixGrid)
         grid.complement = False
-        modes = COLOUR_MODES if self.data.effect is not None else COLOUR_MODES[:2]
+        measures = measures_of(self.data)
+        modes = (*COLOUR_MODES[:2], *measures)
         at = modes.index(grid.colour_mode) if grid.colour_mode in modes else -1
         grid.colour_mode = modes[(at + 1) % len(modes)]
-        if grid.colour_mode == "density" and self.data.effect is None:
+        if grid.colour_mode == "density" and not measures:
             self.notify("no effect sizes in this screen: colour by density or severity")
-        self._update_status()
+        self.rebuild()
 
     def check_site(self, text: str) -> Site:
         site = parse_site(text)

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Header, LoadingIndicator, Static
 
 from mutatui.store.queries import ScreenData
-from mutatui.tui.grid_data import overview_counts
+from mutatui.tui.grid_data import nsm_rates, overview_counts, published_trials
 from mutatui.tui.screens.shared import FilterActions, filter_badge
 from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap, first_present
@@ -19,8 +19,12 @@ from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap, first_present
 class OverviewScreen(FilterActions, Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Screens", id="overview.back"),
+        Binding("e", "experiment", "Experiment", id="overview.experiment"),
         *FilterActions.FILTER_BINDINGS,
     ]
+
+    experiment = 0
+    """A published screen: which of its experiments the overview shows."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -56,9 +60,23 @@ class OverviewScreen(FilterActions, Screen):
     def on_unmount(self) -> None:
         self.app.data_changed.unsubscribe(self)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "experiment":
+            return self.app.data is not None and self.app.data.published is not None
+        return True
+
+    def action_experiment(self) -> None:
+        data = self.app.data
+        if data is not None and data.published is not None and data.published.experiments:
+            self.experiment = (self.experiment + 1) % len(data.published.experiments)
+            self.redraw(data)
+
     def redraw(self, data: ScreenData) -> None:
         phenotypes = self.app.phenotypes
         if phenotypes is None:
+            return
+        if data.published is not None and data.published.experiments:
+            self._redraw_published(data)
             return
         self.query_one(LoadingIndicator).display = False
         heatmap = self.query_one(OverviewHeatmap)
@@ -90,6 +108,42 @@ class OverviewScreen(FilterActions, Screen):
             f"{'  ' + summary.numbers if summary.numbers else ''}  {summary.state}  "
             f"{shown:,} of {int(phenotypes.kept.sum()):,} mutations with phenotypes",
             layout=False,
+        )
+
+    def _redraw_published(self, data: ScreenData) -> None:
+        """A published screen's experiment (`e` for the next): per matrix its NSMs and distinct
+        phenotypes, shaded by NSMs per 64x64 tile and kind (max, min, zero)."""
+        self.query_one(LoadingIndicator).display = False
+        heatmap = self.query_one(OverviewHeatmap)
+        first = not heatmap.display
+        heatmap.display = True
+        experiment = data.published.experiments[self.experiment % len(data.published.experiments)]
+        rates = nsm_rates(data, experiment)
+        layers, types = data.layers, data.matrix_types
+        size = (len(layers), len(types))
+        nsms, distinct = np.zeros(size, np.int64), np.zeros(size, np.int64)
+        shade, distinct_shade = np.zeros(size), np.zeros(size)
+        for matrix in data.matrices:
+            key = (matrix.layer, matrix.matrix)
+            row, col = layers.index(matrix.layer), types.index(matrix.matrix)
+            nsms[row, col] = experiment.nsms.get(key, 0)
+            distinct[row, col] = experiment.distinct.get(key) or 0
+            shade[row, col] = rates[key]
+            distinct_shade[row, col] = distinct[row, col] / published_trials(matrix)
+        present = np.ones(size, dtype=bool)
+        heatmap.show(layers, types, nsms, distinct, present, (shade, distinct_shade))
+        if first:
+            heatmap.focus()
+        total = sum(experiment.totals.values())
+        self.query_one("#overview-status", Static).update(
+            f"[b]{escape(data.summary.name)}[/b]  published  experiment "
+            f"[b]{escape(experiment.name)}[/b] ({escape(experiment.type)}): {total:,} NSMs  "
+            f"[dim]e: next experiment[/dim]",
+            layout=False,
+        )
+        self.query_one("#overview-hint", Static).update(
+            "NSMs | distinct phenotypes per matrix, shaded by NSMs per 64x64 tile and kind; "
+            "Enter opens a matrix (its Mmlu21 table)"
         )
 
     def on_overview_heatmap_opened(self, event: OverviewHeatmap.Opened) -> None:

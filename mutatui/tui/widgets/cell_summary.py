@@ -25,6 +25,8 @@ def describe_cell(
     head = f"[b]rows {rows}, cols {cols}[/b]"
     kept = positions[phenotypes.kept[positions]]
     if not len(kept):
+        if data.published is not None and not len(positions):
+            return f"{head}  not in its table: silent there (or above its cut)"
         return f"{head}  untested" if not len(positions) else f"{head}  filtered out"
     hits = kept[phenotypes.count[kept] > 0]
     kinds = Counter(KINDS[int(data.kind[p])] for p in hits)
@@ -34,8 +36,9 @@ def describe_cell(
     words = Counter(
         data.words[code] for code in data.phenotype_word[hit_set] if code >= 0
     ).most_common(4)
+    counted = "listed in its table" if data.published is not None else "tested"
     lines = [
-        f"{head}  {len(kept)} tested, [b]{len(hits)}[/b] with phenotypes"
+        f"{head}  {len(kept)} {counted}, [b]{len(hits)}[/b] with phenotypes"
         + (f" ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})" if hits.size else "")
         + (f", worst {SEVERITY_NAMES[worst]}" if hits.size else "")
         + _largest_effect(data, kept),

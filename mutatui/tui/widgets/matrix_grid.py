@@ -363,7 +363,7 @@ class MatrixGrid(Widget, can_focus=True):
             )
         elif self.colour_mode == "severity":
             coloured = STYLE_SEVERITY + np.clip(line.worst[start:stop], 1, 3) - 1
-        elif self.colour_mode == "effect":
+        elif self.colour_mode not in ("density", "severity"):  # a measure: `grid_data.Measure`
             levels = self.layout_data.effect_levels
             level = np.searchsorted(levels, line.effect[start:stop], side="right")
             shaded = np.where(level > 0, STYLE_DENSITY + level - 1, STYLE_TESTED)

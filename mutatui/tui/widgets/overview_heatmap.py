@@ -80,6 +80,8 @@ class OverviewHeatmap(ScrollView, can_focus=True):
         self.max_counts = np.zeros((0, 0), dtype=np.int64)
         self.min_counts = np.zeros((0, 0), dtype=np.int64)
         self.present = np.zeros((0, 0), dtype=bool)
+        self.shades: tuple[np.ndarray, np.ndarray] | None = None
+        """Per cell, the share (0..1) that sets its heat, where not its count's."""
         self.cursor = (0, 0)
 
     def show(
@@ -89,9 +91,13 @@ class OverviewHeatmap(ScrollView, can_focus=True):
         max_counts: np.ndarray,
         min_counts: np.ndarray,
         present: np.ndarray,
+        shades: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
+        """Counts per (layer, type), left and right cell, shaded by the count against the
+        largest or by `shades` (shares 0..1: a published screen's NSMs per tile and kind)."""
         self.layer_ids, self.type_names = layers, types
         self.max_counts, self.min_counts, self.present = max_counts, min_counts, present
+        self.shades = shades
         self.virtual_size = Size(LABEL + GROUP * len(types), 1 + len(layers))
         row, col = self.cursor
         self.cursor = (min(row, max(len(layers) - 1, 0)), min(col, max(len(types) - 1, 0)))
@@ -152,14 +158,15 @@ class OverviewHeatmap(ScrollView, can_focus=True):
         peak = max(int(self.max_counts.max(initial=0)), int(self.min_counts.max(initial=0)), 1)
         segments = [Segment(f"L{self.layer_ids[row]:<{LABEL - 1}}", label)]
         for col in range(len(self.type_names)):
-            for counts in (self.max_counts, self.min_counts):
+            for side, counts in enumerate((self.max_counts, self.min_counts)):
                 value = int(counts[row, col])
+                share = value / peak if self.shades is None else float(self.shades[side][row, col])
                 if not self.present[row, col]:
                     name, text = "absent", ""
                 elif value == 0:
                     name, text = "zero", "."
                 else:
-                    level = min(HEAT_LEVELS, max(1, int(np.ceil(value / peak * HEAT_LEVELS))))
+                    level = min(HEAT_LEVELS, max(1, int(np.ceil(share * HEAT_LEVELS))))
                     name, text = f"heat-{level}", short_count(value)
                 style = self._style(name)
                 if (row, col) == self.cursor:
