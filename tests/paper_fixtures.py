@@ -76,7 +76,8 @@ WRITERS_2B = ["1.down (0,38) minimum", "1.down (0,133) minimum"]
 def write_paper(folder: Path, **breaks: object) -> Path:
     """The six files in `folder`; `breaks` spoil them: `drop_sheet` (a Table 1 sheet name),
     `tile` (a Table 2 row as a tuple, added to Zephyr), `total` (a wrong Llama Python0 max
-    total), `kind` (a type of Table 2's first Llama row)."""
+    total), `kind` (a type of Table 2's first Llama row); `tiles` adds rows to Table 2 without
+    spoiling it ({model: [row, ...]})."""
     folder.mkdir(parents=True, exist_ok=True)
     _table1(folder / "Supplementary_Table1.xlsx", breaks)
     _table2(folder / "Supplementary_Table2.xlsx", breaks)
@@ -147,6 +148,8 @@ def _table2(path: Path, breaks: dict) -> None:
             sheet.append(list(row))
         if model == "Zephyr" and "tile" in breaks:
             sheet.append(list(breaks["tile"]))
+        for row in breaks.get("tiles", {}).get(model, []):
+            sheet.append(list(row))
     book.save(path)
 
 

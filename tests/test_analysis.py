@@ -327,6 +327,7 @@ def test_markdown_report_holds_the_numbers_of_the_analysis(planted, capsys):
         "writer rate per matrix type",
         "permutation tests (screen-wide: summed z over strata)",
         "writer groups by first word",
+        "stripes with the most phenotypes",
     }
     for rows in tables.values():
         assert len({len(row) for row in rows}) == 1  # no cell split by a stray pipe

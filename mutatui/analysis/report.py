@@ -27,6 +27,12 @@ from mutatui.analysis.stats import (
     shape_groups,
     shared_lines,
 )
+from mutatui.analysis.stripes import (
+    StripeReport,
+    frame_stripes,
+    known_super_weights,
+    stripe_report,
+)
 from mutatui.analysis.writers import WriterGroups, writer_groups, writer_mask
 from mutatui.errors import MutatuiError
 from mutatui.store.effects import ROBUST_MARGIN, ProbeTies, probe_ties
@@ -89,6 +95,8 @@ class ScreenAnalysis:
     """With effect sizes: per chosen text probe, how many of its changes tipped a near tie of
     its own baseline (at `tie_margin`), and its effects changed and not."""
     tie_margin: float = ROBUST_MARGIN
+    stripes: StripeReport | None = None
+    """Rows and columns of sites where most are phenotypes, with the model's super weights."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -200,6 +208,11 @@ def analyze(
         effect_grade=effect_grade.describe() if effect_grade else None,
         ties=ties,
         tie_margin=margin,
+        stripes=stripe_report(
+            "the screen's phenotype",
+            frame_stripes(frame),
+            known_super_weights(path, screen.model),
+        ),
     )
 
 

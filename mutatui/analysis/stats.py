@@ -56,7 +56,7 @@ def phenotype(frame: SiteFrame, min_severity: int = 0) -> np.ndarray:
     return frame.changed & (frame.severity >= min_severity)
 
 
-def _strata(frame: SiteFrame, by_kind: bool = True) -> Iterator[tuple[tuple, np.ndarray]]:
+def strata(frame: SiteFrame, by_kind: bool = True) -> Iterator[tuple[tuple, np.ndarray]]:
     """(key, indices) of each matrix of each layer (and kind), sorted by key."""
     if len(frame) == 0:
         return
@@ -75,7 +75,7 @@ def _strata(frame: SiteFrame, by_kind: bool = True) -> Iterator[tuple[tuple, np.
         yield key, order[start:stop]
 
 
-def _rng(seed: int, *salt: object) -> np.random.Generator:
+def rng_for(seed: int, *salt: object) -> np.random.Generator:
     """A generator for one stratum, independent of which other strata exist."""
     return np.random.default_rng([abs(seed), zlib.crc32(repr(salt).encode())])
 
@@ -133,7 +133,7 @@ class NullSummary:
     p: float
 
 
-def _summary(
+def summarize_null(
     observed: float, null: np.ndarray, tail: Callable[[float, np.ndarray], float]
 ) -> NullSummary:
     mean, sd = float(null.mean()), float(null.std())
@@ -141,7 +141,7 @@ def _summary(
     return NullSummary(float(observed), mean, sd, float(z), tail(observed, null))
 
 
-class _ZAccumulator:
+class ZAccumulator:
     """Sums per-stratum z-scores, observed and per permutation, for a screen-wide test."""
 
     def __init__(self, permutations: int) -> None:
@@ -161,7 +161,7 @@ class _ZAccumulator:
     def summary(self, tail: Callable[[float, np.ndarray], float]) -> NullSummary | None:
         if self.strata == 0:
             return None
-        return _summary(self.observed, self.null, tail)
+        return summarize_null(self.observed, self.null, tail)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ class KindBalance:
 def kind_balance(frame: SiteFrame, only: float = 0.9, min_phenotypes: int = 5) -> KindBalance:
     counts = {"mixed": 0, "max_only": 0, "min_only": 0, "unclassified": 0}
     shares = []
-    for (layer, matrix), indices in _strata(frame, by_kind=False):
+    for (layer, matrix), indices in strata(frame, by_kind=False):
         kinds = frame.kind[indices]
         changed = frame.changed[indices]
         tested_max = int((kinds == "max").sum())
@@ -314,29 +314,40 @@ class ClusteringResult:
         return sum(1 for s in self.strata if s.result.p < 0.01)
 
 
+def clustering_statistic(hit_lines: np.ndarray, count: int) -> float:
+    """The clustering statistic of phenotypes on `count` lines: the sum of squared counts."""
+    return float((np.bincount(hit_lines, minlength=count) ** 2).sum())
+
+
+def clustering_null(
+    rng: np.random.Generator, sizes: np.ndarray, k: int, permutations: int
+) -> np.ndarray:
+    """The statistic for k phenotypes shuffled among lines of `sizes` tested sites."""
+    return (random_counts(rng, sizes, k, permutations) ** 2).sum(axis=1).astype(float)
+
+
 def axis_clustering(
     frame: SiteFrame, axis: str, *, min_severity: int = 0, permutations: int = 1000, seed: int = 0
 ) -> ClusteringResult:
     lines_all = line_index(frame, axis)
     hits_all = phenotype(frame, min_severity)
-    strata = []
-    total = _ZAccumulator(permutations)
-    for (layer, matrix, kind), indices in _strata(frame):
+    tests = []
+    total = ZAccumulator(permutations)
+    for (layer, matrix, kind), indices in strata(frame):
         hits = hits_all[indices]
         n, k = len(indices), int(hits.sum())
         _, lines = np.unique(lines_all[indices], return_inverse=True)
         count = int(lines.max()) + 1
         if k < 2 or k == n or count < 2:
             continue
-        observed = float((np.bincount(lines[hits], minlength=count) ** 2).sum())
-        rng = _rng(seed, "cluster", axis, min_severity, layer, matrix, kind)
-        sizes = np.bincount(lines, minlength=count)
-        null = (random_counts(rng, sizes, k, permutations) ** 2).sum(axis=1).astype(float)
-        strata.append(
-            StratumTest(layer, matrix, kind, n, k, count, _summary(observed, null, p_upper))
+        observed = clustering_statistic(lines[hits], count)
+        rng = rng_for(seed, "cluster", axis, min_severity, layer, matrix, kind)
+        null = clustering_null(rng, np.bincount(lines, minlength=count), k, permutations)
+        tests.append(
+            StratumTest(layer, matrix, kind, n, k, count, summarize_null(observed, null, p_upper))
         )
         total.add(observed, null)
-    return ClusteringResult(axis, min_severity, permutations, strata, total.summary(p_upper))
+    return ClusteringResult(axis, min_severity, permutations, tests, total.summary(p_upper))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,15 +384,16 @@ class ComplementarityResult:
         return sum(1 for m in self.matrices if m.result.p < 0.01)
 
 
-def _presence(
-    lines: np.ndarray, hits: np.ndarray, count: int, rng: np.random.Generator, permutations: int
+def line_presence(
+    sizes: np.ndarray, hit_lines: np.ndarray, rng: np.random.Generator, permutations: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    observed = np.bincount(lines[hits], minlength=count) > 0
-    sizes = np.bincount(lines, minlength=count)
-    return observed, random_counts(rng, sizes, int(hits.sum()), permutations) > 0
+    """Which lines hold a phenotype, observed and with the phenotypes shuffled among lines of
+    `sizes` tested sites: (lines,) and (permutations, lines) booleans."""
+    observed = np.bincount(hit_lines, minlength=len(sizes)) > 0
+    return observed, random_counts(rng, sizes, len(hit_lines), permutations) > 0
 
 
-def _jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = (a | b).sum(axis=-1)
     return np.where(union > 0, (a & b).sum(axis=-1) / np.maximum(union, 1), 0.0)
 
@@ -391,8 +403,8 @@ def complementarity(
 ) -> ComplementarityResult:
     lines_all = line_index(frame, axis)
     tests = []
-    total = _ZAccumulator(permutations)
-    for (layer, matrix), indices in _strata(frame, by_kind=False):
+    total = ZAccumulator(permutations)
+    for (layer, matrix), indices in strata(frame, by_kind=False):
         _, lines = np.unique(lines_all[indices], return_inverse=True)
         count = int(lines.max()) + 1
         kinds = frame.kind[indices]
@@ -403,11 +415,21 @@ def complementarity(
             continue
         if k_max == is_max.sum() or k_min == is_min.sum():
             continue
-        rng = _rng(seed, "complement", axis, layer, matrix)
-        max_obs, max_null = _presence(lines[is_max], hits[is_max], count, rng, permutations)
-        min_obs, min_null = _presence(lines[is_min], hits[is_min], count, rng, permutations)
-        observed = float(_jaccard(max_obs, min_obs))
-        null = _jaccard(max_null, min_null).astype(float)
+        rng = rng_for(seed, "complement", axis, layer, matrix)
+        max_obs, max_null = line_presence(
+            np.bincount(lines[is_max], minlength=count),
+            lines[is_max & hits],
+            rng,
+            permutations,
+        )
+        min_obs, min_null = line_presence(
+            np.bincount(lines[is_min], minlength=count),
+            lines[is_min & hits],
+            rng,
+            permutations,
+        )
+        observed = float(jaccard(max_obs, min_obs))
+        null = jaccard(max_null, min_null).astype(float)
         tests.append(
             ComplementTest(
                 layer,
@@ -415,7 +437,7 @@ def complementarity(
                 int(max_obs.sum()),
                 int(min_obs.sum()),
                 int((max_obs & min_obs).sum()),
-                _summary(observed, null, p_lower),
+                summarize_null(observed, null, p_lower),
             )
         )
         total.add(observed, null)
@@ -480,7 +502,7 @@ def _ranks(totals: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _rearranged_statistics(
+def rearranged_statistics(
     rows: np.ndarray, cols: np.ndarray, row_count: int, col_count: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Corner and diagonal statistics for each row of (permutations, k) phenotype positions."""
@@ -546,13 +568,13 @@ def rearranged_asymmetry(
     frame: SiteFrame, matrix: str = "gate", *, permutations: int = 1000, seed: int = 0
 ) -> RearrangedResult:
     tests = []
-    corner_total = _ZAccumulator(permutations)
-    diagonal_total = _ZAccumulator(permutations)
-    corner_fixed_total = _ZAccumulator(permutations)
-    diagonal_fixed_total = _ZAccumulator(permutations)
+    corner_total = ZAccumulator(permutations)
+    diagonal_total = ZAccumulator(permutations)
+    corner_fixed_total = ZAccumulator(permutations)
+    diagonal_fixed_total = ZAccumulator(permutations)
     selected = frame.subset(frame.matrix == matrix)
     rows_all, cols_all = line_index(selected, "row"), line_index(selected, "col")
-    for (layer, name), indices in _strata(selected, by_kind=False):
+    for (layer, name), indices in strata(selected, by_kind=False):
         _, rows = np.unique(rows_all[indices], return_inverse=True)
         _, cols = np.unique(cols_all[indices], return_inverse=True)
         row_count, col_count = int(rows.max()) + 1, int(cols.max()) + 1
@@ -560,7 +582,7 @@ def rearranged_asymmetry(
         kinds = selected.kind[indices]
         if hits.sum() < 2 or row_count < 2 or col_count < 2:
             continue
-        rng = _rng(seed, "rearranged", layer, name)
+        rng = rng_for(seed, "rearranged", layer, name)
         observed_rows, observed_cols, null_rows, null_cols = [], [], [], []
         grids: list[np.ndarray] | None = []
         for kind in sorted(set(kinds.tolist()), key=_kind_order):
@@ -578,13 +600,13 @@ def rearranged_asymmetry(
             chosen = of_kind[random_subsets(rng, len(of_kind), k, permutations)]
             null_rows.append(rows[chosen])
             null_cols.append(cols[chosen])
-        corner_obs, diagonal_obs = _rearranged_statistics(
+        corner_obs, diagonal_obs = rearranged_statistics(
             np.concatenate(observed_rows)[None, :],
             np.concatenate(observed_cols)[None, :],
             row_count,
             col_count,
         )
-        corner_null, diagonal_null = _rearranged_statistics(
+        corner_null, diagonal_null = rearranged_statistics(
             np.concatenate(null_rows, axis=1),
             np.concatenate(null_cols, axis=1),
             row_count,
@@ -592,9 +614,9 @@ def rearranged_asymmetry(
         )
         corner_fixed = diagonal_fixed = None
         if grids:
-            fixed = _fixed_margin_nulls(grids, _rng(seed, "fixed", layer, name), permutations)
-            corner_fixed = _summary(fixed[0], fixed[1], p_upper)
-            diagonal_fixed = _summary(fixed[2], fixed[3], p_two_sided)
+            fixed = _fixed_margin_nulls(grids, rng_for(seed, "fixed", layer, name), permutations)
+            corner_fixed = summarize_null(fixed[0], fixed[1], p_upper)
+            diagonal_fixed = summarize_null(fixed[2], fixed[3], p_two_sided)
             corner_fixed_total.add(fixed[0], fixed[1])
             diagonal_fixed_total.add(fixed[2], fixed[3])
         tests.append(
@@ -602,8 +624,8 @@ def rearranged_asymmetry(
                 layer,
                 name,
                 int(hits.sum()),
-                _summary(float(corner_obs[0]), corner_null, p_upper),
-                _summary(float(diagonal_obs[0]), diagonal_null, p_two_sided),
+                summarize_null(float(corner_obs[0]), corner_null, p_upper),
+                summarize_null(float(diagonal_obs[0]), diagonal_null, p_two_sided),
                 corner_fixed,
                 diagonal_fixed,
             )
@@ -695,7 +717,7 @@ def shared_lines(
     null_sum = np.zeros((permutations, len(key_values)))
     null_squares = np.zeros((permutations, len(key_values)))
     matrices_on_key = np.zeros(len(key_values), dtype=np.int64)
-    for (layer, matrix), indices in _strata(frame, by_kind=False):
+    for (layer, matrix), indices in strata(frame, by_kind=False):
         local_values, local = np.unique(keys[indices], return_inverse=True)
         local = local.ravel()
         observed = np.bincount(local[flagged[indices]], minlength=len(local_values))
@@ -705,7 +727,7 @@ def shared_lines(
             of_kind = kinds == kind
             k = int(flagged[indices][of_kind].sum())
             if k:
-                rng = _rng(seed, "shared", axis, layer, matrix, kind)
+                rng = rng_for(seed, "shared", axis, layer, matrix, kind)
                 sizes = np.bincount(local[of_kind], minlength=len(local_values))
                 null += random_counts(rng, sizes, k, permutations)
         observed_sum[local_values] += observed
@@ -726,7 +748,7 @@ def shared_lines(
         axis,
         flagged_count,
         permutations,
-        _summary(pairs, null_pairs, p_upper),
+        summarize_null(pairs, null_pairs, p_upper),
         shared / flagged_count,
         top_lines,
     )
@@ -773,7 +795,7 @@ def full_lines(frame: SiteFrame) -> Iterator[tuple[int, str, str, int, str, np.n
     """(layer, matrix, axis, line, kind, indices) of every row and column whose elements were
     all tested with one kind; `frame` holds element sites only."""
     extents = frame.extents()
-    for (layer, matrix, kind), indices in _strata(frame):
+    for (layer, matrix, kind), indices in strata(frame):
         rows, cols = extents[(layer, matrix)]
         for axis, along, extent in (("row", frame.row0, cols), ("col", frame.col0, rows)):
             lines, counts = np.unique(along[indices], return_counts=True)
@@ -790,9 +812,9 @@ def line_enrichment(
 ) -> LineEnrichmentResult:
     """Every full line of `frame` against `against`'s sites of the same matrix and kind (both
     element screens, phenotypes already decided: `SiteFrame.with_min_severity`)."""
-    random_sites = dict(_strata(against))
+    random_sites = dict(strata(against))
     tests: list[LineTest] = []
-    total = _ZAccumulator(permutations)
+    total = ZAccumulator(permutations)
     for layer, matrix, axis, line, kind, indices in full_lines(frame):
         pool = random_sites.get((layer, matrix, kind))
         if pool is None:
@@ -800,7 +822,7 @@ def line_enrichment(
         tested, hits = len(indices), int(frame.changed[indices].sum())
         pooled_hits = hits + int(against.changed[pool].sum())
         pooled = tested + len(pool)
-        rng = _rng(seed, "line", layer, matrix, axis, line, kind)
+        rng = rng_for(seed, "line", layer, matrix, axis, line, kind)
         null = rng.hypergeometric(pooled_hits, pooled - pooled_hits, tested, size=permutations)
         total.add(hits, null)
         tests.append(
@@ -814,7 +836,7 @@ def line_enrichment(
                 hits,
                 len(pool),
                 pooled_hits - hits,
-                _summary(hits, null, p_upper),
+                summarize_null(hits, null, p_upper),
             )
         )
     return LineEnrichmentResult(against.screen.name, permutations, tests, total.summary(p_upper))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import sys
@@ -15,9 +16,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mutatui.analysis.published import PublishedAnalysis, analyze_published
 from mutatui.analysis.report import DEFAULT_PERMUTATIONS, ScreenAnalysis, ShapeAnalysis, analyze
 from mutatui.analysis.stats import LineEnrichmentResult, NullSummary, RateRow, one_sided
+from mutatui.analysis.stripes import MIN_LINE_SITES, STRIPE_SHARE, StripeReport
 from mutatui.commands.common import (
+    PHENOTYPES,
     add_phenotype_arguments,
     describe_phenotype,
     effect_grade_from_args,
@@ -25,6 +29,9 @@ from mutatui.commands.common import (
 )
 from mutatui.errors import MutatuiError
 from mutatui.store.effects import ProbeTies
+from mutatui.store.frames import pick_screen
+from mutatui.store.published import PUBLISHED
+from mutatui.store.queries import ScreenSummary
 
 REPORT_WIDTH = 120
 MARKDOWN_WIDTH = 10_000
@@ -55,6 +62,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SCREEN",
         help="also compare every whole row and column of elements the screen tested (dense "
         "lines) with SCREEN's elements of the same matrix (a random sample)",
+    )
+    parser.add_argument(
+        "--stripes",
+        type=int,
+        default=12,
+        metavar="N",
+        help="list the N stripes (rows or columns of a matrix where most sites are phenotypes) "
+        "with the most phenotypes (default 12; all are counted)",
     )
     lines = parser.add_argument_group("dense lines through the most sensitive tiles")
     lines.add_argument(
@@ -102,11 +117,41 @@ def emit_lines(args: argparse.Namespace) -> int:
     return 0
 
 
+PHENOTYPE_OPTIONS = ("probe", "min_severity", "text_severity", "robust", "min_effect", "top_effect")
+"""Options that choose a computed screen's phenotypes; a published screen's table chose its."""
+
+
+def run_published(args: argparse.Namespace, screen: ScreenSummary) -> int:
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in (*PHENOTYPE_OPTIONS, "against", "emit_lines")
+        if getattr(args, name) not in (None, False, min(PHENOTYPES))
+    ]
+    if given:
+        raise MutatuiError(
+            f"{screen.name!r} is a published screen: its tables chose its phenotypes, so "
+            f"{', '.join(given)} cannot apply (valid here: --permutations, --seed, --stripes, "
+            "--json, --markdown)"
+        )
+    result = analyze_published(args.db, screen, permutations=args.permutations, seed=args.seed)
+    if args.json:
+        print(json.dumps(result.to_dict(), default=str))
+        return 0
+    report = Report.markdown_output() if args.markdown else Report.terminal()
+    print_published(report, result, args.stripes)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.emit_lines:
-        return emit_lines(args)
     if args.permutations < 10:
         raise MutatuiError(f"--permutations must be at least 10, got {args.permutations}")
+    if args.stripes < 0:
+        raise MutatuiError(f"--stripes must be 0 or more, got {args.stripes}")
+    screen = pick_screen(args.db, args.screen)
+    if screen.kind == PUBLISHED:
+        return run_published(args, screen)
+    if args.emit_lines:
+        return emit_lines(args)
     result = analyze(
         args.db,
         args.screen,
@@ -121,7 +166,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
         return 0
-    print_analysis(Report.markdown_output() if args.markdown else Report.terminal(), result)
+    report = Report.markdown_output() if args.markdown else Report.terminal()
+    print_analysis(report, result)
+    if result.stripes is not None:
+        phenotype = describe_phenotype(
+            result.min_severity, result.text_severity, result.effect_grade
+        )
+        print_stripes(
+            report, dataclasses.replace(result.stripes, phenotype=phenotype), args.stripes
+        )
     return 0
 
 
@@ -460,3 +513,141 @@ def _share(part: int, whole: int) -> str:
 
 def _quantiles(pair: tuple[float | None, float | None]) -> str:
     return "-" if pair[0] is None else f"{pair[0]:.2g}, {pair[1]:.2g}"
+
+
+def print_stripes(report: Report, stripes: StripeReport, shown: int) -> None:
+    """The stripes found, per matrix type, the `shown` with the most phenotypes, and the model's
+    super weights with the stripes through them or over their channels."""
+    found = len(stripes.stripes)
+    report.heading(
+        f"stripes: {found} of {stripes.lines} lines ({stripes.expected:.3g} expected by chance)"
+    )
+    report.paragraph(
+        f"a stripe: a row or column of one matrix whose sites are phenotypes at more than "
+        f"{STRIPE_SHARE:.0%}, for one kind, among at least {MIN_LINE_SITES} tested; expected: "
+        f"as many sites placed at random at each matrix's own rate. phenotype: "
+        f"{stripes.phenotype}",
+        dim=True,
+    )
+    if found:
+        report.paragraph(
+            "per matrix type: "
+            + ", ".join(f"{matrix} {count}" for matrix, count in stripes.by_matrix().items())
+        )
+    if shown and found:
+        table = report.table("stripes with the most phenotypes")
+        table.add_column("stripe", no_wrap=True)
+        table.add_column("channels", no_wrap=True)
+        for column in ("phenotypes", "of sites", "share", "matrix's share"):
+            table.add_column(column, justify="right")
+        by_count = sorted(stripes.stripes, key=lambda s: (-s.phenotypes, -s.share, s.label))
+        for stripe in by_count[:shown]:
+            table.add_row(
+                stripe.label,
+                stripe.channels,
+                str(stripe.phenotypes),
+                str(stripe.sites),
+                f"{stripe.share:.0%}",
+                f"{stripe.matrix_share:.1%}",
+            )
+        report.show(table)
+    for weight in stripes.super_weights:
+        own = ", ".join(s.label for s in weight.own) or "none"
+        channel = ", ".join(s.label for s in weight.channel[:8]) or "none"
+        if len(weight.channel) > 8:
+            channel += f" and {len(weight.channel) - 8} more"
+        report.paragraph(
+            f" ({weight.weight.source}): stripes through it: {own}; over its channels "
+            f"elsewhere: {channel}",
+            bold=f"super weight {weight.weight.site}",
+        )
+    if not stripes.super_weights:
+        report.paragraph("no super weight known for this model", dim=True)
+
+
+def _percent(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def print_published(report: Report, result: PublishedAnalysis, shown: int) -> None:
+    screen = result.screen
+    report.paragraph(
+        f" ({screen.model}, published); {result.citation}; {result.permutations} "
+        f"permutations, seed {result.seed}",
+        bold=screen.name,
+    )
+    for experiment in result.experiments:
+        totals = ", ".join(
+            f"{kind} {experiment.totals[kind]} ({_percent(rate)} of tiles)"
+            for kind, rate in experiment.rate_by_kind.items()
+        )
+        report.heading(f"{experiment.name} ({experiment.type}), Table 1")
+        report.paragraph(f"NSMs: {totals}")
+        table = report.table("NSM rate per matrix type")
+        for column in ("matrix", "tiles", "NSMs", "rate, all kinds", "max and min", "distinct"):
+            table.add_column(column, justify="left" if column == "matrix" else "right")
+        for row in experiment.by_type:
+            low, high = row.max_min
+            table.add_row(
+                row.matrix,
+                str(row.tiles),
+                str(row.nsms),
+                _percent(row.rate),
+                _percent(low) if f"{low:.1%}" == f"{high:.1%}" else f"{low:.1%}-{high:.1%}",
+                "-" if row.distinct is None else f"{row.distinct:.0f}",
+            )
+        report.show(table)
+        depth = report.table("NSM rate per relative depth (fifths of the stack)")
+        for column in ("depth", "layers", "tiles", "NSMs", "rate, all kinds"):
+            depth.add_column(column, justify="left" if column == "depth" else "right")
+        for band in experiment.by_depth:
+            depth.add_row(
+                band.band, band.layers, str(band.tiles), str(band.nsms), _percent(band.rate)
+            )
+        report.show(depth)
+    report.paragraph(
+        "rate: NSMs per tile and kind screened (max, min, zero). max and min: the rate over "
+        "those two kinds alone, a range where Table 1 leaves open how many of the experiment's "
+        "zero NSMs a matrix type holds. distinct: distinct phenotypes per matrix (mean).",
+        dim=True,
+    )
+    report.heading(f"Table 2: {result.listed} tiles selected by {result.selection}")
+    table = report.table("selected tiles per matrix type and kind")
+    for column in ("matrix", "kind", "tiles", "selected", "share", "destructive"):
+        table.add_column(column, justify="left" if column in ("matrix", "kind") else "right")
+    for row in result.selection_rows:
+        table.add_row(
+            row.matrix,
+            row.kind,
+            str(row.tiles),
+            str(row.listed),
+            f"{row.share:.2%}",
+            str(row.destructive),
+        )
+    report.show(table)
+    claims = report.table("the paper's claims on its own tables")
+    for column in ("claim", "on", "observed", "test", "strata p<0.01"):
+        claims.add_column(
+            column, justify="right" if column in ("test", "strata p<0.01") else "left"
+        )
+    for claim in result.claims:
+        if not claim.testable:
+            claims.add_row(claim.claim, f"cannot be tested: {claim.data}", "", "", "")
+            continue
+        claims.add_row(
+            claim.claim,
+            claim.data,
+            claim.observed,
+            _null(claim.result)[2],
+            f"{claim.significant}/{claim.strata}",
+        )
+    report.show(claims)
+    report.paragraph(
+        "Table 2 is a selection by Mmlu21 score of an exhaustive screen: its tests ask where "
+        "the tiles that cost most answers sit, against as many tiles placed at random in the "
+        "whole matrix. clustering and shape: upper tail; complementarity: lower tail (a high "
+        "z means max and min lines overlap more than chance); axis skew: two-sided. "
+        + TESTS_LEGEND,
+        dim=True,
+    )
+    print_stripes(report, result.stripes, shown)

@@ -25,7 +25,7 @@ from mutatui.guided.superweights import (
     verify,
 )
 from mutatui.store.database import check_writable
-from mutatui.store.guided import SuperweightResult, save_superweights
+from mutatui.store.guided import SUPER_PERPLEXITY_RATIO, SuperweightResult, save_superweights
 
 DEFAULT_PROMPT = "The life cycle of Drosophila:"
 
@@ -142,7 +142,7 @@ def _print_table(
     table.add_column("output when zeroed", no_wrap=True, overflow="ellipsis", min_width=12)
     for result in results:
         ratio = result.perplexity / baseline_perplexity
-        style = "bold red" if ratio >= 2 else None
+        style = "bold red" if ratio >= SUPER_PERPLEXITY_RATIO else None
         table.add_row(
             result.site,
             f"{result.weight:.4g}",

@@ -22,6 +22,20 @@ from dataclasses import dataclass, field, replace
 MATRIX_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
 """The order of short names in catalogs, grids and reports."""
 
+MATRIX_SPACES: Mapping[str, tuple[str, str]] = {
+    "q": ("query heads", "residual"),
+    "k": ("key-value heads", "residual"),
+    "v": ("key-value heads", "residual"),
+    "o": ("residual", "query heads"),
+    "gate": ("intermediate", "residual"),
+    "up": ("intermediate", "residual"),
+    "down": ("residual", "intermediate"),
+}
+"""Short name -> what its (rows, columns) index: a row of `down` is a channel of the residual
+stream, a column one of the layer's own MLP intermediate; `o` reads the concatenated outputs of
+the query heads. The residual stream is one space through all layers; the others are a layer's
+own."""
+
 Sizes = Callable[[object], tuple[int, ...]]
 """Output features of each part of a fused module, from the model's (text) config."""
 

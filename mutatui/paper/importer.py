@@ -130,6 +130,7 @@ def build_screen(model: PaperModel, sources: Sources, *, texts: bool) -> Publish
         }
     )
     mutations, results, positions = _tile_rows(model, sources.tiles, choice_id)
+    listed = len(mutations)
     writer_rows, output_rows = _writer_rows(
         model, writers, sources.outputs, prompts, mutations, results, positions, choice_id, texts
     )
@@ -153,6 +154,8 @@ def build_screen(model: PaperModel, sources: Sources, *, texts: bool) -> Publish
                 "kinds": ["max", "min", "zero"],
                 "experiments": [e.name for e in experiments],
                 "mutations": "Table 2: the Mmlu21 NSMs scoring at most 10 of 21",
+                "listed": listed,
+                "selection": "Mmlu21 score at most 10 of 21",
                 "texts": texts,
             }
         },

@@ -374,6 +374,32 @@ def superweight_results(db: str | Path, run_id: int | None = None) -> list[Super
     return [SuperweightResult(*row) for row in rows]
 
 
+SUPER_PERPLEXITY_RATIO = 2.0
+"""A candidate is a super weight when zeroing it alone at least doubles the probe's
+perplexity."""
+
+
+def super_weights(db: str | Path, model: str) -> list[SuperweightResult]:
+    """The super weights of `model` in its newest run here: the candidates whose zeroing
+    multiplied the perplexity by `SUPER_PERPLEXITY_RATIO` or more (none without a run)."""
+    with connect(db, read_only=True) as connection:
+        if not has_table(connection, "superweight_runs"):
+            return []
+        run = connection.execute(
+            "SELECT run_id, baseline_perplexity FROM superweight_runs WHERE model = ? "
+            "ORDER BY run_id DESC LIMIT 1",
+            [model],
+        ).fetchone()
+    if run is None:
+        return []
+    run_id, baseline = run
+    return [
+        result
+        for result in superweight_results(db, run_id)
+        if result.perplexity >= SUPER_PERPLEXITY_RATIO * baseline
+    ]
+
+
 def superweight_sites(db: str | Path) -> list[str]:
     """Site strings of the newest run's candidates, strongest spike first (for the explorer)."""
     return [result.site for result in superweight_results(db)]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from mutatui.errors import MutatuiError
 from mutatui.store.database import connect, has_table, initialize, transaction
@@ -215,3 +216,96 @@ def description_of(spec: str) -> dict[str, object] | None:
     except (TypeError, ValueError):
         return None
     return found if isinstance(found, dict) and "published" in found else None
+
+
+@dataclass(frozen=True)
+class PublishedTiles:
+    """The tiles a published screen's table lists (Table 2: those with an Mmlu21 result), one
+    entry each, with the screen's description and every matrix's shape: the table is a
+    selection of tiles of an exhaustive screen, so a matrix's other tiles were screened too."""
+
+    description: dict[str, object]
+    shapes: dict[tuple[int, str], tuple[int, int]]
+    """(layer, matrix) -> (rows, cols) of the weight."""
+    layer: np.ndarray
+    matrix: np.ndarray
+    row0: np.ndarray
+    col0: np.ndarray
+    kind: np.ndarray
+    score: np.ndarray
+    destructive: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.layer)
+
+    @property
+    def tile(self) -> int:
+        return int(self.description.get("tile", 64))  # type: ignore[call-overload]
+
+    @property
+    def kinds(self) -> list[str]:
+        return [str(kind) for kind in self.description.get("kinds", ())]  # type: ignore[union-attr]
+
+
+def published_tiles(path: str | Path, screen_id: int) -> PublishedTiles:
+    """The tiles a published screen's table lists (empty arrays for a table with none): its
+    first `listed` mutations, as the importer wrote them (writers of other tables follow)."""
+    with connect(path, read_only=True) as connection:
+        spec = connection.execute(
+            "SELECT spec FROM screens WHERE screen_id = ?", [screen_id]
+        ).fetchone()
+        shapes = connection.execute(
+            "SELECT layer, matrix, rows, cols FROM matrices WHERE screen_id = ?", [screen_id]
+        ).fetchall()
+        rows = connection.execute(
+            "SELECT m.layer, m.matrix, m.row0, m.col0, m.kind, r.choice_score, r.destructive "
+            "FROM mutations m JOIN results r USING (screen_id, mutation_id) "
+            "JOIN probes p USING (screen_id, probe_id) "
+            "WHERE m.screen_id = ? AND p.kind = 'choice' ORDER BY m.mutation_id",
+            [screen_id],
+        ).fetchall()
+    described = (description_of(spec[0]) if spec else None) or {}
+    description = dict(described.get("published", {}))  # type: ignore[call-overload]
+    listed = description.get("listed")
+    if isinstance(listed, int):
+        rows = rows[:listed]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+    return PublishedTiles(
+        description,
+        {(layer, matrix): (height, width) for layer, matrix, height, width in shapes},
+        np.array(columns[0], dtype=np.int64),
+        np.array(columns[1], dtype=object),
+        np.array(columns[2], dtype=np.int64),
+        np.array(columns[3], dtype=np.int64),
+        np.array(columns[4], dtype=object),
+        np.array([np.nan if v is None else v for v in columns[5]], dtype=float),
+        np.array([bool(v) for v in columns[6]], dtype=bool),
+    )
+
+
+@dataclass(frozen=True)
+class WriterSite:
+    """Where one published writer sits: its mutation's matrix, tile corner and kind."""
+
+    writer: str
+    layer: int
+    matrix: str
+    row0: int
+    col0: int
+    kind: str
+
+
+def published_writer_sites(path: str | Path, screen_id: int) -> list[WriterSite]:
+    """Every distinct writer mutation of a published screen (a writer named in two tables
+    once), by its first label."""
+    with connect(path, read_only=True) as connection:
+        if not has_table(connection, "published_writers"):
+            return []
+        rows = connection.execute(
+            "SELECT min(w.writer), m.layer, m.matrix, m.row0, m.col0, m.kind "
+            "FROM published_writers w JOIN mutations m USING (screen_id, mutation_id) "
+            "WHERE w.screen_id = ? GROUP BY m.mutation_id, m.layer, m.matrix, m.row0, m.col0, "
+            "m.kind ORDER BY m.layer, m.matrix, m.row0, m.col0, m.kind",
+            [screen_id],
+        ).fetchall()
+    return [WriterSite(*row) for row in rows]
