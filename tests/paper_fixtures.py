@@ -57,7 +57,10 @@ TABLE3 = [
     (
         "B",
         'minimum NSM\nlayer 1, Down matrix\nX=0 Y=38\n \nRIHF: "staring"\nCosine Similarity: 0.28\nMmlu21 score: 14|2',
-        [(" staring through a microscope", GREEN), (" staring at the clock", YELLOW)],
+        [
+            (" staring at the moon,\nthe night will end soon,\nI hum a silver tune.", GREEN),
+            (" staring? Hey you, yes you! I see you there.", YELLOW),
+        ],
     ),
     (
         "C",

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from analysis_fixtures import FixtureScreen
 from paper_fixtures import write_paper
 
 from mutatui.analysis.depth import band_label, depth_band, relative_depth
 from mutatui.analysis.published import analyze_published
+from mutatui.analysis.published_styles import grade_published_styles
 from mutatui.analysis.report import analyze
 from mutatui.analysis.stripes import majority_chance
 from mutatui.cli import main
@@ -50,6 +52,11 @@ def published(tmp_path_factory) -> Path:
     db = folder / "paper.db"
     assert main(["import-paper", str(folder / "files"), "--db", str(db)]) == 0
     return db
+
+
+def rows(db: Path, query: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as connection:
+        return connection.execute(query).fetchall()
 
 
 def published_analysis(db: Path, name: str):
@@ -212,3 +219,49 @@ def test_the_bundled_tile_screen_has_severe_stripes_through_smollm2s_super_weigh
     assert weight.own
     assert all(s.layer == 11 and s.matrix == "down" for s in weight.own)
     assert all(s.start <= (507 if s.axis == "row" else 1229) < s.stop for s in weight.own)
+
+
+def test_restyle_sets_the_grader_against_the_authors_labels_and_writes_nothing(published, capsys):
+    before = rows(published, "SELECT mutation_id, probe_id, style FROM results ORDER BY ALL")
+    assert main(["restyle", str(published), "--screen", "hu2024-zephyr"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "poem as poetic and dialogue as conversational: 2 of 3" in out
+    assert "writer or not (a coloured cell; poetic or conversational): 4 of 6" in out
+    assert "first-word groups, ours: 'staring': 2" in out
+    graded = grade_published_styles(published, 2, "hu2024-zephyr")
+    confusion = graded.agreement.confusion
+    # the fixture's cells: a three-line rhyme (poem), a greeting in the second person
+    # (dialogue), four words (narrative), a plain sentence and three words (other) and a
+    # one-line question the authors coloured as a poem
+    assert confusion["poem"] == {"poetic": 1, "conversational": 0, "descriptive": 1, "other": 0}
+    assert confusion["dialogue"]["conversational"] == 1
+    assert confusion["narrative"]["other"] == 1
+    assert confusion["other"] == {"poetic": 0, "conversational": 0, "descriptive": 1, "other": 1}
+    standard, *writers = graded.writers
+    assert (standard.writer, standard.word, standard.outputs) == ("standard", "it", 3)
+    assert {w.writer: w.published for w in writers} == {
+        "1.down (0,38) minimum": "staring",
+        "1.down (0,133) minimum": "staring",
+    }
+    assert graded.published_groups == {
+        "staring": ["B (1.down (0,38) minimum)", "C (1.down (0,133) minimum)"]
+    }
+    assert (
+        rows(published, "SELECT mutation_id, probe_id, style FROM results ORDER BY ALL") == before
+    )
+    # every screen: published ones keep their labels, said so
+    assert main(["restyle", str(published)]) == 0
+    assert "keeps its authors' labels" in capsys.readouterr().err
+    assert (
+        rows(published, "SELECT mutation_id, probe_id, style FROM results ORDER BY ALL") == before
+    )
+
+
+def test_restyle_needs_the_texts_a_no_texts_import_leaves_out(tmp_path, capsys):
+    folder = write_paper(tmp_path / "files")
+    db = tmp_path / "numbers.db"
+    assert main(["import-paper", str(folder), "--db", str(db), "--no-texts"]) == 0
+    capsys.readouterr()
+    assert main(["restyle", str(db), "--screen", "hu2024-zephyr"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "without its texts" in line

@@ -6,8 +6,6 @@ import argparse
 import copy
 import dataclasses
 import json
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from mutatui.commands.common import (
     describe_phenotype,
     effect_grade_from_args,
     min_severity_from_args,
+    report_console,
 )
 from mutatui.errors import MutatuiError
 from mutatui.store.effects import ProbeTies
@@ -33,7 +32,6 @@ from mutatui.store.frames import pick_screen
 from mutatui.store.published import PUBLISHED
 from mutatui.store.queries import ScreenSummary
 
-REPORT_WIDTH = 120
 MARKDOWN_WIDTH = 10_000
 
 
@@ -189,8 +187,7 @@ class Report:
     def terminal(cls) -> Report:
         """Standard output, 120 columns wide when it is a file or pipe (rich's default of 80
         wraps the test names of the tables); a terminal's width, or COLUMNS, wins."""
-        redirected = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-        return cls(Console(width=REPORT_WIDTH if redirected else None))
+        return cls(report_console())
 
     @classmethod
     def markdown_output(cls) -> Report:

@@ -4,9 +4,12 @@ results of a screen to analyse."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from rich.console import Console
 
 from mutatui.engine.forms import MODEL_FORMS
 from mutatui.errors import MutatuiError
@@ -200,3 +203,14 @@ def check_output_file(path: str | Path, flag: str) -> None:
 def check_at_least(value: int, flag: str, minimum: int = 1) -> None:
     if value < minimum:
         raise MutatuiError(f"{flag} must be at least {minimum}, got {value}")
+
+
+REPORT_WIDTH = 120
+"""Columns of a report printed to a file or pipe (rich's default of 80 wraps its tables)."""
+
+
+def report_console() -> Console:
+    """Standard output for a report: 120 columns wide when it is a file or pipe; a terminal's
+    width, or COLUMNS, wins."""
+    redirected = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=REPORT_WIDTH if redirected else None)

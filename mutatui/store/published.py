@@ -309,3 +309,26 @@ def published_writer_sites(path: str | Path, screen_id: int) -> list[WriterSite]
             [screen_id],
         ).fetchall()
     return [WriterSite(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class PublishedWriter:
+    """A writer as a table names it: its label, the table, its mutation (None: the standard
+    model) and the first word the authors give for it (Table 3's RIHF)."""
+
+    writer: str
+    source: str
+    mutation_id: int | None
+    rihf: str | None
+
+
+def published_writers(path: str | Path, screen_id: int) -> list[PublishedWriter]:
+    with connect(path, read_only=True) as connection:
+        if not has_table(connection, "published_writers"):
+            return []
+        rows = connection.execute(
+            "SELECT writer, source, mutation_id, rihf FROM published_writers "
+            "WHERE screen_id = ? ORDER BY source, writer",
+            [screen_id],
+        ).fetchall()
+    return [PublishedWriter(*row) for row in rows]
