@@ -141,6 +141,7 @@ def view_rows(view: type[DOMNode]) -> list[tuple[str, str, str]]:
 def views() -> list[tuple[str, type[DOMNode]]]:
     """The explorer's views with keys of their own, as a user meets them."""
     from mutatui.tui.app import ExplorerApp
+    from mutatui.tui.screens.compare import CompareScreen
     from mutatui.tui.screens.confirm import ConfirmScreen
     from mutatui.tui.screens.detail import DetailScreen
     from mutatui.tui.screens.filters import FilterScreen
@@ -166,6 +167,7 @@ def views() -> list[tuple[str, type[DOMNode]]]:
         ("Matrix grid (the cursor)", MatrixGrid),
         ("Detail", DetailScreen),
         ("Writers", WritersScreen),
+        ("Compare two screens", CompareScreen),
         ("Live mode", LiveScreen),
         ("Filter dialog", FilterScreen),
         ("Go to a site", GotoScreen),

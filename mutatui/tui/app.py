@@ -151,6 +151,12 @@ class ExplorerApp(LiveLauncher, App):
             self.load_screen(screen_id)
         self.push_screen(OverviewScreen())
 
+    def open_compare(self, left: tuple[Path, int], right: tuple[Path, int]) -> None:
+        """Two screens' overviews side by side, each given as (file, screen id)."""
+        from mutatui.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(left, right))
+
     def open_writers(self) -> None:
         """The writers view of the open screen (views reach each other through the app, so
         none imports another)."""

@@ -35,6 +35,7 @@ class ScreenListScreen(Screen):
         # priority: the key bar shows Open whether or not the table has focus yet
         Binding("enter", "open", "Open", id="screens.open", priority=True),
         Binding("ctrl+r", "reload", "Reload", id="screens.reload"),
+        Binding("c", "compare", "Compare", id="screens.compare"),
     ]
 
     def __init__(self) -> None:
@@ -42,6 +43,8 @@ class ScreenListScreen(Screen):
         self.summaries: list[ScreenSummary] = []
         self.sources: list[Path] = []
         """The file each summary's screen is in (the opened one, or its side live database)."""
+        self.marked: tuple[Path, int, str] | None = None
+        """The screen `c` marked to compare with the next one chosen (source, id, name)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -119,6 +122,24 @@ class ScreenListScreen(Screen):
         if self.summaries and 0 <= table.cursor_row < len(self.summaries):
             row = table.cursor_row
             self.app.open_screen(self.summaries[row].screen_id, self.sources[row])
+
+    def action_compare(self) -> None:
+        """The first `c` marks the screen under the cursor, the second opens both side by
+        side (on the same screen: the mark is lifted)."""
+        table = self.query_one(DataTable)
+        if not self.summaries or not 0 <= table.cursor_row < len(self.summaries):
+            return
+        summary, source = self.summaries[table.cursor_row], self.sources[table.cursor_row]
+        chosen = (source, summary.screen_id, summary.name)
+        if self.marked is None:
+            self.marked = chosen
+            self.notify(f"{summary.name} marked: press c on another screen to compare them")
+        elif self.marked[:2] == chosen[:2]:
+            self.marked = None
+            self.notify(f"{summary.name} no longer marked")
+        else:
+            left, self.marked = self.marked, None
+            self.app.open_compare(left[:2], chosen[:2])
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
