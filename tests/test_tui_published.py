@@ -6,9 +6,17 @@ and `x` asks for the model in the local cache (one line when it is not there).""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import torch
 from paper_fixtures import write_paper
 from test_tui_app import SIZE, settle
+from tiny_models import VOCAB_SIZE, tiny_tokenizer
 
 from mutatui.cli import main
 from mutatui.tui.app import ExplorerApp
@@ -128,3 +136,65 @@ async def test_live_on_a_published_tile_asks_for_the_model_in_the_cache(db):
         await settle(pilot)
         said = " ".join(text_of(widget) for widget in app.screen.query("Static"))
         assert "meta-llama/Llama-2-7b-hf" in said and "not in the local Hugging Face cache" in said
+
+
+LLAMA2_SHAPES = {
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "num_hidden_layers": 1,
+    "max_position_embeddings": 256,
+    "tie_word_embeddings": True,
+}
+"""Llama-2-7b's matrices (q 4096x4096, down 4096x11008), one of its 32 layers: the tiles of
+layer 0 run as they would on the real model, in a few seconds on a CPU."""
+
+
+def cache_llama2(cache: Path) -> None:
+    """A random model of Llama-2-7b's shapes with a character vocabulary, stored under its hub
+    id in a Hugging Face cache (bfloat16, as the hub has it)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    revision = "0" * 40
+    repo = cache / "models--meta-llama--Llama-2-7b-hf"
+    settings = dict(LLAMA2_SHAPES)
+    config = AutoConfig.for_model(
+        settings.pop("model_type"),
+        vocab_size=VOCAB_SIZE,
+        bos_token_id=1,
+        eos_token_id=1,
+        **settings,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).to(torch.bfloat16)
+    model.save_pretrained(repo / "snapshots" / revision)
+    tiny_tokenizer().save_pretrained(repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+
+
+def test_live_runs_a_published_tile_on_the_model_in_the_local_cache(db, tmp_path):
+    """`x` on Table 2's L0.down tile (2, 171), the last column of an 11008-wide matrix: live mode
+    finds the model under its hub id in the cache, runs the tile with the table's kind, as the
+    naive path does, and leaves the weights as they were; nothing is downloaded."""
+    cache_llama2(tmp_path / "hub")
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    script = Path(__file__).parent / "live_published_app.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(db), "L0.down[128,10944]"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = json.loads(done.stdout.strip().splitlines()[-1])
+    assert shown["model"] == "meta-llama/Llama-2-7b-hf"
+    assert shown["shape"] == [4096, 11008]
+    assert shown["site"] == "L0.down[128:192,10944:11008]"
+    assert shown["kind"] == "max"  # the table's kind for this tile
+    assert shown["status"] == "COMPLETED"
+    assert shown["matches_naive"] and shown["restored"]
