@@ -125,6 +125,20 @@ ANALYSES = (
 )
 
 
+PUBLISHED_ANALYSES = tuple(
+    Analysis(
+        name,
+        name,
+        f"Hu et al.'s published {model} screen (mutatui import-paper): Table 1's NSM rate of "
+        "every experiment by matrix type and relative depth, Table 2's tiles, the paper's claims "
+        "the tables can test and those they cannot, stripes and the super weight",
+        figures=False,
+    )
+    for name, model in (("hu2024-llama2-7b", "Llama-2-7b"), ("hu2024-zephyr", "Zephyr-7b-beta"))
+)
+ANALYSES += PUBLISHED_ANALYSES
+
+
 def run_cli(args: list[str], stdout: Path | None = None) -> None:
     """Run the project's own CLI, as a reader would, failing loudly with its message."""
     command = [sys.executable, "-m", "mutatui", *args]

@@ -324,6 +324,7 @@ def test_markdown_report_holds_the_numbers_of_the_analysis(planted, capsys):
     assert set(tables) == {
         "phenotype rate per matrix type",
         "phenotype rate per layer",
+        "phenotype rate per relative depth (fifths of the stack)",
         "writer rate per matrix type",
         "permutation tests (screen-wide: summed z over strata)",
         "writer groups by first word",

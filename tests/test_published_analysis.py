@@ -265,3 +265,24 @@ def test_restyle_needs_the_texts_a_no_texts_import_leaves_out(tmp_path, capsys):
     assert main(["restyle", str(db), "--screen", "hu2024-zephyr"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "without its texts" in line
+
+
+@pytest.mark.skipif(not BUNDLED.exists(), reason="no bundled screens.db")
+def test_the_bundled_tiles_by_relative_depth_and_their_destructive_choices():
+    shape = analyze(BUNDLED, "tiles-64", permutations=20).shapes[0]
+    # 30 layers in fifths of 6; 864 tiles a layer (SmolLM2's seven matrices), per kind
+    assert [row.key for row in shape.by_depth if row.kind == "max"] == [
+        "0-20%",
+        "20-40%",
+        "40-60%",
+        "60-80%",
+        "80-100%",
+    ]
+    assert {row.tested for row in shape.by_depth} == {6 * 864}
+    destructive = rows(
+        BUNDLED,
+        "SELECT count(DISTINCT mutation_id) FROM results r JOIN screens s USING (screen_id) "
+        "WHERE s.name = 'tiles-64' AND r.destructive",
+    )[0][0]
+    assert destructive > 0
+    assert sum(row.destructive for row in shape.by_type) == destructive

@@ -66,6 +66,8 @@ class ShapeAnalysis:
     severe: int
     by_type: list[RateRow]
     by_layer: list[RateRow]
+    by_depth: list[RateRow]
+    """Per fifth of the model's stack (relative depth: models of any depth compare)."""
     balance: KindBalance
     clustering: list[ClusteringResult]
     complementarity: list[ComplementarityResult]
@@ -130,6 +132,7 @@ def analyze_shape(
         severe=int((frame.changed & (frame.severity >= SEVERE)).sum()),
         by_type=rates(frame, "matrix"),
         by_layer=rates(frame, "layer"),
+        by_depth=rates(frame, "depth"),
         balance=kind_balance(frame),
         clustering=[
             axis_clustering(frame, axis, min_severity=level, **options)

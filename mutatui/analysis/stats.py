@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mutatui.analysis.depth import DEPTH_BANDS, band_label, depth_band
+from mutatui.engine.families import MATRIX_ORDER
 from mutatui.store.frames import SiteFrame
 
 AXES = ("row", "col")
@@ -178,6 +180,8 @@ class RateRow:
     changed: int
     severe: int
     malignant: int
+    destructive: int = 0
+    """Mutations whose choice assay was destructive (an answer that is no choice at all)."""
 
     @property
     def rate(self) -> float:
@@ -188,13 +192,32 @@ class RateRow:
         return self.severe / self.tested if self.tested else 0.0
 
 
+RATE_KEYS = ("matrix", "layer", "depth")
+
+
+def rate_keys(frame: SiteFrame, by: str) -> tuple[np.ndarray, list[str]]:
+    """Each mutation's key (its matrix type, its layer, or its band of relative depth, fifths
+    of the model's stack) and the keys in order."""
+    if by == "matrix":
+        keys = frame.matrix
+        return keys, sorted(set(keys.tolist()), key=_type_order)
+    if by == "layer":
+        keys = frame.layer.astype(str)
+        return keys, sorted(set(keys.tolist()), key=int)
+    if by == "depth":
+        layers = max((shape.layer for shape in frame.matrices), default=0) + 1
+        labels = [band_label(band) for band in range(DEPTH_BANDS)]
+        keys = np.array([labels[depth_band(int(layer), layers)] for layer in frame.layer])
+        present = set(keys.tolist())
+        return keys, [label for label in labels if label in present]
+    raise ValueError(f"by must be one of {RATE_KEYS}, not {by!r}")
+
+
 def rates(frame: SiteFrame, by: str) -> list[RateRow]:
-    """Phenotype rate per matrix type (`by="matrix"`) or per layer (`by="layer"`), per kind."""
-    if by not in ("matrix", "layer"):
-        raise ValueError(f"by must be 'matrix' or 'layer', not {by!r}")
-    keys = frame.matrix if by == "matrix" else frame.layer.astype(str)
+    """Phenotype rate per matrix type (`by="matrix"`), per layer (`"layer"`) or per fifth of
+    the stack (`"depth"`), per kind."""
+    keys, ordered = rate_keys(frame, by)
     severe = frame.changed & (frame.severity >= SEVERE)
-    ordered = sorted(set(keys.tolist()), key=lambda k: int(k) if by == "layer" else _type_order(k))
     rows = []
     for key in ordered:
         for kind in sorted(set(frame.kind.tolist()), key=_kind_order):
@@ -207,16 +230,14 @@ def rates(frame: SiteFrame, by: str) -> list[RateRow]:
                     int(frame.changed[mask].sum()),
                     int(severe[mask].sum()),
                     int((frame.changed & frame.malignant)[mask].sum()),
+                    int(frame.destructive[mask].sum()),
                 )
             )
     return rows
 
 
-_TYPE_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
-
-
 def _type_order(name: str) -> tuple[int, str]:
-    return (_TYPE_ORDER.index(name) if name in _TYPE_ORDER else len(_TYPE_ORDER), name)
+    return (MATRIX_ORDER.index(name) if name in MATRIX_ORDER else len(MATRIX_ORDER), name)
 
 
 def _kind_order(kind: str) -> tuple[int, str]:

@@ -283,6 +283,31 @@ def _rate_table(report: Report, title: str, rows: list[RateRow], label: str) -> 
     return table
 
 
+def _destructive_table(report: Report, rows: list[RateRow]) -> Table:
+    """Per matrix type and kind, the mutations whose choice assay was destructive."""
+    table = report.table("destructive choice outcomes per matrix type")
+    table.add_column("matrix")
+    kinds = list(dict.fromkeys(row.kind for row in rows))
+    for kind in kinds:
+        table.add_column(f"{kind} destructive", justify="right")
+        table.add_column(f"{kind} share", justify="right")
+    by_key = {(row.key, row.kind): row for row in rows}
+    for key in dict.fromkeys(row.key for row in rows):
+        cells = [key]
+        for kind in kinds:
+            row = by_key.get((key, kind))
+            cells += (
+                ["-", "-"]
+                if row is None
+                else [
+                    str(row.destructive),
+                    f"{row.destructive / row.tested:.2%}" if row.tested else "-",
+                ]
+            )
+        table.add_row(*cells)
+    return table
+
+
 def _print_shape(report: Report, shape: ShapeAnalysis, *, graded_writers: bool) -> None:
     rows, cols = shape.shape
     report.heading(
@@ -291,6 +316,16 @@ def _print_shape(report: Report, shape: ShapeAnalysis, *, graded_writers: bool) 
     )
     report.show(_rate_table(report, "phenotype rate per matrix type", shape.by_type, "matrix"))
     report.show(_rate_table(report, "phenotype rate per layer", shape.by_layer, "layer"))
+    report.show(
+        _rate_table(
+            report,
+            "phenotype rate per relative depth (fifths of the stack)",
+            shape.by_depth,
+            "depth",
+        )
+    )
+    if any(row.destructive for row in shape.by_type):
+        report.show(_destructive_table(report, shape.by_type))
     writers = "writer rate per matrix type"
     if graded_writers:
         writers += " (writers the phenotype grade counts)"
