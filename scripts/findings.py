@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mutatui.errors import MutatuiError
-from mutatui.store.effects import missing_effects
+from mutatui.store.effects import legacy_effects, missing_effects
 from mutatui.store.queries import ScreenSummary, list_screens
 from mutatui.store.screens import summarize
 
@@ -41,6 +41,11 @@ class Analysis:
     figures: bool = True
     effects: bool = False
     """Graded by effect sizes: skipped while the screen has none (`mutatui effects`)."""
+
+    def reads_effect_sizes(self) -> bool:
+        """Graded by the size of an effect, which only a noise floor makes comparable (a robust
+        grade reads the baseline's margins alone)."""
+        return any(flag in self.flags for flag in ("--min-effect", "--top-effect"))
 
     def needs(self) -> tuple[str, ...]:
         return (self.screen,) if self.against is None else (self.screen, self.against)
@@ -166,13 +171,20 @@ def write_gallery(folder: Path, name: str) -> Path:
     return page
 
 
-def effect_gap(db: Path, screen_id: int, recorded: int) -> str | None:
+def effect_gap(db: Path, screen: ScreenSummary, recorded: int, sizes: bool) -> str | None:
     """Why an effect-graded analysis of the screen must wait, or None: a grade by effect reads a
-    missing row as no effect."""
+    missing row as no effect, and one by size needs effect sizes taken against controls."""
     if not recorded:
         return "has no effect sizes yet"
-    missing = missing_effects(db, screen_id)
-    return f"lacks {missing:,} of its effect sizes" if missing else None
+    missing = missing_effects(db, screen.screen_id)
+    if missing:
+        return f"lacks {missing:,} of its effect sizes"
+    if sizes and legacy_effects(db, screen.screen_id):
+        return (
+            "has effect sizes computed before controls "
+            f"(`mutatui effects {db} --screen {screen.name} --recompute` replaces them)"
+        )
+    return None
 
 
 def write_findings(db: Path, out: Path) -> None:
@@ -198,7 +210,8 @@ def write_findings(db: Path, out: Path) -> None:
         gaps = [
             f"{name} {gap}"
             for name in analysis.needs()
-            if analysis.effects and (gap := effect_gap(db, screens[name].screen_id, effects[name]))
+            if analysis.effects
+            and (gap := effect_gap(db, screens[name], effects[name], analysis.reads_effect_sizes()))
         ]
         if gaps:
             index.append(f"- {analysis.name}: skipped, {', '.join(gaps)}")

@@ -6,8 +6,10 @@ counted as none."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -143,6 +145,26 @@ def test_the_same_screen_in_two_processes_gives_identical_outcomes_and_effect_si
     assert first[1] == second[1] and len(first[1]) == len(first[0])
 
 
+FINDINGS = Path(__file__).parent.parent / "scripts" / "findings.py"
+
+
+def findings_index(db: Path, name: str) -> str:
+    """scripts/findings.py's index on a copy of the database whose screen is called `name`."""
+    copy = db.with_name(f"{name}.db")
+    shutil.copy(db, copy)
+    with duckdb.connect(str(copy)) as connection:
+        connection.execute("UPDATE screens SET name = ?", [name])
+    out = db.with_name("findings")
+    done = subprocess.run(
+        [sys.executable, str(FINDINGS), str(copy), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return (out / "index.md").read_text()
+
+
 @pytest.fixture
 def screened(tiny, tiny_model_dir, questions_file, tmp_path):
     db = tmp_path / "screened.db"
@@ -166,6 +188,9 @@ def test_effect_sizes_made_before_controls_are_refused_until_recomputed(
     assert main(["analyze", str(db), "--min-effect", "0.01", "--permutations", "10"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "--recompute" in error[0]
+    index = findings_index(db, "tiles-64")
+    assert "- tiles-64-effect: skipped, tiles-64 has effect sizes computed before controls" in index
+    assert "- tiles-64-robust: " in index and "(`mutatui analyze" in index  # margins alone
     args = ["effects", str(db), "--model", str(tiny_model_dir), "--quiet"]
     assert main(args) == 2
     error = capsys.readouterr().err.strip().splitlines()
