@@ -59,7 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A named command is parsed alone, so it does not pay for the other commands' imports
     # (torch, transformers: seconds); the explorer's first paint depends on it.
     parser = build_parser([arguments[0]] if arguments[0] in COMMANDS else COMMANDS)
-    args = parser.parse_args(arguments)
+    try:
+        args = parser.parse_args(arguments)
+    except MutatuiError as error:  # a flag's value refused by its type (commands.common.whole)
+        _say(f"mutatui: {brief(str(error))}")
+        return 2
     args.command_line = arguments  # as given, for a command that starts itself again
     if argv is None:  # the program itself, not a caller in this process (a test)
         process.install()

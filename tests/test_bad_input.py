@@ -1,9 +1,14 @@
 """Every bad input we know of, in one table: the command, the input, and the one line it must
 get. Each case runs `mutatui`'s entry point in this process, as the console script does; none
-loads a model, since every check comes before that. The table only grows."""
+loads a model, since every check comes before that. Each must end at once (a named pipe once
+blocked forever), exit 2 with one line, and leave the folder of files exactly as it was (no
+database, output folder or lock created, nothing changed). The table only grows."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -37,13 +42,81 @@ def files(tmp_path_factory) -> Path:
         connection.execute("CREATE TABLE t (x INTEGER)")
     with sqlite3.connect(folder / "s.sqlite") as connection:
         connection.execute("CREATE TABLE t (x)")
+    damage_copies(good, folder)
     (folder / "text.db").write_text("not a database\n" * 100)
+    os.mkfifo(folder / "pipe.db")
+    os.mkfifo(folder / "pipe.toml")
+    (folder / "link.db").symlink_to(folder / "pipe.db")
+    (folder / "dangling.db").symlink_to(folder / "gone.db")
+    write_specs(folder)
     (folder / "latin1.toml").write_bytes(b"\xff\xfe model = 1")
     (folder / "a-file").write_text("x")
     return folder
 
 
+def damage_copies(good: Path, folder: Path) -> None:
+    """Copies of a good database damaged as disks and careless copies damage them: cut short
+    mid-block and at a block boundary, a header block overwritten, a core table and a column
+    dropped, a stored spec that is not a table."""
+    data = good.read_bytes()
+    (folder / "cut.db").write_bytes(data[:300_000])
+    (folder / "cut-at-block.db").write_bytes(data[: 3 * 4096 + 262_144])
+    flipped = bytearray(data)
+    flipped[8292:8548] = bytes(b ^ 0xFF for b in flipped[8292:8548])
+    (folder / "flipped.db").write_bytes(bytes(flipped))
+    for name, statement in (
+        ("no-results.db", "DROP TABLE results"),
+        ("no-column.db", "ALTER TABLE mutations DROP COLUMN kind"),
+        ("list-spec.db", "UPDATE screens SET spec = '[1, 2]'"),
+        ("bad-spec.db", """UPDATE screens SET spec = '"not a table"'"""),
+    ):
+        target = folder / name
+        shutil.copy(good, target)
+        with duckdb.connect(str(target)) as connection:
+            connection.execute(statement)
+
+
+def write_specs(folder: Path) -> None:
+    """Spec files of the wrong shape or encoding."""
+    (folder / "deep.toml").write_text('model = "m"\nx = ' + "[" * 1000 + "]" * 1000 + "\n")
+    (folder / "decoding.toml").write_text('model = "m"\ndecoding = "greedy"\n')
+    (folder / "sites-key.toml").write_text(
+        'model = "m"\n[sites]\nsampler = "random"\ncount = 3\ncolour = "red"\n'
+    )
+    (folder / "utf16.toml").write_text('model = "m"\n', encoding="utf-16")
+    (folder / "nul.toml").write_bytes(b'model = "m\x00"\n')
+    (folder / "seed.toml").write_text(
+        'model = "m"\n[sites]\nsampler = "random"\ncount = 3\nseed = -4\n'
+    )
+    (folder / "temperature.toml").write_text(
+        'model = "m"\n[decoding]\nmode = "sample"\ntemperature = inf\n'
+    )
+    (folder / "layers.toml").write_text('model = "m"\nlayers = "0-999999999"\n')
+
+
 SCREEN = ["screen", "--db", "{dir}/new.db", "--model", MODEL, "--estimate"]
+NEW = ["screen", "--db", "{dir}/new.db", "--model", MODEL]
+MUTATE = ["mutate", "--model", MODEL, "--site", "L0.q[0,0]", "--prompt", "x"]
+DAMAGED = {
+    "cut.db": "is damaged (its 300,000 bytes are not whole blocks",
+    "cut-at-block.db": "is damaged (DuckDB: Could not read enough bytes",
+    "flipped.db": "is damaged (DuckDB: Corrupt database file: checksum mismatch",
+    "no-results.db": "parts missing (table results)",
+    "no-column.db": "parts missing (mutations.kind)",
+    "pipe.db": "is not a regular file (a named pipe",
+    "link.db": "is not a regular file (a named pipe",
+}
+READERS = [
+    ["info", "{db}"],
+    ["analyze", "{db}"],
+    ["export", "{db}", "{dir}/exported"],
+    ["merge", "{dir}/merged.db", "{db}"],
+    ["screen", "--db", "{db}", "--resume"],
+    ["effects", "{db}", "--model", MODEL],
+    ["verify", "{db}", "--model", MODEL],
+    ["browse", "{db}"],
+    ["restyle", "{db}"],
+]
 
 CASES = [
     # schema versions: one rule for every command, readers and writers alike
@@ -109,8 +182,8 @@ CASES = [
     ([*SCREEN, "--site", "L0.q[1,1]", "--site", "L0.q[1, 1]"], "is listed twice"),
     ([*SCREEN, "--site", f"L0.q[{BIG},1]"], "(5000 characters)"),
     ([*SCREEN, "--site", f"L{BIG}.q[1,1]"], "(5008 characters)"),
-    ([*SCREEN, "--decoding", "sample", "--seed", str(2**70)], "seed must be between 0 and"),
-    ([*SCREEN, "--decoding", "sample", "--seed", "-1"], "seed must be between 0 and"),
+    ([*SCREEN, "--decoding", "sample", "--seed", str(2**70)], "--seed "),
+    ([*SCREEN, "--decoding", "sample", "--seed", "-1"], "--seed "),
     (["mutate", "--model", MODEL, "--site", f"L0.q[{BIG},1]", "--prompt", "x"], "characters)"),
     # a long input is never echoed whole
     ([*SCREEN, "--probe", LONG], "(100000 characters)"),
@@ -130,14 +203,103 @@ CASES = [
     (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/latin1.toml"], "not UTF-8 text"),
     (["screen", "--db", "{dir}/new.db", "--spec", "{dir}"], "is a folder; give a TOML spec"),
     (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/none.toml"], "no such spec file"),
+    (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/pipe.toml"], "is not a regular file"),
+    (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/deep.toml"], "nest too deeply"),
+    (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/decoding.toml"], "decoding is a table"),
+    (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/sites-key.toml"], "not colour"),
+    (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/utf16.toml"], "not UTF-8 text"),
+    (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/nul.toml"], "not valid TOML"),
+    (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/seed.toml"], "seed must be between 0"),
+    (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/temperature.toml"], "positive and fin"),
+    (["screen", "--db", "{dir}/new.db", "--spec", "{dir}/layers.toml"], "at most 99999"),
+    # numbers as a user means them: ASCII digits, no underscores, finite, bounded
+    ([*SCREEN, "--site", "L0.q[\u0663,0]"], "bad row index"),
+    ([*SCREEN, "--site", "L0.q[\uff10,0]"], "bad row index"),
+    ([*SCREEN, "--site", "L\u0663.q[0,0]"], "bad site"),
+    ([*SCREEN, "--layers", "\uff10"], "bad layers"),
+    ([*SCREEN, "--layers", "1_0"], "bad layers"),
+    ([*SCREEN, "--layers", "0-99999999999999999999"], "too large; at most 99999"),
+    ([*SCREEN, "--layers", "0-999999999"], "too large; at most 99999"),
+    ([*SCREEN, "--sites", "random:\uff11"], "count must be a whole number in digits 0-9"),
+    ([*SCREEN, "--sites", "random:1_0"], "count must be a whole number in digits 0-9"),
+    ([*SCREEN, "--sites", "random:1,count=2"], "count is given twice"),
+    ([*SCREEN, "--sites", "random:1,size=2"], "random takes count, seed, not size"),
+    ([*SCREEN, "--sites", "random:1,seed=-1"], "seed must be at least 0"),
+    ([*SCREEN, "--sites", "random:1,seed=" + "9" * 30], "too large; at most 9223372036854775807"),
+    ([*SCREEN, "--sites", "tiles"], "tiles needs its size after a colon"),
+    ([*SCREEN, "--sites", "lines:"], "lines needs its axis after a colon"),
+    ([*SCREEN, "--sites", "stride:64,offset=1e3x0"], "offset must be a whole number"),
+    ([*SCREEN, "--sites", "region:0:1e9,0:1"], "region bound must be a whole number"),
+    ([*SCREEN, "--kinds", "1e400"], "beyond a float's range"),
+    ([*SCREEN, "--kinds", "1e-400"], "too small for a float"),
+    ([*SCREEN, "--kinds", "\u0663"], "bad mutation kind"),
+    ([*SCREEN, "--decoding", "sample", "--temperature", "inf"], "--temperature must be a"),
+    ([*SCREEN, "--decoding", "sample", "--temperature", "1e400"], "beyond a float's range"),
+    ([*SCREEN, "--decoding", "sample", "--temperature", "0"], "positive and finite"),
+    ([*SCREEN, "--seed", "1_0"], "--seed must be a whole number in digits 0-9"),
+    ([*SCREEN, "--batch-size", "\u0663"], "--batch-size must be a whole number"),
+    ([*MUTATE, "--kind", "1e400"], "beyond a float's range"),
+    ([*MUTATE, "--kind", "1e-400"], "too small for a float"),
+    ([*MUTATE, "--kind", "0x10"], "bad mutation kind"),
+    (["mutate", "--model", MODEL, "--site", "L0.q[0,0]", "--prompt", " "], "--prompt is empty"),
+    (["analyze", "{dir}/good.db", "--permutations", "1_000"], "--permutations must be a whole"),
+    (["analyze", "{dir}/good.db", "--min-effect", "nan"], "--min-effect must be a decimal"),
+    # devices mutatui does not compute on, refused before the model is looked for
+    ([*MUTATE, "--device", "meta"], "is not one mutatui computes on"),
+    ([*MUTATE, "--device", "mps"], "is not one mutatui computes on"),
+    (["matrices", "--model", MODEL, "--device", "xla"], "is not one mutatui computes on"),
+    ([*MUTATE, "--device", "gpu"], "unknown device 'gpu'"),
+    # checked before anything is created: the database, the output folder, the detached child
+    ([*NEW, "--sites", "tiles"], "tiles needs its size"),
+    ([*NEW, "--site", "L0.q[1,x]"], "bad column index"),
+    ([*NEW, "--detach"], "model not found"),
+    (["screen", "--db", "{dir}", "--model", MODEL, "--detach"], "is a directory"),
+    (["screen", "--db", "{dir}/pipe.db", "--model", MODEL, "--detach"], "not a regular file"),
+    (["export", "{dir}/missing.db", "{dir}/exported"], "no such database"),
+    (["export", "{dir}", "{dir}/exported"], "is a directory"),
+    (["export", "{dir}/text.db", "{dir}/exported"], "not a DuckDB file"),
+    (["export", "{dir}/good.db", "--table", "", "{dir}/out.csv"], "unknown table ''"),
+    (["merge", "{dir}/merged.db", "{dir}/list-spec.db"], "stored spec is not a spec table"),
+    (["merge", "{dir}/merged.db", "{dir}/bad-spec.db"], "stored spec is not a spec table"),
+    (["merge", "{dir}/merged.db", "{dir}/good.db", "{dir}/text.db"], "not a DuckDB file"),
+    (["screen", "--db", "{dir}/list-spec.db", "--resume"], "stored spec is not a spec table"),
+    (["info", "{dir}/dangling.db"], "no such database"),
+    # damaged and foreign files: every command that opens a database, one line each
+    *(
+        ([arg.replace("{db}", "{dir}/" + name) for arg in reader], expected)
+        for name, expected in DAMAGED.items()
+        for reader in READERS
+    ),
 ]
+
+
+def listing(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every path under `folder` with its size and modification time (links not followed)."""
+    return {
+        str(path.relative_to(folder)): (path.lstat().st_size, path.lstat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def _too_slow(signum, frame):
+    raise TimeoutError("a bad input was not refused within 30 s")
 
 
 @pytest.mark.parametrize(("args", "expected"), CASES, ids=lambda v: str(v)[:60])
 def test_a_bad_input_gets_one_line(files, capsys, args, expected):
     filled = [arg.replace("{dir}", str(files)) for arg in args]
-    assert main(filled) == 2
+    before = listing(files)
+    previous = signal.signal(signal.SIGALRM, _too_slow)
+    signal.alarm(30)
+    try:
+        status = main(filled)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert status == 2
+    assert listing(files) == before, "a refusal created or changed a file"
     captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("mutatui: ")
@@ -146,3 +308,72 @@ def test_a_bad_input_gets_one_line(files, capsys, args, expected):
     assert captured.out == ""
     assert not list(files.glob("*.lock")), "a refusal left its lock file behind"
     assert not (files / "new.db").exists(), "a refusal wrote a database"
+
+
+TINY_CASES = [
+    # checked against the model: its layers, its matrices' sizes, its dtype, its context
+    (["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--layers", "99"], "layer 99 out"),
+    (["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--layers", "2-3"], "layer 3 out"),
+    (["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--matrices", "Q"], "unknown matrix"),
+    (
+        ["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--sites", "region:0:999,0:1"],
+        "does not fit",
+    ),
+    (
+        ["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--sites", "stride:8,offset=999x0"],
+        "the sites select nothing",
+    ),
+    (["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--kinds", "1e39"], "does not fit"),
+    (["mutate", "--model", "{tiny}", "--site", "L9.q[0,0]", "--prompt", "x"], "layer 9 out"),
+    (  # SmolLM2's 106,168,320 elements, ten kinds each: sized, never listed
+        [
+            *NEW[:3],
+            "--model",
+            "smollm2",
+            "--sites",
+            "full",
+            "--kinds",
+            "max,min,zero,1,2,3,4,5,6,7",
+        ],
+        "plans 1,061,683,200 mutations, more than one process is given (1,000,000,000); split "
+        "it with --shard K/2",
+    ),
+    (
+        ["mutate", "--model", "{tiny}", "--site", "L0.q[0,0]", "--kind", "1e39", "--prompt", "x"],
+        "does not fit the weights' float32: it holds magnitudes from 1.4e-45 to 3.4e+38",
+    ),
+    (
+        ["mutate", "--model", "{tiny}", "--site", "L0.q[0,0]", "--kind=-1e-50", "--prompt", "x"],
+        "does not fit the weights' float32",
+    ),
+    (
+        [
+            "mutate",
+            "--model",
+            "{tiny}",
+            "--site",
+            "L0.q[0,0]",
+            "--no-chat",
+            "--prompt",
+            "ab " * 400,
+        ],
+        "reads at most 256",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), TINY_CASES, ids=lambda v: str(v)[:60])
+def test_a_bad_input_for_this_model_gets_one_line(files, tiny_model_dir, capsys, args, expected):
+    """Inputs only the model can judge (a tiny random Llama: 3 layers, 32-wide, float32,
+    256 positions; SmolLM2 for a plan too large): refused in one line after it is loaded,
+    before anything is written."""
+    filled = [
+        arg.replace("{dir}", str(files)).replace("{tiny}", str(tiny_model_dir)) for arg in args
+    ]
+    before = listing(files)
+    assert main(filled) == 2
+    assert listing(files) == before, "a refusal created or changed a file"
+    said = capsys.readouterr().err.strip().splitlines()
+    lines = [line for line in said if not line.startswith("mutatui: loading ")]  # progress
+    assert len(lines) == 1 and lines[0].startswith("mutatui: "), said
+    assert expected in lines[0], lines[0]

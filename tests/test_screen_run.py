@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from processes import default_stop_signals
-from tiny_models import TINY_PROBES, tiny_spec
+from tiny_models import LLAMA, TINY_PROBES, build_tiny_model, tiny_spec
 
 from mutatui.errors import MutatuiError
 from mutatui.screening.plan import Shard
@@ -371,6 +371,61 @@ def test_stop_signals_at_random_moments_lose_and_duplicate_nothing(
     )
     assert finished.returncode == 0, finished.stderr
     assert dump(db) == dump(whole)
+
+
+WIDE = {
+    **LLAMA,
+    "hidden_size": 512,
+    "intermediate_size": 2048,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 8,
+    "num_hidden_layers": 4,
+}
+"""A random model wide enough that one batch of many mutations takes seconds on a CPU."""
+
+
+def test_a_hangup_ends_a_screen_mid_batch(tmp_path):
+    """SIGHUP sent while a long batch is being graded ends the process then, not after the
+    batch (SIGTERM and SIGINT take the same path): no batch is committed after the signal (the
+    one in flight is dropped and redone on resume), the exit status is the signal's, and one
+    line says what is kept."""
+    stop = signal.SIGHUP
+    model = build_tiny_model(tmp_path / "wide", WIDE, scale=4.0)
+    db = tmp_path / "mid.db"
+    args = [
+        "screen", "--db", str(db), "--name", "mid", "--model", str(model),
+        "--probe", "describe=The life cycle of Drosophila:", "--choice", "none",
+        "--layers", "0", "--matrices", "q,k,v,o", "--sites", "random:200",
+        "--kinds", "max", "--max-new-tokens", "120", "--batch-size", "200",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        cli(*args, "--quiet"),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_stop_signals,
+    )
+    deadline = time.monotonic() + 300
+    while not has_screen(db) and process.poll() is None:  # the screen row: batches begin
+        assert time.monotonic() < deadline, "the screen never began"
+        time.sleep(0.05)
+    assert process.poll() is None, process.stderr.read()
+    time.sleep(0.5)
+    at_signal = committed(db)
+    process.send_signal(stop)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 128 + stop, stderr
+    assert committed(db) == at_signal < 800, "a batch was committed after the signal"
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and stop.name in lines[0] and "--resume" in lines[0], stderr
+
+
+def has_screen(db) -> bool:
+    try:
+        with connect(db, read_only=True, wait=5) as connection:
+            return bool(connection.execute("SELECT count(*) FROM screens").fetchall()[0][0])
+    except (MutatuiError, duckdb.Error):
+        return False
 
 
 FULL_DISK = """

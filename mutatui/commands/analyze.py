@@ -25,6 +25,7 @@ from mutatui.commands.common import (
     effect_grade_from_args,
     min_severity_from_args,
     report_console,
+    whole,
 )
 from mutatui.errors import MutatuiError
 from mutatui.store.effects import ProbeTies
@@ -43,11 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_phenotype_arguments(parser)
     parser.add_argument(
         "--permutations",
-        type=int,
+        type=whole("--permutations"),
         default=DEFAULT_PERMUTATIONS,
         help=f"permutations per test (default {DEFAULT_PERMUTATIONS})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the permutations")
+    parser.add_argument("--seed", type=whole("--seed"), default=0, help="seed of the permutations")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print everything as one JSON object")
     output.add_argument(
@@ -63,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--stripes",
-        type=int,
+        type=whole("--stripes"),
         default=12,
         metavar="N",
         help="list the N stripes (rows or columns of a matrix where most sites are phenotypes) "
@@ -82,7 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the spec to add the sites to (model, probes, ...; no [sites])",
     )
     lines.add_argument(
-        "--tiles", type=int, default=6, help="how many tiles, at most one per matrix (default 6)"
+        "--tiles",
+        type=whole("--tiles"),
+        default=6,
+        help="how many tiles, at most one per matrix (default 6)",
     )
     parser.set_defaults(run=run)
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from mutatui.engine.forms import MODEL_FORMS
+from mutatui.engine.forms import LARGEST_SEED, MODEL_FORMS, parse_real, parse_whole
 from mutatui.errors import MutatuiError
 from mutatui.store.effects import ROBUST_MARGIN
 
@@ -21,6 +22,25 @@ if TYPE_CHECKING:  # torch and transformers load only when a command runs, not f
     from mutatui.analysis.grades import EffectGrade
     from mutatui.engine.decoding import Decoding
     from mutatui.engine.models import LoadedModel
+
+
+def whole(flag: str, *, maximum: int = LARGEST_SEED) -> Callable[[str], int]:
+    """An argparse type: a whole number in ASCII digits, at most `maximum` (`parse_whole`),
+    refused in one line that names its flag."""
+
+    def read(text: str) -> int:
+        return parse_whole(text, flag, maximum=maximum)
+
+    return read
+
+
+def real(flag: str) -> Callable[[str], float]:
+    """An argparse type: a decimal number as written, finite (`parse_real`)."""
+
+    def read(text: str) -> float:
+        return parse_real(text, flag)
+
+    return read
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -58,10 +78,15 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         default="greedy",
         help="greedy, or sampling with Gumbel noise fixed by --seed (default %(default)s)",
     )
-    group.add_argument("--temperature", type=float, default=0.7, help="for --decoding sample")
-    group.add_argument("--seed", type=int, default=0, help="for --decoding sample")
     group.add_argument(
-        "--max-new-tokens", type=int, default=48, help="tokens generated (default %(default)s)"
+        "--temperature", type=real("--temperature"), default=0.7, help="for --decoding sample"
+    )
+    group.add_argument("--seed", type=whole("--seed"), default=0, help="for --decoding sample")
+    group.add_argument(
+        "--max-new-tokens",
+        type=whole("--max-new-tokens"),
+        default=48,
+        help="tokens generated (default %(default)s)",
     )
     group.add_argument(
         "--no-chat", action="store_true", help="do not wrap prompts in the chat template"
@@ -85,7 +110,7 @@ def add_phenotype_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-severity",
-        type=int,
+        type=whole("--min-severity"),
         default=min(PHENOTYPES),
         help="a phenotype is a changed output graded at least this (1 any change, the default; "
         "2 moderate; 3 severe)",
@@ -102,7 +127,7 @@ def add_phenotype_arguments(parser: argparse.ArgumentParser) -> None:
     effects.add_argument(
         "--robust",
         nargs="?",
-        type=float,
+        type=real("--robust"),
         const=ROBUST_MARGIN,
         metavar="MARGIN",
         help="a phenotype is a change not at a fragile step: the unmutated model's margin "
@@ -111,14 +136,14 @@ def add_phenotype_arguments(parser: argparse.ArgumentParser) -> None:
     )
     effects.add_argument(
         "--min-effect",
-        type=float,
+        type=real("--min-effect"),
         metavar="KL",
         help="a phenotype is a mean KL divergence over the continuation of at least KL nats, "
         "changed or not",
     )
     effects.add_argument(
         "--top-effect",
-        type=float,
+        type=real("--top-effect"),
         metavar="SHARE",
         help="a phenotype is among the top SHARE (0..1) of its matrix by effect size",
     )
@@ -162,8 +187,19 @@ def decoding_from_args(args: argparse.Namespace) -> Decoding:
     )
 
 
+def check_prompts(args: argparse.Namespace) -> None:
+    """Refuse an empty --prompt before a model is loaded (a long one is measured in tokens
+    once it is: `encode_prompt`)."""
+    given = getattr(args, "prompt", None)
+    prompts = [given] if isinstance(given, str) else list(given or [])
+    if any(not prompt.strip() for prompt in prompts):
+        raise MutatuiError("--prompt is empty; give the text the model continues")
+
+
 def load_from_args(args: argparse.Namespace, *, quiet: bool = False) -> LoadedModel:
     from mutatui.engine.models import load_model
+
+    check_prompts(args)
 
     def say(message: str) -> None:
         if not quiet:

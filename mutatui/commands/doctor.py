@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mutatui.commands.common import add_model_arguments, load_from_args
+from mutatui.commands.common import add_model_arguments, load_from_args, whole
 
 DEFAULT_PROMPT = "The life cycle of Drosophila:"
 
@@ -22,12 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_arguments(parser)
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="the probe prompt")
-    parser.add_argument("--elements", type=int, default=12, help="random elements (default 12)")
-    parser.add_argument("--tiles", type=int, default=4, help="random 64x64 tiles (default 4)")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=32, help="tokens per sample (default %(default)s)"
+        "--elements", type=whole("--elements"), default=12, help="random elements (default 12)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument(
+        "--tiles", type=whole("--tiles"), default=4, help="random 64x64 tiles (default 4)"
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=whole("--max-new-tokens"),
+        default=32,
+        help="tokens per sample (default %(default)s)",
+    )
+    parser.add_argument("--seed", type=whole("--seed"), default=0, help="seed of the sample")
     parser.add_argument("--spec", help="also estimate this screen spec's time and memory")
     parser.set_defaults(run=run)
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mutatui.commands.common import add_model_arguments, load_from_args
+from mutatui.commands.common import add_model_arguments, load_from_args, whole
 from mutatui.errors import MutatuiError
 
 
@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("db", help="a mutatui database (written: the effects are added to it)")
     parser.add_argument("--screen", help="the screen's name (default: the largest screen)")
     parser.add_argument(
-        "--batch-size", type=int, help="mutations per engine batch (default: the engine's)"
+        "--batch-size",
+        type=whole("--batch-size"),
+        help="mutations per engine batch (default: the engine's)",
     )
     parser.add_argument(
         "--add-rows",

@@ -26,11 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mutatui.errors import MutatuiError
-    from mutatui.store.database import cannot_write
+    from mutatui.store.database import cannot_write, check_readable
     from mutatui.store.screens import EXPORT_TABLES, export_table
 
+    check_readable(args.db)  # before the output folder is made
     out = Path(args.out)
-    if args.table:
+    if args.table is not None:  # an empty --table is refused by name, not read as none
         targets = [(args.table, out)]
     else:
         if out.exists() and not out.is_dir():

@@ -18,10 +18,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def check_sources(inputs: list[str]) -> None:
+    """Every input readable, and every screen in it stored with a spec table: a screen merged
+    without one could never be resumed or verified."""
+    from mutatui.errors import MutatuiError
+    from mutatui.screening.spec import stored_table
+    from mutatui.store.database import check_readable
+    from mutatui.store.screens import list_screens
+
+    for source in inputs:
+        check_readable(source)
+        for record in list_screens(source):
+            if record.kind != "screen":
+                continue
+            try:
+                stored_table(record.spec)
+            except MutatuiError as error:
+                raise MutatuiError(f"{source}: screen {record.name!r}: {error}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from mutatui.store.database import writer_lock
     from mutatui.store.screens import merge
 
+    check_sources(args.inputs)
     with writer_lock(args.out):
         added = merge(args.out, args.inputs)
     if not args.quiet:

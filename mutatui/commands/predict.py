@@ -16,6 +16,7 @@ from mutatui.commands.common import (
     check_output_file,
     decoding_from_args,
     load_from_args,
+    whole,
 )
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.errors import MutatuiError
@@ -55,12 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--tile-size",
-        type=int,
+        type=whole("--tile-size"),
         default=DEFAULT_TILE_SIZE,
         help="edge of the square tiles of the stored maps (default %(default)s)",
     )
     parser.add_argument(
-        "--top-k", type=int, default=DEFAULT_TOP_K, help="sites stored per matrix and kind"
+        "--top-k",
+        type=whole("--top-k"),
+        default=DEFAULT_TOP_K,
+        help="sites stored per matrix and kind",
     )
     parser.add_argument(
         "--emit-sites",
@@ -68,7 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also write the best sites to FILE: a screen spec if it ends in .toml, else one per line",
     )
     parser.add_argument(
-        "--emit-count", type=int, default=1000, help="how many element sites --emit-sites writes"
+        "--emit-count",
+        type=whole("--emit-count"),
+        default=1000,
+        help="how many element sites --emit-sites writes",
     )
     parser.add_argument(
         "--emit-lines",

@@ -6,7 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from mutatui.commands.common import add_decoding_arguments, add_model_arguments, load_from_args
+from mutatui.commands.common import (
+    add_decoding_arguments,
+    add_model_arguments,
+    load_from_args,
+    whole,
+)
 from mutatui.errors import MutatuiError
 from mutatui.scale.options import add_ray_arguments, ray_requested
 
@@ -68,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     running.add_argument("--shard", help="run part K of N of the spec, e.g. 2/8")
     running.add_argument(
         "--batch-size",
-        type=int,
+        type=whole("--batch-size"),
         default=None,
         help="mutations per batch (default: 128 for models under 1B parameters, else 32)",
     )
@@ -87,6 +92,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_ray_arguments(parser)
     parser.set_defaults(run=run)
+
+
+def subtable(table: dict, key: str, where: str | None) -> dict:
+    """A table of the spec that flags are written over, refused in one line when the spec
+    file gives it as something else."""
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        raise MutatuiError(f"{where or 'spec'}: {key} is a table, not {value!r}")
+    return dict(value)
 
 
 def spec_table(args: argparse.Namespace) -> dict | None:
@@ -113,7 +127,7 @@ def spec_table(args: argparse.Namespace) -> dict | None:
 
         put("probes", [probe_from_flag(text, i + 1).table() for i, text in enumerate(args.probe)])
     if args.choice is not None or args.choice_only_changed is not None:
-        choice = dict(table.get("choice", {}))
+        choice = subtable(table, "choice", args.spec)
         if args.choice is not None:
             choice["questions"] = args.choice
         if args.choice_only_changed is not None:
@@ -128,7 +142,7 @@ def spec_table(args: argparse.Namespace) -> dict | None:
         put("sites", parse_sampler(args.sites).table())
     if args.site:
         put("sites", {"sampler": "list", "sites": args.site})
-    decoding = dict(table.get("decoding", {}))
+    decoding = subtable(table, "decoding", args.spec)
     for key in ("decoding", "temperature", "seed"):
         value = getattr(args, key)
         if value is not None:
@@ -165,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     table = spec_table(args)
     spec = spec_from_table(table, where=args.spec or "flags") if table is not None else None
     if args.detach and not args.estimate:
+        check_before_detaching(args, spec)
         return detach(Path(args.db), args.command_line)
     screen_run = ScreenRun(
         db=Path(args.db),
@@ -255,6 +270,25 @@ def stopped(stop: KeyboardInterrupt, db: Path, name: str | None) -> int:
     with suppress(OSError):
         print(f"mutatui: {line} ({process.signal_name(stop)})", file=sys.stderr)
     return 128 + process.signal_number(stop)
+
+
+def check_before_detaching(args: argparse.Namespace, spec) -> None:
+    """What a detached screen would fail on in its log, said here instead: its database, its
+    shard, its model and device (a model is found, not loaded)."""
+    from mutatui.engine.models import parse_device, resolve_source
+    from mutatui.screening.plan import parse_shard
+    from mutatui.store.database import check_readable, check_writable
+
+    db = Path(args.db)
+    if args.resume:
+        check_readable(db)
+    else:
+        check_writable(db)
+    if args.shard is not None:
+        parse_shard(args.shard)
+    if spec is not None:
+        resolve_source(spec.model, None, convert=False)
+    parse_device(args.device)
 
 
 def detach(db: Path, command_line: list[str]) -> int:

@@ -14,6 +14,7 @@ from mutatui.commands.common import (
     check_at_least,
     decoding_from_args,
     load_from_args,
+    whole,
 )
 from mutatui.engine.decoding import decode_tokens, encode_prompt, naive_generate
 from mutatui.engine.matrices import MatrixCatalog
@@ -43,7 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--prompt", default=DEFAULT_PROMPT, help="prompt whose continuation is compared"
     )
     parser.add_argument(
-        "--candidates", type=int, default=5, help="how many layers' spikes to verify (default 5)"
+        "--candidates",
+        type=whole("--candidates"),
+        default=5,
+        help="how many layers' spikes to verify (default 5)",
     )
     parser.add_argument("--matrix", help="the down projection's name, if not detected")
     parser.add_argument("--db", help="also store the results in this database")

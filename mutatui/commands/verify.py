@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mutatui.commands.common import add_model_arguments, load_from_args
+from mutatui.commands.common import add_model_arguments, load_from_args, whole
 from mutatui.errors import MutatuiError
 
 
@@ -20,12 +20,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("db", help="a mutatui database")
     parser.add_argument("--screen", help="the screen's name (default: the largest screen)")
     parser.add_argument(
-        "--sample", type=int, default=20, help="how many mutations to rerun (default 20)"
+        "--sample",
+        type=whole("--sample"),
+        default=20,
+        help="how many mutations to rerun (default 20)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument("--seed", type=whole("--seed"), default=0, help="seed of the sample")
     parser.add_argument(
         "--from-id",
-        type=int,
+        type=whole("--from-id"),
         default=0,
         metavar="ID",
         help="sample only mutations with this id or later (what a resumed build recorded after "

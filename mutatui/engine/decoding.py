@@ -42,8 +42,8 @@ class Decoding:
     def __post_init__(self) -> None:
         if self.mode not in ("greedy", "sample"):
             raise MutatuiError(f"unknown decoding {self.mode!r}; valid: greedy, sample")
-        if self.mode == "sample" and not self.temperature > 0:
-            raise MutatuiError(f"temperature must be > 0, got {self.temperature}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise MutatuiError(f"temperature must be positive and finite, got {self.temperature}")
         if self.max_new_tokens < 1:
             raise MutatuiError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if not 0 <= self.seed <= LARGEST_SEED:
@@ -75,14 +75,25 @@ class Step:
 
 
 def encode_prompt(lm: LoadedModel, text: str, *, chat: bool = True) -> list[int]:
-    """Token ids of a prompt, through the tokenizer's chat template when it has one."""
+    """Token ids of a prompt, through the tokenizer's chat template when it has one. An empty
+    prompt, or one longer than the model reads, is refused in one line."""
+    if not text.strip():
+        raise MutatuiError("the prompt is empty; give the text the model continues")
     tokenizer = lm.tokenizer
     if chat and getattr(tokenizer, "chat_template", None):
         rendered = tokenizer.apply_chat_template(
             [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
         )
-        return list(tokenizer(rendered, add_special_tokens=False).input_ids)
-    return list(tokenizer(text).input_ids)
+        ids = list(tokenizer(rendered, add_special_tokens=False).input_ids)
+    else:
+        ids = list(tokenizer(text).input_ids)
+    context = getattr(lm.model.config, "max_position_embeddings", None)
+    if isinstance(context, int) and len(ids) >= context:
+        raise MutatuiError(
+            f"the prompt is {len(ids):,} tokens ({len(text):,} characters); {lm.name} reads at "
+            f"most {context:,}, and needs room for the tokens it generates"
+        )
+    return ids
 
 
 def decode_tokens(lm: LoadedModel, tokens: Sequence[int]) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from platformdirs import user_cache_dir
 
-from mutatui.engine.forms import MODEL_FORMS
+from mutatui.engine.forms import MODEL_FORMS, quoted
 from mutatui.errors import MutatuiError
 
 SMOLLM2_ALIAS = "smollm2"
@@ -142,6 +142,9 @@ def parse_dtype(text: str | None, device: torch.device) -> torch.dtype:
     return DTYPES[text]
 
 
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N, balanced"
+
+
 def parse_device(text: str | None) -> torch.device | str:
     """`None`/`auto` picks CUDA when present; `balanced` spreads layers over GPUs (accelerate)."""
     if text is None or text == "auto":
@@ -151,11 +154,20 @@ def parse_device(text: str | None) -> torch.device | str:
     try:
         device = torch.device(text)
     except (RuntimeError, ValueError) as error:
+        raise MutatuiError(f"unknown device {quoted(text)}; valid: {DEVICE_FORMS}") from error
+    if device.type not in ("cpu", "cuda"):
         raise MutatuiError(
-            f"unknown device {text!r}; valid: auto, cpu, cuda, cuda:N, balanced"
-        ) from error
+            f"device {quoted(text)} is not one mutatui computes on (weights are read and "
+            f"written as numbers there); valid: {DEVICE_FORMS}"
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MutatuiError(f"device {text!r} asked for, but this machine has no CUDA GPU; use cpu")
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise MutatuiError(
+                f"device {text!r}: this machine has {count} CUDA GPUs (0..{count - 1})"
+            )
     return device
 
 
@@ -267,8 +279,8 @@ def load_model(
 
     report = progress or (lambda _message: None)
     started = time.perf_counter()
-    source = resolve_source(spec, report)
     placement = parse_device(device)
+    source = resolve_source(spec, report)
     target_device = default_device() if placement == "balanced" else placement
     torch_dtype = parse_dtype(dtype, target_device)
     arithmetic = parse_arithmetic(arithmetic)

@@ -7,6 +7,7 @@ between raises or is interrupted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from enum import StrEnum
 
 import torch
 
-from mutatui.engine.forms import KIND_FORMS, quoted
+from mutatui.engine.forms import KIND_FORMS, is_real, parse_real, quoted
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.engine.sites import Site, parse_site, validate_site
 from mutatui.errors import MutatuiError
@@ -55,14 +56,35 @@ class Mutation:
 
 
 def parse_kind(text: str) -> tuple[Kind, float | None]:
-    """`max`, `min`, `zero` or a number (`1e4`, `-inf` and `nan` too: they are graded, not fatal)."""
+    """`max`, `min`, `zero` or a number as written (`1e4`; `inf`, `-inf` and `nan` spelled out:
+    they are graded, not fatal). A number that a float would overflow or round to zero is
+    refused: 1e400 is not a way to write inf."""
     lowered = text.strip().lower()
     if lowered in (Kind.MAX, Kind.MIN, Kind.ZERO):
         return Kind(lowered), None
-    try:
-        return Kind.VALUE, float(lowered)
-    except ValueError:
-        raise MutatuiError(f"bad mutation kind {quoted(text)}; valid: {KIND_FORMS}") from None
+    if not is_real(lowered, words=True):
+        raise MutatuiError(f"bad mutation kind {quoted(text)}; valid: {KIND_FORMS}")
+    return Kind.VALUE, parse_real(text, "the mutation kind", words=True)
+
+
+def check_value(value: float | None, dtype: torch.dtype) -> None:
+    """Refuse a written value the weights' dtype would store as another: beyond its range
+    (infinity) or below its smallest step (zero). inf and nan written as such pass."""
+    if value is None or not math.isfinite(value) or value == 0.0:
+        return
+    limits = torch.finfo(dtype)
+    smallest = limits.tiny * limits.eps  # the smallest subnormal
+    if abs(value) > limits.max or abs(value) < smallest / 2:
+        name = str(dtype).removeprefix("torch.")
+        raise MutatuiError(
+            f"the value {value:g} does not fit the weights' {name}: it holds magnitudes from "
+            f"{smallest:.3g} to {limits.max:.3g} (and 0, inf, nan)"
+        )
+
+
+def weight_dtype(catalog: MatrixCatalog, layer: int, name: str) -> torch.dtype:
+    """The precision a value written into the matrix is stored in."""
+    return catalog.value_dtype or catalog.parameter(layer, name).dtype
 
 
 def make_mutation(site: Site | str, kind: str | Kind, catalog: MatrixCatalog) -> Mutation:
@@ -70,6 +92,7 @@ def make_mutation(site: Site | str, kind: str | Kind, catalog: MatrixCatalog) ->
     resolved = parse_site(site, catalog) if isinstance(site, str) else site
     validate_site(resolved, catalog.get(resolved.layer, resolved.matrix))
     parsed_kind, value = parse_kind(kind if isinstance(kind, str) else kind.value)
+    check_value(value, weight_dtype(catalog, resolved.layer, resolved.matrix))
     return Mutation(resolved, parsed_kind, value)
 
 

@@ -35,13 +35,15 @@ class MatrixLookup(Protocol):
 
 SITE_FORMS = "L<layer>.<matrix>[<row>,<col>] or a block L<layer>.<matrix>[r0:r1,c0:c1]"
 
-_NUMBER = rf"\d{{1,{INDEX_DIGITS}}}"
+_NUMBER = rf"[0-9]{{1,{INDEX_DIGITS}}}"
 _SITE_PATTERN = re.compile(
-    rf"^L(?P<layer>{_NUMBER})\.(?P<matrix>[A-Za-z_][\w.]*)\[(?P<index>[^\]]*)\]$"
+    rf"^L(?P<layer>{_NUMBER})\.(?P<matrix>[A-Za-z_][\w.]*)\[(?P<index>[^\]]*)\]$", re.ASCII
 )
 _AXIS_PATTERN = re.compile(
-    rf"^(?:(?P<single>{_NUMBER})|(?P<start>(?:{_NUMBER})?):(?P<stop>(?:{_NUMBER})?))$"
+    rf"^(?:(?P<single>{_NUMBER})|(?P<start>(?:{_NUMBER})?):(?P<stop>(?:{_NUMBER})?))$",
+    re.ASCII,
 )
+"""Digits are 0-9 alone (re.ASCII): Python's \\d and int() would read other scripts' digits."""
 
 
 @dataclass(frozen=True, order=True)

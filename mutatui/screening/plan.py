@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
-from mutatui.engine.mutations import Mutation, parse_kind
+from mutatui.engine.mutations import Mutation, check_value, parse_kind, weight_dtype
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.screening.samplers import Sampler, SiteList
@@ -98,9 +98,18 @@ class Plan:
         self.matrices = list(matrices)
         if not self.matrices:
             raise MutatuiError("the spec selects no matrices; check layers and matrices")
+        first = self.matrices[0]
+        for _kind, value in self.kinds:
+            check_value(value, weight_dtype(catalog, first.layer, first.name))
         self._offsets = [0]
         for info in self.matrices:
             self._offsets.append(self._offsets[-1] + self._site_count(info) * len(self.kinds))
+        if not len(self):
+            raise MutatuiError(
+                f"the sites select nothing in the {len(self.matrices)} matrices chosen (the "
+                f"first, L{first.layer}.{first.name}, is {first.rows}x{first.cols}); check the "
+                "sampler's offsets, or choose other matrices"
+            )
 
     def _site_count(self, info: MatrixInfo) -> int:
         if self._listed is not None:

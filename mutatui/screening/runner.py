@@ -36,7 +36,7 @@ from mutatui.screening.progress import ScreenProgress, Silent
 from mutatui.screening.samplers import sampler_notes
 from mutatui.screening.spec import ScreenSpec, spec_from_json
 from mutatui.store import screens as store
-from mutatui.store.database import initialize, writer_lock
+from mutatui.store.database import check_readable, check_writable, initialize, writer_lock
 from mutatui.store.effects import add_margins
 from mutatui.store.engines import EngineRecord, engine_of, record_engine
 from mutatui.store.machines import record_machine
@@ -285,7 +285,7 @@ def prepare_screen(
     resumed_in_float32 = stored is not None and stored.arithmetic == "float32"
     if arithmetic is None and resumed_in_float32 and lm.compute_dtype != torch.float32:
         lm.compute_in_float32()
-    catalog, plan, screener, assays = _measured(lm, spec, batch_size)
+    catalog, plan, screener, assays = _measured(lm, spec, batch_size, shard)
     sample = calibration_sample(plan, shard)
     if arithmetic is None and stored is None:
         reason = slow_native_reason(screener, assays, sample)
@@ -297,7 +297,7 @@ def prepare_screen(
                 "against generate in float32 arithmetic (--arithmetic native keeps native)"
             )
             lm.compute_in_float32()
-            catalog, plan, screener, assays = _measured(lm, spec, batch_size)
+            catalog, plan, screener, assays = _measured(lm, spec, batch_size, shard)
             sample = calibration_sample(plan, shard)
     for line in sampler_notes(spec.sites, plan.matrices):
         note(line)
@@ -309,11 +309,21 @@ def prepare_screen(
     return Prepared(catalog, plan, screener, assays, engine)
 
 
+LARGEST_RUN = 10**9
+"""The most mutations one process is given: a larger plan is split with --shard (or Ray)."""
+
+
 def _measured(
-    lm: LoadedModel, spec: ScreenSpec, batch_size: int | None
+    lm: LoadedModel, spec: ScreenSpec, batch_size: int | None, shard: Shard
 ) -> tuple[MatrixCatalog, Plan, Screener, Assays]:
     catalog = MatrixCatalog(lm.model)
-    plan = spec.plan(catalog)
+    plan = spec.plan(catalog)  # sized per matrix arithmetically: nothing is listed
+    if shard.size(len(plan)) > LARGEST_RUN:
+        parts = -(-len(plan) // LARGEST_RUN)
+        raise MutatuiError(
+            f"the spec plans {len(plan):,} mutations, more than one process is given "
+            f"({LARGEST_RUN:,}); split it with --shard K/{parts} (or more parts), or --ray"
+        )
     screener = make_screener(lm, catalog, spec, batch_size)
     return catalog, plan, screener, measure_assays(lm, catalog, screener, spec)
 
@@ -554,8 +564,9 @@ def stored_spec(
     run: ScreenRun, spec: ScreenSpec | None, name: str | None
 ) -> tuple[ScreenSpec, store.ScreenRecord]:
     """The screen to resume: by the spec's name, by `name`, or the database's only screen."""
-    if not run.db.is_file():
+    if not run.db.exists():
         raise MutatuiError(f"nothing to resume: no database {run.db}")
+    check_readable(run.db)  # a folder, a named pipe, a damaged file: said as such
     wanted = spec.display_name if spec is not None else name
     if wanted is not None:
         record = store.find_screen(run.db, wanted)
@@ -576,6 +587,17 @@ def stored_spec(
             "spec flags, or start a new screen with --name"
         )
     return stored, record
+
+
+def check_new_screen(db: Path, spec: ScreenSpec) -> None:
+    """Refuse, reading only, a database a new screen could not go into: one mutatui cannot
+    write, or one with a screen of the spec's name already."""
+    check_writable(db)
+    if db.is_file() and store.find_screen(db, spec.display_name) is not None:
+        raise MutatuiError(
+            f"{db} already has a screen named {spec.display_name!r}; "
+            "use --resume to continue it, or --name for a new one"
+        )
 
 
 def check_baselines(run: ScreenRun, record: store.ScreenRecord, rows: list[dict]) -> None:
@@ -615,13 +637,7 @@ def run_screen(
         elif spec is None:
             raise MutatuiError("give a spec (--spec FILE or --model and flags), or --resume")
         else:
-            initialize(run.db)
-            taken = store.find_screen(run.db, spec.display_name)
-            if taken is not None:
-                raise MutatuiError(
-                    f"{run.db} already has a screen named {spec.display_name!r}; "
-                    "use --resume to continue it, or --name for a new one"
-                )
+            check_new_screen(run.db, spec)
         lm = load(spec.model)
         stored = engine_of(run.db, record.screen_id) if record is not None else None
         prepared = prepare_screen(
@@ -643,6 +659,8 @@ def run_screen(
         if record is not None:
             check_baselines(run, record, probe_rows)
         if record is None:
+            initialize(run.db)  # only now: every input was checked, the plan built, the model run
+            check_new_screen(run.db, spec)
             screen_id = store.create_screen(
                 run.db,
                 new_screen(spec, None if shard == WHOLE else str(shard), shard.size(len(plan))),

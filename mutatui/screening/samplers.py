@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mutatui.engine.forms import quoted
+from mutatui.engine.forms import INDEX_DIGITS, LARGEST_SEED, parse_whole, quoted
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.engine.sites import Site, check_site_syntax, parse_site
 from mutatui.errors import MutatuiError
@@ -27,6 +27,17 @@ SAMPLER_FORMS = (
     "tiles:R[xC] | random:N[,seed=S] | stride:R[xC][,offset=R0xC0] | "
     "lines:rows|cols|both[,every=K] | region:R0:R1,C0:C1 | list:SITE;SITE... | full"
 )
+
+FIRST_EXAMPLES = {
+    "tiles": "tiles:64",
+    "random": "random:1000",
+    "stride": "stride:16",
+    "lines": "lines:rows",
+}
+"""The text form of the samplers whose first value has no default there."""
+
+LARGEST_INDEX = 10**INDEX_DIGITS - 1
+"""Counts, steps and coordinates have at most as many digits as a site's numbers."""
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -240,6 +251,20 @@ def _int(value: object, what: str) -> int:
     raise MutatuiError(f"sites: {what} must be an integer, got {value!r}")
 
 
+def _seed(value: object) -> int:
+    seed = _int(value, "seed")
+    if not 0 <= seed <= LARGEST_SEED:
+        raise MutatuiError(f"sites: seed must be between 0 and {LARGEST_SEED}, got {seed}")
+    return seed
+
+
+def _index(value: int, what: str) -> int:
+    """A count, step or coordinate no matrix could exceed (the size of a site's numbers)."""
+    if value > LARGEST_INDEX:
+        raise MutatuiError(f"sites: {what} {value} is larger than any matrix ({LARGEST_INDEX})")
+    return value
+
+
 def sampler_from_table(table: Mapping[str, object]) -> Sampler:
     """Build a sampler from its table form; one clear line for anything wrong."""
     known = {
@@ -262,31 +287,35 @@ def sampler_from_table(table: Mapping[str, object]) -> Sampler:
         )
     if name == "tiles":
         rows, cols = _pair(table.get("size", 64), "size")
-        return Tiles(_positive(rows, "tile rows"), _positive(cols, "tile cols"))
+        return Tiles(
+            _index(_positive(rows, "tile rows"), "tile rows"),
+            _index(_positive(cols, "tile cols"), "tile cols"),
+        )
     if name == "random":
         if "count" not in table:
             raise MutatuiError("sites: random needs count, the number of elements per matrix")
-        number = _positive(_int(table["count"], "count"), "count")
-        return RandomElements(number, _int(table.get("seed", 0), "seed"))
+        number = _index(_positive(_int(table["count"], "count"), "count"), "count")
+        return RandomElements(number, _seed(table.get("seed", 0)))
     if name == "stride":
         rows, cols = _pair(table.get("step", 16), "step")
         off_r, off_c = _pair(table.get("offset", 0), "offset")
         return Stride(
-            _positive(rows, "row step"),
-            _positive(cols, "col step"),
-            _positive(off_r, "row offset", 0),
-            _positive(off_c, "col offset", 0),
+            _index(_positive(rows, "row step"), "row step"),
+            _index(_positive(cols, "col step"), "col step"),
+            _index(_positive(off_r, "row offset", 0), "row offset"),
+            _index(_positive(off_c, "col offset", 0), "col offset"),
         )
     if name == "lines":
         axis = table.get("axis", "rows")
         if axis not in ("rows", "cols", "both"):
             raise MutatuiError(f"sites: lines axis {axis!r}; valid: rows, cols, both")
-        return Lines(str(axis), _positive(_int(table.get("every", 1), "every"), "every"))
+        every = _index(_positive(_int(table.get("every", 1), "every"), "every"), "every")
+        return Lines(str(axis), every)
     if name == "region":
         if "rows" not in table or "cols" not in table:
             raise MutatuiError("sites: region needs rows = [R0, R1] and cols = [C0, C1]")
-        r0, r1 = _pair(table["rows"], "rows")
-        c0, c1 = _pair(table["cols"], "cols")
+        r0, r1 = (_index(v, "region rows") for v in _pair(table["rows"], "rows"))
+        c0, c1 = (_index(v, "region cols") for v in _pair(table["cols"], "cols"))
         if not (0 <= r0 < r1 and 0 <= c0 < c1):
             raise MutatuiError(
                 f"sites: region rows {r0}:{r1}, cols {c0}:{c1} is empty; give half-open "
@@ -313,16 +342,16 @@ def sampler_from_table(table: Mapping[str, object]) -> Sampler:
     return Full()
 
 
+def _text_int(text: str, what: str) -> int:
+    return parse_whole(text, f"sites: {what}", maximum=LARGEST_INDEX)
+
+
 def _text_pair(text: str, what: str) -> list[int]:
-    try:
-        parts = [int(p) for p in text.lower().split("x")]
-    except ValueError:
-        raise MutatuiError(f"sites: bad {what} {text!r}; valid: N or RxC") from None
-    if len(parts) == 1:
-        return [parts[0], parts[0]]
-    if len(parts) == 2:
-        return parts
-    raise MutatuiError(f"sites: bad {what} {text!r}; valid: N or RxC")
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2):
+        raise MutatuiError(f"sites: bad {what} {quoted(text)}; valid: N or RxC")
+    numbers = [_text_int(part, what) for part in parts]
+    return numbers * 2 if len(numbers) == 1 else numbers
 
 
 def parse_sampler(text: str) -> Sampler:
@@ -332,11 +361,10 @@ def parse_sampler(text: str) -> Sampler:
     if name not in SAMPLER_NAMES:
         raise MutatuiError(f"sites: unknown sampler {name!r}; valid: {SAMPLER_FORMS}")
     if name == "region":
-        axes = rest.split(",")
-        try:
-            (r0, r1), (c0, c1) = ([int(v) for v in axis.split(":")] for axis in axes)
-        except ValueError:
-            raise MutatuiError(f"sites: bad region {rest!r}; valid: region:R0:R1,C0:C1") from None
+        bounds = [axis.split(":") for axis in rest.split(",")]
+        if [len(axis) for axis in bounds] != [2, 2]:
+            raise MutatuiError(f"sites: bad region {quoted(rest)}; valid: region:R0:R1,C0:C1")
+        (r0, r1), (c0, c1) = ([_text_int(v, "region bound") for v in axis] for axis in bounds)
         return sampler_from_table({"sampler": "region", "rows": [r0, r1], "cols": [c0, c1]})
     if name == "list":
         sites = [s for s in rest.split(";") if s.strip()]
@@ -346,22 +374,30 @@ def parse_sampler(text: str) -> Sampler:
     first_key = {"tiles": "size", "random": "count", "stride": "step", "lines": "axis"}
     if positional:
         if name not in first_key:
-            raise MutatuiError(f"sites: bad sampler {text!r}; valid: {SAMPLER_FORMS}")
+            raise MutatuiError(f"sites: bad sampler {quoted(text)}; valid: {SAMPLER_FORMS}")
         table[first_key[name]] = positional
+    elif name in first_key:
+        raise MutatuiError(
+            f"sites: {name} needs its {first_key[name]} after a colon (as in "
+            f"{FIRST_EXAMPLES[name]}); valid: {SAMPLER_FORMS}"
+        )
     for option in options:
-        key, equals, value = option.partition("=")
+        key, equals, value = (part.strip() for part in option.partition("="))
         if not equals:
-            raise MutatuiError(f"sites: bad option {option!r} in {text!r}; valid: {SAMPLER_FORMS}")
-        table[key.strip()] = value.strip()
+            raise MutatuiError(
+                f"sites: bad option {quoted(option)} in {quoted(text)}; valid: {SAMPLER_FORMS}"
+            )
+        if key in table:
+            raise MutatuiError(f"sites: {key} is given twice in {quoted(text)}; give it once")
+        table[key] = value
     for key in ("size", "step", "offset"):
         if isinstance(table.get(key), str):
             table[key] = _text_pair(str(table[key]), key)
-    for key in ("count", "seed", "every"):
+    for key in ("count", "every"):
         if isinstance(table.get(key), str):
-            try:
-                table[key] = int(str(table[key]))
-            except ValueError:
-                raise MutatuiError(f"sites: {key} must be an integer, got {table[key]!r}") from None
+            table[key] = _text_int(str(table[key]), key)
+    if isinstance(table.get("seed"), str):
+        table["seed"] = parse_whole(str(table["seed"]), "sites: seed", maximum=LARGEST_SEED)
     return sampler_from_table(table)
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mutatui.engine.decoding import DEFAULT_MAX_NEW_TOKENS, Decoding
-from mutatui.engine.forms import shown
+from mutatui.engine.forms import LARGEST_LAYER, is_whole, parse_whole, quoted, shown
 from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.errors import MutatuiError
 from mutatui.screening.plan import Plan
@@ -145,6 +145,9 @@ class ScreenSpec:
         return Plan(catalog, self.select_matrices(catalog), self.sites, self.kinds)
 
 
+LAYER_FORMS = "all, 3, 0-5, 0-5,9 or a list"
+
+
 def parse_layers(value: object) -> tuple[int, ...] | None:
     """`all`, a list of integers, or text like `0-5,9`."""
     if value is None or value == "all":
@@ -153,15 +156,12 @@ def parse_layers(value: object) -> tuple[int, ...] | None:
         layers: list[int] = []
         for part in value.split(","):
             first, dash, last = part.strip().partition("-")
-            try:
-                start = int(first)
-                stop = int(last) if dash else start
-            except ValueError:
-                raise MutatuiError(
-                    f"bad layers {value!r}; valid: all, 3, 0-5, 0-5,9 or a list"
-                ) from None
+            if not is_whole(first) or (dash and not is_whole(last)):
+                raise MutatuiError(f"bad layers {quoted(value)}; valid: {LAYER_FORMS}")
+            start = parse_whole(first, "a layer", maximum=LARGEST_LAYER)
+            stop = parse_whole(last, "a layer", maximum=LARGEST_LAYER) if dash else start
             if stop < start:
-                raise MutatuiError(f"bad layer range {part.strip()!r}: {stop} < {start}")
+                raise MutatuiError(f"bad layer range {quoted(part.strip())}: {stop} < {start}")
             layers.extend(range(start, stop + 1))
         return tuple(sorted(set(layers)))
     if (
@@ -169,8 +169,10 @@ def parse_layers(value: object) -> tuple[int, ...] | None:
         and value
         and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
+        if not all(0 <= v <= LARGEST_LAYER for v in value):
+            raise MutatuiError(f"layers must be between 0 and {LARGEST_LAYER}, got {value!r}")
         return tuple(sorted(set(value)))
-    raise MutatuiError(f"bad layers {value!r}; valid: all, 3, 0-5, 0-5,9 or a list")
+    raise MutatuiError(f"bad layers {quoted(str(value))}; valid: {LAYER_FORMS}")
 
 
 def _names(value: object, what: str) -> tuple[str, ...]:
@@ -278,10 +280,21 @@ def spec_from_table(table: Mapping[str, object], where: str = "spec") -> ScreenS
     return ScreenSpec(**updates)  # type: ignore[arg-type]
 
 
+LARGEST_SPEC_BYTES = 1_000_000
+"""A spec is a page of TOML; a larger file is not one (and could be a device or a log)."""
+
+
 def load_spec_file(path: str | Path) -> dict:
     """The table of a TOML spec file; one line for a missing or malformed file."""
     source = Path(path).expanduser()
+    if source.exists() and not source.is_file() and not source.is_dir():
+        raise MutatuiError(f"{shown(source)} is not a regular file; give a TOML spec file")
     try:
+        if source.is_file() and source.stat().st_size > LARGEST_SPEC_BYTES:
+            raise MutatuiError(
+                f"{shown(source)} is {source.stat().st_size:,} bytes; a TOML spec is at most "
+                f"{LARGEST_SPEC_BYTES:,}"
+            )
         with source.open("rb") as handle:
             table = tomllib.load(handle)
     except FileNotFoundError:
@@ -292,12 +305,30 @@ def load_spec_file(path: str | Path) -> dict:
         raise MutatuiError(f"{shown(source)} is not a TOML spec (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as error:
         raise MutatuiError(f"{shown(source)}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise MutatuiError(f"{shown(source)}: its tables nest too deeply for a spec") from None
+    except OSError as error:
+        raise MutatuiError(f"cannot read {shown(source)}: {error.strerror}") from None
     return table
 
 
 def spec_from_json(text: str) -> ScreenSpec:
     """The spec stored with a screen."""
-    return spec_from_table(json.loads(text), where="stored spec")
+    return spec_from_table(stored_table(text), where="stored spec")
+
+
+def stored_table(text: str) -> Mapping[str, object]:
+    """The table of a spec stored with a screen, refused in one line when it is not one."""
+    try:
+        table = json.loads(text)
+    except (json.JSONDecodeError, RecursionError, TypeError):
+        table = None
+    if not isinstance(table, Mapping):
+        raise MutatuiError(
+            "the screen's stored spec is not a spec table: the database was changed outside "
+            "mutatui; nothing was written"
+        )
+    return table
 
 
 def with_overrides(spec: ScreenSpec, **changes: object) -> ScreenSpec:

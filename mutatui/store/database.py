@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,7 +40,13 @@ DuckDB refuses a second connection to a file with another."""
 def _is_lock_conflict(error: duckdb.Error) -> bool:
     """Another process holds the file, or this process has it open in the other mode."""
     text = str(error).lower()
-    return "lock" in text or "conflicting" in text or "different configuration" in text
+    if any(sign.lower() in text for sign in DAMAGE_SIGNS):
+        return False  # "... in block at location 8192": a damaged file, not a held one
+    return (
+        bool(re.search(r"\block\b", text))
+        or "conflicting" in text
+        or ("different configuration" in text)
+    )
 
 
 def _cause(error: BaseException) -> str:
@@ -50,11 +58,66 @@ def _cause(error: BaseException) -> str:
     return first.rsplit(": ", 1)[-1] if '": ' in first else first
 
 
+DAMAGE_SIGNS = ("Could not read enough bytes", "Corrupt database file", "checksum")
+"""What DuckDB says of a file cut short or changed on disk."""
+
+
+def damaged(target: Path, error: duckdb.Error) -> MutatuiError | None:
+    """The one line for a damaged database file (truncated, or failing its checksums), or None
+    when the error is not that."""
+    text = str(error)
+    if not any(sign in text for sign in DAMAGE_SIGNS):
+        return None
+    first = text.splitlines()[0] if text else type(error).__name__
+    detail = re.sub(r' from file "[^"]*"', "", first.split("Error: ", 1)[-1])
+    detail = re.sub(
+        r"computed checksum \d+ does not match stored checksum \d+", "checksum mismatch", detail
+    )
+    return MutatuiError(f"{shown(target)} is damaged (DuckDB: {detail}); nothing was changed")
+
+
+DUCKDB_MAGIC = b"DUCK"
+"""The bytes at offset 8 of every DuckDB file."""
+
+HEADER_BYTES = 3 * 4096
+"""A DuckDB file is its headers and then whole blocks: a size that is not is a file cut short."""
+
+
+def check_whole(target: Path) -> None:
+    """Refuse a DuckDB file whose size is not whole blocks (copied or written part-way): DuckDB
+    would read what is there as an empty database, or fail on a block past the end."""
+    if not target.is_file():
+        return
+    with target.open("rb") as handle:
+        if handle.read(12)[8:] != DUCKDB_MAGIC:
+            return  # not DuckDB's: opening it says what it is
+    size = target.stat().st_size
+    if size < HEADER_BYTES or size % 4096:
+        raise MutatuiError(
+            f"{shown(target)} is damaged (its {size:,} bytes are not whole blocks of a DuckDB "
+            "file: cut short?); nothing was changed"
+        )
+
+
+def check_regular(target: Path) -> None:
+    """Refuse a path that is neither a regular file nor missing: a named pipe would block the
+    open forever, a device or socket is no database."""
+    if target.is_dir():
+        raise MutatuiError(f"{shown(target)} is a directory; give a database file")
+    if target.exists() and not target.is_file():
+        raise MutatuiError(
+            f"{shown(target)} is not a regular file (a named pipe, device or socket); give a "
+            "database file"
+        )
+
+
 def _open_error(target: Path, error: duckdb.Error) -> MutatuiError:
     """One line for a file DuckDB could not open: the path's problem, or the file's."""
     text = str(error)
     if target.is_dir():
         return MutatuiError(f"{shown(target)} is a directory; give a database file")
+    if (found := damaged(target, error)) is not None:
+        return found
     if "not a valid DuckDB database" in text:
         return MutatuiError(f"{shown(target)} is not a mutatui database (not a DuckDB file)")
     if "Extension" in text or "sqlite" in text.lower():
@@ -110,13 +173,19 @@ def connect(
         raise MutatuiError(f"no such database: {shown(target)}")
     if not read_only and not target.parent.is_dir():
         raise MutatuiError(f"cannot write {shown(target)}: {shown(target.parent)} is not a folder")
+    check_regular(target)
+    check_whole(target)
     connection = _retried(
         target, lambda: duckdb.connect(str(target), read_only=read_only, config=CONFIG), wait
     )
     try:
         yield connection
     except duckdb.Error as error:
-        failure = write_failure(target, error) if not read_only else None
+        failure = damaged(target, error) or (
+            write_failure(target, error) if not read_only else None
+        )
+        if failure is None:
+            failure = incomplete(connection, target, error)
         if failure is None:
             raise
         raise failure from None
@@ -188,7 +257,9 @@ def schema_version(connection: duckdb.DuckDBPyConnection) -> int | None:
         return None
     try:
         found = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
-    except duckdb.Error:
+    except duckdb.Error as error:
+        if any(sign in str(error) for sign in DAMAGE_SIGNS):
+            raise  # the file's, said by `connect`
         return None  # a table named meta of some other program
     if not found:
         return None
@@ -216,10 +287,88 @@ def has_table(
 
 
 def check_readable(path: str | Path) -> None:
-    """Raise a one-line error unless `path` is a mutatui database this version can read."""
+    """Raise a one-line error unless `path` is a mutatui database this version can read, whole:
+    its core tables there with their columns."""
     with connect(path, read_only=True) as connection:
         version = schema_version(connection)
-    check_version(path, version)
+        check_version(path, version)
+        missing = missing_parts(connection)
+    if missing:
+        raise _lacking(path, missing)
+
+
+CORE_TABLES = ("meta", "screens", "probes", "matrices", "mutations", "results")
+"""The tables every mutatui database has had since version 1; later tables may be missing
+from older files (readers check `has_table`), these never."""
+
+
+@lru_cache(maxsize=1)
+def expected_columns() -> dict[str, frozenset[str]]:
+    """Every table of this version's schema with its columns (the schema built in memory)."""
+    with duckdb.connect(":memory:", config=CONFIG) as connection:
+        connection.execute(TABLES)
+        rows = connection.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+        ).fetchall()
+    found: dict[str, set[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, set()).add(column)
+    return {table: frozenset(columns) for table, columns in found.items()}
+
+
+def missing_parts(connection: duckdb.DuckDBPyConnection) -> str:
+    """What the open database lacks of this version's schema, in a few words ("" if nothing):
+    a core table, or a column of a table it has."""
+    rows = connection.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_catalog = current_database()"
+    ).fetchall()
+    present: dict[str, set[str]] = {}
+    for table, column in rows:
+        present.setdefault(table, set()).add(column)
+    lacking = [f"table {table}" for table in CORE_TABLES if table not in present]
+    for table, columns in expected_columns().items():
+        if table in present and (gone := sorted(columns - present[table])):
+            lacking.append(
+                f"{table}.{gone[0]}" + (f" and {len(gone) - 1} more" if gone[1:] else "")
+            )
+    return ", ".join(lacking[:3]) + (f" and {len(lacking) - 3} more" if len(lacking) > 3 else "")
+
+
+def incomplete(
+    connection: duckdb.DuckDBPyConnection, target: Path, error: duckdb.Error
+) -> MutatuiError | None:
+    """For a query that failed on a missing table or column, the one line saying the file lacks
+    parts of the schema, or None when it does not (the error is then not the file's)."""
+    if not isinstance(error, duckdb.CatalogException | duckdb.BinderException):
+        return None
+    try:
+        missing = missing_parts(connection)
+    except duckdb.Error:
+        return None
+    return _lacking(target, missing) if missing else None
+
+
+def _lacking(path: str | Path, missing: str) -> MutatuiError:
+    return MutatuiError(
+        f"{shown(path)} is a mutatui database with parts missing ({missing}): changed "
+        "outside mutatui; nothing was changed"
+    )
+
+
+@contextmanager
+def removed_on_failure(path: str | Path) -> Iterator[None]:
+    """A database the block creates is removed again when the block fails: a refused command
+    leaves no file behind. One that existed before is left to its transactions."""
+    target = Path(path)
+    existed = target.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            for leftover in (target, target.with_name(target.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
 
 
 def check_writable(path: str | Path) -> None:
@@ -251,6 +400,8 @@ def initialize(path: str | Path) -> None:
             )
             return
         check_version(path, version)
+        if missing := missing_parts(connection):
+            raise _lacking(path, missing)
         if version < SCHEMA_VERSION:
             migrate(connection, version)
         # Tables are created IF NOT EXISTS, so tables added within a version appear here too.

@@ -23,9 +23,11 @@ from mutatui.store.database import (
     attach_read_only,
     cannot_write,
     check_readable,
+    check_writable,
     connect,
     has_table,
     initialize,
+    removed_on_failure,
     transaction,
     writer_alive,
 )
@@ -603,6 +605,12 @@ def merge(out: str | Path, inputs: Sequence[str | Path]) -> list[tuple[str, int]
         if Path(source).resolve() == out_path:
             raise MutatuiError(f"{source} is the output; give inputs other than {out}")
         check_readable(source)
+    check_writable(out)
+    with removed_on_failure(out):
+        return _merge_into(out, inputs)
+
+
+def _merge_into(out: str | Path, inputs: Sequence[str | Path]) -> list[tuple[str, int]]:
     initialize(out)
     added: list[tuple[str, int]] = []
     with connect(out, read_only=False) as connection:
