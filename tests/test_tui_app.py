@@ -14,6 +14,7 @@ from textual import events
 from textual.worker import WorkerFailed
 
 from mutatui.store import queries
+from mutatui.store.database import connect
 from mutatui.store.synthetic import SyntheticSpec, build_synthetic
 from mutatui.tui.app import ExplorerApp
 from mutatui.tui.grid_data import Filter
@@ -1052,3 +1053,41 @@ async def test_a_loaded_screen_is_kept_out_of_the_collector_until_the_app_ends(d
         await open_overview(pilot)
         assert app.data is not None and gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+async def test_the_first_live_run_of_a_fresh_data_directory_is_saved(tmp_path, monkeypatch):
+    """No tag made before: the first live run from a read-only database goes to its side live
+    database, whose folder in the user's (empty) data directory is made for it."""
+    import shutil
+
+    from mutatui.store.places import side_live_database
+    from mutatui.tui.screens.live import LiveScreen
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "fresh"))
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(BUNDLED, copy)
+    copy.chmod(0o444)
+    app = ExplorerApp(copy)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert not (tmp_path / "fresh").exists()
+        await open_screen_named(pilot, app, "elements-random")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        app.screen.go_to_site(app.data.site(app.screen.last_phenotype))
+        await settle(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        live = app.screen
+        assert isinstance(live, LiveScreen)
+        live.query_one("#live-tokens").value = "4"
+        await until(lambda: live.session is not None, pilot, timeout=300)
+        app.set_focus(None)
+        await pilot.press("r")
+        await until(lambda: live.last_saved is not None, pilot, timeout=300)
+    assert live.last_saved.db_path == side_live_database(copy)
+    assert side_live_database(copy).is_file()
+    with connect(side_live_database(copy), read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM live_runs").fetchone()[0] == 1

@@ -22,6 +22,7 @@ from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.store import screens
 from mutatui.store.database import connect, has_table, initialize, transaction
+from mutatui.store.places import ensure_data_folder
 
 LIVE_KIND = "live"
 
@@ -142,6 +143,7 @@ def save_live_run(path: str | Path, record: LiveRunRecord) -> SavedLiveRun:
     if record.graded is not None and not set(record.graded) <= set(RESULT_COLUMNS):
         unknown = sorted(set(record.graded) - set(RESULT_COLUMNS))
         raise MutatuiError(f"unknown result columns {unknown}; valid: {', '.join(RESULT_COLUMNS)}")
+    ensure_data_folder(path)  # the first run of a fresh data directory is saved too
     initialize(path)
     with connect(path, read_only=False) as connection, transaction(connection):
         return _save(connection, record)

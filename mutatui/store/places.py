@@ -64,6 +64,15 @@ def side_live_database(path: Path) -> Path | None:
     return _beside(path, ".live.db")
 
 
+def ensure_data_folder(path: str | Path) -> None:
+    """Create the folder of a database mutatui places in the user's data directory (the live
+    database, a side database) on its first write; a folder the user named is theirs to make."""
+    target = Path(path).resolve()
+    home = data_dir().resolve()
+    if target.is_relative_to(home):
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+
 def _beside(path: Path, suffix: str) -> Path | None:
     if writable(path) and not is_bundled(path):
         return None

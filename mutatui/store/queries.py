@@ -22,6 +22,7 @@ from mutatui.store.database import connect, has_table, initialize, writer_alive
 from mutatui.store.effects import floors_by_screen, read_noise
 from mutatui.store.engines import numbers_by_screen, read_engine
 from mutatui.store.machines import machines_by_screen
+from mutatui.store.places import ensure_data_folder
 from mutatui.store.published import (
     PUBLISHED,
     ExperimentCounts,
@@ -673,7 +674,7 @@ def add_tag(
     """Tag a mutation (or replace the note of an existing tag), written at once (into a new
     database when `path` is a side database not made yet)."""
     if not Path(path).exists():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        ensure_data_folder(path)
         initialize(path)
     with connect(path, read_only=False) as connection:
         connection.execute(
