@@ -11,7 +11,7 @@ from mutatui.engine.decoding import (
     greedy_generate_kwargs,
     naive_generate,
 )
-from mutatui.engine.mutations import make_mutation, mutated
+from mutatui.engine.mutations import make_mutation, mutated, weight_dtype
 from mutatui.engine.sites import Site
 from mutatui.exact.replay import GenerateTrace
 
@@ -33,10 +33,16 @@ def sample_mutations(catalog, seed=0):
     q, last = catalog.get(0, first), catalog.num_layers - 1
     mutations += [
         make_mutation(f"L0.{first}[0:{min(32, q.rows)},0:{min(32, q.cols)}]", "inf", catalog),
-        make_mutation(f"L1.{down}[3,4]", "1e30", catalog),
+        make_mutation(f"L1.{down}[3,4]", repr(huge_value(catalog, 1, down)), catalog),
         make_mutation(f"L{last}.{v}[0:16,:]", "nan", catalog),
     ]
     return mutations
+
+
+def huge_value(catalog, layer: int, name: str) -> float:
+    """A huge value the matrix's weights hold as written: 1e30, or half the largest a
+    narrower dtype holds (float16: 32752), which a mutation may no longer overflow to inf."""
+    return min(1e30, float(torch.finfo(weight_dtype(catalog, layer, name)).max) / 2)
 
 
 def naive_outcomes(lm, catalog, prompt, mutations, decoding):
