@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mutatui.engine.families import MATRIX_ORDER
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.exact.noise import NoiseFloor
@@ -32,7 +33,6 @@ from mutatui.store.published import (
 from mutatui.store.screens import describe_parts, shard_parts
 
 KINDS = ("max", "min", "zero", "value")
-BLOCK_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
 TRIAGE_TAGS = ("writer", "poetic", "conversational", "interesting", "junk")
 
 
@@ -172,7 +172,7 @@ class ScreenData:
     def matrix_types(self) -> list[str]:
         """Matrix types in a block's order (attention, then MLP), others after them."""
         names = {shape.matrix for shape in self.matrices}
-        known = [name for name in BLOCK_ORDER if name in names]
+        known = [name for name in MATRIX_ORDER if name in names]
         return known + sorted(names - set(known))
 
     def index_of(self, mutation_id: int) -> int | None:

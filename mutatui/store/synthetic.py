@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mutatui.engine.families import MATRIX_ORDER
 from mutatui.store.database import connect, initialize, writer_lock
 
 FIXED_TIME = datetime(2026, 1, 1, 12, 0, 0)
@@ -67,7 +68,7 @@ class SyntheticSpec:
     status: str = "complete"
     written: float = 1.0
     """Fraction of the mutations whose results are in the file (the rest come with --resume)."""
-    matrices: tuple[str, ...] = field(default=("q", "k", "v", "o", "gate", "up", "down"))
+    matrices: tuple[str, ...] = field(default=MATRIX_ORDER)
 
     def shape(self, matrix: str) -> tuple[int, int]:
         return {
