@@ -60,6 +60,17 @@ def test_mutate_prints_side_by_side(tiny_model_dir):
     assert "baseline" in done.stdout and "mutant" in done.stdout and "L0.q[1,2]" in done.stdout
 
 
+def test_mutate_without_a_prompt_runs_the_papers_probe_and_says_so(tiny_model_dir):
+    done = mutatui(
+        "mutate", "--model", str(tiny_model_dir), "--site", "L0.q[1,2]", "--max-new-tokens", "4",
+        "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "no --prompt: the paper's probe 'The life cycle of Drosophila:'" in done.stderr
+    [record] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert record["prompt"] == "The life cycle of Drosophila:"
+
+
 def test_matrices_lists_every_matrix(tiny_model_dir):
     done = mutatui("matrices", "--model", str(tiny_model_dir), "--json")
     assert done.returncode == 0, done.stderr

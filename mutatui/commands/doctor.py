@@ -7,8 +7,9 @@ import argparse
 import sys
 
 from mutatui.commands.common import add_model_arguments, load_from_args, whole
+from mutatui.engine.forms import DROSOPHILA_PROMPT
 
-DEFAULT_PROMPT = "The life cycle of Drosophila:"
+DEFAULT_PROMPT = DROSOPHILA_PROMPT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

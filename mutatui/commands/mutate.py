@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -16,7 +17,7 @@ from mutatui.commands.common import (
     decoding_from_args,
     load_from_args,
 )
-from mutatui.engine.forms import KIND_FORMS
+from mutatui.engine.forms import DROSOPHILA_PROMPT, KIND_FORMS
 from mutatui.engine.sites import SITE_FORMS, check_site_syntax
 
 if TYPE_CHECKING:
@@ -26,7 +27,11 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("mutate", help="mutate one site and compare with the baseline")
     add_model_arguments(parser)
-    parser.add_argument("--prompt", action="append", required=True, help="a prompt (repeatable)")
+    parser.add_argument(
+        "--prompt",
+        action="append",
+        help=f"a prompt (repeatable; default: the paper's probe {DROSOPHILA_PROMPT!r})",
+    )
     parser.add_argument("--site", required=True, help=SITE_FORMS)
     parser.add_argument("--kind", default="max", help=KIND_FORMS)
     add_decoding_arguments(parser)
@@ -48,6 +53,9 @@ def _marked(lm: LoadedModel, tokens: list[int], diverge_at: int | None, style: s
 
 def run(args: argparse.Namespace) -> int:
     check_site_syntax(args.site)
+    if args.prompt is None:
+        args.prompt = [DROSOPHILA_PROMPT]
+        print(f"mutatui: no --prompt: the paper's probe {DROSOPHILA_PROMPT!r}", file=sys.stderr)
     from mutatui.engine.compare import first_divergence
     from mutatui.engine.decoding import decode_tokens, encode_prompt, generate_exact
     from mutatui.engine.matrices import MatrixCatalog

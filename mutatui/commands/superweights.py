@@ -17,6 +17,7 @@ from mutatui.commands.common import (
     whole,
 )
 from mutatui.engine.decoding import decode_tokens, encode_prompt, naive_generate
+from mutatui.engine.forms import DROSOPHILA_PROMPT
 from mutatui.engine.matrices import MatrixCatalog
 from mutatui.guided.superweights import (
     DEFAULT_PROBE_TEXT,
@@ -28,7 +29,7 @@ from mutatui.guided.superweights import (
 from mutatui.store.database import check_writable
 from mutatui.store.guided import SUPER_PERPLEXITY_RATIO, SuperweightResult, save_superweights
 
-DEFAULT_PROMPT = "The life cycle of Drosophila:"
+DEFAULT_PROMPT = DROSOPHILA_PROMPT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

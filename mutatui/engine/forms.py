@@ -8,6 +8,9 @@ import re
 
 from mutatui.errors import MutatuiError
 
+DROSOPHILA_PROMPT = "The life cycle of Drosophila:"
+"""The paper's descriptive probe: the prompt every command defaults to."""
+
 MODEL_FORMS = "smollm2, a model folder, a .gguf file, or a Hugging Face id in the local cache"
 KIND_FORMS = "max, min, zero, or a number"
 

@@ -172,10 +172,14 @@ def parse_device(text: str | None) -> torch.device | str:
 
 
 def _gguf_cache_dir(gguf: Path) -> Path:
-    stat = gguf.stat()
-    key = f"{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_root() / "gguf" / f"{gguf.stem}-{digest}"
+    """The dequantized copy of a GGUF file, keyed by its content: every clone, virtual
+    environment or copy of one model file shares one copy (a key of path and modification
+    time made one per clone, each over 500 MB)."""
+    content = hashlib.sha256()
+    with gguf.open("rb") as handle:
+        while chunk := handle.read(1 << 23):
+            content.update(chunk)
+    return cache_root() / "gguf" / f"{gguf.stem}-{content.hexdigest()[:16]}"
 
 
 def _dequantize_gguf(gguf: Path, target: Path, progress: Progress) -> None:

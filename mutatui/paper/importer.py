@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mutatui.engine.families import MATRIX_ORDER
+from mutatui.engine.forms import DROSOPHILA_PROMPT
 from mutatui.errors import MutatuiError
 from mutatui.paper import tables
 from mutatui.paper.models import CITATION, PAPER_MODELS, TILE, PaperModel
@@ -25,7 +26,7 @@ from mutatui.screening.grading import choice_severity, text_severity
 from mutatui.screening.style import first_word
 from mutatui.store.published import PublishedScreen, write_published
 
-DROSOPHILA = "The life cycle of Drosophila:"
+DROSOPHILA = DROSOPHILA_PROMPT
 MMLU21_QUESTIONS = 21
 MMLU21_BASELINE = 14
 """The standard models answer the first 14 of the 21 questions right, the other 7 wrong."""

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mutatui.engine.forms import DROSOPHILA_PROMPT
 from mutatui.engine.questions import ChoiceQuestion
 from mutatui.errors import MutatuiError
 from mutatui.screening.choice import SHIPPED_QUESTIONS, load_questions
@@ -36,7 +37,7 @@ class TextProbe:
 
 
 DEFAULT_TEXT_PROBES = (
-    TextProbe("drosophila", "The life cycle of Drosophila:", "describe"),
+    TextProbe("drosophila", DROSOPHILA_PROMPT, "describe"),
     TextProbe("sky", "Explain why the sky is blue.", "explain"),
     TextProbe("reverse", "Write a Python function that reverses a string.", "code"),
 )

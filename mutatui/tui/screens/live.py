@@ -26,7 +26,7 @@ from textual.widgets import Input, Label, LoadingIndicator, Static
 from textual.worker import get_current_worker
 
 from mutatui.engine.decoding import Decoding
-from mutatui.engine.forms import brief
+from mutatui.engine.forms import DROSOPHILA_PROMPT, brief
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation, make_mutation, parse_kind
 from mutatui.errors import MutatuiError
@@ -35,7 +35,7 @@ from mutatui.live.session import LiveRequest, LiveResult, LiveSession, LiveUpdat
 from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.live_pane import LivePane
 
-DEFAULT_PROMPT = "The life cycle of Drosophila:"
+DEFAULT_PROMPT = DROSOPHILA_PROMPT
 TOKEN_STEP = 16
 MAX_TOKENS_LIMIT = 4096
 
