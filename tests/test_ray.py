@@ -31,6 +31,10 @@ pytestmark = pytest.mark.ray
 
 PROBE = TextProbe("p1", "The life cycle of Drosophila:", "describe")
 PARTS = 4  # 256 mutations: four parts of one 64-id chunk each
+NEW_TOKENS = 64
+"""Long enough that a part takes several times as long to compute (about a second) as the
+driver takes to commit one: the kill tests need a worker, or the driver, caught mid-part, and
+with 6 tokens a worker sometimes finished its next part while the driver wrote the last."""
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,7 @@ def spec(tiny_model_dir, questions_file) -> ScreenSpec:
         layers=(1,),
         matrices=("q", "k", "v"),
         sites=Tiles(4, 4),
-        decoding=Decoding(max_new_tokens=6),
+        decoding=Decoding(max_new_tokens=NEW_TOKENS),
     )
 
 
@@ -218,7 +222,7 @@ def screen_args(db: Path, model_dir: Path, questions_file: Path) -> list[str]:
         "--sites",
         "tiles:4",
         "--max-new-tokens",
-        "6",
+        str(NEW_TOKENS),
         "--batch-size",
         "8",
     ]
