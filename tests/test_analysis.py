@@ -256,6 +256,31 @@ def test_tagged_writers_count_as_writers(tmp_path):
     assert writer_groups(styled, load_sites(path, summary).probes).groups[0].word == "hello"
 
 
+def test_a_mutant_opening_as_its_baseline_is_no_writer_in_analyze_and_the_explorer(tmp_path):
+    """One definition of a writer (`screening.style.writer_outcomes`): a conversational
+    output that opens as the baseline does ("The ...") has no first-word group, and the
+    writers view groups exactly what `mutatui analyze` does."""
+    from mutatui.store import queries
+    from mutatui.tui.grid_data import Filter, apply_filter
+    from mutatui.tui.writers_data import writer_groups as explorer_groups
+
+    screen = FixtureScreen(name="openings", probes={"describe": "The frog lays eggs."})
+    screen.matrix(0, "down", 2, 2)
+    screen.hit(0, "down", 0, 0, "max", style="conversational", first_word="the")
+    screen.hit(0, "down", 0, 1, "max", style="conversational", first_word="oh")
+    screen.hit(0, "down", 1, 0, "min", style="poetic", first_word="oh")
+    screen.hit(0, "down", 1, 1, "min", style="descriptive", first_word="frogs")
+    path = screen.write(tmp_path / "openings.db")
+    summary = pick_screen(path, "openings")
+    frame, styled = load_sites(path, summary), load_styled(path, summary)
+    groups = writer_groups(styled, frame.probes)
+    assert {group.word: group.outcomes for group in groups.groups} == {"oh": 2}
+    assert (groups.writer_outcomes, groups.writer_mutations) == (2, 2)
+    data = queries.load_screen(path, summary.screen_id)
+    shown = explorer_groups(data, apply_filter(data, Filter()))
+    assert {group.word.lower(): group.results for group in shown.groups} == {"oh": 2}
+
+
 def test_a_writer_takes_a_style_its_probes_baseline_does_not_have(tmp_path):
     """An email's baseline is conversational already: its mutants that stay conversational
     are no writers, one turned poetic is; the descriptive probe's conversational mutant is."""

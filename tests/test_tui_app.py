@@ -31,6 +31,7 @@ from mutatui.tui.screens.writers import WritersScreen
 from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.widgets.matrix_grid import MatrixGrid
 from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap
+from mutatui.tui.writers_data import WriterSite
 
 SIZE = (80, 24)
 
@@ -388,13 +389,13 @@ async def test_writers_view(db):
         assert table.get_row_at(0)[1] == groups[0].word
         sites = writers.query_one("#writers-sites")
         assert sites.row_count == len(groups[0].entries)
-        assert any(str(sites.get_row_at(r)[5]) for r in range(sites.row_count))  # shared rows
+        assert any(str(sites.get_row_at(r)[6]) for r in range(sites.row_count))  # shared rows
         await pilot.press("y")  # from the words: every site of the word
         assert len(app.clipboard.splitlines()) == len(groups[0].entries)
         await pilot.press("enter", "down")  # down to the sites, then the second one
         await settle(pilot)
         assert sites.has_focus and writers.selected() == groups[0].entries[1]
-        assert str(sites.get_row_at(1)[3]) not in ("", "…")  # its first words, loaded
+        assert str(sites.get_row_at(1)[4]) not in ("", "…")  # its first words, loaded
         await pilot.press("y")
         assert app.clipboard == str(groups[0].entries[1].site)
         await pilot.press("enter")
@@ -926,7 +927,7 @@ async def test_three_writers_are_triaged_in_a_few_keys_each(tmp_path):
             assert app.data.tags[entries[number].position] == {"writer": None}, mutation
         assert len(keys) <= 3 * 10
         sites = writers.query_one("#writers-sites")
-        assert str(sites.get_row_at(0)[4]) == "writer"  # whole tag names
+        assert str(sites.get_row_at(0)[5]) == "writer"  # whole tag names
         assert writers.selected() == entries[3 if len(entries) > 3 else 2]
         await pilot.press("x")  # live mode on the selected site
         await settle(pilot)
@@ -935,6 +936,38 @@ async def test_three_writers_are_triaged_in_a_few_keys_each(tmp_path):
         assert isinstance(app.screen, LiveScreen)
         assert app.screen.query_one("#live-site").value == str(writers.selected().site)
     assert BUNDLED.read_bytes() != db.read_bytes()  # the tags went into the copy
+
+
+async def test_h_hides_the_writers_that_diverged_at_a_near_tie():
+    """On the bundled database (read only): the writers view shows each writer's margin and
+    `h` hides those under the robust margin, keeping every other writer; `h` again shows
+    them all."""
+    app = ExplorerApp(BUNDLED)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await open_screen_named(pilot, app, "tiles-64")
+        await pilot.press("w")
+        await settle(pilot)
+        writers = app.screen
+        assert isinstance(writers, WritersScreen)
+
+        def entries() -> set[WriterSite]:
+            return {entry for group in writers.writers.groups for entry in group.entries}
+
+        everything = entries()
+        near = {entry for entry in everything if entry.near_tie}
+        assert near and near != everything
+        assert all(entry.margin is not None for entry in everything)
+        margins = writers.query_one("#writers-sites")
+        shown = [str(margins.get_row_at(r)[3]) for r in range(margins.row_count)]
+        assert shown == [f"{entry.margin:.2f}" for entry in writers.group.entries]
+        await pilot.press("h")
+        await settle(pilot)
+        assert entries() == everything - near
+        assert "near ties, margin < 1, hidden" in str(writers.query_one("#writers-status").render())
+        await pilot.press("h")
+        await settle(pilot)
+        assert entries() == everything
 
 
 async def test_the_bundled_database_and_a_read_only_copy_are_never_written(tmp_path, monkeypatch):

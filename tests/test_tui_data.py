@@ -167,12 +167,15 @@ def test_writers_group_by_first_word_and_find_shared_rows(db, data):
 
 def test_writers_leave_out_outputs_in_their_baselines_own_style(db, data):
     """A probe whose baseline answer is conversational (a letter) has no conversational
-    writers, only poetic ones, as in `mutatui analyze`."""
+    writers, only poetic ones, and none opening as the letter does ("Dear"), as in `mutatui
+    analyze`."""
     letter = "Dear Sam, I hope you are well. Would you like to have lunch with me on Friday?"
     probes = [replace(p, baseline_text=letter) if p.probe_id == 0 else p for p in data.probes]
     writers = writer_groups(replace(data, probes=probes), apply_filter(data, Filter()))
     expected = first_word_counts(
-        db, "style = 'poetic' OR (style = 'conversational' AND probe_id <> 0)"
+        db,
+        "(style = 'poetic' OR (style = 'conversational' AND probe_id <> 0))"
+        " AND NOT (probe_id = 0 AND lower(first_word) = 'dear')",
     )
     assert {group.word: group.results for group in writers.groups} == expected
     query = "SELECT count(*) FROM results WHERE probe_id = 0 AND style = 'conversational'"

@@ -2,10 +2,11 @@
 
 The paper grouped its writer mutations by the first word of the mutant's output and looked at
 the rare initial words of highest frequency: words the unmutated model does not start with, but
-that many mutants do. A writer here is a changed outcome graded conversational or poetic where
-the probe's baseline answer is not already of that style (`screening.style.writer_styles`: an
-email that stays conversational is no writer), or a mutation a user tagged `writer` in the
-explorer.
+that many mutants do. A writer is defined once, in `screening.style.writer_outcomes`, for the
+analysis and the explorer's writers view alike: a changed outcome graded conversational or
+poetic where the probe's baseline answer is not already of that style (an email that stays
+conversational is no writer) and that does not open as the baseline does, or a mutation a user
+tagged `writer` in the explorer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mutatui.screening.style import first_word, writer_styles
+from mutatui.screening.style import first_word, opens_anew, writer_outcomes
 from mutatui.store.frames import Probe, SiteFrame, StyledOutcomes
 
 
@@ -41,25 +42,23 @@ class WriterGroups:
     """First words no baseline starts with, most frequent among writers first."""
 
 
+def text_baselines(probes: list[Probe]) -> dict[str, str | None]:
+    """Each text probe's name -> its baseline answer: the probes whose outcomes can be writers."""
+    return {probe.name: probe.baseline_text for probe in probes if probe.kind == "text"}
+
+
 def is_writer(styled: StyledOutcomes, probes: list[Probe]) -> np.ndarray:
-    """Per outcome: a writer style its probe's baseline does not have, or tagged `writer`."""
-    writers = styled.tagged_writer.copy()
-    for probe in probes:
-        if probe.kind == "text":
-            of_probe = styled.probe == probe.name
-            writers |= of_probe & np.isin(styled.style, writer_styles(probe.baseline_text))
-    return writers
+    """Per outcome: whether it is a writer outcome (`screening.style.writer_outcomes`)."""
+    return writer_outcomes(
+        styled.probe, styled.style, styled.first_word, styled.tagged_writer, text_baselines(probes)
+    )
 
 
 def writer_groups(styled: StyledOutcomes, probes: list[Probe], *, top: int = 10) -> WriterGroups:
-    baseline = {
-        probe.name: first_word(probe.baseline_text or "") or ""
-        for probe in probes
-        if probe.kind == "text"
-    }
+    baselines = text_baselines(probes)
+    baseline = {name: first_word(text or "") or "" for name, text in baselines.items()}
     writers = is_writer(styled, probes)
-    usual = styled.first_word == np.array([baseline.get(p, "") for p in styled.probe], dtype=str)
-    candidates = writers & ~usual & (styled.first_word != "")
+    candidates = writers & opens_anew(styled.probe, styled.first_word, baselines)
     groups = []
     words, counts = np.unique(styled.first_word[candidates], return_counts=True)
     for index in np.lexsort((words, -counts))[:top]:

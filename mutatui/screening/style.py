@@ -3,15 +3,19 @@
 Hu et al. found mutations that turned descriptive answers into poetic or conversational ones.
 `style_label` names the style of one output (descriptive, conversational, poetic, other) from
 its text alone; `writer_styles` says which styles count as writing for a probe, given the style
-of the unmutated model's own answer: a style the answer already has is no change of style. The
-rules are plain Python, so the analysis and the explorer use them without loading the engine.
+of the unmutated model's own answer: a style the answer already has is no change of style.
+`writer_outcomes` is the one definition of a writer outcome, which the analysis and the
+explorer's writers view both apply. The rules are plain Python and numpy, so both use them
+without loading the engine.
 """
 
 from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
 
 WRITER_STYLES = ("conversational", "poetic")
 
@@ -135,3 +139,36 @@ def writer_styles(baseline_text: str | None) -> tuple[str, ...]:
     conversational was not turned into anything; only one turned poetic was)."""
     baseline = style_label(baseline_text) if baseline_text else None
     return tuple(style for style in WRITER_STYLES if style != baseline)
+
+
+def opens_anew(
+    probe: np.ndarray, word: np.ndarray, baselines: Mapping[Hashable, str | None]
+) -> np.ndarray:
+    """Per changed outcome (its probe's key and first word, '' for none): whether it opens with
+    a word its probe's baseline answer does not open with. A first-word group is such a word:
+    a mutant that starts as the unmutated model does ("Drosophila ...") wrote nothing new,
+    whatever its style."""
+    opening = np.zeros(len(word), dtype=bool)
+    for key, baseline in baselines.items():
+        own = first_word(baseline or "") or ""
+        opening |= (probe == key) & (word != "") & (word != own)
+    return opening
+
+
+def writer_outcomes(
+    probe: np.ndarray,
+    style: np.ndarray,
+    word: np.ndarray,
+    tagged: np.ndarray,
+    baselines: Mapping[Hashable, str | None],
+) -> np.ndarray:
+    """Per changed outcome (parallel arrays: its probe's key, style, first word and whether a
+    user tagged its mutation `writer`): whether it is a writer outcome. It is one of a text
+    probe (a key of `baselines`, which maps each to its baseline answer) and either was tagged
+    `writer`, or took a writer style its probe's baseline lacks (`writer_styles`) and opens
+    anew (`opens_anew`)."""
+    text = np.isin(probe, list(baselines))
+    styled = np.zeros(len(style), dtype=bool)
+    for key, baseline in baselines.items():
+        styled |= (probe == key) & np.isin(style, writer_styles(baseline))
+    return text & (tagged | (styled & opens_anew(probe, word, baselines)))

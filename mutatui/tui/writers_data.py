@@ -1,7 +1,8 @@
 """Writer mutations: outputs turned conversational or poetic, grouped by their first word.
 
-A writer output has a writer style its probe's baseline answer does not have
-(`screening.style.writer_styles`), as in `mutatui analyze`.
+Which outputs are writers is `screening.style.writer_outcomes`, the definition `mutatui
+analyze` applies too: a writer style its probe's baseline answer does not have, opening with
+a word the baseline does not open with, or a mutation tagged `writer`.
 
 Hu et al. ranked the rare initial words by frequency and found that writer mutations tend to
 share a row coordinate across matrices; `writer_groups` gives both: the groups, most frequent
@@ -17,19 +18,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from mutatui.engine.sites import Site
-from mutatui.screening.style import writer_styles
+from mutatui.screening.style import opens_anew, writer_outcomes
+from mutatui.store.effects import ROBUST_MARGIN
 from mutatui.store.queries import ScreenData
 from mutatui.tui.grid_data import Phenotypes
 
 
 @dataclass(frozen=True)
 class WriterSite:
-    """One writer mutation: where it is (`position` in the screen data), and the probe whose
-    output it turned (the first, when it turned several)."""
+    """One writer mutation: where it is (`position` in the screen data), the probe whose
+    output it turned (the first, when it turned several), and the unmutated model's margin
+    (top-1 minus top-2 logit) at the step that output diverged (None: not recorded)."""
 
     position: int
     site: Site
     probe_id: int
+    margin: float | None = None
+
+    @property
+    def near_tie(self) -> bool:
+        """Diverged where the unmutated model's own margin was under `ROBUST_MARGIN`: any
+        small change of the weights could have turned that token."""
+        return self.margin is not None and self.margin < ROBUST_MARGIN
 
 
 @dataclass(frozen=True)
@@ -55,20 +65,32 @@ class Writers:
 
 
 def writer_results(data: ScreenData) -> np.ndarray:
-    """Per changed result: whether it took a writer style its probe's baseline does not have."""
-    writers = np.zeros(len(data.phenotype_style), dtype=bool)
-    for probe in data.probes:
-        if probe.kind == "text":
-            styles = writer_styles(probe.baseline_text)
-            codes = [data.styles.index(style) for style in styles if style in data.styles]
-            of_probe = data.phenotype_probe == probe.probe_id
-            writers |= of_probe & np.isin(data.phenotype_style, codes)
-    return writers
+    """Per changed result: whether it is a writer outcome that opens anew, so that it has a
+    first-word group (`screening.style`)."""
+    baselines = {p.probe_id: p.baseline_text for p in data.probes if p.kind == "text"}
+    styles = np.array([*data.styles, ""], dtype=str)[data.phenotype_style]
+    words = np.array([*(w.lower() for w in data.words), ""], dtype=str)[data.phenotype_word]
+    tagged_mutations = np.zeros(len(data.mutation_id), dtype=bool)
+    tagged_mutations[[p for p, tags in data.tags.items() if "writer" in tags]] = True
+    tagged = tagged_mutations[data.phenotype_mutation]
+    probe = data.phenotype_probe
+    writers = writer_outcomes(probe, styles, words, tagged, baselines)
+    return writers & opens_anew(probe, words, baselines)
 
 
-def writer_groups(data: ScreenData, phenotypes: Phenotypes) -> Writers:
-    rows = writer_results(data) & (data.phenotype_word >= 0)
-    rows &= phenotypes.kept[data.phenotype_mutation]
+def _recorded(margins: np.ndarray | None, result: int) -> float | None:
+    if margins is None or np.isnan(margins[result]):
+        return None
+    return float(margins[result])
+
+
+def writer_groups(data: ScreenData, phenotypes: Phenotypes, *, near_ties: bool = True) -> Writers:
+    """The writer groups of the mutations `phenotypes` keeps; without `near_ties`, only the
+    outputs that diverged at a margin of at least `ROBUST_MARGIN` (or one not recorded)."""
+    rows = writer_results(data) & phenotypes.kept[data.phenotype_mutation]
+    margins = data.phenotype_margin
+    if not near_ties and margins is not None:
+        rows &= ~(margins < ROBUST_MARGIN)  # NaN, not recorded, stays
     all_words = np.bincount(
         data.phenotype_word[data.phenotype_word >= 0], minlength=len(data.words)
     )
@@ -79,11 +101,13 @@ def writer_groups(data: ScreenData, phenotypes: Phenotypes) -> Writers:
         members = rows & (data.phenotype_word == code)
         results = np.flatnonzero(members)
         positions, first = np.unique(data.phenotype_mutation[results], return_index=True)
-        styles = sorted({data.styles[s] for s in np.unique(data.phenotype_style[members])})
+        codes = np.unique(data.phenotype_style[members])
+        styles = sorted(data.styles[s] for s in codes[codes >= 0])  # a tagged writer may have none
         entries = []
         for position, result in zip(positions, results[first], strict=True):
             site = data.site(int(position))
-            entries.append(WriterSite(int(position), site, int(data.phenotype_probe[result])))
+            probe = int(data.phenotype_probe[result])
+            entries.append(WriterSite(int(position), site, probe, _recorded(margins, result)))
             matrices_by_row[(site.row0, site.row1)].add(site.matrix_label)
         groups.append(
             WriterGroup(

@@ -1,9 +1,11 @@
 """Writers view: conversational and poetic mutations grouped by first word, rows shared across
 matrices highlighted, and the sites of the selected word listed for triage.
 
-Above, the words; below, the selected word's sites with their first words, kind, probe and
-tags. Enter on a word goes down to its sites; on a site, `t` tags it and moves to the next,
-`y` copies it, `x` runs it live, Enter opens the grid there.
+Above, the words; below, the selected word's sites with their first words, kind, probe, the
+unmutated model's margin where the output diverged, and tags. Enter on a word goes down to its
+sites; on a site, `t` tags it and moves to the next, `y` copies it, `x` runs it live, Enter
+opens the grid there. `h` hides the writers that diverged at a near tie (a margin under
+`ROBUST_MARGIN` logits, where any small change could have turned the token).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from textual.widgets import DataTable, Header, Static
 
 from mutatui.engine.sites import Site
 from mutatui.store import queries
+from mutatui.store.effects import ROBUST_MARGIN
 from mutatui.tui.grid_data import Filter
 from mutatui.tui.widgets.key_bar import KeyBar
 from mutatui.tui.writers_data import WriterGroup, Writers, WriterSite, writer_groups
 
-SITE_COLUMNS = ("site", "kind", "probe", "first words", "tags", "row shared with")
+SITE_COLUMNS = ("site", "kind", "probe", "margin", "first words", "tags", "row shared with")
 
 
 class WritersScreen(Screen):
@@ -30,12 +33,15 @@ class WritersScreen(Screen):
         Binding("enter", "open_site", "Sites / grid", id="writers.open_site"),
         Binding("t", "tag", "Tag, next", id="writers.tag"),
         Binding("y", "copy_sites", "Copy", id="writers.copy"),
+        Binding("h", "near_ties", "Near ties", id="writers.near_ties"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.writers: Writers | None = None
         self.group: WriterGroup | None = None
+        self.near_ties = True
+        """Whether writers that diverged at a near tie are listed (`h` hides them)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -70,7 +76,7 @@ class WritersScreen(Screen):
         data, phenotypes = self.app.data, self.app.phenotypes
         if data is None or phenotypes is None:
             return
-        self.writers = writers = writer_groups(data, phenotypes)
+        self.writers = writers = writer_groups(data, phenotypes, near_ties=self.near_ties)
         table = self.query_one("#writers-table", DataTable)
         row = table.cursor_row
         table.clear()
@@ -85,15 +91,27 @@ class WritersScreen(Screen):
                 key=group.word,
             )
         shared = len(writers.shared_rows)
+        ties = (
+            f"near ties, margin < {ROBUST_MARGIN:g}, hidden"
+            if not self.near_ties
+            else "h hides near ties"
+            if data.phenotype_margin is not None
+            else "no margins recorded"
+        )
         self.query_one("#writers-status", Static).update(
-            f"[b]{len(writers.groups)}[/b] first words of conversational or poetic outputs, "
-            f"most frequent first; share = of all changed outputs (rare is small); "
-            f"[b]{shared}[/b] rows carry writers in several matrices (highlighted)"
+            f"[b]{len(writers.groups)}[/b] writer first words ({ties}), most frequent first; "
+            f"share = of all changed outputs (rare is small); [b]{shared}[/b] rows carry "
+            "writers in several matrices (highlighted); a writer turned a descriptive answer "
+            "conversational or poetic and does not open as the baseline does"
             if writers.groups
-            else "No conversational or poetic outputs in this screen (under this filter)."
+            else f"No writers in this screen (under this filter); {ties}."
         )
         if writers.groups:
             table.move_cursor(row=min(row, len(writers.groups) - 1))
+            self.show_group(writers.groups[table.cursor_row])
+        else:
+            self.group = None
+            self.query_one("#writers-sites", DataTable).clear()
         if not isinstance(self.focused, DataTable):
             table.focus()
 
@@ -121,6 +139,7 @@ class WritersScreen(Screen):
                 Text(str(entry.site), style="bold reverse" if others else ""),
                 queries.KINDS[int(data.kind[entry.position])],
                 names.get(entry.probe_id, str(entry.probe_id)),
+                _margin(entry),
                 "…",
                 self._tags(entry),
                 ", ".join(others),
@@ -129,6 +148,14 @@ class WritersScreen(Screen):
         if group.entries:
             sites.move_cursor(row=min(row, len(group.entries) - 1))
         self._load_words(group)
+
+    def action_near_ties(self) -> None:
+        """`h`: hide or show the writers that diverged at a near tie."""
+        if self.app.data.phenotype_margin is None:
+            self.notify("this screen recorded no margins (no effect sizes): nothing to hide")
+            return
+        self.near_ties = not self.near_ties
+        self.redraw()
 
     def _tags(self, entry: WriterSite) -> Text:
         return Text(", ".join(self.app.data.tags.get(entry.position, {})))
@@ -233,3 +260,10 @@ class WritersScreen(Screen):
             return
         self.app.copy_to_clipboard("\n".join(str(site) for site in group.sites))
         self.notify(f"copied {len(group.sites)} sites", timeout=1.5)
+
+
+def _margin(entry: WriterSite) -> Text:
+    """The margin in logits, dim when a near tie; a dash when not recorded."""
+    if entry.margin is None:
+        return Text("–", style="dim")
+    return Text(f"{entry.margin:.2f}", style="dim" if entry.near_tie else "")
