@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-machines setup lint clean-venv constraints screens.db screenshots findings docs
+.PHONY: run test test-machines setup lint clean-venv constraints screens.db screenshots findings docs serve-docs
 
 $(STAMP): pyproject.toml Makefile $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,7 +60,15 @@ BUILD_DOCS = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 docs: $(STAMP)
 	$(BIN)/python scripts/docs_reference.py
 	$(BUILD_DOCS)
-	@echo "mutatui: the manual is in site/ (open site/index.html)"
+	@echo "mutatui: the manual is in site/ (open site/index.html, or make serve-docs over SSH)"
+
+# The manual over SSH: built, then served on localhost:DOCS_PORT of this machine; the line
+# printed is the tunnel to run on your own machine.
+DOCS_PORT ?= 8000
+serve-docs: docs
+	@echo "mutatui: serving the manual at http://localhost:$(DOCS_PORT) (Ctrl+C stops)"
+	@echo "  over SSH, run on your own machine: ssh -N -L $(DOCS_PORT):localhost:$(DOCS_PORT) $$(whoami)@$$(hostname -f 2>/dev/null || hostname)"
+	$(BIN)/python -m http.server $(DOCS_PORT) --bind 127.0.0.1 --directory site
 
 lint: $(STAMP)
 	$(BIN)/ruff format .

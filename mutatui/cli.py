@@ -34,6 +34,7 @@ COMMANDS = (
     "doctor",
     "restyle",
     "import-paper",
+    "cache",
 )
 """Subcommands, in the order `--help` lists them: the modules of `mutatui.commands` (a hyphen
 in a command's name is an underscore in its module's)."""

@@ -7,7 +7,7 @@ import torch
 
 from mutatui.engine.compare import first_divergence
 from mutatui.engine.decoding import Decoding, encode_prompt, generate_exact, naive_generate
-from mutatui.engine.models import _gguf_cache_dir, smollm2_gguf_path
+from mutatui.engine.models import gguf_cache_dir, smollm2_gguf_path
 from mutatui.engine.mutations import make_mutation
 
 pytestmark = pytest.mark.smollm2
@@ -41,7 +41,7 @@ def test_smollm2_shape_and_cache(smollm2):
         "down": (576, 1536),
     }
     assert lm.dtype == torch.float32
-    assert lm.source == str(_gguf_cache_dir(smollm2_gguf_path()))
+    assert lm.source == str(gguf_cache_dir(smollm2_gguf_path()))
 
 
 def test_batched_pair_equals_edit_and_generate(smollm2):
@@ -67,6 +67,6 @@ def test_a_gguf_file_is_cached_once_by_its_content(tmp_path, monkeypatch):
         path.parent.mkdir()
         path.write_bytes(data)
     os.utime(second, (0, 0))
-    assert _gguf_cache_dir(first) == _gguf_cache_dir(second)
-    assert _gguf_cache_dir(other) != _gguf_cache_dir(first)
-    assert _gguf_cache_dir(first).parent == tmp_path / "cache" / "gguf"
+    assert gguf_cache_dir(first) == gguf_cache_dir(second)
+    assert gguf_cache_dir(other) != gguf_cache_dir(first)
+    assert gguf_cache_dir(first).parent == tmp_path / "cache" / "gguf"

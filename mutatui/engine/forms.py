@@ -116,3 +116,12 @@ def brief(line: str) -> str:
         return line
     half = LINE_CHARACTERS // 2 - 2
     return f"{line[:half]}...{line[-half:]}"
+
+
+def byte_count(size: float) -> str:
+    """A size on disk in decimal units, as `du --si` gives it (520.3 MB)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")

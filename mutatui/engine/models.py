@@ -171,7 +171,7 @@ def parse_device(text: str | None) -> torch.device | str:
     return device
 
 
-def _gguf_cache_dir(gguf: Path) -> Path:
+def gguf_cache_dir(gguf: Path) -> Path:
     """The dequantized copy of a GGUF file, keyed by its content: every clone, virtual
     environment or copy of one model file shares one copy (a key of path and modification
     time made one per clone, each over 500 MB)."""
@@ -216,7 +216,7 @@ def resolve_source(spec: str, progress: Progress | None, *, convert: bool = True
     if path.suffix == ".gguf":
         if not path.is_file():
             raise MutatuiError(f"GGUF file not found: {spec}")
-        target = _gguf_cache_dir(path)
+        target = gguf_cache_dir(path)
         if convert and not (target / "config.json").is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             _dequantize_gguf(path, target, progress or (lambda message: None))
