@@ -22,6 +22,7 @@ from mutatui.tui.grid_data import (
     layout_for,
     opening,
     overview_counts,
+    phenotype_order,
     zoomed,
 )
 from mutatui.tui.writers_data import writer_groups
@@ -180,6 +181,29 @@ def test_writers_leave_out_outputs_in_their_baselines_own_style(db, data):
     assert {group.word: group.results for group in writers.groups} == expected
     query = "SELECT count(*) FROM results WHERE probe_id = 0 AND style = 'conversational'"
     assert sql(db, query)[0][0] > 0  # the letter probe had conversational outputs to leave out
+
+
+def test_n_visits_the_largest_effect_first_then_the_most_severe(data):
+    """Within a matrix: effect size descending (not recorded last), then severity; matrix by
+    matrix in the screen's order."""
+    effect = np.random.default_rng(0).lognormal(-8, 2, len(data.mutation_id))
+    effect[::7] = np.nan
+    with_effects = replace(data, effect=effect)
+    phenotypes = apply_filter(with_effects, Filter())
+    order = phenotype_order(with_effects, phenotypes)
+    assert set(order) == set(np.flatnonzero(phenotypes.kept & phenotypes.phenotypic))
+    matrices = data.matrix_index[order]
+    assert (np.diff(matrices) >= 0).all()
+    for matrix in np.unique(matrices):
+        mine = order[matrices == matrix]
+        shown = np.nan_to_num(effect[mine], nan=-np.inf)
+        assert (shown[:-1] >= shown[1:]).all()
+        ties = shown[:-1] == shown[1:]  # the unrecorded ones: most severe first among them
+        worst = phenotypes.worst[mine]
+        assert (worst[:-1][ties] >= worst[1:][ties]).all()
+        assert np.isinf(shown).any() and np.isfinite(shown[0])
+    without = phenotype_order(data, apply_filter(data, Filter()))
+    assert (np.diff(apply_filter(data, Filter()).worst[without][:5]) <= 0).all()
 
 
 def test_tags_are_saved_at_once_and_filterable(tmp_path):

@@ -457,10 +457,14 @@ def live_choices(
 
 def phenotype_order(data: ScreenData, phenotypes: Phenotypes) -> np.ndarray:
     """Positions of the mutations with a phenotype under the filter, in the order `n` visits
-    them: matrix by matrix, within one the most severe first, then the most phenotypes, then
-    the screen's own order."""
+    them: matrix by matrix; within one the largest effect size first where the screen
+    recorded them (one not recorded comes last), then the most severe, then the most
+    phenotypes, then the screen's own order."""
     found = np.flatnonzero(phenotypes.kept & phenotypes.phenotypic)
-    keys = (found, -phenotypes.count[found], -phenotypes.worst[found], data.matrix_index[found])
+    keys = [found, -phenotypes.count[found], -phenotypes.worst[found]]
+    if data.effect is not None:
+        keys.append(-np.nan_to_num(data.effect[found], nan=-np.inf))
+    keys.append(data.matrix_index[found])
     return found[np.lexsort(keys)]
 
 

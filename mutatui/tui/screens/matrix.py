@@ -301,8 +301,8 @@ class MatrixScreen(FilterActions, Screen):
 
     def action_next_phenotype(self, step: int) -> None:
         """To the next (step 1) or previous (-1) mutation with a phenotype under the filter:
-        within a matrix the most severe first, then on to the following matrix. The first `n`
-        in a matrix goes to its most severe."""
+        within a matrix in `phenotype_order` (largest effect, then most severe, first), then on
+        to the following matrix. The first `n` in a matrix goes to its first in that order."""
         order = phenotype_order(self.data, self.app.phenotypes)
         if not len(order):
             self.notify("no phenotype under this filter", timeout=1.5)
@@ -313,7 +313,7 @@ class MatrixScreen(FilterActions, Screen):
             index = int(last[0]) + step
             while 0 <= index < len(order) and in_cell[index]:
                 index += step
-        else:  # anywhere else: this matrix's most severe (N: its least), or the next matrix's
+        else:  # anywhere else: this matrix's first in the order (N: its last), or the next's
             mine = np.flatnonzero(self.data.matrix_index[order] == self.position)
             if len(mine):
                 index = int(mine[0] if step > 0 else mine[-1])
