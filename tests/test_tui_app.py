@@ -28,7 +28,7 @@ from mutatui.tui.screens.overview import OverviewScreen
 from mutatui.tui.screens.screen_list import ScreenListScreen
 from mutatui.tui.screens.tag import TagScreen, UntagScreen
 from mutatui.tui.screens.writers import WritersScreen
-from mutatui.tui.widgets.key_bar import KeyBar
+from mutatui.tui.widgets.key_bar import PINNED, KeyBar
 from mutatui.tui.widgets.matrix_grid import MatrixGrid
 from mutatui.tui.widgets.overview_heatmap import OverviewHeatmap
 from mutatui.tui.writers_data import WriterSite
@@ -403,8 +403,47 @@ async def test_writers_view(db):
         assert isinstance(app.screen, MatrixScreen)
         site = groups[0].sites[1]
         assert app.data.matrices[app.screen.position].label == f"L{site.layer}.{site.matrix}"
-        await pilot.press("escape", "escape")
+        await pilot.press("escape", "escape", "escape")  # grid -> sites -> words -> overview
         assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_esc_is_one_level_up_and_w_keeps_the_selected_word(db):
+    """Writers -> a word's sites -> a grid, and back: the stack never grows past screen list,
+    overview, writers, grid; `Esc` goes sites -> words -> overview; `w` from a grid opens the
+    writers view on the word selected before."""
+    app = ExplorerApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        writers = await open_writers(pilot)
+        second = writers.writers.groups[1]
+        await pilot.press("down", "enter", "enter")  # the second word, its sites, a grid
+        await settle(pilot)
+        levels = [type(screen).__name__ for screen in app.screen_stack[1:]]
+        assert levels == ["ScreenListScreen", "OverviewScreen", "WritersScreen", "MatrixScreen"]
+        for _ in range(2):  # Esc, Enter on a site, Esc: one grid at a time, never a history
+            await pilot.press("escape")
+            await settle(pilot)
+            assert app.screen is writers and writers.group.word == second.word
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, MatrixScreen) and len(app.screen_stack) == 5
+        await pilot.press("w")  # from the grid: the writers view again, on the same word
+        await settle(pilot)
+        assert [type(screen).__name__ for screen in app.screen_stack[1:]] == levels[:3]
+        again = app.screen
+        assert again.group.word == second.word
+        assert again.query_one("#writers-table").cursor_row == 1
+        await pilot.press("enter")  # down to the sites; Esc goes back up to the words
+        await pilot.press("escape")
+        assert app.screen is again and again.query_one("#writers-table").has_focus
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, OverviewScreen)
+        await pilot.press("enter", "w")  # a grid from the overview, then w: Esc is the overview
+        await settle(pilot)
+        assert isinstance(app.screen, WritersScreen)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, OverviewScreen) and len(app.screen_stack) == 3
 
 
 async def test_a_filter_hiding_a_writer_is_cleared_when_its_grid_opens(db):
@@ -462,7 +501,7 @@ async def test_key_bar_follows_the_screen_and_a_click_presses_its_key(db):
         assert " ⏎ Open " in key_bar_text(app) and "Zoom in" not in key_bar_text(app)
         grid_screen = await open_matrix(pilot, "l", "l", "l", "l")
         shown = key_bar_text(app)
-        assert shown.startswith(" esc Overview  + Zoom in  - Zoom out ")
+        assert shown.startswith(" esc Back  + Zoom in  - Zoom out ")
         assert shown.rstrip().endswith(" ? Help  q Quit ▏^p palette") and len(shown) == SIZE[0]
         grid = grid_of(app)
         fitted = grid.layout_data.bin_rows
@@ -898,7 +937,8 @@ async def test_the_key_bar_never_cuts_help_and_quit_nor_any_key(db, width):
         keys, _ = bar.shown()
         drawn = [b for b, _ in keys if f" {app.get_key_display(b)} {b.description} " in shown]
         left = shown[: shown.index(" ? Help")].rstrip()
-        assert left.endswith(f"{drawn[-3].description}")  # the last key drawn is whole
+        unpinned = [binding for binding in drawn if binding.id not in PINNED]
+        assert left.endswith(unpinned[-1].description)  # the last key drawn is whole
 
 
 async def test_three_writers_are_triaged_in_a_few_keys_each(tmp_path):

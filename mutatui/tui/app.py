@@ -93,6 +93,8 @@ class ExplorerApp(LiveLauncher, App):
         """The screen being opened gets its opening filter when its data arrives."""
         self.opening_colour = "density"
         """The colour mode a matrix grid of the open screen starts in (`grid_data.opening`)."""
+        self.writer_word: str | None = None
+        """The writers view's selected first word: `w` opens the view on it again."""
 
     def on_mount(self) -> None:
         try:
@@ -147,6 +149,7 @@ class ExplorerApp(LiveLauncher, App):
             self.data = None
             self.phenotypes = None
             self.selection = Filter()
+            self.writer_word = None
             self._opening = True
             self.load_screen(screen_id)
         self.push_screen(OverviewScreen())
@@ -160,16 +163,33 @@ class ExplorerApp(LiveLauncher, App):
     def open_writers(self) -> None:
         """The writers view of the open screen (views reach each other through the app, so
         none imports another)."""
+        from mutatui.tui.screens.overview import OverviewScreen
         from mutatui.tui.screens.writers import WritersScreen
 
         if self.data is not None:
+            self._back_to(OverviewScreen)
             self.push_screen(WritersScreen())
 
     def open_matrix(self, position: int, anchor: tuple[int, int] = (0, 0)) -> None:
-        """The grid of matrix `position` of the open screen, its cursor on `anchor`."""
+        """The grid of matrix `position` of the open screen, its cursor on `anchor`: one level
+        above the view it is opened from (the overview or the writers view), never on top of
+        another grid, so `Esc` always goes one level up."""
         from mutatui.tui.screens.matrix import MatrixScreen
+        from mutatui.tui.screens.overview import OverviewScreen
+        from mutatui.tui.screens.writers import WritersScreen
 
+        self._back_to(OverviewScreen, WritersScreen)
         self.push_screen(MatrixScreen(position, anchor=anchor))
+
+    def _back_to(self, *views: type[Screen]) -> None:
+        """Pop the screens above the nearest of `views` in the stack (none when it has none):
+        the explorer's levels are screen list, overview, then a grid or the writers view
+        (with a grid above it), and opening a view goes back to its level first."""
+        stack = self.screen_stack
+        if not any(isinstance(screen, views) for screen in stack):
+            return
+        while not isinstance(self.screen, views):
+            self.pop_screen()
 
     def load_screen(self, screen_id: int) -> None:
         """Read a screen into memory in a worker; a newer request supersedes an older one, and

@@ -48,7 +48,7 @@ from mutatui.tui.widgets.matrix_grid import (
 
 class MatrixScreen(FilterActions, Screen):
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Overview", id="matrix.back"),
+        Binding("escape", "app.pop_screen", "Back", id="matrix.back"),
         Binding("plus,equals_sign", "zoom(-1)", "Zoom in", key_display="+", id="matrix.zoom_in"),
         Binding("minus", "zoom(1)", "Zoom out", key_display="-", id="matrix.zoom_out"),
         Binding("0", "fit", "Fit", show=False, id="matrix.fit"),

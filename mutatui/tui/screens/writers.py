@@ -29,7 +29,7 @@ SITE_COLUMNS = ("site", "kind", "probe", "margin", "first words", "tags", "row s
 
 class WritersScreen(Screen):
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="writers.back"),
+        Binding("escape", "back", "Back", id="writers.back"),
         Binding("enter", "open_site", "Sites / grid", id="writers.open_site"),
         Binding("t", "tag", "Tag, next", id="writers.tag"),
         Binding("y", "copy_sites", "Copy", id="writers.copy"),
@@ -79,6 +79,9 @@ class WritersScreen(Screen):
         self.writers = writers = writer_groups(data, phenotypes, near_ties=self.near_ties)
         table = self.query_one("#writers-table", DataTable)
         row = table.cursor_row
+        if self.group is None:  # opened again: on the word selected last time
+            words = [group.word for group in writers.groups]
+            row = words.index(self.app.writer_word) if self.app.writer_word in words else 0
         table.clear()
         for rank, group in enumerate(writers.groups, start=1):
             table.add_row(
@@ -127,6 +130,7 @@ class WritersScreen(Screen):
     def show_group(self, group: WriterGroup) -> None:
         """List the word's sites now; their first words arrive from the database after."""
         self.group = group
+        self.app.writer_word = group.word
         sites = self.query_one("#writers-sites", DataTable)
         row = sites.cursor_row if sites.row_count else 0
         sites.clear()
@@ -148,6 +152,14 @@ class WritersScreen(Screen):
         if group.entries:
             sites.move_cursor(row=min(row, len(group.entries) - 1))
         self._load_words(group)
+
+    def action_back(self) -> None:
+        """`Esc`: one level up: from the sites to the words, from the words to the overview."""
+        sites = self.query_one("#writers-sites", DataTable)
+        if sites.has_focus:
+            self.query_one("#writers-table", DataTable).focus()
+            return
+        self.app.pop_screen()
 
     def action_near_ties(self) -> None:
         """`h`: hide or show the writers that diverged at a near tie."""
