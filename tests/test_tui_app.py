@@ -407,6 +407,26 @@ async def test_writers_view(db):
         assert isinstance(app.screen, OverviewScreen)
 
 
+async def test_ctrl_r_lists_screens_that_arrived_and_drops_the_empty_line(db, tmp_path):
+    """An empty database says so; once a screen is in it, ^r lists it and the line is gone."""
+    import shutil
+
+    from mutatui.store.database import initialize
+
+    path = tmp_path / "empty.db"
+    initialize(path)
+    app = ExplorerApp(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        title = app.screen.query_one("#screen-list-title")
+        assert "holds no screens yet" in str(title.render())
+        shutil.copyfile(db, path)  # a screen arrives (written by another process)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert app.screen.query_one("#screen-table").row_count == 1
+        assert str(title.render()) == "Screens (Enter opens one)"
+
+
 async def test_esc_is_one_level_up_and_w_keeps_the_selected_word(db):
     """Writers -> a word's sites -> a grid, and back: the stack never grows past screen list,
     overview, writers, grid; `Esc` goes sites -> words -> overview; `w` from a grid opens the

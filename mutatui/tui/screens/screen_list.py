@@ -30,6 +30,10 @@ COLUMNS = (
 )
 
 
+TITLE = "Screens (Enter opens one)"
+NO_SCREENS = "This database holds no screens yet (run `mutatui screen`; ^r reads it again)."
+
+
 class ScreenListScreen(Screen):
     BINDINGS = [
         # priority: the key bar shows Open whether or not the table has focus yet
@@ -48,7 +52,7 @@ class ScreenListScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Screens (Enter opens one)", id="screen-list-title", classes="title")
+        yield Static(TITLE, id="screen-list-title", classes="title")
         yield DataTable(id="screen-table", cursor_type="row", zebra_stripes=True)
         yield KeyBar()
 
@@ -70,8 +74,7 @@ class ScreenListScreen(Screen):
 
     def on_screen_resume(self) -> None:
         """Back from a view: a live run may have made a live screen meanwhile."""
-        if self.summaries:
-            self.load()
+        self.load()
 
     @work(thread=True, exclusive=True, group="screens", exit_on_error=False)
     def load(self) -> None:
@@ -112,10 +115,7 @@ class ScreenListScreen(Screen):
             )
         if summaries:
             table.move_cursor(row=min(row, len(summaries) - 1))
-        else:
-            self.query_one("#screen-list-title", Static).update(
-                "This database holds no screens yet (run `mutatui screen`)."
-            )
+        self.query_one("#screen-list-title", Static).update(TITLE if summaries else NO_SCREENS)
 
     def action_open(self) -> None:
         table = self.query_one(DataTable)
