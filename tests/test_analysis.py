@@ -333,7 +333,7 @@ def test_min_severity_counts_only_graver_phenotypes(planted, capsys):
     assert [c.min_severity for c in moderate.clustering] == [0, 0, 3, 3]
     assert main(["analyze", str(path), "--min-severity", "3", "--permutations", "100"]) == 0
     printed = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal width
-    assert "phenotype: a changed output graded severe (text probes only);" in printed
+    assert "phenotype: a changed text output graded severe (text probes only);" in printed
 
 
 def test_markdown_report_holds_the_numbers_of_the_analysis(planted, capsys):
@@ -657,3 +657,24 @@ def test_severity_counts_the_choice_assay_unless_text_only(tmp_path, capsys):
     assert "(worst of text and choice probes)" in " ".join(capsys.readouterr().out.split())
     assert main([*args, "--text-severity"]) == 0
     assert "(text probes only)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_info_and_analyze_say_what_their_phenotype_counts_count(tmp_path, capsys):
+    """One mutation changes a text output, another only the choice probe's answers: info
+    counts both and says how many of each, analyze counts the text one and says so."""
+    screen = FixtureScreen(name="counts")
+    screen.matrix(0, "down", 2, 2)
+    screen.hit(0, "down", 0, 0, "max", first_word="oh")
+    screen.choice_deltas[(0, "down", 0, 0, "max")] = 0
+    screen.choice_deltas[(0, "down", 1, 1, "min")] = -3
+    path = screen.write(tmp_path / "counts.db")
+    assert main(["info", str(path)]) == 0
+    info = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert (
+        "2 mutations changed some probe: 1 a text output (what analyze counts), "
+        "1 a choice answer" in info
+    )
+    assert main(["analyze", str(path)]) == 0
+    analyzed = " ".join(capsys.readouterr().out.split())
+    assert "phenotype: a changed text output;" in analyzed
+    assert "8 tested, 1 phenotypes" in analyzed

@@ -94,9 +94,9 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 PHENOTYPES = {
-    1: "a changed output",
-    2: "a changed output graded moderate or severe",
-    3: "a changed output graded severe",
+    1: "a changed text output",
+    2: "a changed text output graded moderate or severe",
+    3: "a changed text output graded severe",
 }
 """What counts as a phenotype, by minimum severity: a changed text output, and the mutation's
 grade (its worst probe, or with --text-severity its worst text probe)."""

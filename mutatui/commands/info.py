@@ -18,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 if TYPE_CHECKING:
     from mutatui.exact.noise import NoiseFloor
     from mutatui.store.engines import EngineRecord
+    from mutatui.store.screens import ScreenSummary
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             "mutations",
             f"{s.done} of {planned if planned is not None else '?'}{of_parts}{share}",
         )
-        table.add_row("phenotypes", f"{s.phenotypes} mutations changed some probe")
+        table.add_row("phenotypes", phenotype_line(s))
         table.add_row("severity", "none {} · mild {} · moderate {} · severe {}".format(*s.severity))
         table.add_row("malignant", str(s.malignant))
         table.add_row("matrices", str(s.matrices))
@@ -151,3 +152,15 @@ def describe_engine(engine: EngineRecord | None) -> str:
         tolerance += f", measured on {engine.calibration_mutations} mutants"
         tolerance += f" (largest difference {max(measured):.2g})" if measured else ""
     return f"{engine.describe()}; {engine.precision}; {tolerance}"
+
+
+def phenotype_line(summary: ScreenSummary) -> str:
+    """Mutations that changed any probe, and of them, those that changed a text output (what
+    `mutatui analyze` counts as phenotypes) and a choice probe's answers."""
+    line = f"{summary.phenotypes} mutations changed some probe"
+    if summary.choice_probes:
+        line += (
+            f": {summary.text_changed} a text output (what analyze counts), "
+            f"{summary.choice_changed} a choice answer"
+        )
+    return line

@@ -436,6 +436,11 @@ class ScreenSummary:
     """The noise floor of the effect sizes (None: they predate controls, or there are none)."""
     machines: tuple[Machine, ...] = ()
     """Where it ran (none recorded for screens made before machines were)."""
+    text_changed: int = 0
+    """Mutations that changed a text probe's output: what `mutatui analyze` counts."""
+    choice_changed: int = 0
+    """Mutations that changed (or destroyed) a choice probe's answers."""
+    choice_probes: int = 0
 
 
 def summarize(path: str | Path) -> list[ScreenSummary]:
@@ -457,18 +462,24 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
                 connection.execute(
                     "SELECT count(*) FILTER (WHERE changed), count(*) FILTER (WHERE malignant), "
                     "count(*) FILTER (WHERE severity = 0), count(*) FILTER (WHERE severity = 1), "
-                    "count(*) FILTER (WHERE severity = 2), count(*) FILTER (WHERE severity = 3) "
-                    "FROM (SELECT bool_or(changed OR destructive) AS changed, bool_or(malignant) AS malignant, "
-                    "max(severity) AS severity FROM results WHERE screen_id = ? GROUP BY mutation_id)",
+                    "count(*) FILTER (WHERE severity = 2), count(*) FILTER (WHERE severity = 3), "
+                    "count(*) FILTER (WHERE text_changed), count(*) FILTER (WHERE choice_changed) "
+                    "FROM (SELECT bool_or(r.changed OR r.destructive) AS changed, "
+                    "bool_or(r.malignant) AS malignant, max(r.severity) AS severity, "
+                    "bool_or(r.changed AND p.kind = 'text') AS text_changed, "
+                    "bool_or((r.changed OR r.destructive) AND p.kind = 'choice') AS choice_changed "
+                    "FROM results r JOIN probes p USING (screen_id, probe_id) "
+                    "WHERE r.screen_id = ? GROUP BY r.mutation_id)",
                     [screen.screen_id],
                 )
             )
+            probe_rows = connection.execute(
+                "SELECT name, kind, style FROM probes WHERE screen_id = ? ORDER BY probe_id",
+                [screen.screen_id],
+            ).fetchall()
             probes = [
                 f"{name} ({kind}{', ' + style if style else ''})"
-                for name, kind, style in connection.execute(
-                    "SELECT name, kind, style FROM probes WHERE screen_id = ? ORDER BY probe_id",
-                    [screen.screen_id],
-                ).fetchall()
+                for name, kind, style in probe_rows
             ]
             matrices = connection.execute(
                 "SELECT count(*) FROM matrices WHERE screen_id = ?", [screen.screen_id]
@@ -486,6 +497,9 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
                     phenotypes=int(per_mutation[0]),
                     malignant=int(per_mutation[1]),
                     severity=tuple(int(v) for v in per_mutation[2:6]),  # type: ignore[arg-type]
+                    text_changed=int(per_mutation[6]),
+                    choice_changed=int(per_mutation[7]),
+                    choice_probes=sum(kind == "choice" for _, kind, _ in probe_rows),
                     probes=probes,
                     matrices=int(matrices),
                     engine=read_engine(connection, screen.screen_id),
