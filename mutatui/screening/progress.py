@@ -26,7 +26,6 @@ from rich.progress import (
     Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -66,6 +65,33 @@ class Silent:
         pass
 
 
+class WorkRate:
+    """Work per second over the last `ETA_WINDOW_SECONDS` (the whole run while it is shorter):
+    what both the bar's and the log lines' ETA divide by."""
+
+    def __init__(self, now: float, work: float) -> None:
+        self._samples: deque[tuple[float, float]] = deque([(now, work)])
+        self._work = work
+
+    def add(self, now: float, work: float) -> None:
+        self._work = work
+        self._samples.append((now, work))
+
+    def per_second(self, now: float) -> float:
+        """Work per second since the last sample at or before the window's start."""
+        while len(self._samples) > 1 and self._samples[1][0] <= now - ETA_WINDOW_SECONDS:
+            self._samples.popleft()
+        since, first = self._samples[0]
+        return (self._work - first) / (now - since) if now > since else 0.0
+
+    def eta(self, now: float, total: float) -> timedelta | None:
+        """The time left for the rest of `total` work at this rate; None before any is done."""
+        rate = self.per_second(now)
+        if rate <= 0:
+            return None
+        return timedelta(seconds=round(max(total - self._work, 0.0) / rate))
+
+
 class _RateColumn(ProgressColumn):
     """Mutations per second since this run started (the bar itself counts work)."""
 
@@ -80,14 +106,14 @@ class _RateColumn(ProgressColumn):
 class Bar:
     """A live bar on a terminal."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._progress = Progress(
             TextColumn("[bold]screen"),
             BarColumn(),
             TextColumn("{task.fields[mutations]}/{task.fields[planned]}"),
             _RateColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("ETA [progress.remaining]{task.fields[eta]}"),
             TimeElapsedColumn(),
             TextColumn("phenotypes [bold magenta]{task.fields[phenotypes]}"),
             console=console,
@@ -95,12 +121,16 @@ class Bar:
         )
         self._task = None
         self._phenotypes = self._mutations = 0
+        self._total_work = self._done_work = 0.0
+        self._rate = WorkRate(clock(), 0.0)
 
     def start(
         self, total: int, done: int, phenotypes: int, work: tuple[float, float] | None = None
     ) -> None:
         self._phenotypes, self._mutations = phenotypes, done
         total_work, done_work = work or (total, done)
+        self._total_work, self._done_work = float(total_work), float(done_work)
+        self._rate = WorkRate(self._clock(), self._done_work)
         self._task = self._progress.add_task(
             "screen",
             total=total_work,
@@ -109,21 +139,36 @@ class Bar:
             mutations=done,
             first=done,
             planned=total,
+            eta="-:--:--",
         )
         self._progress.start()
 
     def advance(self, mutations: int, phenotypes: int, work: float | None = None) -> None:
+        """Move the bar by one batch; the ETA is known from the first (rich's own needs two
+        updates within its speed window, and a screen's batches can be minutes apart)."""
         self._phenotypes += phenotypes
         self._mutations += mutations
+        self._done_work += mutations if work is None else work
+        now = self._clock()
+        self._rate.add(now, self._done_work)
+        eta = self._rate.eta(now, self._total_work)
         self._progress.update(
             self._task,
             advance=mutations if work is None else work,
             phenotypes=self._phenotypes,
             mutations=self._mutations,
+            eta="-:--:--" if eta is None else str(eta),
         )
 
     def stop(self) -> None:
         self._progress.stop()
+
+    def line(self) -> str:
+        """The bar as it would be drawn now, in plain text."""
+        console = Console(width=self._progress.console.width, no_color=True)
+        with console.capture() as captured:
+            console.print(self._progress.make_tasks_table(self._progress.tasks))
+        return captured.get()
 
     def note(self, message: str) -> None:
         self._progress.console.print(f"mutatui: {message}", markup=False, highlight=False)
@@ -144,7 +189,7 @@ class LogLines:
         self._clock = clock
         self._total = self._done = self._phenotypes = self._started_at_done = 0
         self._total_work = self._done_work = 0.0
-        self._samples: deque[tuple[float, float]] = deque()  # (time, work done)
+        self._rate = WorkRate(0.0, 0.0)
         self._started = self._last = 0.0
 
     def start(
@@ -155,7 +200,7 @@ class LogLines:
         total_work, done_work = work or (total, done)
         self._total_work, self._done_work = float(total_work), float(done_work)
         self._started = self._last = self._clock()
-        self._samples = deque([(self._started, self._done_work)])
+        self._rate = WorkRate(self._started, self._done_work)
         self._line()
 
     def advance(self, mutations: int, phenotypes: int, work: float | None = None) -> None:
@@ -163,7 +208,7 @@ class LogLines:
         self._phenotypes += phenotypes
         self._done_work += mutations if work is None else work
         now = self._clock()
-        self._samples.append((now, self._done_work))
+        self._rate.add(now, self._done_work)
         if now - self._last >= self._every:
             self._line()
 
@@ -177,22 +222,14 @@ class LogLines:
         self._last = self._clock()
         elapsed = self._last - self._started
         rate = (self._done - self._started_at_done) / elapsed if elapsed > 0 else 0.0
-        work_rate = self._work_rate(self._last)
-        left = max(self._total_work - self._done_work, 0.0)
-        eta = str(timedelta(seconds=round(left / work_rate))) if work_rate > 0 else "?"
+        left = self._rate.eta(self._last, self._total_work)
+        eta = "?" if left is None else str(left)
         print(
             f"mutatui: screen {self._done}/{self._total} mutations, {rate:.3g} mut/s, "
             f"ETA {eta}, {self._phenotypes} phenotypes",
             file=self._stream,
             flush=True,
         )
-
-    def _work_rate(self, now: float) -> float:
-        """Work per second since the last sample at or before the window's start."""
-        while len(self._samples) > 1 and self._samples[1][0] <= now - ETA_WINDOW_SECONDS:
-            self._samples.popleft()
-        since, first = self._samples[0]
-        return (self._done_work - first) / (now - since) if now > since else 0.0
 
 
 def make_progress(*, quiet: bool) -> ScreenProgress:
