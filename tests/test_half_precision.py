@@ -219,6 +219,9 @@ def test_a_batch_out_of_memory_is_graded_again_smaller(
         def note(self, message):
             self.said.append(message)
 
+        def step(self, what, done, total):
+            pass
+
     notes = Notes()
     report = run_screen(spec, ScreenRun(retried, batch_size=8), loader(tiny), notes)
     assert report.status == "complete"

@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from mutatui.screening.progress import Bar, LogLines
+from mutatui.screening.progress import Bar, LogLines, Steps
 
 
 class Clock:
@@ -80,3 +80,23 @@ def test_the_bar_shows_an_eta_after_the_first_batch():
     bar.advance(2, 0, 2.0)
     assert "ETA 0:00:00" in bar.line()
     bar.stop()
+
+
+def test_steps_in_a_log_say_each_step_once_then_at_most_a_line_a_minute():
+    clock, stream = Clock(), io.StringIO()
+    steps = Steps(stream=stream, clock=clock)
+    steps("preparing", 0, 3)
+    for done in range(1, 31):
+        clock.now += 5.0
+        steps("naive path", done, 30)
+    steps.close()
+    assert stream.getvalue().splitlines() == [
+        "mutatui: preparing 0/3",
+        "mutatui: naive path 1/30",
+        "mutatui: naive path 13/30",  # 60 s after the step began
+        "mutatui: naive path 25/30",
+        "mutatui: naive path 30/30",  # its end, always
+    ]
+    quiet = io.StringIO()
+    Steps(quiet=True, stream=quiet)("naive path", 1, 30)
+    assert quiet.getvalue() == ""

@@ -140,6 +140,7 @@ class RecordedProgress:
         self.started: tuple = ()
         self.advances: list[tuple[int, int, float | None]] = []
         self.notes: list[str] = []
+        self.steps: list[tuple[str, int, int]] = []
 
     def start(self, total, done, phenotypes, work=None) -> None:
         self.started = (total, done, phenotypes, work)
@@ -152,6 +153,9 @@ class RecordedProgress:
 
     def note(self, message: str) -> None:
         self.notes.append(message)
+
+    def step(self, what: str, done: int, total: int) -> None:
+        self.steps.append((what, done, total))
 
 
 def test_progress_weighs_mutations_by_the_layers_they_run(
@@ -168,6 +172,9 @@ def test_progress_weighs_mutations_by_the_layers_they_run(
     assert sum(w for _, _, w in progress.advances) == pytest.approx(total_work)
     per_mutation = [w / m for m, _, w in progress.advances]
     assert per_mutation[0] == pytest.approx(3 + 0.6) and per_mutation[-1] == pytest.approx(1.6)
+    # the start-up said where it was before the first batch, to its end
+    preparing = [(done, total) for what, done, total in progress.steps if "preparing" in what]
+    assert preparing == [(0, 3), (1, 3), (2, 3), (3, 3)]
 
 
 def test_choice_only_on_changed_mutations(tiny, tiny_model_dir, questions_file, tmp_path):

@@ -64,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
     mutations = every_type(catalog, args.seed)
     mutations += element_mutations(catalog, args.elements, args.seed)
     mutations += tile_mutations(catalog, args.tiles, args.seed)
+    from mutatui.screening.progress import Steps
+
     decoding = Decoding(max_new_tokens=args.max_new_tokens)
-    check = self_check(lm, catalog, decoding, encode_prompt(lm, args.prompt), mutations)
+    with Steps() as steps:
+        check = self_check(
+            lm, catalog, decoding, encode_prompt(lm, args.prompt), mutations, steps=steps
+        )
     table = Table(title=f"mutatui doctor: {lm.name}", show_header=False, title_justify="left")
     table.add_column("check", style="bold")
     table.add_column("result")
@@ -106,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
         from mutatui.commands.screen import print_estimate
         from mutatui.screening.estimate import estimate_screen
 
-        print_estimate(spec.display_name, estimate_screen(lm, spec, arithmetic=args.arithmetic))
+        with Steps() as steps:
+            estimate = estimate_screen(lm, spec, arithmetic=args.arithmetic, steps=steps)
+        print_estimate(spec.display_name, estimate)
     for mutation in check.mismatches:
         print(
             f"mutatui: MISMATCH {mutation}: the engine and the naive path differ", file=sys.stderr

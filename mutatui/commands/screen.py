@@ -198,10 +198,13 @@ def run(args: argparse.Namespace) -> int:
         if spec is None:
             raise MutatuiError("--estimate needs a spec (--spec FILE or --model and flags)")
         from mutatui.screening.estimate import estimate_screen
+        from mutatui.screening.progress import Steps
 
-        estimate = estimate_screen(
-            load(spec.model), spec, screen_run.shard, args.batch_size, args.arithmetic
-        )
+        lm = load(spec.model)
+        with Steps(quiet=args.quiet) as steps:
+            estimate = estimate_screen(
+                lm, spec, screen_run.shard, args.batch_size, args.arithmetic, steps=steps
+            )
         print_estimate(spec.display_name, estimate)
         return 0
 

@@ -17,6 +17,7 @@ from mutatui.engine.matrices import MatrixCatalog
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation, make_mutation
 from mutatui.engine.sites import Site
+from mutatui.engine.steps import StepHook, no_steps
 from mutatui.exact.noise import NoiseFloor
 from mutatui.exact.screener import Screener
 from mutatui.exact.tolerance import Tolerance, spread
@@ -114,29 +115,35 @@ def self_check(
     mutations: list[Mutation],
     *,
     batch_size: int | None = None,
+    steps: StepHook = no_steps,
 ) -> SelfCheck:
     """Screen `mutations` on `prompt` with the engine (after measuring its tolerance, as a
     screen does, and with effect sizes, as a screen records them by default) and on the naive
-    path, and compare every output."""
+    path, and compare every output; `steps` hears of each stage and each naive mutation."""
     if lm.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(lm.device)
     screener = Screener(lm, catalog, decoding, batch_size=batch_size, effects=True)
+    steps("baseline and near-tie tolerances", 0, 1)
     baseline = screener.baseline(prompt)
     started = time.perf_counter()
     screener.calibrate(prompt, baseline, spread(mutations))
+    steps("baseline and near-tie tolerances", 1, 1)
     calibration = time.perf_counter() - started
     check = SelfCheck(screener.path, lm.describe(), screener.tolerances)
     check.calibration_seconds = calibration
     started = time.perf_counter()
+    steps("engine", 0, len(mutations))
     outcomes = screener.screen_text(prompt, baseline, mutations)
+    steps("engine", len(mutations), len(mutations))
     check.engine_seconds = time.perf_counter() - started
     check.lockstep = screener.lockstep
     check.noise = screener.noise
     started = time.perf_counter()
-    for mutation, outcome in zip(mutations, outcomes, strict=True):
+    for done, (mutation, outcome) in enumerate(zip(mutations, outcomes, strict=True), 1):
         reference = naive_generate(lm, catalog, prompt, mutation, decoding)
         if (reference.tokens, reference.stopped) != (outcome.tokens, outcome.stopped):
             check.mismatches.append(str(mutation))
+        steps("naive path", done, len(mutations))
     check.naive_seconds = time.perf_counter() - started
     check.mutations = len(mutations)
     check.changed = sum(outcome.diverge_at is not None for outcome in outcomes)

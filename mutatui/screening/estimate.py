@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from mutatui.engine.models import LoadedModel
+from mutatui.engine.steps import StepHook, no_steps
 from mutatui.exact.screener import row_bytes
 from mutatui.exact.selfcheck import peak_memory
 from mutatui.exact.tolerance import spread
@@ -48,20 +49,26 @@ def estimate_screen(
     shard: Shard = WHOLE,
     batch_size: int | None = None,
     arithmetic: str | None = None,
+    steps: StepHook = no_steps,
 ) -> Estimate:
     """Grade a sample of `spec`'s plan and scale its time to the whole (shard), in the
-    arithmetic the screen would choose (`runner.prepare_screen`)."""
+    arithmetic the screen would choose (`runner.prepare_screen`); `steps` hears of the
+    preparation and of each batch of the sample."""
     notes: list[str] = []
-    prepared = prepare_screen(lm, spec, shard, batch_size, arithmetic=arithmetic, note=notes.append)
+    prepared = prepare_screen(
+        lm, spec, shard, batch_size, arithmetic=arithmetic, note=notes.append, steps=steps
+    )
     plan, screener = prepared.plan, prepared.screener
     grader = BatchGrader(lm, screener, spec, prepared.assays)
     ids = list(shard.ids(len(plan)))
     sample = [plan.mutation_at(i) for i in spread(ids, min(screener.batch_size, SAMPLE))]
+    steps("timing a sample", 0, len(sample))
     grader.grade(sample[:1])  # warm-up: first-call allocations, the probes' traces, the embedder
     rows = plan.batch_fill(screener.batch_size)  # a screen's batches, not one of the sample
     started, checking = time.perf_counter(), screener.lockstep_check_seconds
     for first in range(0, len(sample), rows):
         grader.grade(sample[first : first + rows])
+        steps("timing a sample", min(first + rows, len(sample)), len(sample))
     once = screener.lockstep_check_seconds - checking  # a screen's start, not its rate
     seconds = (time.perf_counter() - started - once) / max(len(sample), 1)
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())

@@ -46,6 +46,9 @@ class ScreenProgress(Protocol):
     def note(self, message: str) -> None:
         """One line worth knowing before the run (say, which engine path it takes)."""
 
+    def step(self, what: str, done: int, total: int) -> None:
+        """Where the start-up is (an `engine.steps.StepHook`), before the first batch."""
+
 
 class Silent:
     """`--quiet`: nothing at all."""
@@ -62,6 +65,9 @@ class Silent:
         pass
 
     def note(self, message: str) -> None:
+        pass
+
+    def step(self, what: str, done: int, total: int) -> None:
         pass
 
 
@@ -108,6 +114,7 @@ class Bar:
 
     def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        self._steps = Steps(stream=console.file, clock=clock)
         self._progress = Progress(
             TextColumn("[bold]screen"),
             BarColumn(),
@@ -131,6 +138,7 @@ class Bar:
         total_work, done_work = work or (total, done)
         self._total_work, self._done_work = float(total_work), float(done_work)
         self._rate = WorkRate(self._clock(), self._done_work)
+        self._steps.close()
         self._task = self._progress.add_task(
             "screen",
             total=total_work,
@@ -173,6 +181,9 @@ class Bar:
     def note(self, message: str) -> None:
         self._progress.console.print(f"mutatui: {message}", markup=False, highlight=False)
 
+    def step(self, what: str, done: int, total: int) -> None:
+        self._steps(what, done, total)
+
 
 class LogLines:
     """Plain lines for logs: progress, mutations/s since this run started, ETA (at the rate of
@@ -191,6 +202,7 @@ class LogLines:
         self._total_work = self._done_work = 0.0
         self._rate = WorkRate(0.0, 0.0)
         self._started = self._last = 0.0
+        self._steps = Steps(stream=stream, clock=clock)
 
     def start(
         self, total: int, done: int, phenotypes: int, work: tuple[float, float] | None = None
@@ -218,6 +230,9 @@ class LogLines:
     def note(self, message: str) -> None:
         print(f"mutatui: {message}", file=self._stream, flush=True)
 
+    def step(self, what: str, done: int, total: int) -> None:
+        self._steps(what, done, total)
+
     def _line(self) -> None:
         self._last = self._clock()
         elapsed = self._last - self._started
@@ -230,6 +245,56 @@ class LogLines:
             file=self._stream,
             flush=True,
         )
+
+
+class Steps:
+    """What a long command is doing, and how far along (an `engine.steps.StepHook`): on a
+    terminal one live line, replaced as the work moves ("naive path 12/30"); in a log a line
+    when a step begins and then at most one every `LOG_EVERY_SECONDS`; nothing when quiet."""
+
+    def __init__(
+        self,
+        *,
+        quiet: bool = False,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stream = stream or sys.stderr
+        self._quiet = quiet
+        self._clock = clock
+        self._live = not quiet and self._stream.isatty()
+        self._console = Console(file=self._stream) if self._live else None
+        self._status = None
+        self._what: str | None = None
+        self._last = 0.0
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if self._quiet:
+            return
+        line = f"{what} {done}/{total}"
+        if self._console is not None:
+            if self._status is None:
+                self._status = self._console.status(f"mutatui: {line}")
+                self._status.start()
+            else:
+                self._status.update(f"mutatui: {line}")
+            return
+        now = self._clock()
+        if what != self._what or now - self._last >= LOG_EVERY_SECONDS or done == total:
+            self._what, self._last = what, now
+            print(f"mutatui: {line}", file=self._stream, flush=True)
+
+    def close(self) -> None:
+        """Take the live line away (before the command prints its result)."""
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def __enter__(self) -> Steps:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def make_progress(*, quiet: bool) -> ScreenProgress:

@@ -24,6 +24,7 @@ from mutatui.engine.matrices import MatrixCatalog, MatrixInfo
 from mutatui.engine.models import LoadedModel, computed_as, device_name
 from mutatui.engine.mutations import Mutation
 from mutatui.engine.questions import naive_choices, render_question
+from mutatui.engine.steps import StepHook, no_steps
 from mutatui.errors import MutatuiError
 from mutatui.exact.noise import NoiseFloor
 from mutatui.exact.screener import Screener
@@ -273,6 +274,7 @@ def prepare_screen(
     arithmetic: str | None = None,
     stored: EngineRecord | None = None,
     note: Callable[[str], None] = lambda _line: None,
+    steps: StepHook = no_steps,
 ) -> Prepared:
     """Everything a screen (or its estimate) does before its first batch: the plan, the engine,
     the baselines, the tolerances (or `stored` ones of a resumed screen), each note said.
@@ -285,8 +287,11 @@ def prepare_screen(
     resumed_in_float32 = stored is not None and stored.arithmetic == "float32"
     if arithmetic is None and resumed_in_float32 and lm.compute_dtype != torch.float32:
         lm.compute_in_float32()
+    preparing = "preparing: baselines, assays, tolerances"
+    steps(preparing, 0, 3)
     catalog, plan, screener, assays = _measured(lm, spec, batch_size, shard)
     sample = calibration_sample(plan, shard)
+    steps(preparing, 1, 3)
     if arithmetic is None and stored is None:
         reason = slow_native_reason(screener, assays, sample)
         if reason is not None:
@@ -303,7 +308,9 @@ def prepare_screen(
         note(line)
     if screener.fallback is not None:
         note(screener.fallback)
+    steps(preparing, 2, 3)
     engine = prepare_engine(lm, screener, assays, sample, stored)
+    steps(preparing, 3, 3)
     for line in engine_notes(engine, assays, screener):
         note(line)
     return Prepared(catalog, plan, screener, assays, engine)
@@ -648,6 +655,7 @@ def run_screen(
             arithmetic=run.arithmetic,
             stored=stored,
             note=progress.note,
+            steps=progress.step,
         )
         plan, screener, assays, engine = (
             prepared.plan,
