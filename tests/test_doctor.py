@@ -9,9 +9,15 @@ from mutatui.exact.screener import Screener
 
 def test_doctor_checks_every_output_and_passes(tiny_model_dir, capsys):
     assert main(["doctor", "--model", str(tiny_model_dir), "--max-new-tokens", "12"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     equal = re.search(r"(\d+) of (\d+)\s+outputs equal", out)
     assert equal and equal.group(1) == equal.group(2) and int(equal.group(2)) >= 30
+    # where it was, stage by stage (stderr is a log here: a line per stage and its end)
+    mutations = equal.group(2)
+    for line in ("baseline and near-tie tolerances 1/1", f"engine {mutations}/{mutations}"):
+        assert f"mutatui: {line}" in captured.err
+    assert f"mutatui: naive path {mutations}/{mutations}" in captured.err
     for row in ("setup", "speed", "settled naively", "tolerance", "peak memory"):
         assert row in out
     assert "the fast path (Llama)" in out and "measured on" in out
@@ -38,7 +44,10 @@ def test_screen_estimate_runs_nothing(tiny_model_dir, tmp_path, capsys):
     args = ["screen", "--model", str(tiny_model_dir), "--db", str(db), "--layers", "0-1"]
     args += ["--matrices", "q,down", "--sites", "tiles:8", "--choice", "none", "--estimate"]
     assert main([*args, "--max-new-tokens", "8"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "mutatui: preparing: baselines, assays, tolerances 3/3" in captured.err
+    assert re.search(r"mutatui: timing a sample (\d+)/\1", captured.err)
     planned = re.search(r"(\d+) mutations planned", out)
     # q is 32x32 (16 tiles of 8x8), down 32x64 (32 tiles), two layers, max and min
     assert planned and int(planned.group(1)) == 2 * 2 * (16 + 32)

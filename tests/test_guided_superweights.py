@@ -177,6 +177,8 @@ def test_superweights_command_prints_stores_and_lists_sites(tiny_model_dir, tmp_
     table = subprocess.run([*command, *options], capture_output=True, text=True, timeout=300)
     assert table.returncode == 0, table.stderr
     assert "L1.down[5,17]" in table.stdout and "super-weight candidates" in table.stdout
+    assert "mutatui: zeroing each candidate 2/2" in table.stderr  # where it was, in a log
+    assert "zeroing" not in result.stderr  # --json: quiet
     bad = subprocess.run([*command, "--matrix", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("mutatui: unknown matrix 'nope'; valid:")

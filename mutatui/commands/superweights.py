@@ -66,9 +66,14 @@ def run(args: argparse.Namespace) -> int:
     decoding = decoding_from_args(args)
     probe_ids = encode_text(lm, args.probe_text)
     prompt_ids = encode_prompt(lm, args.prompt, chat=not args.no_chat)
+    from mutatui.screening.progress import Steps
+
+    steps = Steps(quiet=args.json)
+    steps("baseline and candidates", 0, 1)
     baseline = naive_generate(lm, catalog, prompt_ids, None, decoding)
     baseline_perplexity = perplexity(lm, probe_ids)
     candidates = find_candidates(lm, catalog, probe_ids, matrix=args.matrix, count=args.candidates)
+    steps("baseline and candidates", 1, 1)
     results = []
     for rank, candidate in enumerate(candidates):
         checked = verify(
@@ -98,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
                 text=decode_tokens(lm, checked.tokens),
             )
         )
+        steps("zeroing each candidate", rank + 1, len(candidates))
+    steps.close()
     baseline_text = decode_tokens(lm, baseline.tokens)
     if args.db:
         save_superweights(
