@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mutatui.errors import MutatuiError
+from mutatui.store.catalog import ScreenSummary, list_screens
 from mutatui.store.effects import legacy_effects, missing_effects
-from mutatui.store.queries import ScreenSummary, list_screens
 from mutatui.store.screens import summarize
 
 TILE_EFFECT = "0.245"

@@ -18,7 +18,7 @@ import pytest
 
 from mutatui.screening.spec import ScreenSpec, load_spec_file, spec_from_table
 from mutatui.store.database import connect
-from mutatui.store.screens import ScreenRecord, list_screens, mutation_ids
+from mutatui.store.screens import ScreenRecord, mutation_ids, screen_records
 
 REPO = Path(__file__).resolve().parent.parent
 SCREENS = REPO / "screens"
@@ -77,7 +77,7 @@ def test_the_bundled_build_has_parts_or_a_database():
 def test_each_finished_part_is_its_shard_of_the_committed_spec(part, tmp_path):
     specs = committed_specs()
     db = unpack(part, tmp_path)
-    (record,) = list_screens(db)
+    (record,) = screen_records(db)
     k, n = part.name.removesuffix(".db.xz").split("-of-")
     assert record.name == part.parent.name
     assert record.shard == f"{k}/{n}"
@@ -88,7 +88,7 @@ def test_each_finished_part_is_its_shard_of_the_committed_spec(part, tmp_path):
 @pytest.mark.skipif(not BUNDLED.exists(), reason="screens.db is committed once its build ends")
 def test_the_bundled_database_holds_the_finished_screens_whole():
     specs = committed_specs()
-    records = {r.name: r for r in list_screens(BUNDLED) if r.kind != "published"}
+    records = {r.name: r for r in screen_records(BUNDLED) if r.kind != "published"}
     for record in records.values():
         assert_made_from_spec(record, BUNDLED, specs)
         assert record.status == "complete" or record.shard is not None, record.name
@@ -101,7 +101,7 @@ def test_the_bundled_database_holds_the_finished_screens_whole():
 def test_the_bundled_database_holds_the_papers_published_screens():
     """Hu et al.'s tables, imported without their texts (`mutatui import-paper --no-texts`):
     Table 2's tiles of both models, and Zephyr's writers."""
-    published = {r.name: r for r in list_screens(BUNDLED) if r.kind == "published"}
+    published = {r.name: r for r in screen_records(BUNDLED) if r.kind == "published"}
     assert set(published) == {"hu2024-llama2-7b", "hu2024-zephyr"}
     with connect(BUNDLED, read_only=True) as connection:
         counts = dict(
@@ -134,7 +134,7 @@ def verified_sources() -> list[tuple[str, Path]]:
     """One database per bundled screen to verify: screens.db, or else its first finished part.
     The published screens are the paper's tables, with no weights of theirs to rerun here."""
     if BUNDLED.exists():
-        return [(r.name, BUNDLED) for r in list_screens(BUNDLED) if r.kind != "published"]
+        return [(r.name, BUNDLED) for r in screen_records(BUNDLED) if r.kind != "published"]
     firsts = [finished_parts(folder.name)[:1] for folder in sorted(PARTS.glob("*"))]
     return [(first.parent.name, first) for parts in firsts for first in parts]
 

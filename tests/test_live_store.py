@@ -7,7 +7,7 @@ import pytest
 
 from mutatui.engine.sites import parse_site
 from mutatui.errors import MutatuiError
-from mutatui.store import queries
+from mutatui.store import catalog, queries
 from mutatui.store.database import connect, initialize
 from mutatui.store.live import (
     LIVE_KIND,
@@ -116,7 +116,7 @@ def test_a_completed_run_is_a_graded_result_of_a_live_screen(tmp_path):
 def test_the_explorer_reads_a_live_screen_like_any_screen(tmp_path):
     db = tmp_path / "live.db"
     saved = save_live_run(db, record())
-    [summary] = queries.list_screens(db)
+    [summary] = catalog.list_screens(db)
     assert (summary.kind, summary.mutations, summary.phenotypes) == (LIVE_KIND, 1, 1)
     data = queries.load_screen(db, saved.screen_id)
     assert data.matrix_position(1, "down") is not None

@@ -12,7 +12,7 @@ import pytest
 
 from mutatui import cli
 from mutatui.errors import MutatuiError
-from mutatui.store import queries
+from mutatui.store import catalog, queries
 from mutatui.store import screens as store
 from mutatui.store.database import (
     attach_read_only,
@@ -327,7 +327,7 @@ def test_merge_complete_shards_gives_a_complete_screen(tmp_path, capsys):
     store.merge(one_by_one, [one])
     assert rows(one_by_one, "SELECT shard, status FROM screens") == [("1/2", "interrupted")]
     # the explorer says it holds only some of the spec's parts
-    (listed,) = queries.list_screens(one_by_one)
+    (listed,) = catalog.list_screens(one_by_one)
     assert listed.state == "interrupted, 1 of 2 parts (1)"
     # and so does `mutatui info`, whose share is of the parts' plan, not the spec's
     assert cli.main(["info", str(one_by_one)]) == 0
@@ -336,7 +336,7 @@ def test_merge_complete_shards_gives_a_complete_screen(tmp_path, capsys):
     assert queries.load_screen(one_by_one, listed.screen_id).summary.state == listed.state
     store.merge(one_by_one, [two])
     assert rows(one_by_one, "SELECT shard, status FROM screens") == [(None, "complete")]
-    assert queries.list_screens(one_by_one)[0].state == "complete"
+    assert catalog.list_screens(one_by_one)[0].state == "complete"
 
 
 def test_parts_held_are_described_with_runs_shortened_to_ranges():

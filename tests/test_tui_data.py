@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mutatui.engine.sites import Site
-from mutatui.store import queries
+from mutatui.store import catalog, queries
 from mutatui.store.database import writer_lock
 from mutatui.store.effects import ROBUST_MARGIN
 from mutatui.store.synthetic import SyntheticSpec, build_synthetic
@@ -54,7 +54,7 @@ def test_synthetic_is_deterministic(tmp_path):
 
 
 def test_list_screens_counts_match_sql(db):
-    (summary,) = queries.list_screens(db)
+    (summary,) = catalog.list_screens(db)
     phenotypic = sql(
         db, "SELECT count(DISTINCT mutation_id) FROM results WHERE screen_id = 1 AND changed"
     )[0][0]
@@ -238,10 +238,10 @@ def test_running_screen_counts_untested_mutations(tmp_path):
     assert 0 < len(data.mutation_id) == data.written < data.summary.planned
     # no process holds the writer lock: shown as interrupted
     assert queries.screen_progress(path, 1) == ("interrupted", data.written)
-    assert data.summary.status == queries.list_screens(path)[0].status == "interrupted"
+    assert data.summary.status == catalog.list_screens(path)[0].status == "interrupted"
     with writer_lock(path):
         assert queries.screen_progress(path, 1) == ("running", data.written)
-        assert queries.list_screens(path)[0].status == "running"
+        assert catalog.list_screens(path)[0].status == "running"
 
 
 BUNDLED = Path(__file__).resolve().parents[1] / "screens.db"

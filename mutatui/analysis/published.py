@@ -52,6 +52,7 @@ from mutatui.analysis.stripes import (
 )
 from mutatui.engine.families import MATRIX_ORDER
 from mutatui.errors import MutatuiError
+from mutatui.store.catalog import ScreenSummary
 from mutatui.store.published import (
     PUBLISHED,
     ExperimentCounts,
@@ -61,7 +62,6 @@ from mutatui.store.published import (
     published_tiles,
     published_writer_sites,
 )
-from mutatui.store.queries import ScreenSummary
 
 SIGNIFICANT = 0.01
 """A stratum's p below this counts as significant in the per-stratum tallies."""

@@ -35,9 +35,9 @@ from mutatui.analysis.stripes import (
 )
 from mutatui.analysis.writers import WriterGroups, writer_groups, writer_mask
 from mutatui.errors import MutatuiError
+from mutatui.store.catalog import ScreenSummary
 from mutatui.store.effects import ROBUST_MARGIN, ProbeTies, probe_ties
 from mutatui.store.frames import (
-    ScreenSummary,
     SiteFrame,
     StyledOutcomes,
     load_sites,

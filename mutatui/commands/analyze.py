@@ -28,10 +28,10 @@ from mutatui.commands.common import (
     whole,
 )
 from mutatui.errors import MutatuiError
+from mutatui.store.catalog import ScreenSummary
 from mutatui.store.effects import ProbeTies
 from mutatui.store.frames import pick_screen
 from mutatui.store.published import PUBLISHED
-from mutatui.store.queries import ScreenSummary
 
 MARKDOWN_WIDTH = 10_000
 

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 if TYPE_CHECKING:
     from mutatui.exact.noise import NoiseFloor
     from mutatui.store.engines import EngineRecord
-    from mutatui.store.screens import ScreenSummary
+    from mutatui.store.screens import ScreenDetails
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,7 +154,7 @@ def describe_engine(engine: EngineRecord | None) -> str:
     return f"{engine.describe()}; {engine.precision}; {tolerance}"
 
 
-def phenotype_line(summary: ScreenSummary) -> str:
+def phenotype_line(summary: ScreenDetails) -> str:
     """Mutations that changed any probe, and of them, those that changed a text output (what
     `mutatui analyze` counts as phenotypes) and a choice probe's answers."""
     line = f"{summary.phenotypes} mutations changed some probe"

@@ -24,11 +24,11 @@ def check_sources(inputs: list[str]) -> None:
     from mutatui.errors import MutatuiError
     from mutatui.screening.spec import stored_table
     from mutatui.store.database import check_readable
-    from mutatui.store.screens import list_screens
+    from mutatui.store.screens import screen_records
 
     for source in inputs:
         check_readable(source)
-        for record in list_screens(source):
+        for record in screen_records(source):
             if record.kind != "screen":
                 continue
             try:

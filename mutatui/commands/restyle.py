@@ -33,10 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mutatui.screening.style import style_of
+    from mutatui.store.catalog import list_screens
     from mutatui.store.database import check_readable, writer_lock
     from mutatui.store.frames import pick_screen
     from mutatui.store.published import PUBLISHED
-    from mutatui.store.screens import list_screens, set_styles, styled_outcomes
+    from mutatui.store.screens import set_styles, styled_outcomes
 
     check_readable(args.db)
     screens = list_screens(args.db)

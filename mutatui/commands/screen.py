@@ -258,7 +258,7 @@ def stopped(stop: KeyboardInterrupt, db: Path, name: str | None) -> int:
 
     record, done = None, 0
     with suppress(MutatuiError):  # a cheap read: this runs as the process is asked to end
-        records = store.list_screens(db) if db.is_file() else []
+        records = store.screen_records(db) if db.is_file() else []
         record = next((r for r in records if r.name == name), None)
         if record is None and name is None and len(records) == 1:
             record = records[0]

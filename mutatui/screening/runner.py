@@ -580,7 +580,7 @@ def stored_spec(
         if record is None:
             raise MutatuiError(f"nothing to resume: {run.db} has no screen {wanted!r}")
     else:
-        records = [r for r in store.list_screens(run.db) if r.kind == "screen"]
+        records = [r for r in store.screen_records(run.db) if r.kind == "screen"]
         if len(records) != 1:
             names = ", ".join(r.name for r in records) or "none"
             raise MutatuiError(

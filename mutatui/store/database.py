@@ -513,3 +513,10 @@ def writer_alive(path: str | Path) -> bool:
     finally:
         os.close(descriptor)
     return False
+
+
+def live_status(path: str | Path, status: str) -> str:
+    """A screen marked running whose writer is gone (killed) is shown as interrupted."""
+    if status == "running" and not writer_alive(path):
+        return "interrupted"
+    return status

@@ -16,9 +16,10 @@ import numpy as np
 
 from mutatui.errors import MutatuiError
 from mutatui.exact.noise import NoiseFloor
+from mutatui.store.catalog import ScreenSummary, list_screens
 from mutatui.store.database import check_readable, connect, has_table
 from mutatui.store.effects import count_missing, effect_count, read_noise
-from mutatui.store.queries import MatrixShape, Probe, ScreenSummary, list_screens
+from mutatui.store.queries import MatrixShape, Probe
 
 
 @dataclass

@@ -9,8 +9,7 @@ for one mutation at a time, by `mutation_detail`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,10 @@ from mutatui.engine.families import MATRIX_ORDER
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.exact.noise import NoiseFloor
-from mutatui.store.database import connect, has_table, initialize, writer_alive
-from mutatui.store.effects import floors_by_screen, read_noise
-from mutatui.store.engines import numbers_by_screen, read_engine
-from mutatui.store.machines import machines_by_screen
+from mutatui.store.catalog import ScreenSummary, quiet
+from mutatui.store.database import connect, has_table, initialize, live_status
+from mutatui.store.effects import read_noise
+from mutatui.store.engines import read_engine
 from mutatui.store.places import ensure_data_folder
 from mutatui.store.published import (
     PUBLISHED,
@@ -30,46 +29,9 @@ from mutatui.store.published import (
     description_of,
     experiment_counts,
 )
-from mutatui.store.screens import describe_parts, shard_parts
 
 KINDS = ("max", "min", "zero", "value")
 TRIAGE_TAGS = ("writer", "poetic", "conversational", "interesting", "junk")
-
-
-@dataclass(frozen=True)
-class ScreenSummary:
-    screen_id: int
-    name: str
-    kind: str
-    model: str
-    status: str
-    """complete, running or interrupted (running, but its writer is gone)."""
-    decoding: str
-    probes: int
-    planned: int | None
-    mutations: int
-    phenotypes: int
-    created_at: datetime | None
-    shard: str | None = None
-    """The parts of the spec it holds (`K/N`, or `a,b,c/N` after a merge); None: all of it."""
-    numbers: str | None = None
-    """What it computed in (`bfloat16 weights in float32 arithmetic`); None: not recorded."""
-    machine: str | None = None
-    """Where it ran, in a few words (`store.machines`); None: not recorded."""
-    noise: str | None = None
-    """Its effect sizes' noise floor in a few words ("KL 0"); None: no effect sizes."""
-
-    @property
-    def phenotype_rate(self) -> float:
-        return self.phenotypes / self.mutations if self.mutations else 0.0
-
-    @property
-    def state(self) -> str:
-        """The status, with the parts held when the screen is only some shards of its spec."""
-        parts = shard_parts(self.shard)
-        if parts is None:
-            return self.status
-        return f"{self.status}, {describe_parts(*parts)}"
 
 
 @dataclass(frozen=True)
@@ -234,49 +196,6 @@ class MutationDetail:
         return Site(self.layer, self.matrix, self.row0, self.row1, self.col0, self.col1)
 
 
-def _quiet(connection) -> None:
-    connection.execute("SET enable_progress_bar = false")
-
-
-def _shown_status(path: str | Path, status: str) -> str:
-    """A screen marked running whose writer is gone (killed) is shown as interrupted."""
-    return "interrupted" if status == "running" and not writer_alive(path) else status
-
-
-def list_screens(path: str | Path) -> list[ScreenSummary]:
-    """Every screen in the database, newest first, with its tested and phenotypic counts.
-
-    A screen writes each mutation in the same transaction as its results, so the mutations
-    table counts the tested ones; only the changed results are scanned for phenotypes."""
-    with connect(path, read_only=True) as connection:
-        _quiet(connection)
-        rows = connection.execute(
-            """
-            SELECT s.screen_id, s.name, s.kind, s.model, s.status, s.decoding,
-                   (SELECT count(*) FROM probes p WHERE p.screen_id = s.screen_id),
-                   s.planned_mutations,
-                   (SELECT count(*) FROM mutations m WHERE m.screen_id = s.screen_id),
-                   (SELECT count(DISTINCT r.mutation_id) FROM results r
-                     WHERE r.screen_id = s.screen_id AND r.changed),
-                   s.created_at, s.shard
-            FROM screens s ORDER BY s.created_at DESC, s.screen_id DESC
-            """
-        ).fetchall()
-        numbers = numbers_by_screen(connection)
-        machines = machines_by_screen(connection)
-        floors = floors_by_screen(connection)
-    summaries = [
-        ScreenSummary(
-            *row,
-            numbers=numbers.get(row[0]),
-            machine=machines.get(row[0]),
-            noise=floors.get(row[0]),
-        )
-        for row in rows
-    ]
-    return [replace(s, status=_shown_status(path, s.status)) for s in summaries]
-
-
 def screen_progress(path: str | Path, screen_id: int) -> tuple[str, int]:
     """(status as shown, mutations written): a cheap check whether a screen has moved on."""
     with connect(path, read_only=True) as connection:
@@ -286,13 +205,13 @@ def screen_progress(path: str | Path, screen_id: int) -> tuple[str, int]:
         count = connection.execute(
             "SELECT count(*) FROM mutations WHERE screen_id = ?", [screen_id]
         ).fetchone()[0]
-    return (_shown_status(path, status[0]) if status else "missing"), int(count)
+    return (live_status(path, status[0]) if status else "missing"), int(count)
 
 
 def load_screen(path: str | Path, screen_id: int) -> ScreenData:
     """Read one screen into memory: all mutations, the changed results, probes and tags."""
     with connect(path, read_only=True) as connection:
-        _quiet(connection)
+        quiet(connection)
         summary_row = connection.execute(
             "SELECT screen_id, name, kind, model, status, decoding, planned_mutations, created_at, "
             "shard FROM screens WHERE screen_id = ?",
@@ -401,7 +320,7 @@ def _published_view(path: str | Path, data: ScreenData) -> PublishedView:
     """A published screen's per-mutation score, flag and cosine, and its experiments."""
     screen_id = data.summary.screen_id
     with connect(path, read_only=True) as connection:
-        _quiet(connection)
+        quiet(connection)
         spec = connection.execute(
             "SELECT spec FROM screens WHERE screen_id = ?", [screen_id]
         ).fetchone()[0]
@@ -485,7 +404,7 @@ def _assemble(
     phenotypic = np.zeros(len(mutation_id), dtype=bool)
     phenotypic[phenotype_mutation] = True
     screen_id, name, kind_name, model, status, decoding, planned, created_at, shard = summary_row
-    shown = _shown_status(path, status)
+    shown = live_status(path, status)
     summary = ScreenSummary(
         screen_id,
         name,
@@ -631,7 +550,7 @@ def first_words(
         return {}
     mutation_ids, probe_ids = (list(column) for column in zip(*results, strict=True))
     with connect(path, read_only=True) as connection:
-        _quiet(connection)
+        quiet(connection)
         rows = connection.execute(
             "SELECT r.mutation_id, r.probe_id, r.text FROM results r"
             " JOIN (SELECT unnest(?::BIGINT[]) AS mutation_id, unnest(?::BIGINT[]) AS probe_id)"

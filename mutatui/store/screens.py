@@ -27,9 +27,9 @@ from mutatui.store.database import (
     connect,
     has_table,
     initialize,
+    live_status,
     removed_on_failure,
     transaction,
-    writer_alive,
 )
 from mutatui.store.effects import (
     EFFECT_COLUMNS,
@@ -199,7 +199,8 @@ def find_screen(path: str | Path, name: str) -> ScreenRecord | None:
     return ScreenRecord(*row) if row else None
 
 
-def list_screens(path: str | Path) -> list[ScreenRecord]:
+def screen_records(path: str | Path) -> list[ScreenRecord]:
+    """Every screen's stored record (spec and all), oldest first: what a writer reads."""
     with connect(path, read_only=True) as connection:
         rows = connection.execute(
             f"SELECT {_SCREEN_FIELDS} FROM screens ORDER BY screen_id"
@@ -412,15 +413,8 @@ def append_rows(
     )
 
 
-def live_status(path: str | Path, status: str) -> str:
-    """A screen marked running whose writer is gone (killed) is shown as interrupted."""
-    if status == "running" and not writer_alive(path):
-        return "interrupted"
-    return status
-
-
 @dataclass(frozen=True)
-class ScreenSummary:
+class ScreenDetails:
     screen: ScreenRecord
     status: str
     done: int
@@ -443,7 +437,7 @@ class ScreenSummary:
     choice_probes: int = 0
 
 
-def summarize(path: str | Path) -> list[ScreenSummary]:
+def summarize(path: str | Path) -> list[ScreenDetails]:
     """Per screen: progress, phenotypes (mutations that changed any probe), severity counts."""
     check_readable(path)
     with connect(path, read_only=True) as connection:
@@ -490,7 +484,7 @@ def summarize(path: str | Path) -> list[ScreenSummary]:
                 else 0
             )
             summaries.append(
-                ScreenSummary(
+                ScreenDetails(
                     screen=screen,
                     status=live_status(path, screen.status),
                     done=int(done),

@@ -11,8 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from mutatui.store import queries
-from mutatui.store.queries import ScreenSummary
+from mutatui.store.catalog import ScreenSummary, list_screens
 from mutatui.tui.widgets.key_bar import KeyBar
 
 COLUMNS = (
@@ -81,7 +80,7 @@ class ScreenListScreen(Screen):
         listed = [
             (source, summary)
             for source in self.app.screen_sources()
-            for summary in queries.list_screens(source)
+            for summary in list_screens(source)
         ]
         self.app.call_from_thread(self._show, listed)
 
