@@ -3,6 +3,8 @@
 import re
 from dataclasses import replace
 
+import pytest
+
 from mutatui.cli import main
 from mutatui.exact.screener import Screener
 
@@ -89,3 +91,38 @@ def test_doctor_in_native_bfloat16_says_how_the_lockstep_decoder_fared(tmp_path,
         assert re.search(r"settled naively\s+.*0 of", out)
     else:
         assert re.search(r"lockstep decoder\s+.*not used: no batched product", out)
+
+
+def test_an_estimate_of_ten_million_mutations_plans_in_about_a_minute(tmp_path, capsys):
+    """Every element of three layers of a random model 512 wide (12,582,912 mutations): the
+    plan is sized without listing it, the sample is cut at its time budget, and the estimate
+    gives its range, the time over 2, 4 and 8 shards, memory and disk; nothing is written."""
+    from test_screen_run import WIDE
+    from tiny_models import build_tiny_model
+
+    from mutatui.screening.estimate import SAMPLE_SECONDS
+
+    model = build_tiny_model(tmp_path / "wide", WIDE)
+    db = tmp_path / "never.db"
+    args = ["screen", "--model", str(model), "--db", str(db), "--layers", "0-2"]
+    args += ["--sites", "full", "--kinds", "zero", "--choice", "none", "--estimate"]
+    assert main([*args, "--max-new-tokens", "8"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "12,582,912 mutations planned" in out
+    span = r"((?:\d+ days?, )?\d+:\d\d:\d\d)"
+    times = re.search(rf"estimated time: {span} \(from {span} .* to {span} at its slowest", out)
+    assert times, out
+
+    def seconds(text: str) -> int:
+        days, _, clock = text.rpartition(", ")
+        hours, minutes, secs = (int(part) for part in clock.split(":"))
+        whole_days = int(days.split()[0]) if days else 0
+        return whole_days * 86400 + hours * 3600 + minutes * 60 + secs
+
+    estimate, fastest, slowest = (seconds(times.group(k)) for k in (1, 2, 3))
+    assert 0 < fastest <= estimate <= slowest
+    shards = re.search(rf"Ray workers, each a machine like this: 2: {span}, 4: {span}", out)
+    assert shards and seconds(shards.group(1)) == pytest.approx(estimate / 2, abs=1)
+    assert re.search(r"disk: at most about [\d.]+ [kMG]?B \(the sample's rows", out)
+    assert SAMPLE_SECONDS <= 60  # the sample's budget: about a minute with its preparation
+    assert not db.exists()

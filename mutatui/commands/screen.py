@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mutatui.commands.common import (
     add_decoding_arguments,
@@ -14,6 +15,9 @@ from mutatui.commands.common import (
 )
 from mutatui.errors import MutatuiError
 from mutatui.scale.options import add_ray_arguments, ray_requested
+
+if TYPE_CHECKING:
+    from mutatui.screening.estimate import Estimate
 
 SITES_HELP = (
     "site sampler: tiles:64 (default) | tiles:64x32 | random:1000[,seed=S] | stride:16[xC]"
@@ -228,24 +232,47 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_estimate(name: str, estimate) -> None:
+SHARDS_SHOWN = (2, 4, 8)
+"""The parts (shards or Ray workers, each a machine like this one) an estimate divides by."""
+
+
+def print_estimate(name: str, estimate: Estimate) -> None:
     """The estimate of a screen, one fact a line."""
     from datetime import timedelta
+
+    from mutatui.engine.forms import byte_count
+
+    def span(seconds: float) -> str:
+        return str(timedelta(seconds=round(seconds)))
 
     gib = 1024**3
     for note in estimate.notes:
         print(f"mutatui: {note}", file=sys.stderr)
-    print(f"screen {name!r}: {estimate.planned} mutations planned, on {estimate.path}")
+    print(f"screen {name!r}: {estimate.planned:,} mutations planned, on {estimate.path}")
     print(f"  {estimate.setup}, batches of {estimate.batch_size}")
+    planned = estimate.planned
     print(
-        f"  estimated time: {timedelta(seconds=round(estimate.seconds))} "
-        f"({estimate.seconds_per_mutation:.3g} s per mutation, graded on a sample of "
+        f"  estimated time: {span(estimate.seconds)} (from {span(planned * estimate.fastest)} "
+        f"at the sample's fastest batch to {span(planned * estimate.slowest)} at its slowest; "
+        f"{estimate.seconds_per_mutation:.3g} s per mutation, graded on a sample of "
         f"{estimate.sampled})"
     )
+    divided = ", ".join(f"{parts}: {span(estimate.seconds / parts)}" for parts in SHARDS_SHOWN)
+    print(f"  with N shards (--shard K/N) or Ray workers, each a machine like this: {divided}")
     print(
         f"  peak memory: {estimate.peak_memory / gib:.2f} GiB on the sample; at most about "
         f"{estimate.batch_memory / gib:.2f} GiB with full batches (weights + rows)"
     )
+    print(
+        f"  disk: at most about {byte_count(estimate.disk_bytes)} (the sample's rows as written, "
+        f"{estimate.bytes_per_mutation:,.0f} bytes per mutation, before DuckDB compresses them)"
+    )
+    if estimate.busy:
+        print(
+            f"mutatui: this machine was busy while the sample was timed (load average "
+            f"{estimate.load:.1f} per core): the estimate is likely long",
+            file=sys.stderr,
+        )
 
 
 def stopped(stop: KeyboardInterrupt, db: Path, name: str | None) -> int:
