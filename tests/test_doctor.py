@@ -126,3 +126,36 @@ def test_an_estimate_of_ten_million_mutations_plans_in_about_a_minute(tmp_path, 
     assert re.search(r"disk: at most about [\d.]+ [kMG]?B \(the sample's rows", out)
     assert SAMPLE_SECONDS <= 60  # the sample's budget: about a minute with its preparation
     assert not db.exists()
+
+
+def test_an_estimate_timed_on_a_busy_machine_says_so(capsys):
+    from mutatui.commands.screen import print_estimate
+    from mutatui.screening.estimate import Estimate
+
+    def estimate(load: float | None) -> Estimate:
+        return Estimate(
+            planned=1000,
+            sampled=32,
+            seconds_per_mutation=2.0,
+            batch_size=32,
+            fastest=1.5,
+            slowest=3.0,
+            bytes_per_mutation=400.0,
+            load=load,
+            peak_memory=2**30,
+            batch_memory=2**31,
+            path="the fast path",
+            setup="float32 on cpu",
+            notes=(),
+        )
+
+    print_estimate("busy", estimate(2.5))
+    printed = capsys.readouterr()
+    assert "estimated time: 0:33:20 (from 0:25:00 " in printed.out
+    assert "to 0:50:00 at its slowest" in printed.out
+    assert "2: 0:16:40, 4: 0:08:20, 8: 0:04:10" in printed.out
+    assert "disk: at most about 400.0 kB" in printed.out
+    assert "busy while the sample was timed (load average 2.5 per core)" in printed.err
+    for calm in (0.5, None):
+        print_estimate("calm", estimate(calm))
+        assert "busy" not in capsys.readouterr().err
