@@ -228,6 +228,33 @@ async def test_form_keys_prompts_tokens_and_value(session):
         assert app.focused is None
 
 
+async def test_tab_leaves_the_boxes_so_letters_are_keys_again(session):
+    """Tab goes site, kind, prompt, tokens, then the panes (Shift+Tab back): typed letters go
+    into a box while it has the focus, and are the screen's keys once Tab has left the boxes
+    (the boxes alone cycled, so the next `z` became the site "z")."""
+    app, screen = live_app(session, site="L0.q[0,0]")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: screen.session is not None, pilot)
+        site = screen.query_one("#live-site")
+        await pilot.press("tab")
+        assert app.focused is site
+        site.value = ""
+        await pilot.press(*"L0.k[1,1]")
+        assert site.value == "L0.k[1,1]"
+        order = [app.focused.id]
+        for _ in range(4):
+            await pilot.press("tab")
+            order.append(app.focused.id)
+        assert order == ["live-site", "live-kind", "live-prompt", "live-tokens", "live-baseline"]
+        await pilot.press("shift+tab")
+        assert app.focused.id == "live-tokens"
+        await pilot.press("tab", "z")  # on a pane: z runs the zero mutation
+        await until(lambda: screen.last_result is not None, pilot)
+        assert site.value == "L0.k[1,1]"
+        assert str(screen.last_result.request.mutation.site) == "L0.k[1,1]"
+        assert screen.last_result.request.mutation.kind.value == "zero"
+
+
 @pytest.mark.smollm2
 async def test_smollm2_live_run_in_the_app(smollm2):
     lm, catalog = smollm2

@@ -13,8 +13,11 @@ DIVERGENCE_MARK = "▶"
 END_MARK = "⟨end⟩"
 
 
-class LivePane(VerticalScroll, can_focus=False):
-    """Shows a `PaneText`; the text from the first diverging token on takes the pane's accent."""
+class LivePane(VerticalScroll, can_focus=True):
+    """Shows a `PaneText`; the text from the first diverging token on takes the pane's accent.
+
+    Focusable, so that `Tab` leaves the form's boxes for the panes, where letters are the
+    screen's keys again (and the arrows scroll), rather than cycling through the boxes alone."""
 
     COMPONENT_CLASSES = {"live-pane--diverged", "live-pane--mark", "live-pane--end"}
 
