@@ -235,6 +235,12 @@ async def test_view_toggles_rearrange_complement_severity(db):
         assert "max/min overlay" in str(screen.query_one("#matrix-status").render())
         await pilot.press("s")
         assert not grid.complement and grid.colour_mode == "severity"
+        app.set_filter(Filter(min_severity=2, styles=frozenset({"poetic"})))  # a long badge
+        await pilot.pause()
+        status = screen.query_one("#matrix-status")
+        shown = str(status.render())[: status.content_region.width]  # what fits at 80 columns
+        assert "by severity" in shown
+        app.set_filter(Filter())
         await pilot.press("s")
         assert grid.colour_mode == "density"
 

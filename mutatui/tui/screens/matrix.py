@@ -176,18 +176,19 @@ class MatrixScreen(FilterActions, Screen):
         hits = int(phenotypes.phenotypic[part].sum())
         tested = int(phenotypes.kept[part].sum())
         shape = layout.shape
-        view = ["rearranged" if self.rearranged else "natural order"]
         grid = self.query_one(MatrixGrid)
         measure = measures_of(data).get(grid.colour_mode)
         mode = f"{grid.colour_mode} ({measure.label})" if measure else grid.colour_mode
-        view.append("max/min overlay" if grid.complement else f"by {mode}")
+        colour = "max/min overlay" if grid.complement else f"by {mode}"
+        view = ["rearranged" if self.rearranged else "natural order"]
         if self.show_predicted and self.predicted is not None:
             view.append(f"predicted {self.predicted.kind} ({self.predicted.info.name})")
         cell = f"{layout.bin_rows}x{layout.bin_cols}"
+        # the colour mode first after the matrix: at 80 columns the line's end is cut
         self.query_one("#matrix-status", Static).update(
             f"{filter_badge(self.app.selection, data)}"
-            f"[b]{shape.label}[/b] {shape.rows}x{shape.cols}  cell {cell}  "
-            f"[b]{hits:,}[/b]/{tested:,} phenotypic  {', '.join(view)}",
+            f"[b]{shape.label}[/b] {shape.rows}x{shape.cols}  [b]{colour}[/b]  "
+            f"[b]{hits:,}[/b]/{tested:,} phenotypic  cell {cell}  {', '.join(view)}",
             layout=False,  # a fixed one-line bar: no re-layout on every key
         )
 
