@@ -85,6 +85,25 @@ async def test_a_minimum_effect_filters_the_mutations(effects_db):
         assert app.screen.query_one("#effect").value == level
 
 
+async def test_shift_e_raises_the_minimum_effect_a_decade_at_a_time(effects_db):
+    """One key from the grid: the screen's lowest level, then each decade, then no filter."""
+    app = ExplorerApp(effects_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_grid(pilot)
+        levels = grid_data.effect_levels(app.data.noise)
+        seen = []
+        for _ in range(len(levels) + 1):
+            await pilot.press("E")
+            await settle(pilot)
+            seen.append(app.selection.min_effect)
+        assert seen == [*levels, 0.0]
+        await pilot.press("E")
+        await settle(pilot)
+        kept = app.phenotypes.kept
+        floor = grid_data.kl_floor(app.data.noise)
+        assert (kept == (app.data.effect >= levels[0]) & (app.data.effect > floor)).all()
+
+
 async def test_the_detail_shows_effect_sizes_and_marks_fragile_steps(effects_db, monkeypatch):
     app = ExplorerApp(effects_db)
     async with app.run_test(size=SIZE) as pilot:

@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.markup import escape
 
 from mutatui.store.queries import ScreenData
-from mutatui.tui.grid_data import Filter
+from mutatui.tui.grid_data import Filter, effect_levels
 
 
 def filter_badge(selection: Filter, data: ScreenData | None) -> str:
@@ -27,6 +27,7 @@ class FilterActions:
         Binding("F", "clear_filter", "Clear filter", show=False, id="filter.clear"),
         Binding("K", "cycle_kind", "Kind filter", show=False, id="filter.kind"),
         Binding("V", "cycle_severity", "Severity filter", show=False, id="filter.severity"),
+        Binding("E", "cycle_effect", "Effect filter", show=False, id="filter.effect"),
         Binding("w", "writers", "Writers", show=False, id="writers.open"),
     ]
 
@@ -57,6 +58,18 @@ class FilterActions:
         """Quick filter: phenotypes of any severity -> mild or worse -> ... -> severe -> any."""
         level = (self.app.selection.min_severity + 1) % 4
         self.app.set_filter(replace(self.app.selection, min_severity=level))
+
+    def action_cycle_effect(self) -> None:
+        """Quick filter: a minimum effect size, up a decade at each press from the screen's
+        lowest colour level (its noise floor, or 1e-4 nats), then none again."""
+        data = self.app.data
+        if data is None or data.effect is None:
+            self.notify("no effect sizes in this screen: nothing to filter by", timeout=2)
+            return
+        levels = (0.0, *effect_levels(data.noise))
+        current = self.app.selection.min_effect
+        following = next((level for level in levels if level > current), 0.0)
+        self.app.set_filter(replace(self.app.selection, min_effect=following))
 
     def action_writers(self) -> None:
         self.app.open_writers()
