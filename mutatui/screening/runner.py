@@ -287,11 +287,9 @@ def prepare_screen(
     resumed_in_float32 = stored is not None and stored.arithmetic == "float32"
     if arithmetic is None and resumed_in_float32 and lm.compute_dtype != torch.float32:
         lm.compute_in_float32()
-    preparing = "preparing: baselines, assays, tolerances"
-    steps(preparing, 0, 3)
-    catalog, plan, screener, assays = _measured(lm, spec, batch_size, shard)
+    catalog, plan, screener, assays = _measured(lm, spec, batch_size, shard, steps)
     sample = calibration_sample(plan, shard)
-    steps(preparing, 1, 3)
+    steps(PREPARING, 1, 3)
     if arithmetic is None and stored is None:
         reason = slow_native_reason(screener, assays, sample)
         if reason is not None:
@@ -302,15 +300,15 @@ def prepare_screen(
                 "against generate in float32 arithmetic (--arithmetic native keeps native)"
             )
             lm.compute_in_float32()
-            catalog, plan, screener, assays = _measured(lm, spec, batch_size, shard)
+            catalog, plan, screener, assays = _measured(lm, spec, batch_size, shard, steps)
             sample = calibration_sample(plan, shard)
     for line in sampler_notes(spec.sites, plan.matrices):
         note(line)
     if screener.fallback is not None:
         note(screener.fallback)
-    steps(preparing, 2, 3)
+    steps(PREPARING, 2, 3)
     engine = prepare_engine(lm, screener, assays, sample, stored)
-    steps(preparing, 3, 3)
+    steps(PREPARING, 3, 3)
     for line in engine_notes(engine, assays, screener):
         note(line)
     return Prepared(catalog, plan, screener, assays, engine)
@@ -320,8 +318,13 @@ LARGEST_RUN = 10**9
 """The most mutations one process is given: a larger plan is split with --shard (or Ray)."""
 
 
+PREPARING = "preparing: baselines, assays, tolerances"
+"""The start-up's step: its plan built and checked (0/3), the probes measured, the engine
+chosen, the tolerances calibrated (3/3)."""
+
+
 def _measured(
-    lm: LoadedModel, spec: ScreenSpec, batch_size: int | None, shard: Shard
+    lm: LoadedModel, spec: ScreenSpec, batch_size: int | None, shard: Shard, steps: StepHook
 ) -> tuple[MatrixCatalog, Plan, Screener, Assays]:
     catalog = MatrixCatalog(lm.model)
     plan = spec.plan(catalog)  # sized per matrix arithmetically: nothing is listed
@@ -332,6 +335,7 @@ def _measured(
             f"({LARGEST_RUN:,}); split it with --shard K/{parts} (or more parts), or --ray"
         )
     screener = make_screener(lm, catalog, spec, batch_size)
+    steps(PREPARING, 0, 3)  # only now: a plan refused says one line, and nothing before it
     return catalog, plan, screener, measure_assays(lm, catalog, screener, spec)
 
 
