@@ -24,8 +24,8 @@ def test_fast_engine_equals_naive_path_on_smollm2(smollm2):
     lm, catalog = smollm2
     decoding = Decoding(max_new_tokens=24)
     prompt = encode_prompt(lm, PROMPT)
-    mutations = sampled_mutations(catalog)[::2]  # 8 elements and 7 tiles of every type
-    assert len(mutations) >= 100
+    mutations = sampled_mutations(catalog)[::3]  # 6 elements and 4 tiles of every type
+    assert len(mutations) >= 70
     assert {m.site.matrix for m in mutations} == set(MATRICES)
     assert any(m.site.is_element for m in mutations) and any(
         not m.site.is_element for m in mutations
