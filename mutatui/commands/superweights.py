@@ -68,43 +68,44 @@ def run(args: argparse.Namespace) -> int:
     prompt_ids = encode_prompt(lm, args.prompt, chat=not args.no_chat)
     from mutatui.screening.progress import Steps
 
-    steps = Steps(quiet=args.json)
-    steps("baseline and candidates", 0, 1)
-    baseline = naive_generate(lm, catalog, prompt_ids, None, decoding)
-    baseline_perplexity = perplexity(lm, probe_ids)
-    candidates = find_candidates(lm, catalog, probe_ids, matrix=args.matrix, count=args.candidates)
-    steps("baseline and candidates", 1, 1)
-    results = []
-    for rank, candidate in enumerate(candidates):
-        checked = verify(
-            lm,
-            catalog,
-            candidate,
-            probe_ids=probe_ids,
-            prompt_ids=prompt_ids,
-            baseline_tokens=baseline.tokens,
-            decoding=decoding,
+    with Steps(quiet=args.json) as steps:  # its live line goes, an error or not
+        steps("baseline and candidates", 0, 1)
+        baseline = naive_generate(lm, catalog, prompt_ids, None, decoding)
+        baseline_perplexity = perplexity(lm, probe_ids)
+        candidates = find_candidates(
+            lm, catalog, probe_ids, matrix=args.matrix, count=args.candidates
         )
-        results.append(
-            SuperweightResult(
-                rank=rank,
-                layer=candidate.layer,
-                matrix=candidate.matrix,
-                row=candidate.row,
-                col=candidate.col,
-                weight=candidate.weight,
-                output_activation=candidate.output_activation,
-                input_activation=candidate.input_activation,
-                spike_ratio=candidate.spike_ratio,
-                position=candidate.position,
-                perplexity=checked.perplexity,
-                changed=checked.changed,
-                diverge_at=checked.diverge_at,
-                text=decode_tokens(lm, checked.tokens),
+        steps("baseline and candidates", 1, 1)
+        results = []
+        for rank, candidate in enumerate(candidates):
+            checked = verify(
+                lm,
+                catalog,
+                candidate,
+                probe_ids=probe_ids,
+                prompt_ids=prompt_ids,
+                baseline_tokens=baseline.tokens,
+                decoding=decoding,
             )
-        )
-        steps("zeroing each candidate", rank + 1, len(candidates))
-    steps.close()
+            results.append(
+                SuperweightResult(
+                    rank=rank,
+                    layer=candidate.layer,
+                    matrix=candidate.matrix,
+                    row=candidate.row,
+                    col=candidate.col,
+                    weight=candidate.weight,
+                    output_activation=candidate.output_activation,
+                    input_activation=candidate.input_activation,
+                    spike_ratio=candidate.spike_ratio,
+                    position=candidate.position,
+                    perplexity=checked.perplexity,
+                    changed=checked.changed,
+                    diverge_at=checked.diverge_at,
+                    text=decode_tokens(lm, checked.tokens),
+                )
+            )
+            steps("zeroing each candidate", rank + 1, len(candidates))
     baseline_text = decode_tokens(lm, baseline.tokens)
     if args.db:
         save_superweights(
