@@ -100,9 +100,12 @@ SCREEN_FLAGS ?=
 # are added first instead of computed again
 EFFECT_SCREENS ?= elements-random elements-lines tiles-64
 IN_PARTS = $(BIN)/python scripts/screen_in_parts.py
-# the bundled database takes in the parts finished so far (a no-op once they are in)
-MERGE_PARTS = if [ "$(DB)" = screens.db ]; then $(IN_PARTS) merge --dir $(PARTS) --db $(DB); fi
+# the bundled database takes in the parts finished so far (a no-op once they are in); its build
+# is the one writer mutatui lets into it (store.places.refuse_bundled)
+MERGE_PARTS = if [ "$(DB)" = screens.db ]; then \
+	MUTATUI_WRITE_BUNDLED=1 $(IN_PARTS) merge --dir $(PARTS) --db $(DB); fi
 
+screens.db: export MUTATUI_WRITE_BUNDLED = 1
 screens.db: $(STAMP)
 	$(IN_PARTS) run screens/tiles.toml --parts $(TILE_PARTS) --dir $(PARTS) --db $(DB) $(SCREEN_FLAGS)
 	$(BIN)/mutatui analyze $(DB) --screen tiles-64 --emit-lines screens/lines.toml \

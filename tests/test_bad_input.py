@@ -10,12 +10,15 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from mutatui.cli import main
+from mutatui.errors import MutatuiError
+from mutatui.store.places import WRITE_BUNDLED, bundled_database, refuse_bundled
 from mutatui.store.synthetic import SyntheticSpec, build_synthetic
 
 BIG = "9" * 5000
@@ -51,7 +54,18 @@ def files(tmp_path_factory) -> Path:
     write_specs(folder)
     (folder / "latin1.toml").write_bytes(b"\xff\xfe model = 1")
     (folder / "a-file").write_text("x")
+    (folder / "bundled.db").symlink_to(bundled_database())
+    read_only_folder(good, folder / "ro")
     return folder
+
+
+def read_only_folder(good: Path, folder: Path) -> None:
+    """A folder made read-only with a database in it, itself read-only: refused for writing
+    by root too, as a read-only mount is (tested below where this machine can mount one)."""
+    folder.mkdir()
+    shutil.copy(good, folder / "good.db")
+    (folder / "good.db").chmod(0o444)
+    folder.chmod(0o555)
 
 
 def damage_copies(good: Path, folder: Path) -> None:
@@ -142,7 +156,7 @@ CASES = [
     (["export", "{dir}/good.db", "{dir}/no/such/folder/r.csv", "--table", "results"], "no folder"),
     (["export", "{dir}/good.db", "{dir}", "--table", "results"], "is a folder; give a file"),
     (["export", "{dir}/good.db", "{dir}/a-file/out"], "cannot write"),
-    (["live", "--model", MODEL, "--db", "{dir}/a-file/live.db"], "a part of its folder is a file"),
+    (["live", "--model", MODEL, "--db", "{dir}/a-file/live.db"], "no folder {dir}/a-file"),
     (["predict", "--model", MODEL, "--prompt", "x", "--db", "{dir}/n/p.db"], "no folder"),
     (
         ["predict", "--model", MODEL, "--prompt", "x", "--db", "{dir}/p.db", "--tile-size", "0"],
@@ -264,6 +278,33 @@ CASES = [
     (["merge", "{dir}/merged.db", "{dir}/good.db", "{dir}/text.db"], "not a DuckDB file"),
     (["screen", "--db", "{dir}/list-spec.db", "--resume"], "stored spec is not a spec table"),
     (["info", "{dir}/dangling.db"], "no such database"),
+    # the bundled screens.db is data kept in git: no command writes it, by any name
+    *(
+        (command, "is the bundled database (via {dir}/bundled.db), data kept in git")
+        for command in (
+            ["screen", "--db", "{dir}/bundled.db", "--resume"],
+            ["screen", "--db", "{dir}/bundled.db", "--model", MODEL, "--name", "new"],
+            ["merge", "{dir}/bundled.db", "{dir}/good.db"],
+            ["effects", "{dir}/bundled.db", "--model", MODEL],
+            ["restyle", "{dir}/bundled.db"],
+            ["import-paper", "{dir}", "--db", "{dir}/bundled.db"],
+            ["predict", "--model", MODEL, "--prompt", "x", "--db", "{dir}/bundled.db"],
+            ["superweights", "--model", MODEL, "--db", "{dir}/bundled.db"],
+            ["live", "--model", MODEL, "--db", "{dir}/bundled.db"],
+        )
+    ),
+    # a read-only file or folder, refused before anything is loaded or made (also for root)
+    (["screen", "--db", "{dir}/ro/new.db", "--model", MODEL], "the folder {dir}/ro is read-only"),
+    (["screen", "--db", "{dir}/ro/good.db", "--resume"], "ro/good.db: the file is read-only"),
+    (["merge", "{dir}/ro/m.db", "{dir}/good.db"], "the folder {dir}/ro is read-only"),
+    (["merge", "{dir}/ro/good.db", "{dir}/good.db"], "the file is read-only"),
+    (["export", "{dir}/good.db", "{dir}/ro/out"], "the folder {dir}/ro is read-only"),
+    (["export", "{dir}/good.db", "{dir}/ro/r.csv", "--table", "results"], "is read-only"),
+    (["effects", "{dir}/ro/good.db", "--model", MODEL], "the file is read-only"),
+    (["restyle", "{dir}/ro/good.db"], "the file is read-only"),
+    (["import-paper", "{dir}", "--db", "{dir}/ro/p.db"], "the folder {dir}/ro is read-only"),
+    (["superweights", "--model", MODEL, "--db", "{dir}/ro/s.db"], "the folder {dir}/ro is read"),
+    (["live", "--model", MODEL, "--db", "{dir}/ro/live.db"], "the folder {dir}/ro is read-only"),
     # damaged and foreign files: every command that opens a database, one line each
     *(
         ([arg.replace("{db}", "{dir}/" + name) for arg in reader], expected)
@@ -285,10 +326,19 @@ def _too_slow(signum, frame):
     raise TimeoutError("a bad input was not refused within 30 s")
 
 
+def bundled_state() -> tuple[int, int, bool]:
+    """The bundled screens.db's size and modification time, and whether a lock lies beside it."""
+    bundled = bundled_database()
+    stat = bundled.stat()
+    return stat.st_size, stat.st_mtime_ns, bundled.with_name(bundled.name + ".lock").exists()
+
+
 @pytest.mark.parametrize(("args", "expected"), CASES, ids=lambda v: str(v)[:60])
-def test_a_bad_input_gets_one_line(files, capsys, args, expected):
+def test_a_bad_input_gets_one_line(files, capsys, monkeypatch, args, expected):
+    monkeypatch.delenv(WRITE_BUNDLED, raising=False)
     filled = [arg.replace("{dir}", str(files)) for arg in args]
     before = listing(files)
+    bundled_before = bundled_state()
     previous = signal.signal(signal.SIGALRM, _too_slow)
     signal.alarm(30)
     try:
@@ -298,6 +348,7 @@ def test_a_bad_input_gets_one_line(files, capsys, args, expected):
         signal.signal(signal.SIGALRM, previous)
     assert status == 2
     assert listing(files) == before, "a refusal created or changed a file"
+    assert bundled_state() == bundled_before, "a refusal touched the bundled screens.db"
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     lines = captured.err.strip().splitlines()
@@ -377,3 +428,70 @@ def test_a_bad_input_for_this_model_gets_one_line(files, tiny_model_dir, capsys,
     lines = [line for line in said if not line.startswith("mutatui: loading ")]  # progress
     assert len(lines) == 1 and lines[0].startswith("mutatui: "), said
     assert expected in lines[0], lines[0]
+
+
+@pytest.fixture
+def read_only_mount(tmp_path, files):
+    """A read-only bind mount of a folder holding a good database, where this machine lets a
+    test mount one (root with the right to mount); skipped elsewhere, where the read-only
+    folder cases above stand in for it."""
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(files / "good.db", source / "good.db")
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    bind = subprocess.run(["mount", "--bind", source, mounted], capture_output=True, check=False)
+    if bind.returncode != 0:
+        pytest.skip(f"this machine does not let tests mount: {bind.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", mounted], check=True)
+        yield mounted
+    finally:
+        subprocess.run(["umount", mounted], check=True)
+
+
+def test_a_read_only_mount_is_read_and_never_written(read_only_mount, files, tmp_path, capsys):
+    """`--db` on a read-only file system: every writer refuses in one line before it makes a
+    lock or loads a model; every reader reads."""
+    ro = str(read_only_mount)
+    writers = [
+        ["screen", "--db", f"{ro}/new.db", "--model", MODEL],
+        ["screen", "--db", f"{ro}/good.db", "--resume"],
+        ["merge", f"{ro}/merged.db", str(files / "good.db")],
+        ["export", str(files / "good.db"), f"{ro}/out"],
+        ["effects", f"{ro}/good.db", "--model", MODEL],
+        ["restyle", f"{ro}/good.db"],
+        ["import-paper", str(files), "--db", f"{ro}/paper.db"],
+        ["predict", "--model", MODEL, "--prompt", "x", "--db", f"{ro}/p.db"],
+        ["live", "--model", MODEL, "--db", f"{ro}/live.db"],
+    ]
+    before = listing(read_only_mount)
+    for command in writers:
+        assert main(command) == 2, command
+        said = capsys.readouterr().err.strip().splitlines()
+        assert len(said) == 1, said
+        assert "it is on a read-only file system; nothing was changed" in said[0], said
+    assert listing(read_only_mount) == before
+    readers = [
+        ["info", f"{ro}/good.db"],
+        ["analyze", f"{ro}/good.db"],
+        ["export", f"{ro}/good.db", str(tmp_path / "exported")],
+    ]
+    for command in readers:
+        assert main(command) == 0, command
+        assert "Traceback" not in capsys.readouterr().err
+    assert (tmp_path / "exported" / "results.parquet").is_file()
+
+
+def test_only_the_bundled_build_writes_the_bundled_database(files, monkeypatch, tmp_path):
+    """By its own name or a link, the bundled screens.db is refused to every writer but its
+    build (`make screens.db` sets MUTATUI_WRITE_BUNDLED=1); other databases never are."""
+    monkeypatch.delenv(WRITE_BUNDLED, raising=False)
+    with pytest.raises(MutatuiError, match=r"is the bundled database, data kept in git"):
+        refuse_bundled(bundled_database())
+    with pytest.raises(MutatuiError, match=r"bundled database \(via .*bundled.db\)"):
+        refuse_bundled(files / "bundled.db")
+    refuse_bundled(files / "good.db")
+    refuse_bundled(tmp_path / "new.db")
+    monkeypatch.setenv(WRITE_BUNDLED, "1")
+    refuse_bundled(files / "bundled.db")

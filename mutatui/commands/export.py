@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_readable(args.db)  # before the output folder is made
     out = Path(args.out)
+    check_output(out, folder=args.table is None)
     if args.table is not None:  # an empty --table is refused by name, not read as none
         targets = [(args.table, out)]
     else:
@@ -46,3 +47,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"mutatui: {table}: {count} rows -> {path}", file=sys.stderr)
     return 0
+
+
+def check_output(out: Path, *, folder: bool) -> None:
+    """Refuse, before anything is made, an output in a place that cannot be written: the
+    nearest existing folder of an output folder, the folder of an output file."""
+    from mutatui.errors import MutatuiError
+    from mutatui.store.places import unwritable_folder
+
+    base = next((p for p in (out, *out.parents) if p.exists()), None) if folder else out.parent
+    if base is not None and base.is_dir() and (why := unwritable_folder(base)) is not None:
+        raise MutatuiError(f"cannot write {out}: {why}; nothing was changed")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from mutatui.commands.common import add_decoding_arguments, add_model_arguments, run_app
 from mutatui.engine.forms import KIND_FORMS
-from mutatui.errors import MutatuiError
 from mutatui.store.places import default_live_db
 
 
@@ -39,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
 def build_app(args: argparse.Namespace):
     """The explorer on the live database, with a live screen on top (raises MutatuiError)."""
     from mutatui.commands.common import decoding_from_args
-    from mutatui.engine.forms import shown
     from mutatui.engine.models import resolve_source
     from mutatui.engine.mutations import parse_kind
     from mutatui.engine.sites import check_site_syntax
-    from mutatui.store.database import initialize
+    from mutatui.store.database import check_writable, initialize
+    from mutatui.store.places import ensure_data_folder
     from mutatui.tui.app import ExplorerApp
     from mutatui.tui.screens.live import LiveScreen
 
@@ -51,13 +50,12 @@ def build_app(args: argparse.Namespace):
         check_site_syntax(args.site)
     parse_kind(args.kind)
     decoding = decoding_from_args(args)
-    db = args.db or default_live_db()
-    try:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise MutatuiError(f"cannot write {shown(db)}: a part of its folder is a file") from None
-    except OSError as error:
-        raise MutatuiError(f"cannot write {shown(db)}: {error.strerror}") from None
+    if args.db is None:
+        db = default_live_db()
+        ensure_data_folder(db)  # mutatui's own folder; one the user names is theirs to make
+    else:
+        db = args.db
+        check_writable(db)
     resolve_source(args.model, progress=None, convert=False)  # one line now, not in the app
     initialize(db)
     load_options = {

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mutatui.screening.style import style_of
     from mutatui.store.catalog import list_screens
-    from mutatui.store.database import check_readable, writer_lock
+    from mutatui.store.database import check_readable, check_writable, writer_lock
     from mutatui.store.frames import pick_screen
     from mutatui.store.published import PUBLISHED
     from mutatui.store.screens import set_styles, styled_outcomes
@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         if chosen.kind == PUBLISHED:
             return grade_published(args.db, chosen.screen_id, chosen.name)
         screens = [screen for screen in screens if screen.name == chosen.name]
+    if not args.dry_run:
+        check_writable(args.db)
     for screen in screens:
         if screen.kind == PUBLISHED:
             print(f"{screen.name}: published, keeps its authors' labels", file=sys.stderr)

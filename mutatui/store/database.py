@@ -24,6 +24,7 @@ import duckdb
 
 from mutatui.engine.forms import shown
 from mutatui.errors import MutatuiError
+from mutatui.store.places import refuse_bundled, unwritable
 from mutatui.store.schema import SCHEMA_VERSION, TABLES
 
 LOCK_WAIT_SECONDS = 30.0
@@ -175,8 +176,10 @@ def connect(
         raise MutatuiError(f"cannot write {shown(target)}: {shown(target.parent)} is not a folder")
     check_regular(target)
     check_whole(target)
+    # the file itself, so that its write-ahead log lies beside it whatever name it was given
+    real = str(target.resolve())
     connection = _retried(
-        target, lambda: duckdb.connect(str(target), read_only=read_only, config=CONFIG), wait
+        target, lambda: duckdb.connect(real, read_only=read_only, config=CONFIG), wait
     )
     try:
         yield connection
@@ -366,19 +369,29 @@ def removed_on_failure(path: str | Path) -> Iterator[None]:
         yield
     except BaseException:
         if not existed:
-            for leftover in (target, target.with_name(target.name + ".wal")):
+            for leftover in (wal_path(target), target):
                 leftover.unlink(missing_ok=True)
         raise
 
 
 def check_writable(path: str | Path) -> None:
     """Refuse now, before a long computation, a database it could not be stored into: one of
-    another schema version, or in a folder that does not exist."""
+    another schema version, in a folder that does not exist, on a read-only file system or
+    made read-only, or the bundled screens.db (by any name)."""
     target = Path(path)
     if target.exists():
         check_readable(target)
     elif not target.parent.is_dir():
         raise MutatuiError(f"cannot write {shown(target)}: no folder {shown(target.parent)}")
+    refuse_unwritable(target)
+
+
+def refuse_unwritable(target: Path) -> None:
+    """Refuse the bundled screens.db and a database whose file or folder is read-only (the
+    folder must exist): before any lock, write-ahead log or file is made."""
+    refuse_bundled(target)
+    if (why := unwritable(target)) is not None:
+        raise MutatuiError(f"cannot write {shown(target)}: {why}; nothing was changed")
 
 
 def initialize(path: str | Path) -> None:
@@ -423,14 +436,16 @@ def migrate(connection: duckdb.DuckDBPyConnection, version: int) -> None:
 
 
 def lock_path(path: str | Path) -> Path:
-    """The file a screen holds an flock on while it writes `path`."""
-    target = Path(path)
+    """The file a screen holds an flock on while it writes `path`: beside the file itself, so
+    that two names of one database (a symlink) take one lock."""
+    target = Path(path).resolve()
     return target.with_name(target.name + ".lock")
 
 
 def wal_path(path: str | Path) -> Path:
-    """DuckDB's write-ahead log of `path`: while it exists, the file alone is not the database."""
-    target = Path(path)
+    """DuckDB's write-ahead log of `path`, beside the file itself (connect opens that): while
+    it exists, the file alone is not the database."""
+    target = Path(path).resolve()
     return target.with_name(target.name + ".wal")
 
 
@@ -460,6 +475,8 @@ def writer_lock(path: str | Path) -> Iterator[None]:
     never blocks a resume. The holder removes the file when it is done; a process that locked
     a file removed meanwhile tries again on the new one.
     """
+    if Path(path).parent.is_dir():  # else opening the lock says there is no such folder
+        refuse_unwritable(Path(path))
     target = lock_path(path)
     while True:
         descriptor = _open_lock(target, path)
@@ -489,7 +506,10 @@ def _open_lock(target: Path, path: str | Path) -> int:
     try:
         return os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
-        raise MutatuiError(f"cannot write a database at {shown(path)}: {error.strerror}") from None
+        why = unwritable(Path(path)) if Path(path).parent.is_dir() else None
+        raise MutatuiError(
+            f"cannot write {shown(path)}: {why or error.strerror}; nothing was changed"
+        ) from None
 
 
 def _same_file(descriptor: int, target: Path) -> bool:

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 
 import mutatui
+from mutatui.engine.forms import shown
+from mutatui.errors import MutatuiError
 
 LIVE_DB_NAME = "live.db"
 
@@ -35,19 +37,55 @@ def bundled_database() -> Path:
     return Path(mutatui.__file__).resolve().parents[1] / "screens.db"
 
 
+WRITE_BUNDLED = "MUTATUI_WRITE_BUNDLED"
+"""Set to 1 by the Makefile's build of the bundled screens.db, the one writer it may have."""
+
+
 def is_bundled(path: Path) -> bool:
+    """Whether `path` is the bundled screens.db, by any name (a symlink, a hard link)."""
     bundled = bundled_database()
     return bundled.exists() and path.exists() and path.samefile(bundled)
 
 
-def writable(path: Path) -> bool:
-    """Whether the file, and its folder for DuckDB's write-ahead log, may be written: its mode
-    says so (a file made read-only stays unwritten, also for root) and the system allows it."""
-    return (
-        bool(path.stat().st_mode & 0o200)
-        and os.access(path, os.W_OK)
-        and os.access(path.parent, os.W_OK)
+def refuse_bundled(path: Path) -> None:
+    """Refuse to write the bundled screens.db, by whatever name it is given: it is data kept in
+    git, never a scratch file. Its own build (`make screens.db`) sets MUTATUI_WRITE_BUNDLED=1."""
+    if os.environ.get(WRITE_BUNDLED) == "1" or not is_bundled(path):
+        return
+    via = "" if path.resolve() == Path(path).absolute() else f" (via {shown(path)})"
+    raise MutatuiError(
+        f"{shown(bundled_database())} is the bundled database{via}, data kept in git: mutatui "
+        "does not write into it; copy it (cp screens.db mine.db) and give the copy"
     )
+
+
+READ_ONLY_SYSTEM = "it is on a read-only file system"
+
+
+def unwritable(path: Path) -> str | None:
+    """Why the database at `path` (a file, or one to create) cannot be written, in a few
+    words, or None when it can: the file, and its folder for DuckDB's write-ahead log and the
+    lock. A file made read-only stays unwritten, also for root."""
+    if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+        return READ_ONLY_SYSTEM
+    if path.exists() and not (path.stat().st_mode & 0o200 and os.access(path, os.W_OK)):
+        return "the file is read-only"
+    return unwritable_folder(path.parent)
+
+
+def unwritable_folder(folder: Path) -> str | None:
+    """Why nothing can be created in `folder` (an existing one), or None when it can: a
+    read-only file system, or a folder made read-only (also for root, as a file)."""
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return READ_ONLY_SYSTEM
+    if not (folder.stat().st_mode & 0o200 and os.access(folder, os.W_OK)):
+        return f"the folder {shown(folder)} is read-only"
+    return None
+
+
+def writable(path: Path) -> bool:
+    """Whether the existing file at `path` may be written (`unwritable` says why not)."""
+    return unwritable(path) is None
 
 
 def side_database(path: Path) -> Path | None:
