@@ -256,6 +256,7 @@ CASES = [
     ([*MUTATE, "--kind", "1e-400"], "too small for a float"),
     ([*MUTATE, "--kind", "0x10"], "bad mutation kind"),
     (["mutate", "--model", MODEL, "--site", "L0.q[0,0]", "--prompt", " "], "--prompt is empty"),
+    (["mutate", "--model", MODEL, "--site", "L0.q[0,0]", "--prompt", "", "--no-chat"], "empty"),
     (["analyze", "{dir}/good.db", "--permutations", "1_000"], "--permutations must be a whole"),
     (["analyze", "{dir}/good.db", "--min-effect", "nan"], "--min-effect must be a decimal"),
     # devices mutatui does not compute on, refused before the model is looked for
@@ -269,6 +270,8 @@ CASES = [
     ([*NEW, "--detach"], "model not found"),
     (["screen", "--db", "{dir}", "--model", MODEL, "--detach"], "is a directory"),
     (["screen", "--db", "{dir}/pipe.db", "--model", MODEL, "--detach"], "not a regular file"),
+    (["screen", "--db", "{dir}/pipe.db", "--model", MODEL], "not a regular file"),
+    (["screen", "--db", "{dir}/link.db", "--model", MODEL, "--name", "x"], "not a regular file"),
     (["export", "{dir}/missing.db", "{dir}/exported"], "no such database"),
     (["export", "{dir}", "{dir}/exported"], "is a directory"),
     (["export", "{dir}/text.db", "{dir}/exported"], "not a DuckDB file"),
@@ -366,6 +369,11 @@ TINY_CASES = [
     (["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--layers", "99"], "layer 99 out"),
     (["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--layers", "2-3"], "layer 3 out"),
     (["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--matrices", "Q"], "unknown matrix"),
+    (["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--matrices", "xyz"], "unknown matr"),
+    (
+        ["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--sites", "list:L99.q[0,0]"],
+        "layer 99 out",
+    ),
     (
         ["screen", "--db", "{dir}/new.db", "--model", "{tiny}", "--sites", "region:0:999,0:1"],
         "does not fit",
