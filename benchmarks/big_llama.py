@@ -108,7 +108,7 @@ def main() -> None:
         f"naively, tolerance {check.tolerance.describe(lm.compute_dtype)}; naive loop "
         f"{check.mutations / check.naive_seconds:.3g} mutations/s"
     )
-    screener.tolerances = check.tolerance
+    screener.adopt_tolerances(check.tolerance)
     baseline = screener.baseline(prompt)
     started = time.perf_counter()
     outcomes = screener.screen_text(prompt, baseline, mutations)

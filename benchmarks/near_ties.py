@@ -62,7 +62,7 @@ def measure(name: str, screener: Screener, prompt: list[int], mutations: list[Mu
     screener.observe_onward = observe
     outcomes = screener.screen_text(prompt, baseline, mutations)
     screener.observe_onward = None
-    probe = screener._text_probe(prompt, baseline)
+    probe = screener.traces.text(prompt, baseline)
     teacher, candidate, margins = [], [], []
     rows_per_pass = screener.pass_rows(len(sequence))
     tokens = probe.reference.candidates

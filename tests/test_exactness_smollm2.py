@@ -71,7 +71,7 @@ def test_choice_assay_equals_the_naive_scorer_on_smollm2(smollm2):
     mutations = sampled_mutations(catalog, seed=2)[8::15]
     screener = Screener(lm, catalog, Decoding())
     prompts = [render_question(lm, question) for question in questions]
-    assert screener._shared_prefix(prompts) is not None
+    assert screener.traces.shared_prefix(prompts) is not None
     answers = screener.screen_choice(questions, mutations)
     baseline = naive_choices(lm, catalog, questions, None)
     for mutation, chosen in zip(mutations, answers, strict=True):

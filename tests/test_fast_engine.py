@@ -11,9 +11,8 @@ from mutatui.engine.decoding import (
     naive_generate,
 )
 from mutatui.engine.mutations import mutated
-from mutatui.engine.questions import ChoiceQuestion, naive_choices
-from mutatui.exact import screener as fast
-from mutatui.exact import teacher
+from mutatui.engine.questions import ChoiceQuestion, naive_choices, render_question
+from mutatui.exact import layered_path, sizing, teacher
 from mutatui.exact.layers import KVStore, LayerRunner, supports_layers
 from mutatui.exact.replay import GenerateTrace
 from mutatui.exact.screener import Screener
@@ -59,7 +58,7 @@ def test_near_ties_are_checked_naively_only_as_far_as_needed(tiny, prompt, decod
         replays.append(list(steps))
         return decisions(self, mutation, steps, tokens)
 
-    monkeypatch.setattr(fast, "naive_generate", naive_spy)
+    monkeypatch.setattr(layered_path, "naive_generate", naive_spy)
     monkeypatch.setattr(GenerateTrace, "decisions", replay_spy)
     mutations = sample_mutations(catalog, seed=3)
     screener = WideTieScreener(lm, catalog, decoding, batch_size=8)
@@ -193,7 +192,7 @@ def test_choice_screen_equals_the_naive_scorer(tiny, questions, seed, shared_len
     lm, catalog = tiny
     mutations = sample_mutations(catalog, seed=seed)
     screener = Screener(lm, catalog, GREEDY, batch_size=8)
-    shared = screener._shared_prefix([fast.render_choice_question(lm, q) for q in questions])
+    shared = screener.traces.shared_prefix([render_question(lm, q) for q in questions])
     if shared_length:
         assert shared is not None and shared.length >= shared_length
     else:
@@ -238,12 +237,12 @@ def test_default_batch_size_follows_the_model_size_and_the_free_memory(tiny):
     lm, catalog = tiny
     assert Screener(lm, catalog, GREEDY).batch_size == 128
     assert Screener(lm, catalog, GREEDY, batch_size=8).batch_size == 8
-    per_row = fast.row_bytes(lm.model)
-    assert per_row > 3 * 2 * 3 * 2 * 8 * fast.ROW_POSITIONS * 4  # keys and values alone
-    assert fast.batch_size_for(10**8, None, per_row) == 128
-    assert fast.batch_size_for(7 * 10**9, None, per_row) == 32
-    assert fast.batch_size_for(7 * 10**9, 10 * per_row, per_row) == 5
-    assert fast.batch_size_for(10**8, per_row // 4, per_row) == 1
+    per_row = sizing.row_bytes(lm.model)
+    assert per_row > 3 * 2 * 3 * 2 * 8 * sizing.ROW_POSITIONS * 4  # keys and values alone
+    assert sizing.batch_size_for(10**8, None, per_row) == 128
+    assert sizing.batch_size_for(7 * 10**9, None, per_row) == 32
+    assert sizing.batch_size_for(7 * 10**9, 10 * per_row, per_row) == 5
+    assert sizing.batch_size_for(10**8, per_row // 4, per_row) == 1
 
 
 @DECODINGS
@@ -252,9 +251,9 @@ def test_candidate_scores_decide_as_the_full_head_does(tiny, prompt, decoding, m
     finds the same first differing step and token as the full head at every step."""
     lm, catalog = tiny
     screener = Screener(lm, catalog, decoding)
-    runner, chooser = screener.runner, screener._chooser_for()
+    runner, chooser = screener.runner, screener.traces.chooser()
     baseline = screener.baseline(prompt)
-    probe = screener._text_probe(prompt, baseline)
+    probe = screener.traces.text(prompt, baseline)
     reference = probe.reference
     decided = []
     candidate_choices = teacher.candidate_choices

@@ -71,7 +71,7 @@ def _settled_naively_with_reason(lm, catalog, prompt, reason, decoding=GREEDY):
     mutations = sample_mutations(catalog)[:6]
     screener = Screener(lm, catalog, decoding, batch_size=3)
     baseline = screener.baseline(prompt)
-    outcomes = screener._screen_text_lockstep(prompt, baseline, mutations)
+    outcomes = screener.lockstep_path.decode(prompt, baseline, mutations, screener.batch_size)
     assert screener.lockstep == reason
     assert all(outcome.settled_naively for outcome in outcomes)
     references = naive_outcomes(lm, catalog, prompt, mutations, decoding)
@@ -148,9 +148,9 @@ def test_a_decoder_that_is_not_the_naive_path_is_caught_and_the_screen_stays_exa
     assert held is None
 
     screener = Screener(lm, catalog, decoding, batch_size=len(mutations))
-    screener._lockstep_chunk = 64
+    screener.lockstep_path.chunk = 64
     baseline = screener.baseline(prompt)
-    outcomes = screener._screen_text_lockstep(prompt, baseline, mutations)
+    outcomes = screener.lockstep_path.decode(prompt, baseline, mutations, screener.batch_size)
     assert screener.lockstep is not None and "differ from the naive path" in screener.lockstep
     assert all(outcome.settled_naively for outcome in outcomes)
     for mutation, outcome in list(zip(mutations, outcomes, strict=True))[:3]:
@@ -171,7 +171,7 @@ def test_a_screen_holds_the_decoder_against_the_naive_path_then_relies_on_it(tmp
     screener = Screener(lm, catalog, GREEDY, batch_size=2)
     baseline = screener.baseline(prompt)
     checked = []
-    lone_logits_of = screener._lone_logits
+    lone_logits_of = screener.lockstep_path.lone_logits
 
     def counted(prompt):
         lone = lone_logits_of(prompt)
@@ -182,14 +182,16 @@ def test_a_screen_holds_the_decoder_against_the_naive_path_then_relies_on_it(tmp
 
         return check
 
-    screener._lone_logits = counted
-    outcomes = screener._screen_text_lockstep(prompt, baseline, mutations)
+    screener.lockstep_path.lone_logits = counted
+    outcomes = screener.lockstep_path.decode(prompt, baseline, mutations, screener.batch_size)
     assert screener.lockstep == "exact"
-    assert len(checked) == len(screener._lockstep_held) == 3 and any(screener._lockstep_held)
+    assert len(checked) == len(screener.lockstep_path.held) == 3 and any(
+        screener.lockstep_path.held
+    )
     assert set(checked) <= set(mutations[:4])
     spent = screener.lockstep_check_seconds
     assert spent > 0  # what an estimate leaves out of the rate: the check is paid once
-    screener._screen_text_lockstep(prompt, baseline, mutations[:6])
+    screener.lockstep_path.decode(prompt, baseline, mutations[:6], screener.batch_size)
     assert screener.lockstep_check_seconds == spent and len(checked) == 3
     references = naive_outcomes(lm, catalog, prompt, mutations, GREEDY)
     assert [(o.tokens, o.stopped) for o in outcomes] == [(r.tokens, r.stopped) for r in references]
@@ -209,7 +211,7 @@ def test_a_probe_longer_than_the_window_goes_naive_and_a_shorter_one_still_runs(
     runs = "exact" if chunk > 1 else "no batched product on this device computes rows as lone rows"
     for prompt, state in ((long, "a sliding window shorter than the probe"), (short, runs)):
         baseline = screener.baseline(prompt)
-        outcomes = screener._screen_text_lockstep(prompt, baseline, mutations)
+        outcomes = screener.lockstep_path.decode(prompt, baseline, mutations, screener.batch_size)
         assert screener.lockstep == state
         references = naive_outcomes(lm, catalog, prompt, mutations, decoding)
         assert [(o.tokens, o.stopped) for o in outcomes] == [
@@ -270,12 +272,14 @@ def test_the_order_probe_tells_two_summation_orders_apart():
         sequential += inputs[:, column : column + 1] * weight[:, column]
     assert not torch.equal(whole, halves) or not torch.equal(whole, sequential)
     assert not torch.equal(halves, sequential)
-    random_weight = torch.randn(576, 1536)
-    randn = torch.randn(4, 1536)
-    agree = torch.isclose(
+    generator = torch.Generator().manual_seed(1)
+    random_weight = torch.randn(576, 1536, generator=generator)
+    randn = torch.randn(4, 1536, generator=generator)
+    agree = torch.isclose(  # sums of size ~40 whose rounding is ~3e-5 on every machine seen
         randn @ random_weight.T,
         randn[:, :768] @ random_weight[:, :768].T + randn[:, 768:] @ random_weight[:, 768:].T,
         rtol=1e-5,
+        atol=1e-4,
     )
     assert agree.float().mean() > 0.99  # real data hides the order
 

@@ -12,7 +12,7 @@ builds for the positions at hand.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -142,6 +142,16 @@ class BaselineTrace:
 def supports_layers(model: nn.Module) -> bool:
     """True when the model's family has an architecture entry `LayerRunner` can run."""
     return unsupported_reason(model) is None
+
+
+def layer_batches(
+    mutations: Sequence[Mutation], batch_size: int
+) -> Iterator[list[tuple[int, Mutation]]]:
+    """[(index, mutation)] batches of at most `batch_size`, sorted by layer (rows join a batch
+    at their own layer, so neighbouring layers share a batch cheaply)."""
+    indexed = sorted(enumerate(mutations), key=lambda item: item[1].site.layer)
+    for start in range(0, len(indexed), batch_size):
+        yield indexed[start : start + batch_size]
 
 
 def _layers_of(mutations: Sequence[Mutation]) -> list[int]:

@@ -11,12 +11,14 @@ baseline's recorded input while it is fed the baseline's tokens, over the baseli
 values below L; once it feeds a token of its own it runs every layer. All mutants sit at the
 same position at every call (one call per step for everyone), so no mask or padding enters.
 
-Whether the floats really are the lone ones depends on the kernels of the machine; the screener
-holds a sample against the naive path before it relies on this decoder (`Screener`).
+Whether the floats really are the lone ones depends on the kernels of the machine: the lockstep
+path (`LockstepPath`, what the screener uses) holds a sample against the naive path before it
+relies on this decoder, and settles everything naively where it does not hold.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -24,13 +26,18 @@ import torch
 from torch import nn
 
 from mutatui.engine.architecture import Architecture, Positions
+from mutatui.engine.compare import first_divergence
 from mutatui.engine.decoding import Decoding, Generation
 from mutatui.engine.matrices import MatrixCatalog
+from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation
 from mutatui.exact.invariance import ChunkedLinears, RowEdit, row_chunk, row_edit
 from mutatui.exact.layers import join_at_layer
+from mutatui.exact.outcome import TextOutcome, naive_outcome
+from mutatui.exact.probes import ProbeTraces
 from mutatui.exact.replay import GenerateTrace
 from mutatui.exact.teacher import teacher_input
+from mutatui.exact.tolerance import lone_logits
 
 Observer = Callable[[list[int], int, torch.Tensor], None]
 """Sees each call's decisions: the mutation indices of the rows deciding, the step, and their
@@ -336,3 +343,122 @@ def checked_decode(
         if fingerprints(lone(mutations[number], fed)) != seen[number]:
             return results, None
     return results, [results[number].tokens != baseline for number in picked]
+
+
+class LockstepPath:
+    """The lockstep decoder as a screen uses it: one decoder per probe prompt, relied on once
+    `CHECKED_MUTANTS` mutants (one of them output-changing) held against the naive path, and
+    given up for the whole screen when one did not; mutants it cannot take are settled on the
+    naive path, one at a time."""
+
+    def __init__(
+        self,
+        lm: LoadedModel,
+        catalog: MatrixCatalog,
+        decoding: Decoding,
+        architecture: Architecture,
+        traces: ProbeTraces,
+    ) -> None:
+        self.lm = lm
+        self.catalog = catalog
+        self.decoding = decoding
+        self.architecture = architecture
+        self.traces = traces
+        self.chunk: int | None = None
+        """Rows per matrix product that compute as lone rows (measured on first use)."""
+        self.decoders: dict[tuple[int, ...], LockstepDecoder | str] = {}
+        """Per probe prompt, its lockstep decoder, or why it cannot run on it."""
+        self.held: list[bool] = []
+        """Whether each mutant held against the naive path so far changed the output."""
+        self.failure: str | None = None
+        """Why the lockstep decoder runs for no probe of this screen (None while it may)."""
+        self.check_seconds = 0.0
+        """Time spent holding the decoder against the naive path: once per screen, not per
+        mutation (`screening.estimate` leaves it out of the rate)."""
+        self.state: str | None = None
+        """How the decoder fared last: None until asked, "exact" when it ran, else why it did
+        not."""
+
+    def decoder(self, prompt: list[int]) -> LockstepDecoder | None:
+        """The lockstep decoder for `prompt`, when it can run here (None when not, with the
+        reason in `state`)."""
+        if not GenerateTrace.supports(self.lm, self.decoding):
+            self.failure = "it decodes greedily only"
+        if self.failure is not None:
+            self.state = self.failure
+            return None
+        key = tuple(prompt)
+        if key not in self.decoders:  # once per probe, not once per batch
+            if self.chunk is None:
+                self.chunk = LockstepDecoder.chunk_for(self.architecture)
+            trace = self.traces.generated(prompt)
+            steps = self.decoding.max_new_tokens
+            reason = unsupported_reason(trace, self.catalog, self.chunk, steps)
+            self.decoders[key] = (
+                LockstepDecoder(trace, self.catalog, self.chunk)
+                if reason is None
+                else reason  # of this probe (its length, its arguments): others may run
+            )
+        decoder = self.decoders[key]
+        if isinstance(decoder, str):
+            self.state = decoder
+            return None
+        return decoder
+
+    def decode(
+        self,
+        prompt: list[int],
+        baseline: Generation,
+        mutations: Sequence[Mutation],
+        batch_size: int,
+    ) -> list[TextOutcome]:
+        """The naive path's outcomes, batched by the lockstep decoder once a sample held
+        against the naive path; one mutant at a time on the naive path where it cannot run or
+        did not hold."""
+        decoder = self.decoder(prompt)
+        outcomes: list[TextOutcome] = []
+        for start in range(0, len(mutations), batch_size):
+            batch = list(mutations[start : start + batch_size])
+            if decoder is None:
+                outcomes += [self._naive(prompt, baseline, m) for m in batch]
+                continue
+            needed = self.checks_needed()
+            if not needed:
+                results = decoder.decode(batch, self.decoding.max_new_tokens)
+            else:
+                lone = self.lone_logits(prompt)
+                results, held = checked_decode(decoder, batch, self.decoding, lone, needed)
+                if held is None:
+                    self.failure = "its logits differ from the naive path's here"
+                    self.state, decoder = self.failure, None
+                    outcomes += [self._naive(prompt, baseline, m) for m in batch]
+                    continue
+                self.held += held
+            self.state = "exact"
+            for result in results:
+                divergence = first_divergence(baseline.tokens, result.tokens)
+                outcomes.append(
+                    TextOutcome(result.tokens, result.stopped, result.nonfinite, False, divergence)
+                )
+        return outcomes
+
+    def checks_needed(self) -> int:
+        """How many more mutants to hold against the naive path before relying on the decoder
+        (`CHECKED_MUTANTS`, one of them output-changing)."""
+        if len(self.held) < CHECKED_MUTANTS:
+            return CHECKED_MUTANTS - len(self.held)
+        return 0 if any(self.held) else 1
+
+    def lone_logits(self, prompt: list[int]) -> Callable[[Mutation, list[int]], torch.Tensor]:
+        """The naive path's logits a check compares with, timed into `check_seconds`."""
+
+        def lone(mutation: Mutation, fed: list[int]) -> torch.Tensor:
+            started = time.perf_counter()
+            logits = lone_logits(self.lm, self.catalog, mutation, fed, len(prompt))
+            self.check_seconds += time.perf_counter() - started
+            return logits
+
+        return lone
+
+    def _naive(self, prompt: list[int], baseline: Generation, mutation: Mutation) -> TextOutcome:
+        return naive_outcome(self.lm, self.catalog, self.decoding, prompt, baseline, mutation)

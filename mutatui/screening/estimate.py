@@ -8,7 +8,7 @@ mutation, for at most `SAMPLE_SECONDS` (at least one batch); the time per mutati
 the mutations planned, is the estimate, and the slowest and fastest batch give its range (a
 sample of one batch is timed twice, so the range says how steady this machine is). The
 memory is the peak seen while grading the sample, and the bound for a full batch: the model's
-weights plus a batch of rows (`exact.screener.row_bytes`). The disk is the bytes of the
+weights plus a batch of rows (`exact.sizing.row_bytes`). The disk is the bytes of the
 sample's rows as the store writes them, before DuckDB compresses them: a bound. Timing on a
 busy machine (a load average above its cores) is said, since it makes the estimate long.
 """
@@ -24,8 +24,8 @@ from typing import TypeVar
 from mutatui.engine.models import LoadedModel
 from mutatui.engine.mutations import Mutation
 from mutatui.engine.steps import StepHook, no_steps
-from mutatui.exact.screener import row_bytes
 from mutatui.exact.selfcheck import peak_memory
+from mutatui.exact.sizing import row_bytes
 from mutatui.exact.tolerance import spread
 from mutatui.screening.plan import WHOLE, Shard
 from mutatui.screening.runner import BatchGrader, mutation_row, prepare_screen

@@ -225,12 +225,14 @@ def prepare_engine(
         )
     prompt, baseline = (assays.prompts[0], assays.baselines[0]) if assays.prompts else ([], None)
     if stored is not None and stored.device == device:
-        screener.tolerances = Tolerance(
-            stored.element_tolerance,
-            stored.block_tolerance,
-            stored.measured_element,
-            stored.measured_block,
-            stored.calibration_mutations,
+        screener.adopt_tolerances(
+            Tolerance(
+                stored.element_tolerance,
+                stored.block_tolerance,
+                stored.measured_element,
+                stored.measured_block,
+                stored.calibration_mutations,
+            )
         )
     elif baseline is not None:
         screener.calibrate(prompt, baseline, sample)
@@ -540,13 +542,12 @@ def grade_batch(
             break
         except torch.OutOfMemoryError as error:
             screener = grader.screener
-            if screener.batch_size == 1:
+            if not screener.shrink_batch():
                 raise MutatuiError(
                     f"out of memory on {device_name(grader.lm.device)} with one mutation per "
                     "batch: the model and one mutant do not fit; use a smaller --dtype, "
                     "--device balanced, or a larger device"
                 ) from error
-            screener.batch_size //= 2
             _release_cached_memory()
             grader.on_retry(screener.batch_size)
     info = plan.matrix_of(batch[0][0])
