@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # torch and transformers load only when a command runs, not f
 
     from mutatui.analysis.grades import EffectGrade
     from mutatui.engine.decoding import Decoding
-    from mutatui.engine.models import LoadedModel
+    from mutatui.engine.models import LoadedModel, ModelOptions
 
 
 def whole(flag: str, *, maximum: int = LARGEST_SEED) -> Callable[[str], int]:
@@ -196,8 +196,19 @@ def check_prompts(args: argparse.Namespace) -> None:
         raise MutatuiError("--prompt is empty; give the text the model continues")
 
 
-def load_from_args(args: argparse.Namespace, *, quiet: bool = False) -> LoadedModel:
-    from mutatui.engine.models import load_model
+def model_options(args: argparse.Namespace) -> ModelOptions:
+    """The model flags of `add_model_arguments`, typed."""
+    from mutatui.engine.models import ModelOptions
+
+    return ModelOptions(args.device, args.dtype, args.trust_remote_code, args.arithmetic)
+
+
+def load_from_args(
+    args: argparse.Namespace, *, quiet: bool = False, model: str | None = None
+) -> LoadedModel:
+    """The model of `args.model` (or `model`) loaded with the model flags, its progress on
+    stderr unless `quiet`."""
+    from mutatui.engine.models import load_with
 
     check_prompts(args)
 
@@ -205,14 +216,7 @@ def load_from_args(args: argparse.Namespace, *, quiet: bool = False) -> LoadedMo
         if not quiet:
             print(f"mutatui: {message}", file=sys.stderr)
 
-    return load_model(
-        args.model,
-        device=args.device,
-        dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code,
-        arithmetic=args.arithmetic,
-        progress=say,
-    )
+    return load_with(model or args.model, model_options(args), progress=say)
 
 
 def run_app(app: App) -> int:

@@ -11,12 +11,14 @@ from mutatui.commands.common import (
     add_decoding_arguments,
     add_model_arguments,
     load_from_args,
+    model_options,
     whole,
 )
 from mutatui.errors import MutatuiError
-from mutatui.scale.options import add_ray_arguments, ray_requested
+from mutatui.scale.options import add_ray_arguments, ray_requested, ray_run
 
 if TYPE_CHECKING:
+    from mutatui.scale.ray_runner import RayEvent
     from mutatui.screening.estimate import Estimate
 
 SITES_HELP = (
@@ -194,9 +196,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     def load(model: str):
-        return load_from_args(
-            argparse.Namespace(**{**vars(args), "model": model}), quiet=args.quiet
-        )
+        return load_from_args(args, quiet=args.quiet, model=model)
 
     if args.estimate:
         if spec is None:
@@ -214,9 +214,16 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if ray_requested(args):
-            from mutatui.scale.ray_runner import run_from_args
+            from mutatui.scale.ray_runner import run_screen_on_ray
 
-            report = run_from_args(args, spec, screen_run, make_progress(quiet=args.quiet))
+            report = run_screen_on_ray(
+                spec,
+                screen_run,
+                ray_run(args, model_options(args)),
+                make_progress(quiet=args.quiet),
+                name=args.name,
+                on_event=None if args.quiet else log_ray_event,
+            )
         else:
             report = run_screen(
                 spec, screen_run, load, make_progress(quiet=args.quiet), name=args.name
@@ -347,3 +354,20 @@ def detach(db: Path, command_line: list[str]) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def log_ray_event(event: RayEvent) -> None:
+    """Ray worker starts, deaths and losses on stderr (finished parts show in the progress
+    bar)."""
+    if event.kind == "part":
+        return
+    where = event.info.label if event.info else f"worker {event.worker}"
+    if event.kind == "started":
+        line = f"Ray worker {event.worker} started on {where}"
+    elif event.kind == "died":
+        parts = ", ".join(str(part) for part in event.requeued)
+        again = f"; part {parts} requeued" if parts else ""
+        line = f"Ray worker {event.worker} ({where}) died{again}: {event.message}"
+    else:
+        line = f"Ray worker {event.worker} ({where}) lost for good: {event.message}"
+    print(f"mutatui: {line}", file=sys.stderr, flush=True)

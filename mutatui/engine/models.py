@@ -261,6 +261,30 @@ def _cached_hub_id(repo_id: str) -> str:
     return repo_id
 
 
+@dataclass(frozen=True)
+class ModelOptions:
+    """How a model is loaded, besides which model (`load_model` says what each means): the
+    command line's --device, --dtype, --trust-remote-code and --arithmetic, or what every Ray
+    worker is given."""
+
+    device: str | None = "auto"
+    dtype: str | None = "auto"
+    trust_remote_code: bool = False
+    arithmetic: str | None = None
+
+
+def load_with(spec: str, options: ModelOptions, progress: Progress | None = None) -> LoadedModel:
+    """`load_model` with `options`."""
+    return load_model(
+        spec,
+        device=options.device,
+        dtype=options.dtype,
+        trust_remote_code=options.trust_remote_code,
+        arithmetic=options.arithmetic,
+        progress=progress,
+    )
+
+
 def load_model(
     spec: str,
     *,

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+from mutatui.errors import MutatuiError
+
+if TYPE_CHECKING:
+    from mutatui.engine.models import ModelOptions
+    from mutatui.scale.ray_runner import RayRun
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,8 +56,31 @@ def ray_requested(args: argparse.Namespace) -> bool:
             if value is not None
         ]
         if given:
-            from mutatui.errors import MutatuiError
-
             raise MutatuiError(f"{', '.join(given)} only apply with --ray")
         return False
     return True
+
+
+def ray_run(args: argparse.Namespace, model: ModelOptions) -> RayRun:
+    """Where and how wide `mutatui screen --ray` runs, its options checked; every worker loads
+    the model with `model` (its device must be one a worker can have)."""
+    from mutatui.scale.ray_runner import RayRun
+
+    for flag, value in (("--ray-workers", args.ray_workers), ("--ray-parts", args.ray_parts)):
+        if value is not None and value < 1:
+            raise MutatuiError(f"{flag} must be at least 1, got {value}")
+    if model.device not in ("auto", "cpu", "cuda"):
+        raise MutatuiError(
+            f"--device {model.device} does not apply with --ray: each worker uses the one GPU "
+            "Ray gives it; valid: auto, cuda, cpu"
+        )
+    cpus = 1 if args.ray_cpus is None else args.ray_cpus
+    if cpus < 1:
+        raise MutatuiError(f"--ray-cpus must be at least 1, got {cpus}")
+    return RayRun(
+        address=args.ray or None,
+        workers=args.ray_workers,
+        parts=args.ray_parts,
+        cpus_per_worker=cpus,
+        model=model,
+    )

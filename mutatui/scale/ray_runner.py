@@ -18,12 +18,10 @@ Ray is imported here only, when a Ray screen runs: the base install does not nee
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
 import socket
-import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,16 +29,18 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from mutatui import process
+from mutatui.engine.models import ModelOptions
 from mutatui.errors import MutatuiError
-from mutatui.scale.worker import ModelOptions, PartResult, ScreenWorker, WorkerInfo
+from mutatui.scale.worker import PartResult, ScreenWorker, WorkerInfo
 from mutatui.screening.plan import SHARD_CHUNK, WHOLE, Shard
 from mutatui.screening.progress import ScreenProgress, Silent
 from mutatui.screening.runner import (
     ScreenReport,
     ScreenRun,
     check_baselines,
+    check_new_screen,
+    claim_screen,
     new_screen,
-    stored_spec,
 )
 from mutatui.screening.spec import ScreenSpec
 from mutatui.store import parts as ledger
@@ -166,29 +166,11 @@ def run_screen_on_ray(
     if run.shard != WHOLE:
         raise MutatuiError("--ray splits the spec into parts itself; drop --shard")
     with writer_lock(run.db):
-        record: store.ScreenRecord | None = None
-        if run.resume:
-            spec, record = stored_spec(run, spec, name)
-            if record.shard is not None:
-                raise MutatuiError(
-                    f"screen {record.name!r} is shard {record.shard}; resume it without --ray"
-                )
+        spec, record = claim_screen(run, spec, name, on_ray=True)
+        if record is not None:
             found = ledger.load_ledger(run.db, record.screen_id)
-            if found is None and store.resume_point(run.db, record.screen_id):
-                raise MutatuiError(
-                    f"screen {record.name!r} was started without --ray; resume it without --ray"
-                )
             if found is not None and not found.pending:
                 return _already_done(run, record, found)
-        elif spec is None:
-            raise MutatuiError("give a spec (--spec FILE or --model and flags), or --resume")
-        else:
-            initialize(run.db)
-            if store.find_screen(run.db, spec.display_name) is not None:
-                raise MutatuiError(
-                    f"{run.db} already has a screen named {spec.display_name!r}; "
-                    "use --resume to continue it, or --name for a new one"
-                )
         with connected(ray, ray_run):
             driver = _Driver(ray, spec, run, ray_run, record, progress or Silent(), on_event)
             return driver.drive()
@@ -323,6 +305,8 @@ class _Driver:
         its part ledger; queue the parts not done yet."""
         run, spec = self.run, self.spec
         if self.record is None:
+            initialize(run.db)  # only now: every input was checked, the first worker ran
+            check_new_screen(run.db, spec)
             screen_id = store.create_screen(
                 run.db,
                 new_screen(spec, None, info.planned),
@@ -442,56 +426,3 @@ class _Driver:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def run_from_args(
-    args: argparse.Namespace,
-    spec: ScreenSpec | None,
-    run: ScreenRun,
-    progress: ScreenProgress,
-) -> ScreenReport:
-    """`mutatui screen --ray`: the Ray options checked, worker events as log lines."""
-    for flag, value in (("--ray-workers", args.ray_workers), ("--ray-parts", args.ray_parts)):
-        if value is not None and value < 1:
-            raise MutatuiError(f"{flag} must be at least 1, got {value}")
-    if args.device not in ("auto", "cpu", "cuda"):
-        raise MutatuiError(
-            f"--device {args.device} does not apply with --ray: each worker uses the one GPU "
-            "Ray gives it; valid: auto, cuda, cpu"
-        )
-    cpus = 1 if args.ray_cpus is None else args.ray_cpus
-    if cpus < 1:
-        raise MutatuiError(f"--ray-cpus must be at least 1, got {cpus}")
-    ray_run = RayRun(
-        address=args.ray or None,
-        workers=args.ray_workers,
-        parts=args.ray_parts,
-        cpus_per_worker=cpus,
-        model=ModelOptions(
-            args.device, args.dtype, args.trust_remote_code, args.arithmetic or "native"
-        ),
-    )
-    return run_screen_on_ray(
-        spec,
-        run,
-        ray_run,
-        progress,
-        name=args.name,
-        on_event=None if args.quiet else log_event,
-    )
-
-
-def log_event(event: RayEvent) -> None:
-    """Worker starts, deaths and losses on stderr (finished parts show in the progress bar)."""
-    if event.kind == "part":
-        return
-    where = event.info.label if event.info else f"worker {event.worker}"
-    if event.kind == "started":
-        line = f"Ray worker {event.worker} started on {where}"
-    elif event.kind == "died":
-        parts = ", ".join(str(part) for part in event.requeued)
-        again = f"; part {parts} requeued" if parts else ""
-        line = f"Ray worker {event.worker} ({where}) died{again}: {event.message}"
-    else:
-        line = f"Ray worker {event.worker} ({where}) lost for good: {event.message}"
-    print(f"mutatui: {line}", file=sys.stderr, flush=True)

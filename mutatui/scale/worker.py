@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass
 
 from mutatui.engine.machine import Machine, this_machine
+from mutatui.engine.models import ModelOptions
 from mutatui.exact.noise import NoiseFloor
 from mutatui.screening.plan import WHOLE, Plan, Shard
 from mutatui.screening.runner import (
@@ -28,15 +29,6 @@ from mutatui.store.engines import EngineRecord
 
 
 @dataclass(frozen=True)
-class ModelOptions:
-    """How every worker loads the spec's model (the spec itself says which model)."""
-
-    device: str = "auto"
-    dtype: str = "auto"
-    trust_remote_code: bool = False
-    arithmetic: str = "native"
-
-
 @dataclass(frozen=True)
 class WorkerInfo:
     """A started worker: where it runs, and what its model gives, to check against the others."""
@@ -92,18 +84,12 @@ class ScreenWorker:
         import torch
 
         from mutatui.engine.matrices import MatrixCatalog
-        from mutatui.engine.models import load_model
+        from mutatui.engine.models import load_with
 
         if self._threads:
             torch.set_num_threads(self._threads)
         spec = self._spec
-        lm = load_model(
-            spec.model,
-            device=self._options.device,
-            dtype=self._options.dtype,
-            trust_remote_code=self._options.trust_remote_code,
-            arithmetic=self._options.arithmetic,
-        )
+        lm = load_with(spec.model, self._options)
         catalog = MatrixCatalog(lm.model)
         plan = spec.plan(catalog)
         screener = make_screener(lm, catalog, spec, self._batch_size)

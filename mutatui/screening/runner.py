@@ -601,6 +601,35 @@ def stored_spec(
     return stored, record
 
 
+def claim_screen(
+    run: ScreenRun, spec: ScreenSpec | None, name: str | None, *, on_ray: bool
+) -> tuple[ScreenSpec, store.ScreenRecord | None]:
+    """Inside the writer's lock, before the model loads: a resumed screen's stored spec and
+    record (refused when it was started the other way, with or without Ray), or the checked
+    spec of a new screen (its record None; nothing is written yet). The local and the Ray
+    runner both begin here."""
+    if not run.resume:
+        if spec is None:
+            raise MutatuiError("give a spec (--spec FILE or --model and flags), or --resume")
+        check_new_screen(run.db, spec)
+        return spec, None
+    if run.db.is_file():
+        initialize(run.db)  # the schema check every writer makes (tables added since)
+    spec, record = stored_spec(run, spec, name)
+    started_on_ray = has_ledger(run.db, record.screen_id)
+    if on_ray and record.shard is not None:
+        raise MutatuiError(
+            f"screen {record.name!r} is shard {record.shard}; resume it without --ray"
+        )
+    if on_ray and not started_on_ray and store.resume_point(run.db, record.screen_id):
+        raise MutatuiError(
+            f"screen {record.name!r} was started without --ray; resume it without --ray"
+        )
+    if not on_ray and started_on_ray:
+        raise MutatuiError(f"screen {record.name!r} was started on Ray; resume it with --ray")
+    return spec, record
+
+
 def check_new_screen(db: Path, spec: ScreenSpec) -> None:
     """Refuse, reading only, a database a new screen could not go into: one mutatui cannot
     write, or one with a screen of the spec's name already."""
@@ -635,21 +664,10 @@ def run_screen(
     """Run (or resume) a screen into `run.db`. `spec` may be None only when resuming."""
     progress = progress or Silent()
     with writer_lock(run.db):
-        record: store.ScreenRecord | None = None
+        spec, record = claim_screen(run, spec, name, on_ray=False)
         shard = run.shard
-        if run.resume:
-            if run.db.is_file():
-                initialize(run.db)  # the schema check every writer makes (tables added since)
-            spec, record = stored_spec(run, spec, name)
-            if has_ledger(run.db, record.screen_id):
-                raise MutatuiError(
-                    f"screen {record.name!r} was started on Ray; resume it with --ray"
-                )
+        if record is not None:
             shard = parse_shard(record.shard) if record.shard else WHOLE
-        elif spec is None:
-            raise MutatuiError("give a spec (--spec FILE or --model and flags), or --resume")
-        else:
-            check_new_screen(run.db, spec)
         lm = load(spec.model)
         stored = engine_of(run.db, record.screen_id) if record is not None else None
         prepared = prepare_screen(
