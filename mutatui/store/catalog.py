@@ -9,10 +9,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from mutatui.store.database import connect, live_status
+from mutatui.store.database import connect, live_status, quiet
 from mutatui.store.effects import floors_by_screen
 from mutatui.store.engines import numbers_by_screen
 from mutatui.store.machines import machines_by_screen
+from mutatui.store.schema import phenotypic
 from mutatui.store.screens import describe_parts, shard_parts
 
 
@@ -52,26 +53,22 @@ class ScreenSummary:
         return f"{self.status}, {describe_parts(*parts)}"
 
 
-def quiet(connection) -> None:
-    """No progress bar from DuckDB on the terminal the explorer draws."""
-    connection.execute("SET enable_progress_bar = false")
-
-
 def list_screens(path: str | Path) -> list[ScreenSummary]:
     """Every screen in the database, newest first, with its tested and phenotypic counts.
 
     A screen writes each mutation in the same transaction as its results, so the mutations
-    table counts the tested ones; only the changed results are scanned for phenotypes."""
+    table counts the tested ones; the results with a phenotype (`schema.phenotypic`) the
+    phenotypic ones."""
     with connect(path, read_only=True) as connection:
         quiet(connection)
         rows = connection.execute(
-            """
+            f"""
             SELECT s.screen_id, s.name, s.kind, s.model, s.status, s.decoding,
                    (SELECT count(*) FROM probes p WHERE p.screen_id = s.screen_id),
                    s.planned_mutations,
                    (SELECT count(*) FROM mutations m WHERE m.screen_id = s.screen_id),
                    (SELECT count(DISTINCT r.mutation_id) FROM results r
-                     WHERE r.screen_id = s.screen_id AND r.changed),
+                     WHERE r.screen_id = s.screen_id AND {phenotypic("r")}),
                    s.created_at, s.shard
             FROM screens s ORDER BY s.created_at DESC, s.screen_id DESC
             """

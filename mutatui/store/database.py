@@ -164,6 +164,11 @@ def _retried(target: Path, opening: Callable[[], T], wait: float) -> T:
             delay = min(delay * 2, 0.2)
 
 
+def quiet(connection: duckdb.DuckDBPyConnection) -> None:
+    """No progress bar from DuckDB on the terminal the explorer draws."""
+    connection.execute("SET enable_progress_bar = false")
+
+
 @contextmanager
 def connect(
     path: str | Path, *, read_only: bool, wait: float = LOCK_WAIT_SECONDS

@@ -18,8 +18,8 @@ from mutatui.engine.families import MATRIX_ORDER
 from mutatui.engine.sites import Site
 from mutatui.errors import MutatuiError
 from mutatui.exact.noise import NoiseFloor
-from mutatui.store.catalog import ScreenSummary, quiet
-from mutatui.store.database import connect, has_table, initialize, live_status
+from mutatui.store.catalog import ScreenSummary
+from mutatui.store.database import connect, has_table, initialize, live_status, quiet
 from mutatui.store.effects import read_noise
 from mutatui.store.engines import read_engine
 from mutatui.store.places import ensure_data_folder

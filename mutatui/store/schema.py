@@ -381,3 +381,10 @@ CREATE TABLE IF NOT EXISTS screen_parts (
     PRIMARY KEY (screen_id, part)
 );
 """
+
+
+def phenotypic(alias: str = "") -> str:
+    """The one SQL condition for a result with a phenotype: its output changed, or its choice
+    score fell to destruction (`alias`: the results table's, as in `r`)."""
+    prefix = f"{alias}." if alias else ""
+    return f"({prefix}changed OR {prefix}destructive)"

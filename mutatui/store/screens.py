@@ -43,6 +43,7 @@ from mutatui.store.effects import (
 )
 from mutatui.store.engines import EngineRecord, copy_engine, read_engine
 from mutatui.store.machines import copy_machines, read_machines
+from mutatui.store.schema import phenotypic
 
 MUTATION_COLUMNS = (
     "mutation_id",
@@ -310,7 +311,7 @@ def phenotype_count(path: str | Path, screen_id: int) -> int:
         row = _first(
             connection.execute(
                 "SELECT count(DISTINCT mutation_id) FROM results "
-                "WHERE screen_id = ? AND (changed OR destructive)",
+                f"WHERE screen_id = ? AND {phenotypic()}",
                 [screen_id],
             )
         )
@@ -458,10 +459,10 @@ def summarize(path: str | Path) -> list[ScreenDetails]:
                     "count(*) FILTER (WHERE severity = 0), count(*) FILTER (WHERE severity = 1), "
                     "count(*) FILTER (WHERE severity = 2), count(*) FILTER (WHERE severity = 3), "
                     "count(*) FILTER (WHERE text_changed), count(*) FILTER (WHERE choice_changed) "
-                    "FROM (SELECT bool_or(r.changed OR r.destructive) AS changed, "
+                    f"FROM (SELECT bool_or{phenotypic('r')} AS changed, "
                     "bool_or(r.malignant) AS malignant, max(r.severity) AS severity, "
                     "bool_or(r.changed AND p.kind = 'text') AS text_changed, "
-                    "bool_or((r.changed OR r.destructive) AND p.kind = 'choice') AS choice_changed "
+                    f"bool_or({phenotypic('r')} AND p.kind = 'choice') AS choice_changed "
                     "FROM results r JOIN probes p USING (screen_id, probe_id) "
                     "WHERE r.screen_id = ? GROUP BY r.mutation_id)",
                     [screen.screen_id],
