@@ -29,7 +29,6 @@ from mutatui.store.engines import EngineRecord
 
 
 @dataclass(frozen=True)
-@dataclass(frozen=True)
 class WorkerInfo:
     """A started worker: where it runs, and what its model gives, to check against the others."""
 
