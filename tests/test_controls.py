@@ -41,7 +41,9 @@ def loader(tiny):
 def test_kl_is_never_below_zero_and_zero_for_a_mutation_that_changes_nothing(tiny):
     """A KL is a divergence: never negative, whatever the rounding (the old sum P log P minus
     sum P log Q read -3e-4 for mutations that barely move the model). A mutation that writes an
-    element's own value changes no logit: every effect size is exactly zero."""
+    element's own value changes no weight: its effect sizes are zero to the design's precision
+    (1e-6). Not always exactly zero: a pass's rows need not round alike (under an AVX2 cap on
+    an Intel processor with AMX, its row and its control's differ by 3e-8 nats)."""
     lm, catalog = tiny
     prompt = encode_prompt(lm, PROMPT)
     info = catalog.get(1, "down")
@@ -52,7 +54,9 @@ def test_kl_is_never_below_zero_and_zero_for_a_mutation_that_changes_nothing(tin
     baseline = screener.baseline(prompt)
     outcomes = screener.screen_text(prompt, baseline, mutations)
     nothing = outcomes[0].effect
-    assert (nothing.delta_nll, nothing.kl_prefix, nothing.kl_all) == (0.0, 0.0, 0.0)
+    assert outcomes[0].diverge_at is None
+    assert all(abs(v) <= 1e-6 for v in (nothing.delta_nll, nothing.kl_prefix, nothing.kl_all))
+    assert min(nothing.kl_prefix, nothing.kl_all) >= 0.0
     kls = [o.effect.kl_all for o in outcomes if o.effect.kl_all is not None]
     assert len(kls) > 20 and min(kls) >= 0.0
     # the measurement alone: identical logits move nothing; logits shifted by a constant move
