@@ -40,7 +40,8 @@ from tempfile import TemporaryDirectory
 
 from mutatui.errors import MutatuiError
 from mutatui.store.database import copy_database, lock_path, writer_lock
-from mutatui.store.screens import find_screen, merge, shard_parts
+from mutatui.store.merge import merge, shard_parts
+from mutatui.store.screens import find_screen
 
 PART_NAME = re.compile(r"^(\d+)-of-(\d+)\.db\.xz$")
 

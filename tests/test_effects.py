@@ -21,7 +21,8 @@ from mutatui.exact.screener import Screener
 from mutatui.screening.runner import ScreenRun, run_screen
 from mutatui.screening.verify import EFFECT_TOLERANCE, HALF_TOLERANCE, naive_effects
 from mutatui.screening.verify import agrees as effect_agrees
-from mutatui.store.screens import export_table, merge
+from mutatui.store.export import export_table
+from mutatui.store.merge import merge
 
 GREEDY = Decoding(max_new_tokens=12)
 SAMPLED = Decoding(mode="sample", temperature=0.7, seed=5, max_new_tokens=12)

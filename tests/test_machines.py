@@ -18,7 +18,7 @@ from mutatui.screening.plan import Shard
 from mutatui.screening.runner import ScreenRun, run_screen
 from mutatui.screening.verify import compare_machines
 from mutatui.store.machines import machines_of, record_machine
-from mutatui.store.screens import merge
+from mutatui.store.merge import merge
 
 
 def loader(tiny):

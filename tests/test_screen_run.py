@@ -116,7 +116,7 @@ def test_results_match_what_the_mutation_does_alone(whole, tiny, tiny_model_dir,
 
 
 def test_shards_merged_equal_the_whole(whole, tiny, tiny_model_dir, questions_file, tmp_path):
-    from mutatui.store.screens import merge
+    from mutatui.store.merge import merge
 
     spec = tiny_spec(tiny_model_dir, questions_file)
     parts = []

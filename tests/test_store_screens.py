@@ -13,6 +13,8 @@ import pytest
 from mutatui import cli
 from mutatui.errors import MutatuiError
 from mutatui.store import catalog, queries
+from mutatui.store import export as exporting
+from mutatui.store import merge as merging
 from mutatui.store import screens as store
 from mutatui.store.database import (
     attach_read_only,
@@ -244,7 +246,7 @@ def test_merge_waits_for_a_writer_holding_its_input(tmp_path):
         attach_read_only(reader, source, "s")  # merge's attach: retried until the writer lets go
         assert reader.execute("SELECT count(*) FROM s.mutations").fetchone() == (3,)
         reader.close()
-        assert store.merge(tmp_path / "out.db", [source]) == [("s", 3)]
+        assert merging.merge(tmp_path / "out.db", [source]) == [("s", 3)]
     finally:
         holder.kill()
         holder.wait()
@@ -298,21 +300,21 @@ def test_merge_of_shards_equals_the_whole_and_never_duplicates(tmp_path):
     running = _shard_db(tmp_path / "running.db", "2/2", [3, 4, 5], status="running", planned=5)
     two = _shard_db(tmp_path / "two.db", "2/2", [3, 4, 5, 8, 9])
     out = tmp_path / "out.db"
-    assert store.merge(out, [one]) == [("s", 5)]
+    assert merging.merge(out, [one]) == [("s", 5)]
     assert rows(out, "SELECT shard, status, planned_mutations FROM screens") == [
         ("1/2", "interrupted", 5)
     ]
-    assert store.merge(out, [running, one]) == [("s", 3)]
+    assert merging.merge(out, [running, one]) == [("s", 3)]
     # every part is in, but the second was still running: the merged screen is not complete
     assert rows(out, "SELECT shard, status, planned_mutations FROM screens") == [
         (None, "interrupted", 10)
     ]
     # merged again once it finished, it is
-    assert store.merge(out, [two]) == [("s", 2)]
+    assert merging.merge(out, [two]) == [("s", 2)]
     assert _dump(out) == _dump(whole)
     assert rows(out, "SELECT status FROM screens") == [("complete",)]
     # merging again adds nothing
-    assert store.merge(out, [one, two]) == [("s", 0)]
+    assert merging.merge(out, [one, two]) == [("s", 0)]
     assert _dump(out) == _dump(whole)
     # nor time: the first merge of each part counted its one second of screening
     assert rows(out, "SELECT elapsed_seconds FROM screens") == [(2.0,)]
@@ -325,11 +327,11 @@ def test_merge_complete_shards_gives_a_complete_screen(tmp_path, capsys):
     one = _shard_db(tmp_path / "one.db", "1/2", [0, 1])
     two = _shard_db(tmp_path / "two.db", "2/2", [2, 3])
     out = tmp_path / "out.db"
-    store.merge(out, [one, two])
+    merging.merge(out, [one, two])
     assert rows(out, "SELECT shard, status FROM screens") == [(None, "complete")]
     # also when the parts come one merge at a time
     one_by_one = tmp_path / "one_by_one.db"
-    store.merge(one_by_one, [one])
+    merging.merge(one_by_one, [one])
     assert rows(one_by_one, "SELECT shard, status FROM screens") == [("1/2", "interrupted")]
     # the explorer says it holds only some of the spec's parts
     (listed,) = catalog.list_screens(one_by_one)
@@ -339,30 +341,30 @@ def test_merge_complete_shards_gives_a_complete_screen(tmp_path, capsys):
     shown = " ".join(capsys.readouterr().out.split())
     assert "1 of 2 parts (1)" in shown and "2 of 2 planned in these parts (100.0%)" in shown
     assert queries.load_screen(one_by_one, listed.screen_id).summary.state == listed.state
-    store.merge(one_by_one, [two])
+    merging.merge(one_by_one, [two])
     assert rows(one_by_one, "SELECT shard, status FROM screens") == [(None, "complete")]
     assert catalog.list_screens(one_by_one)[0].state == "complete"
 
 
 def test_parts_held_are_described_with_runs_shortened_to_ranges():
-    assert store.describe_parts(frozenset({1}), 2) == "1 of 2 parts (1)"
-    assert store.describe_parts(frozenset({3, 1, 2, 7}), 54) == "4 of 54 parts (1-3, 7)"
-    assert store.describe_parts(frozenset({5, 9, 10}), 54) == "3 of 54 parts (5, 9-10)"
+    assert merging.describe_parts(frozenset({1}), 2) == "1 of 2 parts (1)"
+    assert merging.describe_parts(frozenset({3, 1, 2, 7}), 54) == "4 of 54 parts (1-3, 7)"
+    assert merging.describe_parts(frozenset({5, 9, 10}), 54) == "3 of 54 parts (5, 9-10)"
 
 
 def test_merge_refuses_disagreeing_parts(tmp_path):
     one = _shard_db(tmp_path / "one.db", "1/2", [0, 1])
     other_model = _shard_db(tmp_path / "two.db", "2/2", [2, 3], tokens=(9, 9))
     with pytest.raises(MutatuiError, match="disagree on probes or baselines"):
-        store.merge(tmp_path / "out.db", [one, other_model])
+        merging.merge(tmp_path / "out.db", [one, other_model])
     other_spec = tmp_path / "spec.db"
     store.create_screen(other_spec, new_screen(spec_hash="h2"), PROBES, MATRICES)
     out = tmp_path / "out2.db"
-    store.merge(out, [one])
+    merging.merge(out, [one])
     with pytest.raises(MutatuiError, match="different spec; merge refused"):
-        store.merge(out, [other_spec])
+        merging.merge(out, [other_spec])
     with pytest.raises(MutatuiError, match="is the output"):
-        store.merge(out, [out])
+        merging.merge(out, [out])
 
 
 def test_merge_refuses_what_it_cannot_account_for(tmp_path):
@@ -371,19 +373,19 @@ def test_merge_refuses_what_it_cannot_account_for(tmp_path):
     one = _shard_db(tmp_path / "one.db", "1/3", [0, 1])
     one_two = _shard_db(tmp_path / "one_two.db", "1,2/3", [0, 1, 2, 3])
     out = tmp_path / "out.db"
-    store.merge(out, [one])
+    merging.merge(out, [one])
     before = _dump(out)
     with pytest.raises(MutatuiError, match="holds some parts that are merged already"):
-        store.merge(out, [one_two])
+        merging.merge(out, [one_two])
     with pytest.raises(MutatuiError, match="holds some parts that are merged already"):
-        store.merge(tmp_path / "fresh.db", [one, one_two])
+        merging.merge(tmp_path / "fresh.db", [one, one_two])
     whole = _shard_db(tmp_path / "whole.db", None, [0, 1, 2, 3, 4, 5])
     with pytest.raises(MutatuiError, match="holds some parts that are merged already"):
-        store.merge(out, [whole])
+        merging.merge(out, [whole])
     assert _dump(out) == before
     assert rows(out, "SELECT shard, planned_mutations FROM screens") == [("1/3", 2)]
     # a complete whole run holds every part: merging a part into it adds nothing
-    assert store.merge(whole, [one]) == [("s", 0)]
+    assert merging.merge(whole, [one]) == [("s", 0)]
     assert rows(whole, "SELECT shard, status, elapsed_seconds FROM screens") == [
         (None, "complete", 1.0)
     ]
@@ -393,12 +395,12 @@ def test_merge_refuses_what_it_cannot_account_for(tmp_path):
 def test_export_reads_back(tmp_path, file_format):
     db = _shard_db(tmp_path / "s.db", None, list(range(6)))
     out = tmp_path / f"results.{file_format}"
-    assert store.export_table(db, "results", file_format, out) == 12
+    assert exporting.export_table(db, "results", file_format, out) == 12
     reader = "read_parquet" if file_format == "parquet" else "read_csv_auto"
     back = duckdb.sql(f"SELECT count(*), count(text) FROM {reader}(?)", params=[str(out)])
     assert back.fetchall() == [(12, 2)]
     with pytest.raises(MutatuiError, match="unknown table 'secrets'"):
-        store.export_table(db, "secrets", file_format, out)
+        exporting.export_table(db, "secrets", file_format, out)
 
 
 def test_summary_counts(tmp_path):

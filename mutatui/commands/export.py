@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mutatui.errors import MutatuiError
     from mutatui.store.database import cannot_write, check_readable
-    from mutatui.store.screens import EXPORT_TABLES, export_table
+    from mutatui.store.export import EXPORT_TABLES, export_table
 
     check_readable(args.db)  # before the output folder is made
     out = Path(args.out)

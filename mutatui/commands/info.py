@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from mutatui.store.screens import describe_parts, shard_parts, summarize
+    from mutatui.store.merge import describe_parts, shard_parts
+    from mutatui.store.screens import summarize
 
     summaries = summarize(args.db)
     if args.json:

@@ -39,7 +39,7 @@ def check_sources(inputs: list[str]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mutatui.store.database import writer_lock
-    from mutatui.store.screens import merge
+    from mutatui.store.merge import merge
 
     check_sources(args.inputs)
     with writer_lock(args.out):

@@ -48,6 +48,7 @@ from mutatui.store import screens as store
 from mutatui.store.database import initialize, writer_lock
 from mutatui.store.engines import record_engine
 from mutatui.store.machines import record_machine
+from mutatui.store.merge import reorder_screen
 
 PART_SIZE = 512
 """Mutations per part when the number of parts is not given."""
@@ -179,7 +180,7 @@ def run_screen_on_ray(
 def _already_done(run: ScreenRun, record: store.ScreenRecord, found: ledger.Ledger) -> ScreenReport:
     """A resumed screen whose parts are all in (its driver died at the very end): put its rows
     in id order and mark it complete, starting no worker."""
-    store.reorder_screen(run.db, record.screen_id)
+    reorder_screen(run.db, record.screen_id)
     store.set_status(run.db, record.screen_id, "complete")
     return ScreenReport(
         record.screen_id,
@@ -405,7 +406,7 @@ class _Driver:
                     self._finished(index, value)
                 for other in range(len(self.workers)):
                     self._feed(other)
-            store.reorder_screen(self.run.db, self.screen_id)
+            reorder_screen(self.run.db, self.screen_id)
             status = "complete"
         finally:
             for worker in self.workers:

@@ -13,8 +13,8 @@ from mutatui.store.database import connect, live_status, quiet
 from mutatui.store.effects import floors_by_screen
 from mutatui.store.engines import numbers_by_screen
 from mutatui.store.machines import machines_by_screen
+from mutatui.store.merge import describe_parts, shard_parts
 from mutatui.store.schema import phenotypic
-from mutatui.store.screens import describe_parts, shard_parts
 
 
 @dataclass(frozen=True)
