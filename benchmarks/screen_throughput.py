@@ -45,7 +45,7 @@ from mutatui.engine.sites import Site
 from mutatui.exact.screener import Screener
 from mutatui.exact.selfcheck import element_mutations, tile_mutations
 from mutatui.exact.tolerance import spread
-from mutatui.screening.runner import Assays, slow_native_reason
+from mutatui.screening.prepare import Assays, slow_native_reason
 
 PROMPT = "The life cycle of Drosophila:"
 
@@ -60,7 +60,7 @@ def timed(
 
 
 def native_is_slow(screener: Screener, prompt: list[int], sample: list[Mutation]) -> str | None:
-    """Why a screen would leave native half precision here (`runner.slow_native_reason`)."""
+    """Why a screen would leave native half precision here (`prepare.slow_native_reason`)."""
     baseline = screener.baseline(prompt)
     assays = Assays([prompt], [baseline], [""], None, None)
     return slow_native_reason(screener, assays, sample)

@@ -146,7 +146,7 @@ def test_effects_are_a_spec_option_outside_the_screens_identity(tiny_model_dir, 
     on = tiny_spec(tiny_model_dir, questions_file, effects=True)
     assert plain.digest == on.digest  # a resume or merge of the same mutations still matches
     assert "effects" not in plain.table() and on.table()["effects"] is True
-    from mutatui.screening.runner import records_effects
+    from mutatui.screening.prepare import records_effects
 
     off = tiny_spec(tiny_model_dir, questions_file, effects=False)
     assert records_effects(plain) and records_effects(on) and not records_effects(off)

@@ -15,15 +15,13 @@ from mutatui.engine.machine import Machine, this_machine
 from mutatui.engine.models import ModelOptions
 from mutatui.exact.noise import NoiseFloor
 from mutatui.screening.plan import WHOLE, Plan, Shard
-from mutatui.screening.runner import (
-    BatchGrader,
+from mutatui.screening.prepare import (
     calibration_sample,
-    grade_batch,
     make_screener,
-    matrix_rows,
     measure_assays,
     prepare_engine,
 )
+from mutatui.screening.runner import BatchGrader, grade_batch, matrix_rows
 from mutatui.screening.spec import ScreenSpec
 from mutatui.store.engines import EngineRecord
 

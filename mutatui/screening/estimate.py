@@ -28,7 +28,8 @@ from mutatui.exact.selfcheck import peak_memory
 from mutatui.exact.sizing import row_bytes
 from mutatui.exact.tolerance import spread
 from mutatui.screening.plan import WHOLE, Shard
-from mutatui.screening.runner import BatchGrader, mutation_row, prepare_screen
+from mutatui.screening.prepare import prepare_screen
+from mutatui.screening.runner import BatchGrader, mutation_row
 from mutatui.screening.spec import ScreenSpec
 
 T = TypeVar("T")
