@@ -52,6 +52,15 @@ _received: list[int] = []
 _on_stop: Callable[[], None] | None = None
 
 
+def interruption(error: BaseException) -> KeyboardInterrupt | None:
+    """The stop behind a library call that a stop signal cut short, or None. DuckDB turns the
+    KeyboardInterrupt a signal raises inside a query into `RuntimeError('Query interrupted')`:
+    the stop must still end the command as a stop (one line), not as an error's traceback."""
+    if not isinstance(error, RuntimeError) or "interrupted" not in str(error).lower():
+        return None
+    return Stopped(_received[-1]) if _received else KeyboardInterrupt()
+
+
 def _stop(signum: int, frame: object) -> None:
     _received.append(signum)
     if _on_stop is None:

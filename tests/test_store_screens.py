@@ -419,3 +419,26 @@ def test_a_database_in_a_missing_folder_is_one_line(tmp_path):
         writer_lock(tmp_path / "missing" / "s.db"),
     ):
         pass
+
+
+def test_a_stop_signal_inside_a_query_is_a_stop_not_an_error():
+    """DuckDB turns the KeyboardInterrupt a signal raises inside a query into a RuntimeError
+    ('Query interrupted'); `process.interruption` (which `connect` applies) makes it the stop
+    again, so the command ends with its one stop line (`mutatui effects` under SIGTERM printed
+    a traceback)."""
+    import os
+    import signal
+    import threading
+
+    from mutatui import process
+
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    with process.handling_stops(), pytest.raises(RuntimeError, match="interrupted") as cut:
+        timer.start()
+        duckdb.connect().execute(
+            "SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3"
+        ).fetchall()
+    timer.join()
+    stop = process.interruption(cut.value)
+    assert isinstance(stop, process.Stopped) and stop.signum == signal.SIGTERM
+    assert process.interruption(RuntimeError("another failure")) is None

@@ -83,15 +83,25 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"mutatui effects: {line}", file=sys.stderr)
 
-    report = add_effects(
-        db,
-        record,
-        lm,
-        batch_size=args.batch_size,
-        rows=args.add_rows,
-        recompute=args.recompute,
-        progress=say,
-    )
+    try:
+        report = add_effects(
+            db,
+            record,
+            lm,
+            batch_size=args.batch_size,
+            rows=args.add_rows,
+            recompute=args.recompute,
+            progress=say,
+        )
+    except KeyboardInterrupt as stop:
+        from mutatui import process
+
+        print(
+            f"mutatui: effects stopped ({process.signal_name(stop)}); the effect sizes "
+            f"computed so far are kept in {db}: the same command without --recompute goes on",
+            file=sys.stderr,
+        )
+        return 128 + process.signal_number(stop)
     imported = f" ({report.imported} from {args.add_rows})" if args.add_rows else ""
     print(f"{report.screen}: effect sizes added to {report.added} results{imported}")
     return 0

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import duckdb
 
+from mutatui import process
 from mutatui.engine.forms import shown
 from mutatui.errors import MutatuiError
 from mutatui.store.places import refuse_bundled, unwritable
@@ -188,6 +189,11 @@ def connect(
     )
     try:
         yield connection
+    except RuntimeError as error:  # a stop signal inside a query (DuckDB's own Error is apart)
+        stop = process.interruption(error)
+        if stop is None:
+            raise
+        raise stop from None
     except duckdb.Error as error:
         failure = damaged(target, error) or (
             write_failure(target, error) if not read_only else None
